@@ -1,0 +1,760 @@
+//! Configuration: layered loading, validation, unknown-key detection, secrets.
+//!
+//! Layers, later ones win (the `config` crate):
+//! 1. `config/default.toml`, compiled into the binary; it documents every key;
+//! 2. the operator's file: `--config FILE`, default `/etc/secutix-sync/config.toml` (skipped if absent);
+//! 3. environment variables `SECUTIX_SYNC__SECTION__KEY` (e.g. `SECUTIX_SYNC__SECUTIX__INSTITUTION=MOSA`).
+//!
+//! Keys that no section knows, in the file or as `SECUTIX_SYNC__…` variables, are reported as likely typos
+//! ([`Loaded::unknown_keys`]). Secrets are [`SecretString`]s: their `Debug` output is redacted and they are
+//! only exposed where a request is signed or authenticated.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// The configuration defaults, with a comment on every key.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Where the operator's file is looked up when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/secutix-sync/config.toml";
+
+/// Prefix of configuration environment variables.
+pub const ENV_PREFIX: &str = "SECUTIX_SYNC";
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    /// How to reach SecuTix.
+    pub secutix: SecutixConfig,
+    /// What to import and how.
+    pub catalogue: CatalogueConfig,
+    /// The embedded database.
+    pub store: StoreConfig,
+}
+
+/// Which SecuTix environment the institution lives on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// `https://<instit>.ws.secutix.com`
+    Production,
+    /// `https://<instit>.demo-ws.secutix.com`
+    Demo,
+    /// `https://<instit>.pp-ws.secutix.com`
+    Preprod,
+}
+
+/// REST (JSON) or SOAP (XML).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// `POST …/tnseb/backend-apis/<service>/v1_33/<method>` with a JSON body and a Bearer JWT.
+    Rest,
+    /// SOAP 1.1 on `…/tnseb/external-remoting/…webservice` with a WS-Security UsernameToken.
+    Soap,
+}
+
+/// How REST calls are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// An HS256 JWT forged locally with the secret: costs no SecuTix call.
+    Jwt,
+    /// A token fetched from `POST /tnai/backend-apis/v1/auth` (one call, cached).
+    TokenEndpoint,
+}
+
+/// `[secutix]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct SecutixConfig {
+    /// Institution code, e.g. `MOSA`; lowercased it is the host's first label.
+    pub institution: String,
+    /// production | demo | preprod.
+    pub environment: Environment,
+    /// Explicit base URL (`https://host[:port]`), overriding `environment`; empty = derived.
+    pub base_url: String,
+    /// rest | soap.
+    pub transport: Transport,
+    /// Web-service version in paths and namespaces.
+    pub api_version: String,
+    /// jwt | token_endpoint.
+    pub auth: AuthMode,
+    /// Virtual operator (JWT `aud`, SOAP user name, token endpoint `operator`).
+    pub operator: String,
+    /// Partner name (JWT `iss`, token endpoint `partner`).
+    pub partner: String,
+    /// The operator's secret, inline. Prefer `secret_file`.
+    pub secret: Option<SecretString>,
+    /// File holding the secret (one line). Relative paths are resolved in `$CREDENTIALS_DIRECTORY` when
+    /// systemd provides one (`LoadCredential=`), else against the working directory.
+    pub secret_file: String,
+    /// Token endpoint URL; empty = `<base>/tnai/backend-apis/v1/auth`.
+    pub token_endpoint: String,
+    /// Lifetime of a forged JWT (`exp - iat`).
+    #[serde(with = "humantime_serde")]
+    pub jwt_lifetime: Duration,
+    /// How long a token from the endpoint is reused.
+    #[serde(with = "humantime_serde")]
+    pub token_reuse: Duration,
+    /// Timeout of one HTTP call, connection to last byte.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Timeout to establish a connection.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Calls per minute per service (SecuTix allows 60 per endpoint and institution).
+    pub calls_per_minute: u32,
+    /// Largest response accepted, in MiB; a bigger body is refused with an error.
+    pub max_response_mib: u64,
+}
+
+/// `[catalogue]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct CatalogueConfig {
+    /// getCatalogDetailed (DTOs) or getCatalog (the catalogue as an XML string).
+    pub method: CatalogueMethod,
+    /// Keep only these season codes (empty = all). One code is also sent as `seasonCode`.
+    pub season_codes: Vec<String>,
+    /// Keep only these product codes (empty = all). One code is also sent as `productCode`.
+    pub product_codes: Vec<String>,
+    /// Product families to keep (`productFamilyType`).
+    pub product_families: Vec<String>,
+    /// `scope` parameter of getCatalogDetailed (e.g. `EXTENDED`); empty = not sent.
+    pub scope: String,
+    /// First wait after `statusCode: in_progress`; doubles up to `in_progress_max_backoff`.
+    #[serde(with = "humantime_serde")]
+    pub in_progress_backoff: Duration,
+    /// Longest wait between two in_progress re-calls.
+    #[serde(with = "humantime_serde")]
+    pub in_progress_max_backoff: Duration,
+    /// Overall deadline of one import (all re-calls and back-offs included).
+    #[serde(with = "humantime_serde")]
+    pub deadline: Duration,
+    /// Minimum time between two fresh catalogue calls (SecuTix: one per 10 minutes), kept across restarts.
+    #[serde(with = "humantime_serde")]
+    pub min_interval: Duration,
+    /// Refuse an import that would remove more than this share of the live products (or all of them).
+    pub shrink_guard_ratio: f64,
+}
+
+/// Which catalogue method is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum CatalogueMethod {
+    /// The catalogue as DTOs (the default).
+    #[serde(rename = "getCatalogDetailed")]
+    GetCatalogDetailed,
+    /// The catalogue as an XML string in `catalogData`.
+    #[serde(rename = "getCatalog")]
+    GetCatalog,
+}
+
+impl CatalogueMethod {
+    /// The SecuTix method name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CatalogueMethod::GetCatalogDetailed => "getCatalogDetailed",
+            CatalogueMethod::GetCatalog => "getCatalog",
+        }
+    }
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct StoreConfig {
+    /// Folder of the sled database (one process at a time).
+    pub path: PathBuf,
+    /// sled page cache, MiB.
+    pub cache_mib: u64,
+}
+
+/// One configuration problem, tied to a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted key (`secutix.institution`) or the environment variable's name.
+    pub key: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file given with `--config` does not exist or cannot be read.
+    #[error("cannot read the configuration file {path}: {reason}; check --config")]
+    File {
+        /// The path.
+        path: PathBuf,
+        /// The I/O or syntax error.
+        reason: String,
+    },
+    /// One or more keys are invalid.
+    #[error("invalid configuration:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Problem>),
+}
+
+/// Where the layers come from.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// The operator's file; `None` means the default path, read only if it exists.
+    pub file: Option<PathBuf>,
+    /// Environment variables to read; `None` means the process environment.
+    pub env: Option<BTreeMap<String, String>>,
+    /// Extra overrides applied last, as TOML (used by `demo` and tests).
+    pub overrides: Option<String>,
+}
+
+impl Sources {
+    /// The operator's file at `path` and the process environment.
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        Self {
+            file: Some(path.into()),
+            ..Self::default()
+        }
+    }
+}
+
+/// A loaded configuration and the warnings found while loading it.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// Keys or variables no section knows (likely typos).
+    pub unknown_keys: Vec<Problem>,
+    /// The file that was read, if any.
+    pub file: Option<PathBuf>,
+}
+
+/// Keys whose environment value is a comma-separated list.
+const LIST_KEYS: &[&str] = &[
+    "catalogue.season_codes",
+    "catalogue.product_codes",
+    "catalogue.product_families",
+];
+
+impl Config {
+    /// Loads the layers, deserialises and validates; every problem found is returned at once.
+    pub fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
+        let env_vars: BTreeMap<String, String> = match &sources.env {
+            Some(map) => map.clone(),
+            None => std::env::vars()
+                .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+                .collect(),
+        };
+        let (builder, file) = layers(sources, &env_vars)?;
+        let raw = builder.build().map_err(|e| ConfigError::File {
+            path: file
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH)),
+            reason: e.to_string(),
+        })?;
+
+        let mut unknown = Vec::new();
+        let parsed: Result<Config, _> = serde_ignored::deserialize(raw.clone(), |path| {
+            let key = path.to_string();
+            unknown.push(Problem {
+                key: key.clone(),
+                message: unknown_key_message(&key, &env_vars),
+            });
+        });
+        let config = match parsed {
+            Ok(c) => c,
+            Err(_) => return Err(ConfigError::Invalid(section_errors(&raw))),
+        };
+        let problems = config.validate();
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid(problems));
+        }
+        Ok(Loaded {
+            config,
+            unknown_keys: unknown,
+            file,
+        })
+    }
+
+    /// Checks values that types alone cannot (non-empty, ranges, URL syntax, readable secret file).
+    pub fn validate(&self) -> Vec<Problem> {
+        let mut p = Vec::new();
+        let mut bad = |key: &str, message: String| {
+            p.push(Problem {
+                key: key.to_owned(),
+                message,
+            })
+        };
+        let s = &self.secutix;
+        if s.institution.trim().is_empty() {
+            bad(
+                "secutix.institution",
+                "is empty; set the institution code, e.g. institution = \"MOSA\"".into(),
+            );
+        } else if !s
+            .institution
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            bad(
+                "secutix.institution",
+                format!(
+                    "{:?} is not an institution code (letters and digits only)",
+                    s.institution
+                ),
+            );
+        }
+        if s.operator.trim().is_empty() {
+            bad(
+                "secutix.operator",
+                "is empty; set the virtual operator, e.g. operator = \"MOSA_WEBSYNC\"".into(),
+            );
+        }
+        if s.auth == AuthMode::Jwt && s.transport == Transport::Rest && s.partner.trim().is_empty()
+        {
+            bad(
+                "secutix.partner",
+                "is empty; the forged JWT needs the partner name SecuTix gave you (claim iss)"
+                    .into(),
+            );
+        }
+        match (&s.secret, s.secret_file.trim().is_empty()) {
+            (Some(_), false) => bad("secutix.secret", "is set together with secutix.secret_file; keep only one".into()),
+            (None, true) => bad(
+                "secutix.secret",
+                "no secret configured; set secutix.secret_file (recommended) or SECUTIX_SYNC__SECUTIX__SECRET".into(),
+            ),
+            (None, false) => {
+                if let Err(e) = self.secutix.read_secret() {
+                    bad("secutix.secret_file", e);
+                }
+            }
+            (Some(secret), true) if secret.expose_secret().trim().is_empty() => {
+                bad("secutix.secret", "is empty; set the operator's secret".into())
+            }
+            _ => {}
+        }
+        if !s.base_url.is_empty() {
+            match url::Url::parse(&s.base_url) {
+                Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+                _ => bad(
+                    "secutix.base_url",
+                    format!(
+                        "{:?} is not an http(s) URL; leave it empty to derive it from environment",
+                        s.base_url
+                    ),
+                ),
+            }
+        }
+        if !s.token_endpoint.is_empty() && url::Url::parse(&s.token_endpoint).is_err() {
+            bad(
+                "secutix.token_endpoint",
+                format!("{:?} is not a URL", s.token_endpoint),
+            );
+        }
+        if s.api_version.is_empty() || !s.api_version.starts_with('v') {
+            bad(
+                "secutix.api_version",
+                format!("{:?} is not a version such as \"v1_33\"", s.api_version),
+            );
+        }
+        for (key, d) in [
+            ("secutix.jwt_lifetime", s.jwt_lifetime),
+            ("secutix.token_reuse", s.token_reuse),
+            ("secutix.request_timeout", s.request_timeout),
+            ("secutix.connect_timeout", s.connect_timeout),
+            (
+                "catalogue.in_progress_backoff",
+                self.catalogue.in_progress_backoff,
+            ),
+            (
+                "catalogue.in_progress_max_backoff",
+                self.catalogue.in_progress_max_backoff,
+            ),
+            ("catalogue.deadline", self.catalogue.deadline),
+        ] {
+            if d.is_zero() {
+                bad(key, "must be longer than 0s (e.g. \"30s\", \"10m\")".into());
+            }
+        }
+        if s.calls_per_minute == 0 {
+            bad(
+                "secutix.calls_per_minute",
+                "must be at least 1 (SecuTix allows 60)".into(),
+            );
+        }
+        if s.max_response_mib == 0 {
+            bad("secutix.max_response_mib", "must be at least 1".into());
+        }
+        let c = &self.catalogue;
+        if !(c.shrink_guard_ratio > 0.0 && c.shrink_guard_ratio <= 1.0) {
+            bad(
+                "catalogue.shrink_guard_ratio",
+                format!(
+                    "{} is not a share in (0, 1], e.g. 0.5",
+                    c.shrink_guard_ratio
+                ),
+            );
+        }
+        if c.product_families.is_empty() {
+            bad(
+                "catalogue.product_families",
+                "is empty: nothing would be imported; the usual value is [\"SINGLE_ENTRY\"]".into(),
+            );
+        }
+        if c.in_progress_max_backoff < c.in_progress_backoff {
+            bad(
+                "catalogue.in_progress_max_backoff",
+                "is shorter than catalogue.in_progress_backoff".into(),
+            );
+        }
+        if self.store.path.as_os_str().is_empty() {
+            bad(
+                "store.path",
+                "is empty; set the folder of the database, e.g. /var/lib/secutix-sync".into(),
+            );
+        }
+        p
+    }
+}
+
+impl SecutixConfig {
+    /// The base URL: explicit, or derived from the environment and the institution code.
+    pub fn base_url(&self) -> String {
+        if !self.base_url.is_empty() {
+            return self.base_url.trim_end_matches('/').to_owned();
+        }
+        let host = match self.environment {
+            Environment::Production => "ws.secutix.com",
+            Environment::Demo => "demo-ws.secutix.com",
+            Environment::Preprod => "pp-ws.secutix.com",
+        };
+        format!("https://{}.{host}", self.institution.to_ascii_lowercase())
+    }
+
+    /// The secret, from `secret` or `secret_file`. The error names the file, never the content.
+    pub fn read_secret(&self) -> Result<SecretString, String> {
+        if let Some(s) = &self.secret {
+            return Ok(s.clone());
+        }
+        let path = resolve_credential_path(&self.secret_file);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read the secret file {}: {e}", path.display()))?;
+        let line = text.lines().next().unwrap_or("").trim().to_owned();
+        if line.is_empty() {
+            return Err(format!("the secret file {} is empty", path.display()));
+        }
+        Ok(SecretString::from(line))
+    }
+}
+
+/// Resolves a relative credential file name in systemd's `$CREDENTIALS_DIRECTORY` when it exists.
+pub fn resolve_credential_path(name: &str) -> PathBuf {
+    let p = Path::new(name);
+    if p.is_relative()
+        && let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY")
+    {
+        let candidate = Path::new(&dir).join(p);
+        if candidate.exists() {
+            return candidate;
+        }
+    }
+    p.to_path_buf()
+}
+
+fn layers(
+    sources: &Sources,
+    env_vars: &BTreeMap<String, String>,
+) -> Result<
+    (
+        config::ConfigBuilder<config::builder::DefaultState>,
+        Option<PathBuf>,
+    ),
+    ConfigError,
+> {
+    let mut builder = config::Config::builder().add_source(config::File::from_str(
+        DEFAULT_TOML,
+        config::FileFormat::Toml,
+    ));
+    let file = match &sources.file {
+        Some(path) => {
+            if !path.exists() {
+                return Err(ConfigError::File {
+                    path: path.clone(),
+                    reason: "no such file".into(),
+                });
+            }
+            Some(path.clone())
+        }
+        None => Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.exists()),
+    };
+    if let Some(path) = &file {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        toml::from_str::<toml::Table>(&text).map_err(|e| ConfigError::File {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        builder = builder.add_source(config::File::from_str(&text, config::FileFormat::Toml));
+    }
+    let mut env = config::Environment::with_prefix(ENV_PREFIX)
+        .prefix_separator("__")
+        .separator("__")
+        .try_parsing(true)
+        .list_separator(",")
+        .source(Some(
+            env_vars
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ));
+    for key in LIST_KEYS {
+        env = env.with_list_parse_key(key);
+    }
+    builder = builder.add_source(env);
+    if let Some(extra) = &sources.overrides {
+        builder = builder.add_source(config::File::from_str(extra, config::FileFormat::Toml));
+    }
+    Ok((builder, file))
+}
+
+fn unknown_key_message(key: &str, env_vars: &BTreeMap<String, String>) -> String {
+    let env_name = format!(
+        "{ENV_PREFIX}__{}",
+        key.replace('.', "__").to_ascii_uppercase()
+    );
+    if env_vars.contains_key(&env_name) {
+        format!("unknown key, set by the environment variable {env_name}; check its spelling")
+    } else {
+        "unknown key (a typo?); it is ignored. See config/default.toml for the valid keys"
+            .to_owned()
+    }
+}
+
+/// Deserialises each section on its own so that a type error in one does not hide those in others.
+fn section_errors(raw: &config::Config) -> Vec<Problem> {
+    fn check<T: for<'de> Deserialize<'de>>(
+        raw: &config::Config,
+        section: &str,
+        out: &mut Vec<Problem>,
+    ) {
+        match raw.get::<config::Value>(section) {
+            Err(e) => out.push(Problem {
+                key: section.to_owned(),
+                message: describe_config_error(&e),
+            }),
+            Ok(value) => {
+                if let Err(e) = serde_path_to_error::deserialize::<_, T>(value) {
+                    let key = format!("{section}.{}", e.path());
+                    out.push(Problem {
+                        key,
+                        message: describe_config_error(e.inner()),
+                    });
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    check::<SecutixConfig>(raw, "secutix", &mut out);
+    check::<CatalogueConfig>(raw, "catalogue", &mut out);
+    check::<StoreConfig>(raw, "store", &mut out);
+    if out.is_empty() {
+        out.push(Problem {
+            key: "(config)".into(),
+            message: "cannot be read; run validate-config for details".into(),
+        });
+    }
+    out
+}
+
+fn describe_config_error(e: &config::ConfigError) -> String {
+    // Secrets never reach this message: SecretString accepts any string, so a secret is never the value
+    // a type error quotes.
+    match e {
+        config::ConfigError::Type {
+            unexpected,
+            expected,
+            ..
+        } => format!("expected {expected}, found {unexpected}"),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    fn minimal_env() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("SECUTIX_SYNC__SECUTIX__INSTITUTION", "MOSA"),
+            ("SECUTIX_SYNC__SECUTIX__OPERATOR", "MOSA_WEBSYNC"),
+            ("SECUTIX_SYNC__SECUTIX__PARTNER", "Venue"),
+            ("SECUTIX_SYNC__SECUTIX__SECRET", "s3cret-value"),
+            ("SECUTIX_SYNC__STORE__PATH", "/tmp/x"),
+        ]
+    }
+
+    #[test]
+    fn environment_overrides_defaults_and_lists_split_on_commas() {
+        let mut vars = minimal_env();
+        vars.push((
+            "SECUTIX_SYNC__CATALOGUE__PRODUCT_FAMILIES",
+            "SINGLE_ENTRY,PASS",
+        ));
+        vars.push(("SECUTIX_SYNC__CATALOGUE__SHRINK_GUARD_RATIO", "0.25"));
+        let loaded = Config::load(&Sources {
+            env: env(&vars),
+            ..Default::default()
+        })
+        .expect("loads");
+        assert_eq!(loaded.config.secutix.institution, "MOSA");
+        assert_eq!(
+            loaded.config.catalogue.product_families,
+            vec!["SINGLE_ENTRY", "PASS"]
+        );
+        assert_eq!(loaded.config.catalogue.shrink_guard_ratio, 0.25);
+        assert_eq!(
+            loaded.config.secutix.base_url(),
+            "https://mosa.ws.secutix.com"
+        );
+        assert!(loaded.unknown_keys.is_empty(), "{:?}", loaded.unknown_keys);
+    }
+
+    #[test]
+    fn unknown_env_variable_is_reported_with_its_name() {
+        let mut vars = minimal_env();
+        vars.push(("SECUTIX_SYNC__CATALOGUE__SHRINK_GAURD_RATIO", "0.2"));
+        let loaded = Config::load(&Sources {
+            env: env(&vars),
+            ..Default::default()
+        })
+        .expect("loads");
+        assert_eq!(loaded.unknown_keys.len(), 1);
+        assert_eq!(loaded.unknown_keys[0].key, "catalogue.shrink_gaurd_ratio");
+        assert!(
+            loaded.unknown_keys[0]
+                .message
+                .contains("SECUTIX_SYNC__CATALOGUE__SHRINK_GAURD_RATIO")
+        );
+    }
+
+    #[test]
+    fn unknown_file_key_is_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[secutix]\ninstitutoin = \"X\"\n").expect("write");
+        let loaded = Config::load(&Sources {
+            file: Some(path),
+            env: env(&minimal_env()),
+            overrides: None,
+        })
+        .expect("loads");
+        assert_eq!(loaded.unknown_keys[0].key, "secutix.institutoin");
+    }
+
+    #[test]
+    fn every_problem_is_named_and_the_secret_never_printed() {
+        let vars = vec![
+            ("SECUTIX_SYNC__SECUTIX__SECRET", "top-secret-xyz"),
+            ("SECUTIX_SYNC__CATALOGUE__SHRINK_GUARD_RATIO", "1.5"),
+            ("SECUTIX_SYNC__CATALOGUE__DEADLINE", "0s"),
+        ];
+        let err = Config::load(&Sources {
+            env: env(&vars),
+            ..Default::default()
+        })
+        .expect_err("invalid");
+        let ConfigError::Invalid(problems) = &err else {
+            panic!("{err}")
+        };
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        for k in [
+            "secutix.institution",
+            "secutix.operator",
+            "catalogue.shrink_guard_ratio",
+            "catalogue.deadline",
+        ] {
+            assert!(keys.contains(&k), "{k} missing from {keys:?}");
+        }
+        assert!(!err.to_string().contains("top-secret-xyz"));
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let mut vars = minimal_env();
+        vars.push(("SECUTIX_SYNC__SECUTIX__CALLS_PER_MINUTE", "lots"));
+        let err = Config::load(&Sources {
+            env: env(&vars),
+            ..Default::default()
+        })
+        .expect_err("invalid");
+        assert!(err.to_string().contains("calls_per_minute"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_redacts_the_secret() {
+        let loaded = Config::load(&Sources {
+            env: env(&minimal_env()),
+            ..Default::default()
+        })
+        .expect("loads");
+        let dbg = format!("{:?}", loaded.config);
+        assert!(!dbg.contains("s3cret-value"), "{dbg}");
+    }
+
+    #[test]
+    fn secret_file_is_read_and_missing_file_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "from-file\n").expect("write");
+        let mut vars: Vec<(&str, &str)> = minimal_env()
+            .into_iter()
+            .filter(|(k, _)| !k.ends_with("SECRET"))
+            .collect();
+        let p = path.to_string_lossy().to_string();
+        vars.push(("SECUTIX_SYNC__SECUTIX__SECRET_FILE", &p));
+        let loaded = Config::load(&Sources {
+            env: env(&vars),
+            ..Default::default()
+        })
+        .expect("loads");
+        assert_eq!(
+            loaded
+                .config
+                .secutix
+                .read_secret()
+                .expect("secret")
+                .expose_secret(),
+            "from-file"
+        );
+
+        let missing = dir.path().join("nope").to_string_lossy().to_string();
+        let mut vars2: Vec<(&str, &str)> = minimal_env()
+            .into_iter()
+            .filter(|(k, _)| !k.ends_with("SECRET"))
+            .collect();
+        vars2.push(("SECUTIX_SYNC__SECUTIX__SECRET_FILE", &missing));
+        let err = Config::load(&Sources {
+            env: env(&vars2),
+            ..Default::default()
+        })
+        .expect_err("invalid");
+        assert!(err.to_string().contains("secutix.secret_file"), "{err}");
+    }
+}

@@ -1,0 +1,188 @@
+//! One catalogue import, end to end: POS configuration, catalogue fetch streamed into a new generation,
+//! finish (compare, tombstones, shrink guard, switch), and a report in the import history.
+//!
+//! Whatever happens, a failed or refused import leaves the catalogue in force untouched (DESIGN §4.1) and
+//! is recorded with its reason, so `status` can show it.
+
+use crate::config::CatalogueConfig;
+use crate::secutix::wire::ConvertCtx;
+use crate::secutix::{CallError, CatalogueRequest, Client, RetryPolicy};
+use crate::store::{
+    FinishError, FinishOptions, ImportCounts, ImportOutcome, ImportReport, Store, StoreError,
+};
+
+/// Options of one import.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ImportOptions {
+    /// Bypass the shrink guard and re-import even an identical response.
+    pub force: bool,
+}
+
+/// Why an import did not produce a new catalogue.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// SecuTix could not be called or answered badly.
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The shrink guard refused the catalogue.
+    #[error(transparent)]
+    Refused(crate::store::ShrinkRefused),
+}
+
+impl From<FinishError> for ImportError {
+    fn from(e: FinishError) -> Self {
+        match e {
+            FinishError::Refused(r) => ImportError::Refused(r),
+            FinishError::Store(s) => ImportError::Store(s),
+        }
+    }
+}
+
+impl ImportError {
+    /// The history outcome for this error.
+    pub fn outcome(&self) -> ImportOutcome {
+        match self {
+            ImportError::Refused(_) => ImportOutcome::Refused,
+            _ => ImportOutcome::Failed,
+        }
+    }
+}
+
+/// The catalogue request built from the configuration.
+pub fn catalogue_request(cfg: &CatalogueConfig, ctx: ConvertCtx) -> CatalogueRequest {
+    let single = |v: &[String]| {
+        if v.len() == 1 {
+            Some(v[0].clone())
+        } else {
+            None
+        }
+    };
+    CatalogueRequest {
+        method: cfg.method,
+        season_code: single(&cfg.season_codes),
+        product_code: single(&cfg.product_codes),
+        scope: Some(cfg.scope.clone()).filter(|s| !s.is_empty()),
+        backoff: cfg.in_progress_backoff,
+        max_backoff: cfg.in_progress_max_backoff,
+        deadline: cfg.deadline,
+        min_interval: cfg.min_interval,
+        ctx,
+    }
+}
+
+/// Runs one import and records it in the history. Returns the report (also for `Unchanged`), or the error
+/// after recording it.
+pub async fn run_import(
+    client: &Client,
+    store: &Store,
+    cfg: &CatalogueConfig,
+    opts: ImportOptions,
+) -> Result<ImportReport, ImportError> {
+    let started_at = store.clock().now();
+    let id = store.next_import_id()?;
+    let mut report = ImportReport {
+        id,
+        started_at,
+        finished_at: started_at,
+        outcome: ImportOutcome::Failed,
+        error: None,
+        counts: ImportCounts::default(),
+        bytes: 0,
+        calls: 0,
+        generation: store.generation()?,
+        forced: opts.force,
+    };
+    let result = import_inner(client, store, cfg, opts, &mut report).await;
+    report.finished_at = store.clock().now();
+    match &result {
+        Ok(()) => {}
+        Err(e) => {
+            report.outcome = e.outcome();
+            report.error = Some(e.to_string());
+            report.generation = store.generation()?;
+        }
+    }
+    store.record_import(&report)?;
+    match result {
+        Ok(()) => {
+            tracing::info!(
+                outcome = ?report.outcome, products = report.counts.products, added = report.counts.added,
+                changed = report.counts.changed, removed = report.counts.removed, unchanged = report.counts.unchanged,
+                bytes = report.bytes, calls = report.calls, "catalogue import finished"
+            );
+            Ok(report)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "catalogue import failed; the previous catalogue stays in force");
+            Err(e)
+        }
+    }
+}
+
+async fn import_inner(
+    client: &Client,
+    store: &Store,
+    cfg: &CatalogueConfig,
+    opts: ImportOptions,
+    report: &mut ImportReport,
+) -> Result<(), ImportError> {
+    let pos = client
+        .get_pos_config(RetryPolicy::within(cfg.deadline))
+        .await?;
+    report.calls += 1;
+    let time_zone = match pos.time_zone.as_deref().map(str::parse::<chrono_tz::Tz>) {
+        Some(Ok(tz)) => tz,
+        Some(Err(_)) => {
+            tracing::warn!(time_zone = ?pos.time_zone, "getPOSConfig sent an unknown time zone; using UTC");
+            chrono_tz::UTC
+        }
+        None => store.time_zone(),
+    };
+    store.set_time_zone(time_zone);
+    let current = store.catalog()?;
+    let known_hash = if opts.force {
+        None
+    } else {
+        current
+            .as_ref()
+            .and_then(|c| c.meta.body_hash.as_deref())
+            .and_then(|h| hex::decode(h).ok())
+            .and_then(|v| v.try_into().ok())
+    };
+    let txn = store.begin_import(&cfg.product_families)?;
+    let req = catalogue_request(cfg, ConvertCtx { time_zone });
+    let (txn, fetch) = match client.fetch_catalogue(&req, txn, known_hash).await {
+        Ok(x) => x,
+        Err(e) => {
+            // The transaction was moved into the fetch; its trees are dropped at the next import or open.
+            return Err(e.into());
+        }
+    };
+    report.calls += fetch.calls;
+    report.bytes = fetch.bytes;
+    if fetch.unchanged {
+        txn.abort();
+        report.outcome = ImportOutcome::Unchanged;
+        if let Some(c) = &current {
+            report.counts.products = c.meta.live;
+            report.counts.unchanged = c.meta.live;
+            report.counts.seasons = c.meta.seasons;
+        }
+        return Ok(());
+    }
+    let counts = txn.finish(&FinishOptions {
+        force: opts.force,
+        shrink_guard_ratio: cfg.shrink_guard_ratio,
+        season_codes: cfg.season_codes.clone(),
+        product_codes: cfg.product_codes.clone(),
+        pos: Some(pos),
+        body_hash: Some(fetch.body_hash),
+    })?;
+    report.counts = counts;
+    report.outcome = ImportOutcome::Success;
+    report.generation = store.generation()?;
+    Ok(())
+}

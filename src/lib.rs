@@ -1,0 +1,22 @@
+//! secutix-sync keeps a venue's website CMS in step with its SecuTix ticketing catalogue.
+//!
+//! # Layout
+//! - [`config`]: layered configuration (defaults → file → `SECUTIX_SYNC__…` environment), validation,
+//!   unknown-key warnings, secrets.
+//! - [`secutix`]: the SecuTix client (REST JSON and SOAP XML), authentication, rate limits, the
+//!   `in_progress` protocol, and the streaming, lenient parsers ([`secutix::json`], [`secutix::xml`]).
+//! - [`catalog`]: the domain model every parser produces.
+//! - [`store`]: everything sled: catalogue generations switched atomically, tombstones, the shrink guard,
+//!   import history, the SecuTix call ledger.
+//! - [`import`]: one catalogue import, end to end.
+//! - [`clock`], [`ratelimit`]: time and pacing, both on tokio's clock so tests run on paused time.
+//! - [`testkit`]: an in-process HTTP mock for tests and benchmarks that need paused time.
+
+pub mod catalog;
+pub mod clock;
+pub mod config;
+pub mod import;
+pub mod ratelimit;
+pub mod secutix;
+pub mod store;
+pub mod testkit;

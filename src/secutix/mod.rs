@@ -1,0 +1,1152 @@
+//! The SecuTix client: REST and SOAP transports, authentication, rate limits, the `in_progress` protocol.
+//!
+//! - [`Client::call`] makes one web-service call with both transports behind one interface: the rate
+//!   limiter of the service, a timeout, the body spooled to memory or to a temporary file (hashed on the
+//!   way), HTTP status handling, and retries of transient failures (509/429 with `Retry-After`, 502/503/504,
+//!   timeouts, connection errors) inside the caller's deadline.
+//! - [`Client::fetch_catalogue`] runs the catalogue protocol: the 10-minute rule (remembered by the
+//!   [`CallLedger`], so across restarts), `statusCode: in_progress` with `requestId` and a growing back-off
+//!   under an overall deadline, and the streaming parse (JSON or XML) into a [`CatalogSink`].
+//! - Every call, failed or not, is recorded in the [`CallLedger`]: it counts against the institution's quota.
+//!
+//! Errors ([`CallError`]) name the method, what failed and what to do; they never contain the secret.
+
+pub mod auth;
+pub mod json;
+pub mod parse;
+pub mod wire;
+pub mod xml;
+
+use std::collections::HashMap;
+use std::io::{BufReader, Seek, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::catalog::PosConfig;
+use crate::clock::SharedClock;
+use crate::config::{AuthMode, CatalogueMethod, SecutixConfig, Transport};
+use crate::ratelimit::RateLimiter;
+use parse::{CallStatus, CatalogSink, Envelope, ParseError};
+use wire::ConvertCtx;
+
+/// A SecuTix web service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Service {
+    /// `catalogService`: POS configuration, catalogue.
+    Catalog,
+    /// `availabilityService`: availabilities.
+    Availability,
+}
+
+impl Service {
+    /// Name in REST paths.
+    pub fn rest_name(self) -> &'static str {
+        match self {
+            Service::Catalog => "catalogService",
+            Service::Availability => "availabilityService",
+        }
+    }
+    fn soap_package(self) -> &'static str {
+        match self {
+            Service::Catalog => "catalog",
+            Service::Availability => "availability",
+        }
+    }
+    fn soap_class(self) -> &'static str {
+        match self {
+            Service::Catalog => "CatalogService",
+            Service::Availability => "AvailabilityService",
+        }
+    }
+}
+
+/// Where calls are counted (the store in production): every HTTP request to SecuTix is recorded.
+pub trait CallLedger: Send + Sync {
+    /// Records one call of `service/method` at `at`, with the response size.
+    fn record_call(&self, at: DateTime<Utc>, service: &str, method: &str, bytes: u64);
+    /// When `method` was last called, if ever.
+    fn last_call(&self, method: &str) -> Option<DateTime<Utc>>;
+}
+
+/// An in-memory ledger (tests, one-shot tools).
+#[derive(Debug, Default)]
+pub struct MemoryLedger {
+    /// Every call: (time, service, method, bytes).
+    pub calls: Mutex<Vec<(DateTime<Utc>, String, String, u64)>>,
+}
+
+impl MemoryLedger {
+    /// Number of calls of `method` recorded.
+    pub fn count(&self, method: &str) -> usize {
+        self.calls
+            .lock()
+            .map(|c| c.iter().filter(|(_, _, m, _)| m == method).count())
+            .unwrap_or(0)
+    }
+}
+
+impl CallLedger for MemoryLedger {
+    fn record_call(&self, at: DateTime<Utc>, service: &str, method: &str, bytes: u64) {
+        if let Ok(mut c) = self.calls.lock() {
+            c.push((at, service.to_owned(), method.to_owned(), bytes));
+        }
+    }
+    fn last_call(&self, method: &str) -> Option<DateTime<Utc>> {
+        self.calls
+            .lock()
+            .ok()?
+            .iter()
+            .filter(|(_, _, m, _)| m == method)
+            .map(|(t, ..)| *t)
+            .max()
+    }
+}
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// HTTP 401/403.
+    #[error(
+        "SecuTix refused the credentials for {call} (HTTP {status}): check secutix.institution, secutix.operator, \
+         secutix.partner and the secret (secutix.secret_file). Response: {snippet}"
+    )]
+    Auth {
+        /// Service/method.
+        call: String,
+        /// HTTP status.
+        status: u16,
+        /// Start of the response body.
+        snippet: String,
+    },
+    /// HTTP 509/429.
+    #[error(
+        "SecuTix rate limit reached on {call} (HTTP {status}); waiting {wait:?} before the next try"
+    )]
+    RateLimited {
+        /// Service/method.
+        call: String,
+        /// HTTP status.
+        status: u16,
+        /// From `Retry-After`, else the back-off.
+        wait: Duration,
+    },
+    /// Another HTTP error status.
+    #[error("{call} failed with HTTP {status}. Response: {snippet}")]
+    Http {
+        /// Service/method.
+        call: String,
+        /// HTTP status.
+        status: u16,
+        /// Start of the response body.
+        snippet: String,
+    },
+    /// A body that is not what the transport expects (an HTML page, text).
+    #[error(
+        "{call}: SecuTix answered HTTP {status} with {what} instead of {expected} (a proxy, maintenance or error \
+         page?). First 200 characters: {snippet}"
+    )]
+    UnexpectedBody {
+        /// Service/method.
+        call: String,
+        /// HTTP status.
+        status: u16,
+        /// What it looked like.
+        what: &'static str,
+        /// JSON or XML.
+        expected: &'static str,
+        /// First 200 characters.
+        snippet: String,
+    },
+    /// The per-call timeout elapsed.
+    #[error(
+        "{call}: no complete answer within {after:?} (secutix.request_timeout); SecuTix is slow or unreachable"
+    )]
+    Timeout {
+        /// Service/method.
+        call: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// Connection or protocol failure.
+    #[error(
+        "{call}: cannot reach SecuTix at {url}: {reason}. Check secutix.environment / secutix.base_url and the network"
+    )]
+    Network {
+        /// Service/method.
+        call: String,
+        /// Base URL.
+        url: String,
+        /// The transport error.
+        reason: String,
+    },
+    /// The body exceeds `secutix.max_response_mib`.
+    #[error(
+        "{call}: the response is larger than {limit_mib} MiB (secutix.max_response_mib); raise it or narrow the catalogue (catalogue.season_codes)"
+    )]
+    TooLarge {
+        /// Service/method.
+        call: String,
+        /// The limit.
+        limit_mib: u64,
+    },
+    /// The body could not be parsed.
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    /// `statusCode` other than success / in_progress.
+    #[error("{call} failed: statusCode {code:?}{}", .detail.as_deref().map(|d| format!(", statusDetail: {d}")).unwrap_or_default())]
+    Status {
+        /// Service/method.
+        call: String,
+        /// The status code.
+        code: String,
+        /// `statusDetail`.
+        detail: Option<String>,
+    },
+    /// Still `in_progress` when the deadline came.
+    #[error(
+        "{call} was still in progress after {waited:?} and {attempts} calls; the previous catalogue stays in force. \
+         Raise catalogue.deadline if SecuTix is regularly this slow"
+    )]
+    InProgressDeadline {
+        /// Service/method.
+        call: String,
+        /// Time spent.
+        waited: Duration,
+        /// Calls made.
+        attempts: u32,
+    },
+    /// Transient failures until the deadline.
+    #[error("gave up on {call} after {waited:?} of retries; last error: {last}")]
+    Deadline {
+        /// Service/method.
+        call: String,
+        /// Time spent.
+        waited: Duration,
+        /// The last failure.
+        last: Box<CallError>,
+    },
+    /// The 10-minute catalogue rule.
+    #[error(
+        "{method} was last called at {last} UTC; SecuTix allows one call per {min_interval:?} \
+         (catalogue.min_interval). Try again after {next} UTC"
+    )]
+    TooSoon {
+        /// The method.
+        method: String,
+        /// Last call.
+        last: DateTime<Utc>,
+        /// When a call is allowed again.
+        next: DateTime<Utc>,
+        /// The configured interval.
+        min_interval: Duration,
+    },
+    /// Local problem (secret file, temporary file, signing).
+    #[error("{0}")]
+    Local(String),
+}
+
+impl CallError {
+    /// True for failures worth retrying within the deadline.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            CallError::RateLimited { .. }
+            | CallError::Timeout { .. }
+            | CallError::Network { .. } => true,
+            CallError::Http { status, .. } => matches!(status, 500 | 502 | 503 | 504),
+            _ => false,
+        }
+    }
+}
+
+/// A response body, in memory or spooled to a temporary file.
+#[derive(Debug)]
+pub struct Body {
+    /// The bytes.
+    pub data: BodyData,
+    /// Size in bytes (after gzip decoding).
+    pub len: u64,
+    /// BLAKE3 of the bytes: an identical catalogue is recognised without parsing it.
+    pub hash: [u8; 32],
+}
+
+/// Where a body's bytes are.
+#[derive(Debug)]
+pub enum BodyData {
+    /// Small responses.
+    Memory(Vec<u8>),
+    /// Catalogue responses: written to disk as they arrive, parsed from there.
+    File(std::fs::File),
+}
+
+impl Body {
+    fn reader(&mut self) -> std::io::Result<Box<dyn std::io::BufRead + Send + '_>> {
+        Ok(match &mut self.data {
+            BodyData::Memory(v) => Box::new(v.as_slice()),
+            BodyData::File(f) => {
+                f.rewind()?;
+                Box::new(BufReader::with_capacity(256 * 1024, f))
+            }
+        })
+    }
+}
+
+/// How transient failures are retried within a deadline.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// First wait.
+    pub initial: Duration,
+    /// Longest wait.
+    pub max: Duration,
+    /// Give up when the next wait would pass this instant.
+    pub deadline: Instant,
+}
+
+impl RetryPolicy {
+    /// Retries starting at 5 s, doubling up to 2 min, until `within` from now.
+    pub fn within(within: Duration) -> Self {
+        Self {
+            initial: Duration::from_secs(5),
+            max: Duration::from_secs(120),
+            deadline: Instant::now() + within,
+        }
+    }
+    /// No retry.
+    pub fn once() -> Self {
+        Self {
+            initial: Duration::ZERO,
+            max: Duration::ZERO,
+            deadline: Instant::now(),
+        }
+    }
+}
+
+/// What to ask for in a catalogue import.
+#[derive(Debug, Clone)]
+pub struct CatalogueRequest {
+    /// getCatalogDetailed or getCatalog.
+    pub method: CatalogueMethod,
+    /// `seasonCode` parameter.
+    pub season_code: Option<String>,
+    /// `productCode` parameter.
+    pub product_code: Option<String>,
+    /// `scope` parameter.
+    pub scope: Option<String>,
+    /// First wait after in_progress.
+    pub backoff: Duration,
+    /// Longest wait after in_progress.
+    pub max_backoff: Duration,
+    /// Overall deadline.
+    pub deadline: Duration,
+    /// Minimum time between fresh calls (the 10-minute rule).
+    pub min_interval: Duration,
+    /// Conversion context (the venue's time zone).
+    pub ctx: ConvertCtx,
+}
+
+/// The outcome of a catalogue fetch.
+#[derive(Debug, Clone, Default)]
+pub struct CatalogueFetch {
+    /// The final envelope.
+    pub envelope: Envelope,
+    /// Bytes of the final response.
+    pub bytes: u64,
+    /// HTTP calls made (in_progress re-calls and retries included).
+    pub calls: u32,
+    /// BLAKE3 of the final response.
+    pub body_hash: [u8; 32],
+    /// True when the response was byte-identical to `known_hash`: nothing was parsed.
+    pub unchanged: bool,
+}
+
+/// The SecuTix client. Cheap to share behind an `Arc`.
+pub struct Client {
+    http: reqwest::Client,
+    cfg: SecutixConfig,
+    base: String,
+    secret: SecretString,
+    ledger: Arc<dyn CallLedger>,
+    clock: SharedClock,
+    limiters: HashMap<Service, RateLimiter>,
+    /// Token from the token endpoint and when it was obtained; std mutex, never held across `.await`.
+    token: Mutex<Option<(String, Instant)>>,
+    spool_dir: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field("transport", &self.cfg.transport)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client for `cfg`; calls are recorded in `ledger`.
+    pub fn new(
+        cfg: &SecutixConfig,
+        ledger: Arc<dyn CallLedger>,
+        clock: SharedClock,
+    ) -> Result<Self, CallError> {
+        let secret = cfg.read_secret().map_err(CallError::Local)?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(cfg.connect_timeout)
+            .user_agent(concat!("secutix-sync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| CallError::Local(format!("cannot build the HTTP client: {e}")))?;
+        let limiters = [Service::Catalog, Service::Availability]
+            .into_iter()
+            .map(|s| (s, RateLimiter::per_minute(cfg.calls_per_minute)))
+            .collect();
+        Ok(Self {
+            http,
+            base: cfg.base_url(),
+            cfg: cfg.clone(),
+            secret,
+            ledger,
+            clock,
+            limiters,
+            token: Mutex::new(None),
+            spool_dir: None,
+        })
+    }
+
+    /// Spools large bodies into `dir` (default: the system's temporary folder).
+    pub fn with_spool_dir(mut self, dir: PathBuf) -> Self {
+        self.spool_dir = Some(dir);
+        self
+    }
+
+    /// The transport in use.
+    pub fn transport(&self) -> Transport {
+        self.cfg.transport
+    }
+
+    /// The base URL in use.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, service: Service, method: &str) -> String {
+        let v = &self.cfg.api_version;
+        match self.cfg.transport {
+            Transport::Rest => format!(
+                "{}/tnseb/backend-apis/{}/{v}/{method}",
+                self.base,
+                service.rest_name()
+            ),
+            Transport::Soap => format!(
+                "{}/tnseb/external-remoting/com.secutix.service.realtime.{}.{v}.{}.webservice",
+                self.base,
+                service.soap_package(),
+                service.soap_class()
+            ),
+        }
+    }
+
+    fn soap_envelope(&self, service: Service, method: &str, params: &Value) -> String {
+        let ns = format!(
+            "http://{}.{}.service.secutix.com",
+            self.cfg.api_version,
+            service.soap_class()
+        );
+        let mut body = String::new();
+        if let Value::Object(map) = params {
+            for (k, v) in map {
+                xml_param(&mut body, k, v);
+            }
+        }
+        format!(
+            concat!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>",
+                "<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\" xmlns:v1=\"{}\">",
+                "<soapenv:Header>{}</soapenv:Header><soapenv:Body><v1:{}>{}</v1:{}></soapenv:Body></soapenv:Envelope>"
+            ),
+            ns,
+            auth::ws_security_header(&self.cfg.operator, &self.secret),
+            method,
+            body,
+            method
+        )
+    }
+
+    async fn bearer(&self) -> Result<String, CallError> {
+        match self.cfg.auth {
+            AuthMode::Jwt => auth::forge_jwt(
+                &self.cfg.institution,
+                &self.cfg.operator,
+                &self.cfg.partner,
+                &self.secret,
+                self.clock.now().timestamp(),
+                self.cfg.jwt_lifetime,
+            )
+            .map_err(CallError::Local),
+            AuthMode::TokenEndpoint => {
+                if let Some((t, at)) = self.token.lock().ok().and_then(|g| g.clone())
+                    && at.elapsed() < self.cfg.token_reuse
+                {
+                    return Ok(t);
+                }
+                let t = self.fetch_token().await?;
+                if let Ok(mut g) = self.token.lock() {
+                    *g = Some((t.clone(), Instant::now()));
+                }
+                Ok(t)
+            }
+        }
+    }
+
+    async fn fetch_token(&self) -> Result<String, CallError> {
+        let url = if self.cfg.token_endpoint.is_empty() {
+            format!("{}/tnai/backend-apis/v1/auth", self.base)
+        } else {
+            self.cfg.token_endpoint.clone()
+        };
+        let call = "v1/auth".to_owned();
+        let body = auth::token_request_body(&self.cfg.operator, &self.cfg.partner, &self.secret);
+        let resp = self
+            .http
+            .post(&url)
+            .timeout(self.cfg.request_timeout)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&call, e))?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| self.transport_error(&call, e))?;
+        self.ledger
+            .record_call(self.clock.now(), "auth", "v1/auth", text.len() as u64);
+        match status {
+            200..=299 => {}
+            401 | 403 => {
+                return Err(CallError::Auth {
+                    call,
+                    status,
+                    snippet: snippet(text.as_bytes()),
+                });
+            }
+            _ => {
+                return Err(CallError::Http {
+                    call,
+                    status,
+                    snippet: snippet(text.as_bytes()),
+                });
+            }
+        }
+        let v: Value = serde_json::from_str(&text).map_err(|_| CallError::UnexpectedBody {
+            call: call.clone(),
+            status,
+            what: "a body that is not JSON",
+            expected: "{\"token\": …}",
+            snippet: snippet(text.as_bytes()),
+        })?;
+        v.get("token")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or(CallError::UnexpectedBody {
+                call,
+                status,
+                what: "JSON without a token",
+                expected: "{\"token\": …}",
+                snippet: snippet(text.as_bytes()),
+            })
+    }
+
+    fn transport_error(&self, call: &str, e: reqwest::Error) -> CallError {
+        if e.is_timeout() {
+            CallError::Timeout {
+                call: call.to_owned(),
+                after: self.cfg.request_timeout,
+            }
+        } else {
+            let mut reason = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                reason = format!("{reason}: {s}");
+                src = s.source();
+            }
+            CallError::Network {
+                call: call.to_owned(),
+                url: self.base.clone(),
+                reason,
+            }
+        }
+    }
+
+    /// One HTTP call, no retry. `spool` writes the body to a temporary file.
+    async fn once(
+        &self,
+        service: Service,
+        method: &str,
+        params: &Value,
+        spool: bool,
+    ) -> Result<Body, CallError> {
+        let call = format!("{}/{method}", service.rest_name());
+        if let Some(l) = self.limiters.get(&service) {
+            l.acquire().await;
+        }
+        let req = match self.cfg.transport {
+            Transport::Rest => self
+                .http
+                .post(self.url(service, method))
+                .bearer_auth(self.bearer().await?)
+                .header(reqwest::header::ACCEPT, "application/json")
+                .header(reqwest::header::ACCEPT_ENCODING, "gzip")
+                .json(params),
+            Transport::Soap => self
+                .http
+                .post(self.url(service, method))
+                .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=utf-8")
+                .header("SOAPAction", "\"\"")
+                .header(reqwest::header::ACCEPT_ENCODING, "gzip")
+                .body(self.soap_envelope(service, method, params)),
+        };
+        let sent = req.timeout(self.cfg.request_timeout).send().await;
+        let mut resp = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                self.ledger
+                    .record_call(self.clock.now(), service.rest_name(), method, 0);
+                return Err(self.transport_error(&call, e));
+            }
+        };
+        let status = resp.status().as_u16();
+        if status == 509 || status == 429 {
+            self.ledger
+                .record_call(self.clock.now(), service.rest_name(), method, 0);
+            let wait = retry_after(resp.headers(), self.clock.now()).unwrap_or(Duration::ZERO);
+            return Err(CallError::RateLimited { call, status, wait });
+        }
+        let body = self
+            .read_body(&call, &mut resp, spool || status >= 300)
+            .await;
+        self.ledger.record_call(
+            self.clock.now(),
+            service.rest_name(),
+            method,
+            body.as_ref().map(|b| b.len).unwrap_or(0),
+        );
+        let mut body = body?;
+        let head = body_head(&mut body);
+        if status == 401 || status == 403 {
+            return Err(CallError::Auth {
+                call,
+                status,
+                snippet: snippet(&head),
+            });
+        }
+        if !(200..300).contains(&status) {
+            if self.cfg.transport == Transport::Soap
+                && looks_like_xml(&head)
+                && !looks_like_html(&head)
+            {
+                // A SOAP fault comes with HTTP 500: report the fault itself.
+                let mut all = Vec::new();
+                if let Ok(mut r) = body.reader() {
+                    let _ = std::io::Read::read_to_end(&mut r, &mut all);
+                }
+                if let Err(e @ ParseError::Fault { .. }) = xml::parse_soap_result(method, &all) {
+                    return Err(CallError::Parse(e));
+                }
+            }
+            return Err(CallError::Http {
+                call,
+                status,
+                snippet: snippet(&head),
+            });
+        }
+        let expected = match self.cfg.transport {
+            Transport::Rest => "JSON",
+            Transport::Soap => "SOAP XML",
+        };
+        let ok = match self.cfg.transport {
+            Transport::Rest => first_byte(&head) == Some(b'{'),
+            Transport::Soap => looks_like_xml(&head) && !looks_like_html(&head),
+        };
+        if !ok {
+            let what = if looks_like_html(&head) {
+                "an HTML page"
+            } else if head.iter().all(|b| b.is_ascii_whitespace()) {
+                "an empty body"
+            } else {
+                "an unexpected body"
+            };
+            return Err(CallError::UnexpectedBody {
+                call,
+                status,
+                what,
+                expected,
+                snippet: snippet(&head),
+            });
+        }
+        Ok(body)
+    }
+
+    async fn read_body(
+        &self,
+        call: &str,
+        resp: &mut reqwest::Response,
+        spool: bool,
+    ) -> Result<Body, CallError> {
+        let limit = self.cfg.max_response_mib.saturating_mul(1024 * 1024);
+        let mut hasher = blake3::Hasher::new();
+        let mut len = 0u64;
+        let mut data = if spool {
+            let file = match &self.spool_dir {
+                Some(d) => tempfile::tempfile_in(d),
+                None => tempfile::tempfile(),
+            }
+            .map_err(|e| {
+                CallError::Local(format!(
+                    "{call}: cannot create a temporary file for the response: {e}"
+                ))
+            })?;
+            BodyData::File(file)
+        } else {
+            BodyData::Memory(Vec::new())
+        };
+        loop {
+            let chunk = match resp.chunk().await {
+                Ok(Some(c)) => c,
+                Ok(None) => break,
+                Err(e) => return Err(self.transport_error(call, e)),
+            };
+            len += chunk.len() as u64;
+            if len > limit {
+                return Err(CallError::TooLarge {
+                    call: call.to_owned(),
+                    limit_mib: self.cfg.max_response_mib,
+                });
+            }
+            hasher.update(&chunk);
+            match &mut data {
+                BodyData::Memory(v) => v.extend_from_slice(&chunk),
+                // Page-cache writes of one network chunk: short enough to do on the async thread.
+                BodyData::File(f) => f.write_all(&chunk).map_err(|e| {
+                    CallError::Local(format!("{call}: cannot write the response to disk: {e}"))
+                })?,
+            }
+        }
+        Ok(Body {
+            data,
+            len,
+            hash: *hasher.finalize().as_bytes(),
+        })
+    }
+
+    /// One call with retries of transient failures (rate limits honour `Retry-After`), within `policy`.
+    pub async fn call(
+        &self,
+        service: Service,
+        method: &str,
+        params: &Value,
+        spool: bool,
+        policy: RetryPolicy,
+    ) -> Result<Body, CallError> {
+        let mut attempts = 0;
+        self.call_counted(service, method, params, spool, policy, &mut attempts)
+            .await
+    }
+
+    /// [`Client::call`], adding the number of HTTP calls made to `attempts`.
+    pub async fn call_counted(
+        &self,
+        service: Service,
+        method: &str,
+        params: &Value,
+        spool: bool,
+        policy: RetryPolicy,
+        attempts: &mut u32,
+    ) -> Result<Body, CallError> {
+        let started = Instant::now();
+        let mut wait = policy.initial;
+        let mut reauth = self.cfg.auth == AuthMode::TokenEndpoint;
+        loop {
+            *attempts += 1;
+            match self.once(service, method, params, spool).await {
+                Ok(b) => return Ok(b),
+                Err(CallError::Auth { .. }) if reauth => {
+                    // A token from the endpoint may have expired early: get a new one, once.
+                    reauth = false;
+                    if let Ok(mut g) = self.token.lock() {
+                        *g = None;
+                    }
+                }
+                Err(e) if e.is_transient() => {
+                    let mut delay = jitter(wait);
+                    if let CallError::RateLimited { wait: ra, .. } = &e {
+                        delay = delay.max(*ra);
+                    }
+                    if Instant::now() + delay > policy.deadline || policy.initial.is_zero() {
+                        return Err(CallError::Deadline {
+                            call: format!("{}/{method}", service.rest_name()),
+                            waited: started.elapsed(),
+                            last: Box::new(e),
+                        });
+                    }
+                    tracing::warn!(error = %e, retry_in = ?delay, "SecuTix call failed, retrying");
+                    tokio::time::sleep(delay).await;
+                    wait = (wait * 2).min(policy.max);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// A call with a small result: the envelope and the result object (REST: the body; SOAP: `<return>`).
+    pub async fn call_small(
+        &self,
+        service: Service,
+        method: &str,
+        params: &Value,
+        policy: RetryPolicy,
+    ) -> Result<(Envelope, Value), CallError> {
+        let mut body = self.call(service, method, params, false, policy).await?;
+        let BodyData::Memory(bytes) =
+            std::mem::replace(&mut body.data, BodyData::Memory(Vec::new()))
+        else {
+            return Err(CallError::Local(
+                "internal: small call spooled to disk".into(),
+            ));
+        };
+        let (env, v) = match self.cfg.transport {
+            Transport::Rest => {
+                let v: Value =
+                    serde_json::from_slice(&bytes).map_err(|e| json::malformed(method, "", &e))?;
+                let text = |k: &str| {
+                    v.get(k).and_then(|x| {
+                        x.as_str()
+                            .map(str::to_owned)
+                            .or_else(|| (!x.is_null()).then(|| x.to_string()))
+                    })
+                };
+                let env = Envelope {
+                    status_code: text("statusCode"),
+                    request_id: v
+                        .get("requestId")
+                        .and_then(|x| x.as_i64().or_else(|| x.as_str()?.parse().ok())),
+                    status_detail: text("statusDetail"),
+                    ..Envelope::default()
+                };
+                (env, v)
+            }
+            Transport::Soap => {
+                let r = xml::parse_soap_result(method, &bytes)?;
+                (r.envelope, r.result)
+            }
+        };
+        match env.status() {
+            CallStatus::Success => Ok((env, v)),
+            CallStatus::InProgress { .. } => Err(CallError::Status {
+                call: format!("{}/{method}", service.rest_name()),
+                code: "in_progress".into(),
+                detail: Some(
+                    "SecuTix is preparing the answer; it will be asked again on the next run"
+                        .into(),
+                ),
+            }),
+            CallStatus::Failed { code, detail } => Err(CallError::Status {
+                call: format!("{}/{method}", service.rest_name()),
+                code,
+                detail,
+            }),
+        }
+    }
+
+    /// `getPOSConfig`: point of sale id, time zone, currency, languages.
+    pub async fn get_pos_config(&self, policy: RetryPolicy) -> Result<PosConfig, CallError> {
+        let (_, v) = self
+            .call_small(
+                Service::Catalog,
+                "getPOSConfig",
+                &serde_json::json!({}),
+                policy,
+            )
+            .await?;
+        let data = v.get("posConfigData").cloned().unwrap_or(Value::Null);
+        let raw: wire::RawPosConfig = serde_path_to_error::deserialize(data).map_err(|e| {
+            CallError::Parse(ParseError::Malformed {
+                call: "getPOSConfig".into(),
+                place: format!("posConfigData.{}", e.path()),
+                message: e.inner().to_string(),
+            })
+        })?;
+        Ok(raw.into_domain())
+    }
+
+    /// `isCatalogServiceAlive`: checks the credentials and the service.
+    pub async fn is_alive(&self) -> Result<(), CallError> {
+        self.call_small(
+            Service::Catalog,
+            "isCatalogServiceAlive",
+            &serde_json::json!({}),
+            RetryPolicy::once(),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Fetches the catalogue and streams it into `sink` (see the module docs). When the response is
+    /// byte-identical to `known_hash`, nothing is parsed and `unchanged` is set.
+    pub async fn fetch_catalogue<S>(
+        &self,
+        req: &CatalogueRequest,
+        mut sink: S,
+        known_hash: Option<[u8; 32]>,
+    ) -> Result<(S, CatalogueFetch), CallError>
+    where
+        S: CatalogSink + Send + 'static,
+    {
+        let method = req.method.as_str();
+        let now = self.clock.now();
+        if let Some(last) = self.ledger.last_call(method) {
+            let next = last + chrono::Duration::from_std(req.min_interval).unwrap_or_default();
+            if now < next {
+                return Err(CallError::TooSoon {
+                    method: method.to_owned(),
+                    last,
+                    next,
+                    min_interval: req.min_interval,
+                });
+            }
+        }
+        let started = Instant::now();
+        let deadline = started + req.deadline;
+        let mut request_id: Option<i64> = None;
+        let mut wait = req.backoff;
+        let mut fetch = CatalogueFetch::default();
+        loop {
+            let mut params = serde_json::Map::new();
+            if let Some(r) = request_id {
+                params.insert("requestId".into(), r.into());
+            }
+            if let Some(s) = &req.season_code {
+                params.insert("seasonCode".into(), s.clone().into());
+            }
+            if let Some(p) = &req.product_code {
+                params.insert("productCode".into(), p.clone().into());
+            }
+            if let (Some(scope), CatalogueMethod::GetCatalogDetailed) = (&req.scope, req.method) {
+                params.insert("scope".into(), scope.clone().into());
+            }
+            let policy = RetryPolicy {
+                initial: Duration::from_secs(5),
+                max: Duration::from_secs(120),
+                deadline,
+            };
+            let body = self
+                .call_counted(
+                    Service::Catalog,
+                    method,
+                    &Value::Object(params),
+                    true,
+                    policy,
+                    &mut fetch.calls,
+                )
+                .await?;
+            fetch.bytes = body.len;
+            fetch.body_hash = body.hash;
+            if known_hash == Some(body.hash) {
+                fetch.unchanged = true;
+                fetch.envelope.status_code = Some("success".into());
+                return Ok((sink, fetch));
+            }
+            let transport = self.cfg.transport;
+            let m = req.method;
+            let ctx = req.ctx.clone();
+            let spool_dir = self.spool_dir.clone();
+            let (back, env) = tokio::task::spawn_blocking(move || {
+                let r = parse_catalogue_body(transport, m, body, &ctx, &mut sink, spool_dir);
+                (sink, r)
+            })
+            .await
+            .map_err(|e| CallError::Local(format!("the catalogue parser stopped: {e}")))?;
+            sink = back;
+            let env = env?;
+            match env.status() {
+                CallStatus::Success => {
+                    fetch.envelope = env;
+                    return Ok((sink, fetch));
+                }
+                CallStatus::InProgress { request_id: rid } => {
+                    sink.reset()
+                        .map_err(|e| CallError::Local(format!("cannot reset the import: {e}")))?;
+                    request_id = rid.or(request_id);
+                    if Instant::now() + wait > deadline {
+                        return Err(CallError::InProgressDeadline {
+                            call: format!("catalogService/{method}"),
+                            waited: started.elapsed(),
+                            attempts: fetch.calls,
+                        });
+                    }
+                    tracing::info!(request_id = ?request_id, retry_in = ?wait, "SecuTix is preparing the catalogue (in_progress)");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(req.max_backoff);
+                }
+                CallStatus::Failed { code, detail } => {
+                    return Err(CallError::Status {
+                        call: format!("catalogService/{method}"),
+                        code,
+                        detail,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Parses a catalogue body (blocking; runs on a blocking thread).
+fn parse_catalogue_body(
+    transport: Transport,
+    method: CatalogueMethod,
+    mut body: Body,
+    ctx: &ConvertCtx,
+    sink: &mut dyn CatalogSink,
+    spool_dir: Option<PathBuf>,
+) -> Result<Envelope, CallError> {
+    let call = method.as_str();
+    let io = |e: std::io::Error| {
+        CallError::Parse(ParseError::Io {
+            call: call.to_owned(),
+            source: e,
+        })
+    };
+    let reader = body.reader().map_err(io)?;
+    match (transport, method) {
+        (Transport::Rest, _) => {
+            let mut env = json::parse_catalog_reader(call, reader, ctx, sink)?;
+            if let Some(xml) = env.catalog_xml.take() {
+                let inner = xml::parse_catalog_document(call, xml.as_bytes(), ctx, sink)?;
+                env.seasons = inner.seasons;
+                env.products = inner.products;
+            }
+            Ok(env)
+        }
+        (Transport::Soap, CatalogueMethod::GetCatalogDetailed) => {
+            Ok(xml::parse_catalog_soap(call, reader, ctx, sink, None)?)
+        }
+        (Transport::Soap, CatalogueMethod::GetCatalog) => {
+            let mut doc = match &spool_dir {
+                Some(d) => tempfile::tempfile_in(d),
+                None => tempfile::tempfile(),
+            }
+            .map_err(io)?;
+            let mut env = {
+                let mut w = std::io::BufWriter::new(&mut doc);
+                let env = xml::parse_catalog_soap(call, reader, ctx, sink, Some(&mut w))?;
+                w.flush().map_err(io)?;
+                env
+            };
+            if env.status() == CallStatus::Success && env.has_catalog {
+                doc.rewind().map_err(io)?;
+                let inner = xml::parse_catalog_document(call, BufReader::new(doc), ctx, sink)?;
+                env.seasons = inner.seasons;
+                env.products = inner.products;
+            }
+            Ok(env)
+        }
+    }
+}
+
+fn xml_param(out: &mut String, name: &str, v: &Value) {
+    use quick_xml::escape::escape;
+    match v {
+        Value::Null => {}
+        Value::Array(items) => items.iter().for_each(|i| xml_param(out, name, i)),
+        Value::Object(map) => {
+            out.push_str(&format!("<{name}>"));
+            for (k, v) in map {
+                xml_param(out, k, v);
+            }
+            out.push_str(&format!("</{name}>"));
+        }
+        Value::String(s) => out.push_str(&format!("<{name}>{}</{name}>", escape(s.as_str()))),
+        other => out.push_str(&format!("<{name}>{other}</{name}>")),
+    }
+}
+
+fn body_head(body: &mut Body) -> Vec<u8> {
+    match &mut body.data {
+        BodyData::Memory(v) => v.iter().take(1024).copied().collect(),
+        BodyData::File(f) => {
+            let mut buf = vec![0u8; 1024];
+            let n = f
+                .rewind()
+                .and_then(|_| std::io::Read::read(f, &mut buf))
+                .unwrap_or(0);
+            buf.truncate(n);
+            buf
+        }
+    }
+}
+
+fn trimmed(head: &[u8]) -> &[u8] {
+    let h = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    let start = h
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(h.len());
+    &h[start..]
+}
+
+fn first_byte(head: &[u8]) -> Option<u8> {
+    trimmed(head).first().copied()
+}
+
+fn looks_like_xml(head: &[u8]) -> bool {
+    first_byte(head) == Some(b'<')
+}
+
+fn looks_like_html(head: &[u8]) -> bool {
+    let t =
+        String::from_utf8_lossy(&trimmed(head)[..trimmed(head).len().min(64)]).to_ascii_lowercase();
+    t.starts_with("<!doctype html")
+        || t.starts_with("<html")
+        || t.starts_with("<head")
+        || t.starts_with("<body")
+}
+
+/// The first 200 characters of a body, on one line, for error messages.
+pub fn snippet(bytes: &[u8]) -> String {
+    let s = String::from_utf8_lossy(trimmed(bytes));
+    let one_line: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let t = wire::truncate(&one_line, 200);
+    if t.is_empty() {
+        "(empty body)".to_owned()
+    } else {
+        t.to_owned()
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+pub fn retry_after(headers: &reqwest::header::HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    let at: DateTime<Utc> = at.into();
+    Some((at - now).to_std().unwrap_or(Duration::ZERO))
+}
+
+/// "Full jitter" on half the delay: between 50 % and 100 % of `d`, so waits still grow but never align.
+pub fn jitter(d: Duration) -> Duration {
+    let half = d / 2;
+    half + Duration::from_secs_f64(half.as_secs_f64() * rand::random::<f64>())
+}

@@ -1,0 +1,140 @@
+//! What both catalogue parsers share: the sink they stream into, the envelope they return, their error.
+//!
+//! The parsers never hold the catalogue: each season (without its products) and each product is handed to
+//! a [`CatalogSink`] as soon as it is complete, so memory is bounded by one product, not by the catalogue.
+
+use crate::catalog::{Product, Season};
+
+/// An error from a sink (typically the store); kept apart from parse errors so it is reported as such.
+pub type SinkError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Receives the catalogue as it is parsed.
+pub trait CatalogSink {
+    /// Forget everything received so far (a response turned out to be `in_progress`, not a catalogue).
+    fn reset(&mut self) -> Result<(), SinkError>;
+    /// A season is complete (its products were streamed before or after; `index` links them).
+    fn season(&mut self, index: u32, season: Season) -> Result<(), SinkError>;
+    /// A product of the season with position `season_index` (`None` when the feed lists it outside seasons).
+    fn product(&mut self, season_index: Option<u32>, product: Product) -> Result<(), SinkError>;
+}
+
+/// The result envelope of a SecuTix call (`statusCode`, `requestId`, `statusDetail`) and what was streamed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Envelope {
+    /// `success`, `in_progress`, or an error code.
+    pub status_code: Option<String>,
+    /// `requestId`, to re-call an asynchronous method.
+    pub request_id: Option<i64>,
+    /// `statusDetail`, the reason of an error.
+    pub status_detail: Option<String>,
+    /// Seasons streamed to the sink.
+    pub seasons: u32,
+    /// Products streamed to the sink.
+    pub products: u64,
+    /// True when `catalogData` was present.
+    pub has_catalog: bool,
+    /// For `getCatalog` over REST: the catalogue XML string carried in `catalogData`.
+    pub catalog_xml: Option<String>,
+}
+
+/// Status of a call as told by its envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallStatus {
+    /// `statusCode: success`.
+    Success,
+    /// `statusCode: in_progress`: call again (with `requestId` when given).
+    InProgress {
+        /// The request id to send back, if SecuTix gave one.
+        request_id: Option<i64>,
+    },
+    /// Any other status code: an application error.
+    Failed {
+        /// The status code as sent.
+        code: String,
+        /// `statusDetail`.
+        detail: Option<String>,
+    },
+}
+
+impl Envelope {
+    /// Classifies the status. A response without `statusCode` but with data counts as success.
+    pub fn status(&self) -> CallStatus {
+        match self.status_code.as_deref().map(str::trim) {
+            Some(s) if s.eq_ignore_ascii_case("success") => CallStatus::Success,
+            Some(s) if s.eq_ignore_ascii_case("in_progress") => CallStatus::InProgress {
+                request_id: self.request_id,
+            },
+            None if self.has_catalog => CallStatus::Success,
+            other => CallStatus::Failed {
+                code: other.unwrap_or("(no statusCode)").to_owned(),
+                detail: self.status_detail.clone(),
+            },
+        }
+    }
+}
+
+/// Why a response could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// Syntax error, truncated body, wrong type: `place` says where.
+    #[error("{call}: malformed response at {place}: {message}")]
+    Malformed {
+        /// The SecuTix method.
+        call: String,
+        /// JSON path or XML element path with byte offset.
+        place: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// A SOAP fault instead of a result.
+    #[error("{call}: SOAP fault {code}: {message}")]
+    Fault {
+        /// The SecuTix method.
+        call: String,
+        /// `faultcode`.
+        code: String,
+        /// `faultstring`.
+        message: String,
+    },
+    /// The sink (the store) failed while receiving the catalogue.
+    #[error("{call}: could not store the catalogue while reading it: {source}")]
+    Sink {
+        /// The SecuTix method.
+        call: String,
+        /// The sink's error.
+        source: SinkError,
+    },
+    /// Reading the spooled body failed.
+    #[error("{call}: could not read the response body: {source}")]
+    Io {
+        /// The SecuTix method.
+        call: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// A sink that keeps everything in memory (tests, `validate` tools, small catalogues).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct CollectSink {
+    /// Seasons by position.
+    pub seasons: Vec<(u32, Season)>,
+    /// Products with their season position.
+    pub products: Vec<(Option<u32>, Product)>,
+}
+
+impl CatalogSink for CollectSink {
+    fn reset(&mut self) -> Result<(), SinkError> {
+        self.seasons.clear();
+        self.products.clear();
+        Ok(())
+    }
+    fn season(&mut self, index: u32, season: Season) -> Result<(), SinkError> {
+        self.seasons.push((index, season));
+        Ok(())
+    }
+    fn product(&mut self, season_index: Option<u32>, product: Product) -> Result<(), SinkError> {
+        self.products.push((season_index, product));
+        Ok(())
+    }
+}

@@ -1,0 +1,784 @@
+//! Streaming parser for SOAP XML responses and for `getCatalog`'s catalogue XML string, on quick-xml.
+//!
+//! SecuTix is a Java JAX-WS service (document/literal): the body holds `<ns:methodResponse><return>` whose
+//! children are the result's fields; a list is the same element repeated; a null field is omitted or
+//! `xsi:nil="true"`; prefixes vary, so only **local names** are matched.
+//!
+//! The reader never builds the document. It walks the envelope, and for each `<products>` element (and each
+//! season's own fields) it builds a `serde_json::Value` of that subtree only, which is then deserialised
+//! with the same lenient wire types as REST (`wire.rs`). Memory is bounded by one product.
+//!
+//! `getCatalog` returns the catalogue as an XML **string** in `catalogData` (escaped text or CDATA). It is
+//! unescaped as a stream into a file and that file is parsed with the same walker, assuming the inner
+//! document uses the DTO field names of the SOAP response (its schema is not public).
+
+use std::io::{BufRead, Write};
+
+use quick_xml::Reader;
+use quick_xml::events::{BytesStart, Event};
+use serde_json::{Map, Value};
+
+use super::json::SEASON_FIELDS;
+use super::parse::{CatalogSink, Envelope, ParseError};
+use super::wire::{ConvertCtx, RawProduct, RawSeason};
+
+/// What a SOAP call returned, for methods whose results are small (POS config, availability).
+#[derive(Debug, Clone, Default)]
+pub struct SoapResult {
+    /// The envelope fields.
+    pub envelope: Envelope,
+    /// The `<return>` element as a JSON value (field names as in REST).
+    pub result: Value,
+}
+
+/// Where `catalogData`'s XML string goes while a `getCatalog` SOAP response is read.
+pub type XmlStringOut<'a> = Option<&'a mut dyn Write>;
+
+struct Cursor<R: BufRead> {
+    call: String,
+    reader: Reader<R>,
+    buf: Vec<u8>,
+    /// Open elements (local names), for error places and end-tag checks (quick-xml's own check is off
+    /// because `getCatalog`'s text is consumed behind its back).
+    path: Vec<String>,
+}
+
+enum Ev {
+    Start { name: String, nil: bool },
+    End,
+    Text(String),
+    Eof,
+}
+
+impl<R: BufRead> Cursor<R> {
+    fn new(call: &str, reader: R) -> Self {
+        let mut reader = Reader::from_reader(reader);
+        let cfg = reader.config_mut();
+        cfg.check_end_names = false;
+        cfg.expand_empty_elements = true;
+        cfg.trim_text(false);
+        Self {
+            call: call.to_owned(),
+            reader,
+            buf: Vec::with_capacity(4096),
+            path: Vec::new(),
+        }
+    }
+
+    fn place(&self) -> String {
+        let p = if self.path.is_empty() {
+            "(document)".to_owned()
+        } else {
+            self.path.join("/")
+        };
+        format!("{p} (byte {})", self.reader.buffer_position())
+    }
+
+    fn err(&self, message: impl Into<String>) -> ParseError {
+        ParseError::Malformed {
+            call: self.call.clone(),
+            place: self.place(),
+            message: message.into(),
+        }
+    }
+
+    fn next(&mut self) -> Result<Ev, ParseError> {
+        loop {
+            self.buf.clear();
+            let ev = match self.reader.read_event_into(&mut self.buf) {
+                Ok(ev) => ev,
+                Err(e) => {
+                    let pos = self.reader.error_position();
+                    return Err(ParseError::Malformed {
+                        call: self.call.clone(),
+                        place: format!("{} (byte {pos})", self.path.join("/")),
+                        message: format!("not well-formed XML: {e}"),
+                    });
+                }
+            };
+            match ev {
+                Event::Start(e) => {
+                    let name = local_name(&e);
+                    let nil = is_nil(&e);
+                    self.path.push(name.clone());
+                    return Ok(Ev::Start { name, nil });
+                }
+                Event::End(e) => {
+                    let name = e.local_name().as_ref().to_owned();
+                    // Path entries may carry a position for messages ("seasons[2]").
+                    match self.path.last() {
+                        Some(open) if open.split('[').next() == Some(name.as_str()) => {
+                            self.path.pop();
+                            return Ok(Ev::End);
+                        }
+                        Some(open) => {
+                            let open = open.clone();
+                            return Err(self.err(format!(
+                                "</{name}> closes <{open}>: the document is not well-formed"
+                            )));
+                        }
+                        None => {
+                            return Err(self.err(format!("</{name}> without an opening element")));
+                        }
+                    }
+                }
+                Event::Text(t) => return Ok(Ev::Text(t.xml10_content().into_owned())),
+                Event::CData(c) => {
+                    return Ok(Ev::Text(c.into_inner().into_owned()));
+                }
+                Event::GeneralRef(r) => {
+                    let name = r.to_string();
+                    let text = match r.resolve_char_ref() {
+                        Ok(Some(ch)) => Ok(ch.to_string()),
+                        Ok(None) => quick_xml::escape::resolve_predefined_entity(&name)
+                            .map(str::to_owned)
+                            .ok_or_else(|| format!("unknown entity &{name};")),
+                        Err(e) => Err(format!("bad character reference &{name};: {e}")),
+                    };
+                    return text.map(Ev::Text).map_err(|m| self.err(m));
+                }
+                Event::Eof => {
+                    if let Some(open) = self.path.last() {
+                        let open = open.clone();
+                        return Err(self.err(format!("the body ends inside <{open}> (truncated?)")));
+                    }
+                    return Ok(Ev::Eof);
+                }
+                Event::Empty(_) => unreachable!("expand_empty_elements is on"),
+                Event::Decl(_) | Event::PI(_) | Event::Comment(_) | Event::DocType(_) => continue,
+            }
+        }
+    }
+
+    /// Skips to the end of the element just opened.
+    fn skip(&mut self) -> Result<(), ParseError> {
+        let depth = self.path.len();
+        loop {
+            match self.next()? {
+                Ev::End if self.path.len() < depth => return Ok(()),
+                Ev::Eof => return Err(self.err("the body ends too early (truncated?)")),
+                _ => {}
+            }
+        }
+    }
+
+    /// Reads the element just opened as a JSON value: children → object (repeated names → array),
+    /// text → string, `xsi:nil` or empty → null.
+    fn value(&mut self, nil: bool) -> Result<Value, ParseError> {
+        struct Frame {
+            name: String,
+            map: Map<String, Value>,
+            text: String,
+            nil: bool,
+        }
+        fn finish(f: Frame) -> Value {
+            if !f.map.is_empty() {
+                Value::Object(f.map)
+            } else if f.nil || f.text.trim().is_empty() {
+                Value::Null
+            } else {
+                Value::String(f.text)
+            }
+        }
+        fn insert(map: &mut Map<String, Value>, name: String, v: Value) {
+            match map.get_mut(&name) {
+                None => {
+                    map.insert(name, v);
+                }
+                // Arrays only come from repetition: XML has no other way to make one.
+                Some(Value::Array(a)) => a.push(v),
+                Some(existing) => {
+                    let old = existing.take();
+                    *existing = Value::Array(vec![old, v]);
+                }
+            }
+        }
+        let mut stack = vec![Frame {
+            name: String::new(),
+            map: Map::new(),
+            text: String::new(),
+            nil,
+        }];
+        loop {
+            match self.next()? {
+                Ev::Start { name, nil } => stack.push(Frame {
+                    name,
+                    map: Map::new(),
+                    text: String::new(),
+                    nil,
+                }),
+                Ev::Text(t) => {
+                    if let Some(top) = stack.last_mut() {
+                        top.text.push_str(&t);
+                    }
+                }
+                Ev::End => {
+                    let Some(frame) = stack.pop() else {
+                        return Err(self.err("unbalanced element"));
+                    };
+                    match stack.last_mut() {
+                        None => return Ok(finish(frame)),
+                        Some(parent) => {
+                            let name = frame.name.clone();
+                            insert(&mut parent.map, name, finish(frame));
+                        }
+                    }
+                }
+                Ev::Eof => return Err(self.err("the body ends too early (truncated?)")),
+            }
+        }
+    }
+
+    /// Text content of a scalar element just opened.
+    fn text(&mut self, nil: bool) -> Result<Option<String>, ParseError> {
+        Ok(match self.value(nil)? {
+            Value::String(s) => Some(s.trim().to_owned()),
+            Value::Null => None,
+            other => Some(other.to_string()),
+        })
+    }
+}
+
+fn local_name(e: &BytesStart<'_>) -> String {
+    e.local_name().as_ref().to_owned()
+}
+
+fn is_nil(e: &BytesStart<'_>) -> bool {
+    e.attributes()
+        .flatten()
+        .any(|a| a.key.local_name().as_ref() == "nil" && matches!(a.value.as_ref(), "true" | "1"))
+}
+
+/// Walks catalogue content: every `seasons` element is a season, every `products` element a product
+/// (inside a season or not); anything else is skipped. Stops at the end of the element that was open
+/// when called (or at the end of the document when none was).
+fn walk_catalogue<R: BufRead>(
+    cur: &mut Cursor<R>,
+    ctx: &ConvertCtx,
+    sink: &mut dyn CatalogSink,
+    env: &mut Envelope,
+) -> Result<(), ParseError> {
+    let base = cur.path.len();
+    loop {
+        match cur.next()? {
+            Ev::Start { name, nil } => match name.as_str() {
+                "seasons" | "season" => season(cur, ctx, sink, env, nil)?,
+                "products" | "product" => {
+                    let v = cur.value(nil)?;
+                    product(cur, ctx, sink, env, None, v)?;
+                }
+                _ => {}
+            },
+            Ev::End if cur.path.len() < base => return Ok(()),
+            Ev::End | Ev::Text(_) => {}
+            Ev::Eof => return Ok(()),
+        }
+    }
+}
+
+fn season<R: BufRead>(
+    cur: &mut Cursor<R>,
+    ctx: &ConvertCtx,
+    sink: &mut dyn CatalogSink,
+    env: &mut Envelope,
+    nil: bool,
+) -> Result<(), ParseError> {
+    let index = env.seasons;
+    env.seasons += 1;
+    if nil {
+        cur.skip()?;
+        return Ok(());
+    }
+    let depth = cur.path.len();
+    if let Some(last) = cur.path.last_mut() {
+        *last = format!("seasons[{index}]");
+    }
+    let mut fields = Map::new();
+    loop {
+        match cur.next()? {
+            Ev::Start { name, nil } => {
+                if name == "products" || name == "product" {
+                    let v = cur.value(nil)?;
+                    product(cur, ctx, sink, env, Some(index), v)?;
+                } else if SEASON_FIELDS.contains(&name.as_str()) {
+                    let v = cur.value(nil)?;
+                    match fields.get_mut(&name) {
+                        None => {
+                            fields.insert(name, v);
+                        }
+                        Some(Value::Array(a)) => a.push(v),
+                        Some(existing) => {
+                            let old = existing.take();
+                            *existing = Value::Array(vec![old, v]);
+                        }
+                    }
+                } else {
+                    cur.skip()?;
+                }
+            }
+            Ev::End if cur.path.len() < depth => break,
+            Ev::End | Ev::Text(_) => {}
+            Ev::Eof => return Err(cur.err("the body ends inside a season (truncated?)")),
+        }
+    }
+    let raw: RawSeason = serde_path_to_error::deserialize(Value::Object(fields)).map_err(|e| {
+        ParseError::Malformed {
+            call: cur.call.clone(),
+            place: format!("{} season #{index}, field {}", cur.place(), e.path()),
+            message: e.inner().to_string(),
+        }
+    })?;
+    sink.season(index, raw.into_domain(ctx))
+        .map_err(|source| ParseError::Sink {
+            call: cur.call.clone(),
+            source,
+        })
+}
+
+fn product<R: BufRead>(
+    cur: &mut Cursor<R>,
+    ctx: &ConvertCtx,
+    sink: &mut dyn CatalogSink,
+    env: &mut Envelope,
+    season: Option<u32>,
+    v: Value,
+) -> Result<(), ParseError> {
+    let n = env.products;
+    let bad = |place: String, message: String| ParseError::Malformed {
+        call: cur.call.clone(),
+        place: format!("{} product #{n}{place}", cur.place()),
+        message,
+    };
+    let raw: RawProduct = serde_path_to_error::deserialize(v)
+        .map_err(|e| bad(format!(", field {}", e.path()), e.inner().to_string()))?;
+    let p = raw.into_domain(ctx).map_err(|m| bad(String::new(), m))?;
+    env.products += 1;
+    sink.product(season, p).map_err(|source| ParseError::Sink {
+        call: cur.call.clone(),
+        source,
+    })
+}
+
+/// Reads the SOAP envelope down to the result element; returns the element's local name, or fails on a
+/// SOAP fault or a document that is not a SOAP envelope.
+fn open_result<R: BufRead>(cur: &mut Cursor<R>) -> Result<(), ParseError> {
+    match cur.next()? {
+        Ev::Start { name, .. } if name == "Envelope" => {}
+        Ev::Start { name, .. } => {
+            return Err(cur.err(format!("expected a SOAP Envelope, found <{name}>")));
+        }
+        Ev::Eof => return Err(cur.err("the body is empty")),
+        _ => return Err(cur.err("expected a SOAP Envelope")),
+    }
+    // Header (skipped), then Body.
+    loop {
+        match cur.next()? {
+            Ev::Start { name, .. } if name == "Body" => break,
+            Ev::Start { .. } => cur.skip()?,
+            Ev::Text(_) => {}
+            _ => return Err(cur.err("SOAP Envelope without Body")),
+        }
+    }
+    // The response wrapper (or a Fault).
+    loop {
+        match cur.next()? {
+            Ev::Start { name, nil } if name == "Fault" => {
+                let v = cur.value(nil)?;
+                let field = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+                let (mut code, mut message) = (field("faultcode"), field("faultstring"));
+                if code.is_empty() {
+                    // SOAP 1.2 shape: Code/Value, Reason/Text.
+                    code = v
+                        .pointer("/Code/Value")
+                        .and_then(Value::as_str)
+                        .unwrap_or("(none)")
+                        .to_owned();
+                    message = v
+                        .pointer("/Reason/Text")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned();
+                }
+                return Err(ParseError::Fault {
+                    call: cur.call.clone(),
+                    code,
+                    message,
+                });
+            }
+            Ev::Start { .. } => return Ok(()),
+            Ev::Text(_) => {}
+            _ => return Err(cur.err("empty SOAP Body")),
+        }
+    }
+}
+
+/// Parses a SOAP catalogue response (`getCatalogDetailed`, or `getCatalog` when `xml_out` is given: its
+/// XML string is unescaped into `xml_out`), streaming products into `sink`.
+pub fn parse_catalog_soap<R: BufRead>(
+    call: &str,
+    reader: R,
+    ctx: &ConvertCtx,
+    sink: &mut dyn CatalogSink,
+    mut xml_out: XmlStringOut<'_>,
+) -> Result<Envelope, ParseError> {
+    let mut cur = Cursor::new(call, reader);
+    let mut env = Envelope::default();
+    open_result(&mut cur)?;
+    let wrapper_depth = cur.path.len();
+    loop {
+        match cur.next()? {
+            Ev::Start { name, nil } => match name.as_str() {
+                "return" => {} // descend: the result's fields are its children
+                "statusCode" => env.status_code = cur.text(nil)?,
+                "statusDetail" => env.status_detail = cur.text(nil)?,
+                "requestId" => {
+                    let t = cur.text(nil)?;
+                    env.request_id = t.as_deref().and_then(|s| s.trim().parse().ok());
+                }
+                "catalogData" => {
+                    if nil {
+                        cur.skip()?;
+                        continue;
+                    }
+                    env.has_catalog = true;
+                    match xml_out.as_deref_mut() {
+                        Some(out) => stream_xml_string(&mut cur, out)?,
+                        None => walk_catalogue(&mut cur, ctx, sink, &mut env)?,
+                    }
+                }
+                _ => cur.skip()?,
+            },
+            Ev::End if cur.path.len() < wrapper_depth => break,
+            Ev::End | Ev::Text(_) => {}
+            Ev::Eof => return Err(cur.err("the body ends too early (truncated?)")),
+        }
+    }
+    Ok(env)
+}
+
+/// Parses the catalogue XML document of `getCatalog` (after unescaping), streaming into `sink`.
+pub fn parse_catalog_document<R: BufRead>(
+    call: &str,
+    reader: R,
+    ctx: &ConvertCtx,
+    sink: &mut dyn CatalogSink,
+) -> Result<Envelope, ParseError> {
+    let mut cur = Cursor::new(call, reader);
+    let mut env = Envelope {
+        has_catalog: true,
+        ..Envelope::default()
+    };
+    walk_catalogue(&mut cur, ctx, sink, &mut env)?;
+    Ok(env)
+}
+
+/// Parses a small SOAP response into its envelope and its result as a JSON value.
+pub fn parse_soap_result(call: &str, body: &[u8]) -> Result<SoapResult, ParseError> {
+    let mut cur = Cursor::new(call, body);
+    open_result(&mut cur)?;
+    let mut v = cur.value(false)?;
+    if let Some(ret) = v.get_mut("return") {
+        v = ret.take();
+    }
+    let text = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .map(|s| s.trim().to_owned())
+    };
+    let envelope = Envelope {
+        status_code: text(&v, "statusCode"),
+        request_id: text(&v, "requestId").and_then(|s| s.parse().ok()),
+        status_detail: text(&v, "statusDetail"),
+        ..Envelope::default()
+    };
+    Ok(SoapResult {
+        envelope,
+        result: v,
+    })
+}
+
+/// Copies the text content of the element just opened (escaped text and CDATA sections) to `out`,
+/// unescaped, without holding it in memory; consumes the closing tag.
+fn stream_xml_string<R: BufRead>(
+    cur: &mut Cursor<R>,
+    out: &mut dyn Write,
+) -> Result<(), ParseError> {
+    let call = cur.call.clone();
+    let io = |e: std::io::Error| ParseError::Io {
+        call: call.clone(),
+        source: e,
+    };
+    let mut state = Unescape::default();
+    loop {
+        let chunk = cur.reader.get_mut().fill_buf().map_err(io)?;
+        if chunk.is_empty() {
+            return Err(cur.err("the body ends inside catalogData (truncated?)"));
+        }
+        let (used, done) = state.feed(chunk, out).map_err(|m| cur.err(m))?;
+        cur.reader.get_mut().consume(used);
+        if let Some(close) = done {
+            if close != "catalogData" {
+                return Err(cur.err(format!("</{close}> inside catalogData")));
+            }
+            cur.path.pop();
+            return Ok(());
+        }
+    }
+}
+
+/// State machine that unescapes XML text content across buffer boundaries.
+#[derive(Default)]
+struct Unescape {
+    mode: Mode,
+    /// Pending bytes of an entity, of `<![CDATA[`, of `]]>` or of the closing tag's name.
+    pending: Vec<u8>,
+}
+
+#[derive(Default, PartialEq)]
+enum Mode {
+    #[default]
+    Text,
+    Entity,
+    Markup,
+    Cdata,
+    Close,
+}
+
+const CDATA_OPEN: &[u8] = b"<![CDATA[";
+
+impl Unescape {
+    /// Consumes bytes of `chunk`; returns how many, and the closing tag's name once it has been read.
+    fn feed(
+        &mut self,
+        chunk: &[u8],
+        out: &mut dyn Write,
+    ) -> Result<(usize, Option<String>), String> {
+        let w = |out: &mut dyn Write, b: &[u8]| {
+            out.write_all(b)
+                .map_err(|e| format!("cannot write the catalogue XML: {e}"))
+        };
+        let mut i = 0;
+        while i < chunk.len() {
+            match self.mode {
+                Mode::Text => match memchr::memchr2(b'&', b'<', &chunk[i..]) {
+                    None => {
+                        w(out, &chunk[i..])?;
+                        i = chunk.len();
+                    }
+                    Some(k) => {
+                        w(out, &chunk[i..i + k])?;
+                        self.pending.clear();
+                        self.mode = if chunk[i + k] == b'&' {
+                            Mode::Entity
+                        } else {
+                            Mode::Markup
+                        };
+                        if self.mode == Mode::Markup {
+                            self.pending.push(b'<');
+                        }
+                        i += k + 1;
+                    }
+                },
+                Mode::Entity => {
+                    let b = chunk[i];
+                    i += 1;
+                    if b == b';' {
+                        let name = String::from_utf8_lossy(&self.pending).into_owned();
+                        let text = resolve_entity(&name)
+                            .ok_or_else(|| format!("unknown entity &{name};"))?;
+                        w(out, text.as_bytes())?;
+                        self.mode = Mode::Text;
+                    } else if self.pending.len() > 32 {
+                        return Err("unterminated entity reference".into());
+                    } else {
+                        self.pending.push(b);
+                    }
+                }
+                Mode::Markup => {
+                    let b = chunk[i];
+                    i += 1;
+                    if self.pending.len() == 1 && b == b'/' {
+                        self.pending.clear();
+                        self.mode = Mode::Close;
+                        continue;
+                    }
+                    self.pending.push(b);
+                    if !CDATA_OPEN.starts_with(&self.pending) {
+                        return Err("an element inside catalogData, where the catalogue XML string was expected".into());
+                    }
+                    if self.pending.len() == CDATA_OPEN.len() {
+                        self.pending.clear();
+                        self.mode = Mode::Cdata;
+                    }
+                }
+                Mode::Cdata => {
+                    let b = chunk[i];
+                    i += 1;
+                    // pending holds the ']' characters seen so far (at most two), or "]]" before '>'.
+                    if b == b']' {
+                        if self.pending.len() == 2 {
+                            w(out, b"]")?;
+                        } else {
+                            self.pending.push(b);
+                        }
+                    } else if b == b'>' && self.pending.len() == 2 {
+                        self.pending.clear();
+                        self.mode = Mode::Text;
+                    } else {
+                        w(out, &self.pending)?;
+                        self.pending.clear();
+                        w(out, &[b])?;
+                    }
+                }
+                Mode::Close => {
+                    let b = chunk[i];
+                    i += 1;
+                    if b == b'>' {
+                        let name = String::from_utf8_lossy(&self.pending).into_owned();
+                        let local = name.rsplit(':').next().unwrap_or(&name).trim().to_owned();
+                        return Ok((i, Some(local)));
+                    }
+                    if self.pending.len() > 256 {
+                        return Err("closing tag too long".into());
+                    }
+                    self.pending.push(b);
+                }
+            }
+        }
+        Ok((i, None))
+    }
+}
+
+fn resolve_entity(name: &str) -> Option<String> {
+    if let Some(num) = name.strip_prefix('#') {
+        let code = match num.strip_prefix('x').or_else(|| num.strip_prefix('X')) {
+            Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+            None => num.parse().ok()?,
+        };
+        return char::from_u32(code)
+            .filter(|c| *c != '\0')
+            .map(String::from);
+    }
+    quick_xml::escape::resolve_predefined_entity(name).map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secutix::parse::{CallStatus, CollectSink};
+
+    const NS: &str = r#"<S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"><S:Body><ns2:getCatalogDetailedResponse xmlns:ns2="http://v1_33.CatalogService.service.secutix.com"><return>"#;
+    const END: &str = "</return></ns2:getCatalogDetailedResponse></S:Body></S:Envelope>";
+
+    fn soap(inner: &str) -> String {
+        format!("{NS}{inner}{END}")
+    }
+
+    fn parse(body: &str) -> (Result<Envelope, ParseError>, CollectSink) {
+        let mut sink = CollectSink::default();
+        let r = parse_catalog_soap(
+            "getCatalogDetailed",
+            body.as_bytes(),
+            &ConvertCtx::default(),
+            &mut sink,
+            None,
+        );
+        (r, sink)
+    }
+
+    #[test]
+    fn repeated_elements_are_lists_and_nil_is_null() {
+        let body = soap(
+            r#"<statusCode>success</statusCode><catalogData><seasons><id>9</id><products><id>1</id><event><performances><id>11</id><duration xsi:nil="true" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"/><prices><amount>1000</amount></prices><prices><amount>2000</amount></prices></performances></event></products><products><id>2</id></products></seasons></catalogData>"#,
+        );
+        let (r, sink) = parse(&body);
+        assert_eq!(r.expect("parses").status(), CallStatus::Success);
+        assert_eq!(sink.products.len(), 2);
+        let perf = &sink.products[0]
+            .1
+            .event
+            .as_ref()
+            .expect("event")
+            .performances[0];
+        assert_eq!(perf.duration_secs, None);
+        assert_eq!(
+            perf.prices.iter().map(|p| p.amount).collect::<Vec<_>>(),
+            vec![1000, 2000]
+        );
+        assert_eq!(sink.seasons[0].1.id, Some(9));
+    }
+
+    #[test]
+    fn soap_fault_is_reported() {
+        let body = r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><soap:Fault><faultcode>soap:Server</faultcode><faultstring>Authentication failed</faultstring></soap:Fault></soap:Body></soap:Envelope>"#;
+        let (r, _) = parse(body);
+        let e = r.expect_err("fault").to_string();
+        assert!(
+            e.contains("Authentication failed") && e.contains("soap:Server"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn truncated_xml_names_the_open_element() {
+        let body =
+            soap("<statusCode>success</statusCode><catalogData><seasons><products><id>1</id>");
+        let body = &body[..body.find("</return>").expect("cut")];
+        let (r, _) = parse(body);
+        let e = r.expect_err("truncated").to_string();
+        assert!(e.contains("products") && e.contains("truncated"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_in_a_product_names_the_field() {
+        let body = soap(
+            "<statusCode>success</statusCode><catalogData><seasons><products><id><x>1</x></id></products></seasons></catalogData>",
+        );
+        let (r, _) = parse(&body);
+        let e = r.expect_err("bad id").to_string();
+        assert!(e.contains("product #0") && e.contains("field id"), "{e}");
+    }
+
+    #[test]
+    fn get_catalog_string_is_unescaped_in_a_stream() {
+        let inner = "<catalog><seasons><id>3</id><products><id>42</id><externalName><translations><locale>fr</locale><value>Caf&#233; &amp; th&#xE9;</value></translations></externalName></products></seasons></catalog>";
+        let escaped = quick_xml::escape::escape(inner);
+        for payload in [escaped.to_string(), format!("<![CDATA[{inner}]]>")] {
+            let body = soap(&format!(
+                "<statusCode>success</statusCode><catalogData>{payload}</catalogData>"
+            ));
+            // Tiny buffer: every state of the unescaper crosses a chunk boundary.
+            let reader = std::io::BufReader::with_capacity(7, body.as_bytes());
+            let mut out = Vec::new();
+            let mut sink = CollectSink::default();
+            let env = parse_catalog_soap(
+                "getCatalog",
+                reader,
+                &ConvertCtx::default(),
+                &mut sink,
+                Some(&mut out),
+            )
+            .expect("parses");
+            assert_eq!(env.status(), CallStatus::Success);
+            assert_eq!(String::from_utf8(out.clone()).expect("utf8"), inner);
+            let mut sink = CollectSink::default();
+            parse_catalog_document(
+                "getCatalog",
+                out.as_slice(),
+                &ConvertCtx::default(),
+                &mut sink,
+            )
+            .expect("doc");
+            assert_eq!(sink.products[0].1.id, 42);
+            assert_eq!(sink.products[0].1.name.get("fr", &[]), Some("Café & thé"));
+        }
+    }
+
+    #[test]
+    fn small_result_becomes_a_value() {
+        let body = r#"<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/"><e:Body><x:getPOSConfigResponse xmlns:x="urn:x"><return><statusCode>success</statusCode><posConfigData><posId>123</posId><organizationTimeZone>Europe/Paris</organizationTimeZone></posConfigData></return></x:getPOSConfigResponse></e:Body></e:Envelope>"#;
+        let r = parse_soap_result("getPOSConfig", body.as_bytes()).expect("parses");
+        assert_eq!(r.envelope.status(), CallStatus::Success);
+        assert_eq!(r.result["posConfigData"]["posId"], "123");
+    }
+}
