@@ -45,12 +45,7 @@ impl Translated {
 
     /// Builds a value from `(locale, text)` pairs (test and generator helper).
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        Self(
-            pairs
-                .into_iter()
-                .map(|(l, v)| (l.to_owned(), v.to_owned()))
-                .collect(),
-        )
+        Self(pairs.into_iter().map(|(l, v)| (l.to_owned(), v.to_owned())).collect())
     }
 }
 
@@ -426,10 +421,7 @@ pub struct Price {
 impl Product {
     /// Performances, or none for products without an event.
     pub fn performances(&self) -> &[Performance] {
-        self.event
-            .as_ref()
-            .map(|e| e.performances.as_slice())
-            .unwrap_or(&[])
+        self.event.as_ref().map(|e| e.performances.as_slice()).unwrap_or(&[])
     }
 
     /// The last start among the performances, if any.

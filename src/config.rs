@@ -246,15 +246,11 @@ impl Config {
     pub fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
         let env_vars: BTreeMap<String, String> = match &sources.env {
             Some(map) => map.clone(),
-            None => std::env::vars()
-                .filter(|(k, _)| k.starts_with(ENV_PREFIX))
-                .collect(),
+            None => std::env::vars().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect(),
         };
         let (builder, file) = layers(sources, &env_vars)?;
         let raw = builder.build().map_err(|e| ConfigError::File {
-            path: file
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH)),
+            path: file.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH)),
             reason: e.to_string(),
         })?;
 
@@ -315,16 +311,17 @@ impl Config {
                 "is empty; set the virtual operator, e.g. operator = \"MOSA_WEBSYNC\"".into(),
             );
         }
-        if s.auth == AuthMode::Jwt && s.transport == Transport::Rest && s.partner.trim().is_empty()
-        {
+        if s.auth == AuthMode::Jwt && s.transport == Transport::Rest && s.partner.trim().is_empty() {
             bad(
                 "secutix.partner",
-                "is empty; the forged JWT needs the partner name SecuTix gave you (claim iss)"
-                    .into(),
+                "is empty; the forged JWT needs the partner name SecuTix gave you (claim iss)".into(),
             );
         }
         match (&s.secret, s.secret_file.trim().is_empty()) {
-            (Some(_), false) => bad("secutix.secret", "is set together with secutix.secret_file; keep only one".into()),
+            (Some(_), false) => bad(
+                "secutix.secret",
+                "is set together with secutix.secret_file; keep only one".into(),
+            ),
             (None, true) => bad(
                 "secutix.secret",
                 "no secret configured; set secutix.secret_file (recommended) or SECUTIX_SYNC__SECUTIX__SECRET".into(),
@@ -352,10 +349,7 @@ impl Config {
             }
         }
         if !s.token_endpoint.is_empty() && url::Url::parse(&s.token_endpoint).is_err() {
-            bad(
-                "secutix.token_endpoint",
-                format!("{:?} is not a URL", s.token_endpoint),
-            );
+            bad("secutix.token_endpoint", format!("{:?} is not a URL", s.token_endpoint));
         }
         if s.api_version.is_empty() || !s.api_version.starts_with('v') {
             bad(
@@ -368,10 +362,7 @@ impl Config {
             ("secutix.token_reuse", s.token_reuse),
             ("secutix.request_timeout", s.request_timeout),
             ("secutix.connect_timeout", s.connect_timeout),
-            (
-                "catalogue.in_progress_backoff",
-                self.catalogue.in_progress_backoff,
-            ),
+            ("catalogue.in_progress_backoff", self.catalogue.in_progress_backoff),
             (
                 "catalogue.in_progress_max_backoff",
                 self.catalogue.in_progress_max_backoff,
@@ -395,10 +386,7 @@ impl Config {
         if !(c.shrink_guard_ratio > 0.0 && c.shrink_guard_ratio <= 1.0) {
             bad(
                 "catalogue.shrink_guard_ratio",
-                format!(
-                    "{} is not a share in (0, 1], e.g. 0.5",
-                    c.shrink_guard_ratio
-                ),
+                format!("{} is not a share in (0, 1], e.g. 0.5", c.shrink_guard_ratio),
             );
         }
         if c.product_families.is_empty() {
@@ -470,17 +458,9 @@ pub fn resolve_credential_path(name: &str) -> PathBuf {
 fn layers(
     sources: &Sources,
     env_vars: &BTreeMap<String, String>,
-) -> Result<
-    (
-        config::ConfigBuilder<config::builder::DefaultState>,
-        Option<PathBuf>,
-    ),
-    ConfigError,
-> {
-    let mut builder = config::Config::builder().add_source(config::File::from_str(
-        DEFAULT_TOML,
-        config::FileFormat::Toml,
-    ));
+) -> Result<(config::ConfigBuilder<config::builder::DefaultState>, Option<PathBuf>), ConfigError> {
+    let mut builder =
+        config::Config::builder().add_source(config::File::from_str(DEFAULT_TOML, config::FileFormat::Toml));
     let file = match &sources.file {
         Some(path) => {
             if !path.exists() {
@@ -509,12 +489,7 @@ fn layers(
         .separator("__")
         .try_parsing(true)
         .list_separator(",")
-        .source(Some(
-            env_vars
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        ));
+        .source(Some(env_vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect()));
     for key in LIST_KEYS {
         env = env.with_list_parse_key(key);
     }
@@ -526,25 +501,17 @@ fn layers(
 }
 
 fn unknown_key_message(key: &str, env_vars: &BTreeMap<String, String>) -> String {
-    let env_name = format!(
-        "{ENV_PREFIX}__{}",
-        key.replace('.', "__").to_ascii_uppercase()
-    );
+    let env_name = format!("{ENV_PREFIX}__{}", key.replace('.', "__").to_ascii_uppercase());
     if env_vars.contains_key(&env_name) {
         format!("unknown key, set by the environment variable {env_name}; check its spelling")
     } else {
-        "unknown key (a typo?); it is ignored. See config/default.toml for the valid keys"
-            .to_owned()
+        "unknown key (a typo?); it is ignored. See config/default.toml for the valid keys".to_owned()
     }
 }
 
 /// Deserialises each section on its own so that a type error in one does not hide those in others.
 fn section_errors(raw: &config::Config) -> Vec<Problem> {
-    fn check<T: for<'de> Deserialize<'de>>(
-        raw: &config::Config,
-        section: &str,
-        out: &mut Vec<Problem>,
-    ) {
+    fn check<T: for<'de> Deserialize<'de>>(raw: &config::Config, section: &str, out: &mut Vec<Problem>) {
         match raw.get::<config::Value>(section) {
             Err(e) => out.push(Problem {
                 key: section.to_owned(),
@@ -579,9 +546,7 @@ fn describe_config_error(e: &config::ConfigError) -> String {
     // a type error quotes.
     match e {
         config::ConfigError::Type {
-            unexpected,
-            expected,
-            ..
+            unexpected, expected, ..
         } => format!("expected {expected}, found {unexpected}"),
         other => other.to_string(),
     }
@@ -592,12 +557,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
-        Some(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+        Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
     }
 
     fn minimal_env() -> Vec<(&'static str, &'static str)> {
@@ -613,10 +573,7 @@ mod tests {
     #[test]
     fn environment_overrides_defaults_and_lists_split_on_commas() {
         let mut vars = minimal_env();
-        vars.push((
-            "SECUTIX_SYNC__CATALOGUE__PRODUCT_FAMILIES",
-            "SINGLE_ENTRY,PASS",
-        ));
+        vars.push(("SECUTIX_SYNC__CATALOGUE__PRODUCT_FAMILIES", "SINGLE_ENTRY,PASS"));
         vars.push(("SECUTIX_SYNC__CATALOGUE__SHRINK_GUARD_RATIO", "0.25"));
         let loaded = Config::load(&Sources {
             env: env(&vars),
@@ -624,15 +581,9 @@ mod tests {
         })
         .expect("loads");
         assert_eq!(loaded.config.secutix.institution, "MOSA");
-        assert_eq!(
-            loaded.config.catalogue.product_families,
-            vec!["SINGLE_ENTRY", "PASS"]
-        );
+        assert_eq!(loaded.config.catalogue.product_families, vec!["SINGLE_ENTRY", "PASS"]);
         assert_eq!(loaded.config.catalogue.shrink_guard_ratio, 0.25);
-        assert_eq!(
-            loaded.config.secutix.base_url(),
-            "https://mosa.ws.secutix.com"
-        );
+        assert_eq!(loaded.config.secutix.base_url(), "https://mosa.ws.secutix.com");
         assert!(loaded.unknown_keys.is_empty(), "{:?}", loaded.unknown_keys);
     }
 
@@ -735,12 +686,7 @@ mod tests {
         })
         .expect("loads");
         assert_eq!(
-            loaded
-                .config
-                .secutix
-                .read_secret()
-                .expect("secret")
-                .expose_secret(),
+            loaded.config.secutix.read_secret().expect("secret").expose_secret(),
             "from-file"
         );
 

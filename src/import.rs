@@ -7,9 +7,7 @@
 use crate::config::CatalogueConfig;
 use crate::secutix::wire::ConvertCtx;
 use crate::secutix::{CallError, CatalogueRequest, Client, RetryPolicy};
-use crate::store::{
-    FinishError, FinishOptions, ImportCounts, ImportOutcome, ImportReport, Store, StoreError,
-};
+use crate::store::{FinishError, FinishOptions, ImportCounts, ImportOutcome, ImportReport, Store, StoreError};
 
 /// Options of one import.
 #[derive(Debug, Clone, Copy, Default)]
@@ -54,11 +52,7 @@ impl ImportError {
 /// The catalogue request built from the configuration.
 pub fn catalogue_request(cfg: &CatalogueConfig, ctx: ConvertCtx) -> CatalogueRequest {
     let single = |v: &[String]| {
-        if v.len() == 1 {
-            Some(v[0].clone())
-        } else {
-            None
-        }
+        if v.len() == 1 { Some(v[0].clone()) } else { None }
     };
     CatalogueRequest {
         method: cfg.method,
@@ -129,9 +123,7 @@ async fn import_inner(
     opts: ImportOptions,
     report: &mut ImportReport,
 ) -> Result<(), ImportError> {
-    let pos = client
-        .get_pos_config(RetryPolicy::within(cfg.deadline))
-        .await?;
+    let pos = client.get_pos_config(RetryPolicy::within(cfg.deadline)).await?;
     report.calls += 1;
     let time_zone = match pos.time_zone.as_deref().map(str::parse::<chrono_tz::Tz>) {
         Some(Ok(tz)) => tz,

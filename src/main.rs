@@ -143,19 +143,10 @@ fn open_store(config: &Config) -> anyhow::Result<Store> {
 fn import_command(sources: &Sources, force: bool) -> anyhow::Result<ExitCode> {
     let config = load_config(sources)?.config;
     let store = open_store(&config)?;
-    let client = Client::new(
-        &config.secutix,
-        Arc::new(store.clone()),
-        store.clock().clone(),
-    )?
-    .with_spool_dir(config.store.path.clone());
+    let client = Client::new(&config.secutix, Arc::new(store.clone()), store.clock().clone())?
+        .with_spool_dir(config.store.path.clone());
     let rt = runtime()?;
-    let result = rt.block_on(run_import(
-        &client,
-        &store,
-        &config.catalogue,
-        ImportOptions { force },
-    ));
+    let result = rt.block_on(run_import(&client, &store, &config.catalogue, ImportOptions { force }));
     store.flush()?;
     match result {
         Ok(report) => {
@@ -196,8 +187,5 @@ fn print_import(r: &ImportReport) {
             );
         }
     }
-    println!(
-        "  {} bytes received in {} SecuTix call(s)",
-        r.bytes, r.calls
-    );
+    println!("  {} bytes received in {} SecuTix call(s)", r.bytes, r.calls);
 }

@@ -90,10 +90,6 @@ mod tests {
         for _ in 0..10 {
             rl.acquire().await;
         }
-        assert!(
-            (t0.elapsed().as_secs_f64() - 1.0).abs() < 0.01,
-            "{:?}",
-            t0.elapsed()
-        );
+        assert!((t0.elapsed().as_secs_f64() - 1.0).abs() < 0.01, "{:?}", t0.elapsed());
     }
 }

@@ -347,14 +347,8 @@ impl Store {
         let Some(g) = self.generation()? else {
             return Ok(None);
         };
-        let products = self
-            .db
-            .open_tree(gen_tree(g, "products"))
-            .map_err(self.err())?;
-        let seasons = self
-            .db
-            .open_tree(gen_tree(g, "seasons"))
-            .map_err(self.err())?;
+        let products = self.db.open_tree(gen_tree(g, "products")).map_err(self.err())?;
+        let seasons = self.db.open_tree(gen_tree(g, "seasons")).map_err(self.err())?;
         let meta_tree = self.db.open_tree(gen_tree(g, "meta")).map_err(self.err())?;
         let meta = match meta_tree.get(b"meta").map_err(self.err())? {
             Some(v) => decode(&v, "generation meta")?,
@@ -363,10 +357,7 @@ impl Store {
                 ..Default::default()
             },
         };
-        let hashes = self
-            .db
-            .open_tree(gen_tree(g, "hashes"))
-            .map_err(self.err())?;
+        let hashes = self.db.open_tree(gen_tree(g, "hashes")).map_err(self.err())?;
         Ok(Some(CatalogView {
             products,
             seasons,
@@ -394,10 +385,7 @@ impl Store {
     pub fn begin_import(&self, families: &[String]) -> Result<ImportTxn, StoreError> {
         self.drop_stale_generations()?;
         let next = self.generation()?.map_or(1, |g| g + 1);
-        let staging = self
-            .db
-            .open_tree(gen_tree(next, "staging"))
-            .map_err(self.err())?;
+        let staging = self.db.open_tree(gen_tree(next, "staging")).map_err(self.err())?;
         let season_staging = self
             .db
             .open_tree(gen_tree(next, "season_staging"))
@@ -420,11 +408,7 @@ impl Store {
         let v = self
             .meta
             .update_and_fetch(KEY_IMPORT_SEQ, |old| {
-                let n = old
-                    .and_then(|o| o.try_into().ok())
-                    .map(u64::from_be_bytes)
-                    .unwrap_or(0)
-                    + 1;
+                let n = old.and_then(|o| o.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0) + 1;
                 Some(n.to_be_bytes().to_vec())
             })
             .map_err(self.err())?;
@@ -470,10 +454,7 @@ impl Store {
         for r in self.imports.iter().rev() {
             let (_, v) = r.map_err(self.err())?;
             let rep: ImportReport = decode(&v, "import report")?;
-            if matches!(
-                rep.outcome,
-                ImportOutcome::Success | ImportOutcome::Unchanged
-            ) {
+            if matches!(rep.outcome, ImportOutcome::Success | ImportOutcome::Unchanged) {
                 return Ok(Some(rep));
             }
         }
@@ -492,10 +473,7 @@ impl Store {
 
     /// Bytes received from SecuTix in the venue-local month containing `at`.
     pub fn bytes_in_month(&self, at: DateTime<Utc>) -> u64 {
-        self.counter(&format!(
-            "bytes.{}",
-            month_key(at.with_timezone(&self.time_zone()))
-        ))
+        self.counter(&format!("bytes.{}", month_key(at.with_timezone(&self.time_zone()))))
     }
 
     fn counter(&self, key: &str) -> u64 {
@@ -510,11 +488,7 @@ impl Store {
 
     fn bump(&self, key: &str, by: u64) -> Result<(), sled::Error> {
         self.calls.update_and_fetch(key, |old| {
-            let n = old
-                .and_then(|o| o.try_into().ok())
-                .map(u64::from_be_bytes)
-                .unwrap_or(0)
-                + by;
+            let n = old.and_then(|o| o.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0) + by;
             Some(n.to_be_bytes().to_vec())
         })?;
         Ok(())
@@ -536,10 +510,7 @@ impl CallLedger for Store {
             self.bump(&month_key(local), 1)?;
             self.bump(&day_key(local), 1)?;
             self.bump(&format!("bytes.{}", month_key(local)), bytes)?;
-            self.bump(
-                &format!("method.{service}/{method}.{}", month_key(local)),
-                1,
-            )?;
+            self.bump(&format!("method.{service}/{method}.{}", month_key(local)), 1)?;
             self.calls
                 .insert(format!("last.{method}"), at.to_rfc3339().as_bytes())?;
             Ok(())
@@ -561,14 +532,10 @@ fn classify(path: &str, e: sled::Error) -> StoreError {
     if let sled::Error::Io(io) = &e
         && io.kind() == std::io::ErrorKind::WouldBlock
     {
-        return StoreError::Locked {
-            path: path.to_owned(),
-        };
+        return StoreError::Locked { path: path.to_owned() };
     }
     if e.to_string().contains("could not acquire lock") {
-        return StoreError::Locked {
-            path: path.to_owned(),
-        };
+        return StoreError::Locked { path: path.to_owned() };
     }
     StoreError::Sled {
         path: path.to_owned(),
@@ -733,14 +700,7 @@ impl ImportTxn {
 
     /// Abandons the import and removes its trees.
     pub fn abort(self) {
-        for t in [
-            "staging",
-            "season_staging",
-            "products",
-            "hashes",
-            "seasons",
-            "meta",
-        ] {
+        for t in ["staging", "season_staging", "products", "hashes", "seasons", "meta"] {
             let _ = self.store.db.drop_tree(gen_tree(self.generation, t));
         }
     }
@@ -794,102 +754,94 @@ impl ImportTxn {
         let mut kept: HashSet<Id> = HashSet::new();
         let mut group: Vec<(u32, sled::IVec)> = Vec::new();
         let mut group_id: Option<Id> = None;
-        let mut flush_group = |id: Id,
-                               group: &mut Vec<(u32, sled::IVec)>,
-                               counts: &mut ImportCounts|
-         -> Result<(), FinishError> {
-            if group.len() > 1 {
-                counts.duplicates += 1;
-            }
-            // The copy from the season that starts latest wins; a later position breaks ties.
-            let winner = group
-                .iter()
-                .max_by_key(|(idx, _)| (seasons.get(idx).and_then(|s| s.start), *idx))
-                .map(|(idx, v)| (*idx, v.clone()));
-            group.clear();
-            let Some((idx, bytes)) = winner else {
-                return Ok(());
-            };
-            let mut product: Product = decode(&bytes, "staged product")?;
-            if let Some(season) = seasons.get(&idx) {
-                product.season_id = product.season_id.or(season.id);
-                product.season_code = season.code.clone();
-            }
-            if !opts.season_codes.is_empty()
-                && !product
-                    .season_code
-                    .as_ref()
-                    .is_some_and(|c| opts.season_codes.iter().any(|s| s == c))
-            {
-                counts.skipped += 1;
-                return Ok(());
-            }
-            if !opts.product_codes.is_empty()
-                && !product
-                    .code
-                    .as_ref()
-                    .is_some_and(|c| opts.product_codes.iter().any(|s| s == c))
-            {
-                counts.skipped += 1;
-                return Ok(());
-            }
-            let feed_bytes = encode(&product, "product")?;
-            let feed_hash = blake3::hash(&feed_bytes);
-            let feed_hex = hash_hex(feed_hash.as_bytes());
-            counts.products += 1;
-            counts.performances += product.performances().len() as u64;
-            kept.insert(id);
-            let prev_hash = previous.as_ref().and_then(|p| p.hash_entry(id));
-            let mut hash_val = Vec::with_capacity(33);
-            hash_val.push(0u8);
-            hash_val.extend_from_slice(feed_hash.as_bytes());
-            match prev_hash {
-                Some((h, false)) if h == feed_hex => {
-                    // Unchanged: copy the stored record as is (retained performances included).
-                    let prev_bytes = previous
+        let mut flush_group =
+            |id: Id, group: &mut Vec<(u32, sled::IVec)>, counts: &mut ImportCounts| -> Result<(), FinishError> {
+                if group.len() > 1 {
+                    counts.duplicates += 1;
+                }
+                // The copy from the season that starts latest wins; a later position breaks ties.
+                let winner = group
+                    .iter()
+                    .max_by_key(|(idx, _)| (seasons.get(idx).and_then(|s| s.start), *idx))
+                    .map(|(idx, v)| (*idx, v.clone()));
+                group.clear();
+                let Some((idx, bytes)) = winner else {
+                    return Ok(());
+                };
+                let mut product: Product = decode(&bytes, "staged product")?;
+                if let Some(season) = seasons.get(&idx) {
+                    product.season_id = product.season_id.or(season.id);
+                    product.season_code = season.code.clone();
+                }
+                if !opts.season_codes.is_empty()
+                    && !product
+                        .season_code
                         .as_ref()
-                        .and_then(|p| p.products.get(id.to_be_bytes()).ok().flatten())
-                        .ok_or_else(|| StoreError::Corrupt {
-                            key: format!("product {id}"),
-                            reason: "hash without record".into(),
-                        })?;
-                    products
-                        .insert(id.to_be_bytes(), prev_bytes)
-                        .map_err(&err)?;
-                    counts.unchanged += 1;
+                        .is_some_and(|c| opts.season_codes.iter().any(|s| s == c))
+                {
+                    counts.skipped += 1;
+                    return Ok(());
                 }
-                prev => {
-                    let old = match &prev {
-                        Some(_) => previous
+                if !opts.product_codes.is_empty()
+                    && !product
+                        .code
+                        .as_ref()
+                        .is_some_and(|c| opts.product_codes.iter().any(|s| s == c))
+                {
+                    counts.skipped += 1;
+                    return Ok(());
+                }
+                let feed_bytes = encode(&product, "product")?;
+                let feed_hash = blake3::hash(&feed_bytes);
+                let feed_hex = hash_hex(feed_hash.as_bytes());
+                counts.products += 1;
+                counts.performances += product.performances().len() as u64;
+                kept.insert(id);
+                let prev_hash = previous.as_ref().and_then(|p| p.hash_entry(id));
+                let mut hash_val = Vec::with_capacity(33);
+                hash_val.push(0u8);
+                hash_val.extend_from_slice(feed_hash.as_bytes());
+                match prev_hash {
+                    Some((h, false)) if h == feed_hex => {
+                        // Unchanged: copy the stored record as is (retained performances included).
+                        let prev_bytes = previous
                             .as_ref()
-                            .map(|p| p.product(id))
-                            .transpose()?
-                            .flatten(),
-                        None => None,
-                    };
-                    let mut record = ProductRecord {
-                        product,
-                        feed_hash: feed_hex,
-                        first_seen: old.as_ref().map_or(now, |o| o.first_seen),
-                        changed_at: now,
-                        removed_at: None,
-                    };
-                    if let Some(old) = &old {
-                        counts.retained_performances +=
-                            retain_past_performances(&mut record.product, &old.product, now);
+                            .and_then(|p| p.products.get(id.to_be_bytes()).ok().flatten())
+                            .ok_or_else(|| StoreError::Corrupt {
+                                key: format!("product {id}"),
+                                reason: "hash without record".into(),
+                            })?;
+                        products.insert(id.to_be_bytes(), prev_bytes).map_err(&err)?;
+                        counts.unchanged += 1;
                     }
-                    match prev {
-                        Some((_, false)) => counts.changed += 1,
-                        _ => counts.added += 1,
+                    prev => {
+                        let old = match &prev {
+                            Some(_) => previous.as_ref().map(|p| p.product(id)).transpose()?.flatten(),
+                            None => None,
+                        };
+                        let mut record = ProductRecord {
+                            product,
+                            feed_hash: feed_hex,
+                            first_seen: old.as_ref().map_or(now, |o| o.first_seen),
+                            changed_at: now,
+                            removed_at: None,
+                        };
+                        if let Some(old) = &old {
+                            counts.retained_performances +=
+                                retain_past_performances(&mut record.product, &old.product, now);
+                        }
+                        match prev {
+                            Some((_, false)) => counts.changed += 1,
+                            _ => counts.added += 1,
+                        }
+                        products
+                            .insert(id.to_be_bytes(), encode(&record, "product")?)
+                            .map_err(&err)?;
                     }
-                    products
-                        .insert(id.to_be_bytes(), encode(&record, "product")?)
-                        .map_err(&err)?;
                 }
-            }
-            hashes.insert(id.to_be_bytes(), hash_val).map_err(&err)?;
-            Ok(())
-        };
+                hashes.insert(id.to_be_bytes(), hash_val).map_err(&err)?;
+                Ok(())
+            };
         for r in self.staging.iter() {
             let (k, v) = r.map_err(&err)?;
             let id = Id::from_be_bytes(k[..8].try_into().unwrap_or([0; 8]));
@@ -982,10 +934,7 @@ impl ImportTxn {
             .insert(b"meta", encode(&meta, "generation meta")?)
             .map_err(&err)?;
         store.db.flush().map_err(&err)?;
-        store
-            .meta
-            .insert(KEY_GENERATION, &g.to_be_bytes())
-            .map_err(&err)?;
+        store.meta.insert(KEY_GENERATION, &g.to_be_bytes()).map_err(&err)?;
         store.db.flush().map_err(&err)?;
         let _ = store.db.drop_tree(gen_tree(g, "staging"));
         let _ = store.db.drop_tree(gen_tree(g, "season_staging"));
@@ -1017,9 +966,9 @@ fn retain_past_performances(new: &mut Product, old: &Product, now: DateTime<Utc>
         }
     }
     if n > 0 {
-        event.performances.sort_by(|a, b| {
-            (a.start.is_none(), a.start, a.id).cmp(&(b.start.is_none(), b.start, b.id))
-        });
+        event
+            .performances
+            .sort_by(|a, b| (a.start.is_none(), a.start, a.id).cmp(&(b.start.is_none(), b.start, b.id)));
     }
     n
 }

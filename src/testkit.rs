@@ -42,10 +42,7 @@ impl Recorded {
     }
     /// A header as text.
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
+        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
     }
 }
 
@@ -135,12 +132,10 @@ impl MockHttp {
         let addr = listener.local_addr().expect("local addr");
         let state: Arc<Mutex<State>> = Arc::default();
         let st = state.clone();
-        let app = axum::Router::new().fallback(
-            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-                let st = st.clone();
-                async move { answer(st, method, uri, headers, body).await }
-            },
-        );
+        let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let st = st.clone();
+            async move { answer(st, method, uri, headers, body).await }
+        });
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -163,23 +158,11 @@ impl MockHttp {
     }
 
     /// Answers `method path*` (path prefix) with a function of the request; `None` means 404.
-    pub fn handle(
-        &self,
-        method: &str,
-        prefix: &str,
-        f: impl FnMut(&Recorded) -> Option<Reply> + Send + 'static,
-    ) {
+    pub fn handle(&self, method: &str, prefix: &str, f: impl FnMut(&Recorded) -> Option<Reply> + Send + 'static) {
         self.add(method, prefix, true, VecDeque::new(), Some(Box::new(f)));
     }
 
-    fn add(
-        &self,
-        method: &str,
-        path: &str,
-        prefix: bool,
-        queue: VecDeque<Reply>,
-        fallback: Option<Handler>,
-    ) {
+    fn add(&self, method: &str, path: &str, prefix: bool, queue: VecDeque<Reply>, fallback: Option<Handler>) {
         let method = if method == "*" {
             None
         } else {
@@ -221,19 +204,10 @@ impl MockHttp {
     }
 }
 
-async fn answer(
-    st: Arc<Mutex<State>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn answer(st: Arc<Mutex<State>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let rec = Recorded {
         method: method.clone(),
-        uri: uri
-            .path_and_query()
-            .map(|p| p.to_string())
-            .unwrap_or_default(),
+        uri: uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
         headers,
         body,
         at: tokio::time::Instant::now(),
@@ -264,18 +238,13 @@ async fn answer(
         }
     };
     let Some(reply) = reply else {
-        return (
-            StatusCode::NOT_FOUND,
-            format!("mock: no route for {method} {uri}"),
-        )
-            .into_response();
+        return (StatusCode::NOT_FOUND, format!("mock: no route for {method} {uri}")).into_response();
     };
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }
     let mut resp = Response::new(axum::body::Body::from(reply.body));
-    *resp.status_mut() =
-        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *resp.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     for (k, v) in reply.headers {
         if let (Ok(k), Ok(v)) = (
             axum::http::HeaderName::from_bytes(k.as_bytes()),

@@ -45,11 +45,7 @@ pub fn forge_jwt(
 }
 
 /// The body of a token-endpoint request.
-pub fn token_request_body(
-    operator: &str,
-    partner: &str,
-    secret: &SecretString,
-) -> serde_json::Value {
+pub fn token_request_body(operator: &str, partner: &str, secret: &SecretString) -> serde_json::Value {
     serde_json::json!({ "operator": operator, "partner": partner, "secret": secret.expose_secret() })
 }
 
@@ -89,12 +85,9 @@ mod tests {
         let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
         v.set_audience(&["MOSA_B2C"]);
         v.validate_exp = false;
-        let data = jsonwebtoken::decode::<serde_json::Value>(
-            &token,
-            &jsonwebtoken::DecodingKey::from_secret(b"k3y"),
-            &v,
-        )
-        .expect("verifies with the same secret");
+        let data =
+            jsonwebtoken::decode::<serde_json::Value>(&token, &jsonwebtoken::DecodingKey::from_secret(b"k3y"), &v)
+                .expect("verifies with the same secret");
         assert_eq!(data.claims["sub"], "MOSA");
         assert_eq!(data.claims["iss"], "Partner 1");
         assert_eq!(data.claims["iat"], 1_600_695_485);

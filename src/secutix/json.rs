@@ -49,8 +49,7 @@ fn run<'de, R: serde_json::de::Read<'de>>(
         sink_error: None,
         envelope: Envelope::default(),
     };
-    let result = EnvelopeSeed(&mut state)
-        .deserialize(serde_path_to_error::Deserializer::new(&mut *de, &mut track));
+    let result = EnvelopeSeed(&mut state).deserialize(serde_path_to_error::Deserializer::new(&mut *de, &mut track));
     let result = result.and_then(|()| de.end());
     if let Some(source) = state.sink_error.take() {
         return Err(ParseError::Sink {
@@ -116,9 +115,7 @@ impl<'de> Visitor<'de> for EnvelopeSeed<'_, '_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
-                "statusCode" => {
-                    self.0.envelope.status_code = map.next_value::<wire::LenientString>()?.0
-                }
+                "statusCode" => self.0.envelope.status_code = map.next_value::<wire::LenientString>()?.0,
                 "requestId" => self.0.envelope.request_id = map.next_value::<wire::LenientId>()?.0,
                 "statusDetail" => {
                     let v: serde_json::Value = map.next_value()?;
@@ -241,9 +238,7 @@ impl<'de> Visitor<'de> for SeasonSeed<'_, '_> {
             }
         }
         let raw: RawSeason = serde_path_to_error::deserialize(serde_json::Value::Object(fields))
-            .map_err(|e| {
-                de::Error::custom(format!("in the season's {}: {}", e.path(), e.inner()))
-            })?;
+            .map_err(|e| de::Error::custom(format!("in the season's {}: {}", e.path(), e.inner())))?;
         let season = raw.into_domain(self.0.ctx);
         let r = self.0.sink.season(index, season);
         self.0.deliver(r)
@@ -313,12 +308,7 @@ mod tests {
 
     fn parse(body: &str) -> (Result<Envelope, ParseError>, CollectSink) {
         let mut sink = CollectSink::default();
-        let r = parse_catalog_slice(
-            "getCatalogDetailed",
-            body.as_bytes(),
-            &ConvertCtx::default(),
-            &mut sink,
-        );
+        let r = parse_catalog_slice("getCatalogDetailed", body.as_bytes(), &ConvertCtx::default(), &mut sink);
         (r, sink)
     }
 
@@ -339,18 +329,15 @@ mod tests {
         let (r, sink) = parse(r#"{"statusCode":"in_progress","requestId":42}"#);
         assert_eq!(
             r.expect("parses").status(),
-            CallStatus::InProgress {
-                request_id: Some(42)
-            }
+            CallStatus::InProgress { request_id: Some(42) }
         );
         assert!(sink.products.is_empty());
     }
 
     #[test]
     fn errors_name_the_path_and_the_position() {
-        let (r, _) = parse(
-            r#"{"statusCode":"success","catalogData":{"seasons":[{"products":[{"id":1},{"id":{"x":1}}]}]}}"#,
-        );
+        let (r, _) =
+            parse(r#"{"statusCode":"success","catalogData":{"seasons":[{"products":[{"id":1},{"id":{"x":1}}]}]}}"#);
         let e = r.expect_err("bad id").to_string();
         assert!(e.contains("catalogData.seasons[0].products[1].id"), "{e}");
         assert!(e.contains("column"), "{e}");
@@ -358,8 +345,7 @@ mod tests {
 
     #[test]
     fn truncated_body_says_so() {
-        let (r, _) =
-            parse(r#"{"statusCode":"success","catalogData":{"seasons":[{"products":[{"id":1"#);
+        let (r, _) = parse(r#"{"statusCode":"success","catalogData":{"seasons":[{"products":[{"id":1"#);
         let e = r.expect_err("truncated").to_string();
         assert!(e.contains("truncated"), "{e}");
     }

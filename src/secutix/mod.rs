@@ -125,9 +125,7 @@ pub enum CallError {
         snippet: String,
     },
     /// HTTP 509/429.
-    #[error(
-        "SecuTix rate limit reached on {call} (HTTP {status}); waiting {wait:?} before the next try"
-    )]
+    #[error("SecuTix rate limit reached on {call} (HTTP {status}); waiting {wait:?} before the next try")]
     RateLimited {
         /// Service/method.
         call: String,
@@ -164,9 +162,7 @@ pub enum CallError {
         snippet: String,
     },
     /// The per-call timeout elapsed.
-    #[error(
-        "{call}: no complete answer within {after:?} (secutix.request_timeout); SecuTix is slow or unreachable"
-    )]
+    #[error("{call}: no complete answer within {after:?} (secutix.request_timeout); SecuTix is slow or unreachable")]
     Timeout {
         /// Service/method.
         call: String,
@@ -255,9 +251,7 @@ impl CallError {
     /// True for failures worth retrying within the deadline.
     pub fn is_transient(&self) -> bool {
         match self {
-            CallError::RateLimited { .. }
-            | CallError::Timeout { .. }
-            | CallError::Network { .. } => true,
+            CallError::RateLimited { .. } | CallError::Timeout { .. } | CallError::Network { .. } => true,
             CallError::Http { status, .. } => matches!(status, 500 | 502 | 503 | 504),
             _ => false,
         }
@@ -389,11 +383,7 @@ impl std::fmt::Debug for Client {
 
 impl Client {
     /// A client for `cfg`; calls are recorded in `ledger`.
-    pub fn new(
-        cfg: &SecutixConfig,
-        ledger: Arc<dyn CallLedger>,
-        clock: SharedClock,
-    ) -> Result<Self, CallError> {
+    pub fn new(cfg: &SecutixConfig, ledger: Arc<dyn CallLedger>, clock: SharedClock) -> Result<Self, CallError> {
         let secret = cfg.read_secret().map_err(CallError::Local)?;
         let http = reqwest::Client::builder()
             .connect_timeout(cfg.connect_timeout)
@@ -436,11 +426,7 @@ impl Client {
     fn url(&self, service: Service, method: &str) -> String {
         let v = &self.cfg.api_version;
         match self.cfg.transport {
-            Transport::Rest => format!(
-                "{}/tnseb/backend-apis/{}/{v}/{method}",
-                self.base,
-                service.rest_name()
-            ),
+            Transport::Rest => format!("{}/tnseb/backend-apis/{}/{v}/{method}", self.base, service.rest_name()),
             Transport::Soap => format!(
                 "{}/tnseb/external-remoting/com.secutix.service.realtime.{}.{v}.{}.webservice",
                 self.base,
@@ -519,10 +505,7 @@ impl Client {
             .await
             .map_err(|e| self.transport_error(&call, e))?;
         let status = resp.status().as_u16();
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| self.transport_error(&call, e))?;
+        let text = resp.text().await.map_err(|e| self.transport_error(&call, e))?;
         self.ledger
             .record_call(self.clock.now(), "auth", "v1/auth", text.len() as u64);
         match status {
@@ -583,13 +566,7 @@ impl Client {
     }
 
     /// One HTTP call, no retry. `spool` writes the body to a temporary file.
-    async fn once(
-        &self,
-        service: Service,
-        method: &str,
-        params: &Value,
-        spool: bool,
-    ) -> Result<Body, CallError> {
+    async fn once(&self, service: Service, method: &str, params: &Value, spool: bool) -> Result<Body, CallError> {
         let call = format!("{}/{method}", service.rest_name());
         if let Some(l) = self.limiters.get(&service) {
             l.acquire().await;
@@ -626,9 +603,7 @@ impl Client {
             let wait = retry_after(resp.headers(), self.clock.now()).unwrap_or(Duration::ZERO);
             return Err(CallError::RateLimited { call, status, wait });
         }
-        let body = self
-            .read_body(&call, &mut resp, spool || status >= 300)
-            .await;
+        let body = self.read_body(&call, &mut resp, spool || status >= 300).await;
         self.ledger.record_call(
             self.clock.now(),
             service.rest_name(),
@@ -645,10 +620,7 @@ impl Client {
             });
         }
         if !(200..300).contains(&status) {
-            if self.cfg.transport == Transport::Soap
-                && looks_like_xml(&head)
-                && !looks_like_html(&head)
-            {
+            if self.cfg.transport == Transport::Soap && looks_like_xml(&head) && !looks_like_html(&head) {
                 // A SOAP fault comes with HTTP 500: report the fault itself.
                 let mut all = Vec::new();
                 if let Ok(mut r) = body.reader() {
@@ -691,12 +663,7 @@ impl Client {
         Ok(body)
     }
 
-    async fn read_body(
-        &self,
-        call: &str,
-        resp: &mut reqwest::Response,
-        spool: bool,
-    ) -> Result<Body, CallError> {
+    async fn read_body(&self, call: &str, resp: &mut reqwest::Response, spool: bool) -> Result<Body, CallError> {
         let limit = self.cfg.max_response_mib.saturating_mul(1024 * 1024);
         let mut hasher = blake3::Hasher::new();
         let mut len = 0u64;
@@ -705,11 +672,7 @@ impl Client {
                 Some(d) => tempfile::tempfile_in(d),
                 None => tempfile::tempfile(),
             }
-            .map_err(|e| {
-                CallError::Local(format!(
-                    "{call}: cannot create a temporary file for the response: {e}"
-                ))
-            })?;
+            .map_err(|e| CallError::Local(format!("{call}: cannot create a temporary file for the response: {e}")))?;
             BodyData::File(file)
         } else {
             BodyData::Memory(Vec::new())
@@ -731,9 +694,9 @@ impl Client {
             match &mut data {
                 BodyData::Memory(v) => v.extend_from_slice(&chunk),
                 // Page-cache writes of one network chunk: short enough to do on the async thread.
-                BodyData::File(f) => f.write_all(&chunk).map_err(|e| {
-                    CallError::Local(format!("{call}: cannot write the response to disk: {e}"))
-                })?,
+                BodyData::File(f) => f
+                    .write_all(&chunk)
+                    .map_err(|e| CallError::Local(format!("{call}: cannot write the response to disk: {e}")))?,
             }
         }
         Ok(Body {
@@ -811,17 +774,12 @@ impl Client {
         policy: RetryPolicy,
     ) -> Result<(Envelope, Value), CallError> {
         let mut body = self.call(service, method, params, false, policy).await?;
-        let BodyData::Memory(bytes) =
-            std::mem::replace(&mut body.data, BodyData::Memory(Vec::new()))
-        else {
-            return Err(CallError::Local(
-                "internal: small call spooled to disk".into(),
-            ));
+        let BodyData::Memory(bytes) = std::mem::replace(&mut body.data, BodyData::Memory(Vec::new())) else {
+            return Err(CallError::Local("internal: small call spooled to disk".into()));
         };
         let (env, v) = match self.cfg.transport {
             Transport::Rest => {
-                let v: Value =
-                    serde_json::from_slice(&bytes).map_err(|e| json::malformed(method, "", &e))?;
+                let v: Value = serde_json::from_slice(&bytes).map_err(|e| json::malformed(method, "", &e))?;
                 let text = |k: &str| {
                     v.get(k).and_then(|x| {
                         x.as_str()
@@ -849,10 +807,7 @@ impl Client {
             CallStatus::InProgress { .. } => Err(CallError::Status {
                 call: format!("{}/{method}", service.rest_name()),
                 code: "in_progress".into(),
-                detail: Some(
-                    "SecuTix is preparing the answer; it will be asked again on the next run"
-                        .into(),
-                ),
+                detail: Some("SecuTix is preparing the answer; it will be asked again on the next run".into()),
             }),
             CallStatus::Failed { code, detail } => Err(CallError::Status {
                 call: format!("{}/{method}", service.rest_name()),
@@ -865,12 +820,7 @@ impl Client {
     /// `getPOSConfig`: point of sale id, time zone, currency, languages.
     pub async fn get_pos_config(&self, policy: RetryPolicy) -> Result<PosConfig, CallError> {
         let (_, v) = self
-            .call_small(
-                Service::Catalog,
-                "getPOSConfig",
-                &serde_json::json!({}),
-                policy,
-            )
+            .call_small(Service::Catalog, "getPOSConfig", &serde_json::json!({}), policy)
             .await?;
         let data = v.get("posConfigData").cloned().unwrap_or(Value::Null);
         let raw: wire::RawPosConfig = serde_path_to_error::deserialize(data).map_err(|e| {
@@ -1079,10 +1029,7 @@ fn body_head(body: &mut Body) -> Vec<u8> {
         BodyData::Memory(v) => v.iter().take(1024).copied().collect(),
         BodyData::File(f) => {
             let mut buf = vec![0u8; 1024];
-            let n = f
-                .rewind()
-                .and_then(|_| std::io::Read::read(f, &mut buf))
-                .unwrap_or(0);
+            let n = f.rewind().and_then(|_| std::io::Read::read(f, &mut buf)).unwrap_or(0);
             buf.truncate(n);
             buf
         }
@@ -1091,10 +1038,7 @@ fn body_head(body: &mut Body) -> Vec<u8> {
 
 fn trimmed(head: &[u8]) -> &[u8] {
     let h = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
-    let start = h
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(h.len());
+    let start = h.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(h.len());
     &h[start..]
 }
 
@@ -1107,21 +1051,14 @@ fn looks_like_xml(head: &[u8]) -> bool {
 }
 
 fn looks_like_html(head: &[u8]) -> bool {
-    let t =
-        String::from_utf8_lossy(&trimmed(head)[..trimmed(head).len().min(64)]).to_ascii_lowercase();
-    t.starts_with("<!doctype html")
-        || t.starts_with("<html")
-        || t.starts_with("<head")
-        || t.starts_with("<body")
+    let t = String::from_utf8_lossy(&trimmed(head)[..trimmed(head).len().min(64)]).to_ascii_lowercase();
+    t.starts_with("<!doctype html") || t.starts_with("<html") || t.starts_with("<head") || t.starts_with("<body")
 }
 
 /// The first 200 characters of a body, on one line, for error messages.
 pub fn snippet(bytes: &[u8]) -> String {
     let s = String::from_utf8_lossy(trimmed(bytes));
-    let one_line: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let one_line: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     let t = wire::truncate(&one_line, 200);
     if t.is_empty() {
         "(empty body)".to_owned()
@@ -1132,11 +1069,7 @@ pub fn snippet(bytes: &[u8]) -> String {
 
 /// `Retry-After` as seconds or an HTTP date.
 pub fn retry_after(headers: &reqwest::header::HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
-    let v = headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim();
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }

@@ -22,8 +22,8 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::catalog::{
-    AudienceSubCategory, Event, Images, Performance, PosConfig, Price, PriceLevel, Product,
-    ProductFamily, SalePeriod, Season, SeatCategory, State, Translated,
+    AudienceSubCategory, Event, Images, Performance, PosConfig, Price, PriceLevel, Product, ProductFamily, SalePeriod,
+    Season, SeatCategory, State, Translated,
 };
 
 /// Context for converting wire values into the domain model.
@@ -103,9 +103,7 @@ fn int_from_scalar<E: de::Error>(s: Scalar, what: &str) -> Result<Option<i64>, E
             .map(Some)
             .map_err(|_| E::custom(format!("{what} {v} is out of range"))),
         Scalar::F64(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => Ok(Some(v as i64)),
-        Scalar::F64(v) => Err(E::custom(format!(
-            "expected {what} (an integer), found {v}"
-        ))),
+        Scalar::F64(v) => Err(E::custom(format!("expected {what} (an integer), found {v}"))),
         Scalar::Str(s) => {
             let t = s.trim();
             if t.is_empty() {
@@ -122,9 +120,7 @@ fn int_from_scalar<E: de::Error>(s: Scalar, what: &str) -> Result<Option<i64>, E
                 ))),
             }
         }
-        Scalar::Bool(b) => Err(E::custom(format!(
-            "expected {what} (an integer), found boolean {b}"
-        ))),
+        Scalar::Bool(b) => Err(E::custom(format!("expected {what} (an integer), found boolean {b}"))),
     }
 }
 
@@ -141,12 +137,12 @@ pub fn opt_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error>
         Scalar::U64(v) => Ok(Some(v as f64)),
         Scalar::F64(v) => Ok(Some(v)),
         Scalar::Str(s) if s.trim().is_empty() => Ok(None),
-        Scalar::Str(s) => s.trim().parse::<f64>().map(Some).map_err(|_| {
-            de::Error::custom(format!("expected a number, found {:?}", truncate(&s, 40)))
-        }),
-        Scalar::Bool(b) => Err(de::Error::custom(format!(
-            "expected a number, found boolean {b}"
-        ))),
+        Scalar::Str(s) => s
+            .trim()
+            .parse::<f64>()
+            .map(Some)
+            .map_err(|_| de::Error::custom(format!("expected a number, found {:?}", truncate(&s, 40)))),
+        Scalar::Bool(b) => Err(de::Error::custom(format!("expected a number, found boolean {b}"))),
     }
 }
 
@@ -255,9 +251,7 @@ pub fn opt_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<WireDate>, D::
             .and_then(from_millis)
             .map(Some)
             .ok_or_else(|| bad(v.to_string())),
-        Scalar::F64(v) => from_millis(v as i64)
-            .map(Some)
-            .ok_or_else(|| bad(v.to_string())),
+        Scalar::F64(v) => from_millis(v as i64).map(Some).ok_or_else(|| bad(v.to_string())),
         Scalar::Str(s) if s.trim().is_empty() => Ok(None),
         Scalar::Str(s) => WireDate::parse_text(&s)
             .map(Some)
@@ -295,9 +289,7 @@ where
             Ok(out)
         }
         fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Vec<T>, A::Error> {
-            Ok(vec![T::deserialize(
-                de::value::MapAccessDeserializer::new(map),
-            )?])
+            Ok(vec![T::deserialize(de::value::MapAccessDeserializer::new(map))?])
         }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<T>, E> {
             if v.trim().is_empty() {
@@ -374,8 +366,7 @@ pub fn translated<'de, D: Deserializer<'de>>(d: D) -> Result<Translated, D::Erro
             let mut out = BTreeMap::new();
             while let Some(key) = map.next_key::<String>()? {
                 if key == "translations" {
-                    let entries: Vec<Entry> =
-                        map.next_value_seed(OneOrManySeed::<Entry>::default())?;
+                    let entries: Vec<Entry> = map.next_value_seed(OneOrManySeed::<Entry>::default())?;
                     for e in entries {
                         if let (Some(l), Some(v)) = (e.locale, e.value)
                             && !v.trim().is_empty()
@@ -639,11 +630,9 @@ where
 impl RawPosConfig {
     /// The domain POS configuration.
     pub fn into_domain(self) -> PosConfig {
-        let currency = self.currency_code.or_else(|| {
-            self.catalog_currencies
-                .iter()
-                .find_map(|c| c.currency_code.clone())
-        });
+        let currency = self
+            .currency_code
+            .or_else(|| self.catalog_currencies.iter().find_map(|c| c.currency_code.clone()));
         let fraction_digits = self
             .catalog_currencies
             .iter()
@@ -736,8 +725,7 @@ impl RawProduct {
                 let mut perfs = Vec::with_capacity(ev.performances.len());
                 let mut seen = std::collections::HashSet::new();
                 for (i, p) in ev.performances.into_iter().enumerate() {
-                    let pid =
-                        p.id.ok_or_else(|| format!("event.performances[{i}] has no id"))?;
+                    let pid = p.id.ok_or_else(|| format!("event.performances[{i}] has no id"))?;
                     if !seen.insert(pid) {
                         continue; // the same performance twice in one product: keep the first
                     }
@@ -782,9 +770,7 @@ impl RawProduct {
                         retained: false,
                     });
                 }
-                perfs.sort_by(|a, b| {
-                    (a.start.is_none(), a.start, a.id).cmp(&(b.start.is_none(), b.start, b.id))
-                });
+                perfs.sort_by(|a, b| (a.start.is_none(), a.start, a.id).cmp(&(b.start.is_none(), b.start, b.id)));
                 Some(Event {
                     activity_id: ev.activity_id,
                     activity_code: ev.activity_code,
@@ -802,10 +788,7 @@ impl RawProduct {
             code: self.code,
             season_id: self.season_id,
             season_code: None,
-            family: self
-                .product_family_type
-                .as_deref()
-                .map(ProductFamily::parse),
+            family: self.product_family_type.as_deref().map(ProductFamily::parse),
             family_sub_type: self.product_family_sub_type,
             state: self.state.as_deref().map(State::parse),
             name: self.external_name,
@@ -837,7 +820,10 @@ mod tests {
 
     #[test]
     fn numbers_as_strings_and_nulls_are_accepted() {
-        let p: RawPrice = serde_json::from_value(json!({"seatCatId": null, "audSubCatId": "306159078", "amount": "35000", "priceLevelId": ""})).expect("lenient");
+        let p: RawPrice = serde_json::from_value(
+            json!({"seatCatId": null, "audSubCatId": "306159078", "amount": "35000", "priceLevelId": ""}),
+        )
+        .expect("lenient");
         assert_eq!(p.seat_cat_id, None);
         assert_eq!(p.aud_sub_cat_id, Some(306159078));
         assert_eq!(p.amount, Some(35000));
@@ -846,26 +832,21 @@ mod tests {
 
     #[test]
     fn wrong_types_are_errors_that_say_what_was_expected() {
-        let e = serde_json::from_value::<RawPrice>(json!({"amount": {"value": 1}}))
-            .expect_err("object is not an amount");
+        let e =
+            serde_json::from_value::<RawPrice>(json!({"amount": {"value": 1}})).expect_err("object is not an amount");
         assert!(e.to_string().contains("an integer"), "{e}");
-        let e = serde_json::from_value::<RawPrice>(json!({"amount": "35,00"}))
-            .expect_err("text is not an amount");
+        let e = serde_json::from_value::<RawPrice>(json!({"amount": "35,00"})).expect_err("text is not an amount");
         assert!(e.to_string().contains("35,00"), "{e}");
     }
 
     #[test]
     fn dates_in_every_form() {
         let tz: chrono_tz::Tz = "Europe/Paris".parse().expect("tz");
-        let ms = WireDate::parse_text("1723831200000")
-            .expect("ms")
-            .resolve(tz);
+        let ms = WireDate::parse_text("1723831200000").expect("ms").resolve(tz);
         let rfc = WireDate::parse_text("2024-08-16T20:00:00.000+02:00")
             .expect("rfc")
             .resolve(tz);
-        let local = WireDate::parse_text("2024-08-16T20:00:00")
-            .expect("local")
-            .resolve(tz);
+        let local = WireDate::parse_text("2024-08-16T20:00:00").expect("local").resolve(tz);
         assert_eq!(ms, rfc);
         assert_eq!(rfc, local);
         assert!(WireDate::parse_text("next tuesday").is_none());
@@ -878,11 +859,13 @@ mod tests {
             #[serde(deserialize_with = "translated")]
             t: Translated,
         }
-        let t: T = serde_json::from_value(json!({"t": {"translations": [{"locale": "fr", "value": "Bonjour"}, {"locale": "en", "value": null}]}})).expect("ok");
+        let t: T = serde_json::from_value(
+            json!({"t": {"translations": [{"locale": "fr", "value": "Bonjour"}, {"locale": "en", "value": null}]}}),
+        )
+        .expect("ok");
         assert_eq!(t.t, Translated::from_pairs([("fr", "Bonjour")]));
-        let t: T =
-            serde_json::from_value(json!({"t": {"translations": {"locale": "FR", "value": "Un"}}}))
-                .expect("single object");
+        let t: T = serde_json::from_value(json!({"t": {"translations": {"locale": "FR", "value": "Un"}}}))
+            .expect("single object");
         assert_eq!(t.t, Translated::from_pairs([("fr", "Un")]));
         let t: T = serde_json::from_value(json!({"t": "plain"})).expect("string");
         assert_eq!(t.t.get("fr", &[]), Some("plain"));
@@ -890,10 +873,8 @@ mod tests {
 
     #[test]
     fn single_objects_count_as_one_element_lists() {
-        let e: RawEvent = serde_json::from_value(
-            json!({"performances": {"id": "5", "prices": {"amount": "1000"}}}),
-        )
-        .expect("ok");
+        let e: RawEvent =
+            serde_json::from_value(json!({"performances": {"id": "5", "prices": {"amount": "1000"}}})).expect("ok");
         assert_eq!(e.performances.len(), 1);
         assert_eq!(e.performances[0].prices.len(), 1);
     }

@@ -113,9 +113,7 @@ impl<R: BufRead> Cursor<R> {
                         }
                         Some(open) => {
                             let open = open.clone();
-                            return Err(self.err(format!(
-                                "</{name}> closes <{open}>: the document is not well-formed"
-                            )));
+                            return Err(self.err(format!("</{name}> closes <{open}>: the document is not well-formed")));
                         }
                         None => {
                             return Err(self.err(format!("</{name}> without an opening element")));
@@ -321,13 +319,12 @@ fn season<R: BufRead>(
             Ev::Eof => return Err(cur.err("the body ends inside a season (truncated?)")),
         }
     }
-    let raw: RawSeason = serde_path_to_error::deserialize(Value::Object(fields)).map_err(|e| {
-        ParseError::Malformed {
+    let raw: RawSeason =
+        serde_path_to_error::deserialize(Value::Object(fields)).map_err(|e| ParseError::Malformed {
             call: cur.call.clone(),
             place: format!("{} season #{index}, field {}", cur.place(), e.path()),
             message: e.inner().to_string(),
-        }
-    })?;
+        })?;
     sink.season(index, raw.into_domain(ctx))
         .map_err(|source| ParseError::Sink {
             call: cur.call.clone(),
@@ -349,8 +346,8 @@ fn product<R: BufRead>(
         place: format!("{} product #{n}{place}", cur.place()),
         message,
     };
-    let raw: RawProduct = serde_path_to_error::deserialize(v)
-        .map_err(|e| bad(format!(", field {}", e.path()), e.inner().to_string()))?;
+    let raw: RawProduct =
+        serde_path_to_error::deserialize(v).map_err(|e| bad(format!(", field {}", e.path()), e.inner().to_string()))?;
     let p = raw.into_domain(ctx).map_err(|m| bad(String::new(), m))?;
     env.products += 1;
     sink.product(season, p).map_err(|source| ParseError::Sink {
@@ -480,29 +477,19 @@ pub fn parse_soap_result(call: &str, body: &[u8]) -> Result<SoapResult, ParseErr
     if let Some(ret) = v.get_mut("return") {
         v = ret.take();
     }
-    let text = |v: &Value, k: &str| {
-        v.get(k)
-            .and_then(Value::as_str)
-            .map(|s| s.trim().to_owned())
-    };
+    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(|s| s.trim().to_owned());
     let envelope = Envelope {
         status_code: text(&v, "statusCode"),
         request_id: text(&v, "requestId").and_then(|s| s.parse().ok()),
         status_detail: text(&v, "statusDetail"),
         ..Envelope::default()
     };
-    Ok(SoapResult {
-        envelope,
-        result: v,
-    })
+    Ok(SoapResult { envelope, result: v })
 }
 
 /// Copies the text content of the element just opened (escaped text and CDATA sections) to `out`,
 /// unescaped, without holding it in memory; consumes the closing tag.
-fn stream_xml_string<R: BufRead>(
-    cur: &mut Cursor<R>,
-    out: &mut dyn Write,
-) -> Result<(), ParseError> {
+fn stream_xml_string<R: BufRead>(cur: &mut Cursor<R>, out: &mut dyn Write) -> Result<(), ParseError> {
     let call = cur.call.clone();
     let io = |e: std::io::Error| ParseError::Io {
         call: call.clone(),
@@ -548,11 +535,7 @@ const CDATA_OPEN: &[u8] = b"<![CDATA[";
 
 impl Unescape {
     /// Consumes bytes of `chunk`; returns how many, and the closing tag's name once it has been read.
-    fn feed(
-        &mut self,
-        chunk: &[u8],
-        out: &mut dyn Write,
-    ) -> Result<(usize, Option<String>), String> {
+    fn feed(&mut self, chunk: &[u8], out: &mut dyn Write) -> Result<(usize, Option<String>), String> {
         let w = |out: &mut dyn Write, b: &[u8]| {
             out.write_all(b)
                 .map_err(|e| format!("cannot write the catalogue XML: {e}"))
@@ -584,8 +567,7 @@ impl Unescape {
                     i += 1;
                     if b == b';' {
                         let name = String::from_utf8_lossy(&self.pending).into_owned();
-                        let text = resolve_entity(&name)
-                            .ok_or_else(|| format!("unknown entity &{name};"))?;
+                        let text = resolve_entity(&name).ok_or_else(|| format!("unknown entity &{name};"))?;
                         w(out, text.as_bytes())?;
                         self.mode = Mode::Text;
                     } else if self.pending.len() > 32 {
@@ -604,7 +586,9 @@ impl Unescape {
                     }
                     self.pending.push(b);
                     if !CDATA_OPEN.starts_with(&self.pending) {
-                        return Err("an element inside catalogData, where the catalogue XML string was expected".into());
+                        return Err(
+                            "an element inside catalogData, where the catalogue XML string was expected".into(),
+                        );
                     }
                     if self.pending.len() == CDATA_OPEN.len() {
                         self.pending.clear();
@@ -655,9 +639,7 @@ fn resolve_entity(name: &str) -> Option<String> {
             Some(hex) => u32::from_str_radix(hex, 16).ok()?,
             None => num.parse().ok()?,
         };
-        return char::from_u32(code)
-            .filter(|c| *c != '\0')
-            .map(String::from);
+        return char::from_u32(code).filter(|c| *c != '\0').map(String::from);
     }
     quick_xml::escape::resolve_predefined_entity(name).map(str::to_owned)
 }
@@ -694,12 +676,7 @@ mod tests {
         let (r, sink) = parse(&body);
         assert_eq!(r.expect("parses").status(), CallStatus::Success);
         assert_eq!(sink.products.len(), 2);
-        let perf = &sink.products[0]
-            .1
-            .event
-            .as_ref()
-            .expect("event")
-            .performances[0];
+        let perf = &sink.products[0].1.event.as_ref().expect("event").performances[0];
         assert_eq!(perf.duration_secs, None);
         assert_eq!(
             perf.prices.iter().map(|p| p.amount).collect::<Vec<_>>(),
@@ -713,16 +690,12 @@ mod tests {
         let body = r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><soap:Fault><faultcode>soap:Server</faultcode><faultstring>Authentication failed</faultstring></soap:Fault></soap:Body></soap:Envelope>"#;
         let (r, _) = parse(body);
         let e = r.expect_err("fault").to_string();
-        assert!(
-            e.contains("Authentication failed") && e.contains("soap:Server"),
-            "{e}"
-        );
+        assert!(e.contains("Authentication failed") && e.contains("soap:Server"), "{e}");
     }
 
     #[test]
     fn truncated_xml_names_the_open_element() {
-        let body =
-            soap("<statusCode>success</statusCode><catalogData><seasons><products><id>1</id>");
+        let body = soap("<statusCode>success</statusCode><catalogData><seasons><products><id>1</id>");
         let body = &body[..body.find("</return>").expect("cut")];
         let (r, _) = parse(body);
         let e = r.expect_err("truncated").to_string();
@@ -751,24 +724,12 @@ mod tests {
             let reader = std::io::BufReader::with_capacity(7, body.as_bytes());
             let mut out = Vec::new();
             let mut sink = CollectSink::default();
-            let env = parse_catalog_soap(
-                "getCatalog",
-                reader,
-                &ConvertCtx::default(),
-                &mut sink,
-                Some(&mut out),
-            )
-            .expect("parses");
+            let env = parse_catalog_soap("getCatalog", reader, &ConvertCtx::default(), &mut sink, Some(&mut out))
+                .expect("parses");
             assert_eq!(env.status(), CallStatus::Success);
             assert_eq!(String::from_utf8(out.clone()).expect("utf8"), inner);
             let mut sink = CollectSink::default();
-            parse_catalog_document(
-                "getCatalog",
-                out.as_slice(),
-                &ConvertCtx::default(),
-                &mut sink,
-            )
-            .expect("doc");
+            parse_catalog_document("getCatalog", out.as_slice(), &ConvertCtx::default(), &mut sink).expect("doc");
             assert_eq!(sink.products[0].1.id, 42);
             assert_eq!(sink.products[0].1.name.get("fr", &[]), Some("Café & thé"));
         }
