@@ -378,6 +378,11 @@ pub struct Performance {
     pub retained: bool,
 }
 
+/// Orders performances by start (undated last), then id: the order entries and targets rely on.
+pub fn sort_performances(perfs: &mut [Performance]) {
+    perfs.sort_by_key(|p| (p.start.is_none(), p.start, p.id));
+}
+
 impl Performance {
     /// End of the performance: start + duration when both are known.
     pub fn end(&self) -> Option<DateTime<Utc>> {

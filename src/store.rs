@@ -855,7 +855,6 @@ impl ImportTxn {
         if let Some(id) = group_id {
             flush_group(id, &mut group, &mut counts)?;
         }
-        drop(flush_group);
 
         // Pass 2: products of the generation in force that SecuTix no longer lists become tombstones.
         let mut live_before = 0u64;
@@ -966,9 +965,7 @@ fn retain_past_performances(new: &mut Product, old: &Product, now: DateTime<Utc>
         }
     }
     if n > 0 {
-        event
-            .performances
-            .sort_by(|a, b| (a.start.is_none(), a.start, a.id).cmp(&(b.start.is_none(), b.start, b.id)));
+        crate::catalog::sort_performances(&mut event.performances);
     }
     n
 }

@@ -74,11 +74,14 @@ pub trait CallLedger: Send + Sync {
     fn last_call(&self, method: &str) -> Option<DateTime<Utc>>;
 }
 
+/// One recorded call: time, service, method, response bytes.
+pub type CallRecord = (DateTime<Utc>, String, String, u64);
+
 /// An in-memory ledger (tests, one-shot tools).
 #[derive(Debug, Default)]
 pub struct MemoryLedger {
-    /// Every call: (time, service, method, bytes).
-    pub calls: Mutex<Vec<(DateTime<Utc>, String, String, u64)>>,
+    /// Every call.
+    pub calls: Mutex<Vec<CallRecord>>,
 }
 
 impl MemoryLedger {
@@ -125,7 +128,7 @@ pub enum CallError {
         snippet: String,
     },
     /// HTTP 509/429.
-    #[error("SecuTix rate limit reached on {call} (HTTP {status}); waiting {wait:?} before the next try")]
+    #[error("SecuTix rate limit reached on {call} (HTTP {status}); waiting {} before the next try", human(*.wait))]
     RateLimited {
         /// Service/method.
         call: String,
@@ -162,7 +165,7 @@ pub enum CallError {
         snippet: String,
     },
     /// The per-call timeout elapsed.
-    #[error("{call}: no complete answer within {after:?} (secutix.request_timeout); SecuTix is slow or unreachable")]
+    #[error("{call}: no complete answer within {} (secutix.request_timeout); SecuTix is slow or unreachable", human(*.after))]
     Timeout {
         /// Service/method.
         call: String,
@@ -206,8 +209,8 @@ pub enum CallError {
     },
     /// Still `in_progress` when the deadline came.
     #[error(
-        "{call} was still in progress after {waited:?} and {attempts} calls; the previous catalogue stays in force. \
-         Raise catalogue.deadline if SecuTix is regularly this slow"
+        "{call} was still in progress after {} and {attempts} calls; the previous catalogue stays in force. \
+         Raise catalogue.deadline if SecuTix is regularly this slow", human(*.waited)
     )]
     InProgressDeadline {
         /// Service/method.
@@ -218,7 +221,7 @@ pub enum CallError {
         attempts: u32,
     },
     /// Transient failures until the deadline.
-    #[error("gave up on {call} after {waited:?} of retries; last error: {last}")]
+    #[error("gave up on {call} after {} of retries; last error: {last}", human(*.waited))]
     Deadline {
         /// Service/method.
         call: String,
@@ -229,8 +232,8 @@ pub enum CallError {
     },
     /// The 10-minute catalogue rule.
     #[error(
-        "{method} was last called at {last} UTC; SecuTix allows one call per {min_interval:?} \
-         (catalogue.min_interval). Try again after {next} UTC"
+        "{method} was last called at {}; SecuTix allows one call per {} (catalogue.min_interval). \
+         Try again after {}", .last.format("%Y-%m-%d %H:%M:%S UTC"), human(*.min_interval), .next.format("%Y-%m-%d %H:%M:%S UTC")
     )]
     TooSoon {
         /// The method.
@@ -1076,6 +1079,16 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap, now: DateTime<Utc>) -> 
     let at = httpdate::parse_http_date(v).ok()?;
     let at: DateTime<Utc> = at.into();
     Some((at - now).to_std().unwrap_or(Duration::ZERO))
+}
+
+/// A duration for people, to the second ("10m", "1m 30s"); sub-second durations keep milliseconds.
+pub fn human(d: Duration) -> String {
+    let d = if d.as_secs() >= 1 {
+        Duration::from_secs(d.as_secs())
+    } else {
+        Duration::from_millis(d.as_millis() as u64)
+    };
+    humantime::format_duration(d).to_string()
 }
 
 /// "Full jitter" on half the delay: between 50 % and 100 % of `d`, so waits still grow but never align.

@@ -770,7 +770,7 @@ impl RawProduct {
                         retained: false,
                     });
                 }
-                perfs.sort_by(|a, b| (a.start.is_none(), a.start, a.id).cmp(&(b.start.is_none(), b.start, b.id)));
+                crate::catalog::sort_performances(&mut perfs);
                 Some(Event {
                     activity_id: ev.activity_id,
                     activity_code: ev.activity_code,

@@ -1,0 +1,155 @@
+//! Shared helpers for integration tests: configuration, a store on paused time, SecuTix wire builders.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use secutix_sync::clock::{SharedClock, TokioClock};
+use secutix_sync::config::{Config, Sources};
+use secutix_sync::secutix::Client;
+use secutix_sync::store::Store;
+use serde_json::{Value, json};
+
+/// The fixed "now" of the tests: 2026-03-02 10:00 UTC (11:00 in Paris).
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).single().expect("valid date")
+}
+
+/// Epoch milliseconds of `t0() + days`.
+pub fn ms(days: i64) -> i64 {
+    (t0() + chrono::Duration::days(days)).timestamp_millis()
+}
+
+/// A configuration pointing at `base` with test-friendly values, plus `extra` TOML lines.
+pub fn config(base: &str, transport: &str, extra: &str) -> Config {
+    let toml = format!(
+        r#"
+[secutix]
+institution = "MOSA"
+base_url = "{base}"
+transport = "{transport}"
+operator = "MOSA_WEBSYNC"
+partner = "Test Partner"
+secret = "test-secret-value"
+request_timeout = "30s"
+[store]
+path = "/nonexistent-unused"
+{extra}
+"#
+    );
+    Config::load(&Sources {
+        file: None,
+        env: Some(BTreeMap::new()),
+        overrides: Some(toml),
+    })
+    .expect("test configuration loads")
+    .config
+}
+
+/// A paused-time clock starting at `t0()`.
+pub fn clock() -> SharedClock {
+    Arc::new(TokioClock::starting_at(t0()))
+}
+
+/// A store in a temporary folder, and the folder (keep it alive).
+pub fn store(clock: &SharedClock) -> (Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), 16, clock.clone()).expect("store opens");
+    (store, dir)
+}
+
+/// A client on `config`, recording calls in `store`.
+pub fn client(config: &Config, store: &Store) -> Client {
+    Client::new(&config.secutix, Arc::new(store.clone()), store.clock().clone()).expect("client")
+}
+
+/// REST path of a SecuTix method.
+pub fn rest(service: &str, method: &str) -> String {
+    format!("/tnseb/backend-apis/{service}/v1_33/{method}")
+}
+
+/// SOAP path of a SecuTix service.
+pub fn soap_path(package: &str, class: &str) -> String {
+    format!("/tnseb/external-remoting/com.secutix.service.realtime.{package}.v1_33.{class}.webservice")
+}
+
+/// A getPOSConfig result.
+pub fn pos_config() -> Value {
+    json!({"statusCode": "success", "requestId": null, "statusDetail": null,
+           "posConfigData": {"posId": 123456789, "currencyCode": "EUR", "organizationTimeZone": "Europe/Paris",
+                             "mainLanguage": "fr", "languageList": "fr,en"}})
+}
+
+/// A SINGLE_ENTRY product with performances `(id, start in days from t0)`.
+pub fn product(id: i64, title: &str, perfs: &[(i64, i64)]) -> Value {
+    json!({
+        "id": id, "code": format!("P{id}"), "productFamilyType": "SINGLE_ENTRY", "productFamilySubType": "SIMPLE_TICKET",
+        "state": "RUNNING", "smallImageUrl": null,
+        "externalName": {"translations": [{"locale": "fr", "value": title}, {"locale": "en", "value": null}]},
+        "externalDescription": {"translations": [{"locale": "fr", "value": format!("<p>{title}</p>")}]},
+        "salePeriods": [],
+        "event": {"activityId": 10, "activityCode": "TH", "activityType": "LIVE_SPECT", "alertRatio": 20.000,
+            "activityExternalName": {"translations": [{"locale": "fr", "value": "Théâtre"}]},
+            "performances": perfs.iter().map(|(pid, d)| json!({
+                "id": pid, "start": ms(*d), "duration": 5400, "state": null, "seatCategories": [],
+                "prices": [{"institutionSeatCatId": 1, "seatCatId": null, "audSubCatId": 306159078, "amount": 35000, "priceLevelId": null}],
+                "salePeriods": []})).collect::<Vec<_>>()}
+    })
+}
+
+/// A season.
+pub fn season(id: i64, code: &str, start_days: i64, products: Vec<Value>) -> Value {
+    json!({"id": id, "code": code, "start": ms(start_days), "end": ms(start_days + 300),
+           "externalName": {"translations": [{"locale": "fr", "value": code}]},
+           "audienceCategories": [{"id": 1, "code": "PLEIN", "externalName": {"translations": [{"locale": "fr", "value": "Plein"}]},
+               "audienceSubCategories": [{"id": 306159078, "code": "ADU", "externalName": {"translations": [{"locale": "fr", "value": "Adulte"}]}, "audienceCategoryKind": "FULL"}]}],
+           "priceLevels": [], "products": products})
+}
+
+/// A successful getCatalogDetailed body with `seasons`.
+pub fn catalog(seasons: Vec<Value>) -> Value {
+    json!({"statusCode": "success", "requestId": null, "statusDetail": null, "catalogData": {"seasons": seasons}})
+}
+
+/// A catalogue of `n` products with ids 1000.. in one season.
+pub fn catalog_n(n: i64) -> Value {
+    catalog(vec![season(
+        1,
+        "S26",
+        -30,
+        (0..n)
+            .map(|i| product(1000 + i, &format!("Spectacle {i}"), &[(5000 + i, 10)]))
+            .collect(),
+    )])
+}
+
+/// Turns a JSON value into JAX-WS style XML (repeated elements for lists, nulls omitted).
+pub fn jaxws(name: &str, v: &Value, out: &mut String) {
+    match v {
+        Value::Null => {}
+        Value::Array(items) => items.iter().for_each(|i| jaxws(name, i, out)),
+        Value::Object(map) => {
+            out.push_str(&format!("<{name}>"));
+            for (k, v) in map {
+                jaxws(k, v, out);
+            }
+            out.push_str(&format!("</{name}>"));
+        }
+        Value::String(s) => out.push_str(&format!("<{name}>{}</{name}>", quick_xml::escape::escape(s.as_str()))),
+        other => out.push_str(&format!("<{name}>{other}</{name}>")),
+    }
+}
+
+/// A SOAP response for `method` whose `<return>` is `result` (a JSON object).
+pub fn soap_response(method: &str, result: &Value) -> String {
+    let mut inner = String::new();
+    if let Value::Object(map) = result {
+        for (k, v) in map {
+            jaxws(k, v, &mut inner);
+        }
+    }
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"><S:Body><ns2:{method}Response xmlns:ns2="http://v1_33.CatalogService.service.secutix.com"><return>{inner}</return></ns2:{method}Response></S:Body></S:Envelope>"#
+    )
+}
