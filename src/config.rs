@@ -34,6 +34,209 @@ pub struct Config {
     pub catalogue: CatalogueConfig,
     /// The embedded database.
     pub store: StoreConfig,
+    /// How entries are built.
+    pub entries: EntriesConfig,
+    /// Where entries go (`[[targets]]`, one table per target).
+    #[serde(default)]
+    pub targets: Vec<TargetConfig>,
+}
+
+/// `[entries]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct EntriesConfig {
+    /// Languages of texts and links (ISO 639-1); empty = `languageList` from getPOSConfig.
+    pub languages: Vec<String>,
+    /// Part of every content hash: raising it re-sends every entry to every target.
+    pub mapping_version: u32,
+    /// Ticket shop base URL (`https://<shop host>`), the `{shop}` of the templates; empty = no booking links.
+    pub shop_url: String,
+    /// Product "Book" link template.
+    pub book_url: String,
+    /// Performance link template.
+    pub performance_url: String,
+    /// Customer account link template (empty = none).
+    pub account_url: String,
+    /// Profile link template (empty = none).
+    pub profile_url: String,
+    /// Registration link template (empty = none).
+    pub register_url: String,
+}
+
+impl EntriesConfig {
+    /// The options of `merge::build_entry`.
+    pub fn options(&self) -> crate::merge::EntryOptions {
+        let links = [
+            ("account", &self.account_url),
+            ("profile", &self.profile_url),
+            ("register", &self.register_url),
+        ]
+        .into_iter()
+        .filter(|(_, t)| !t.is_empty())
+        .map(|(k, t)| (k.to_owned(), t.clone()))
+        .collect();
+        crate::merge::EntryOptions {
+            languages: self.languages.iter().map(|l| l.to_ascii_lowercase()).collect(),
+            mapping_version: self.mapping_version,
+            shop_url: self.shop_url.clone(),
+            book_url: self.book_url.clone(),
+            performance_url: self.performance_url.clone(),
+            links,
+        }
+    }
+}
+
+/// The kind of a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    /// JSON files in a folder.
+    Files,
+    /// Generic JSON over HTTP(S).
+    Webhook,
+}
+
+/// `[[targets]]`: one target. Kind-specific settings are in a sub-table named after the kind
+/// (`[targets.files]`, `[targets.webhook]`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TargetConfig {
+    /// Unique name (letters, digits, `-`, `_`): used in commands, metrics and the store.
+    pub name: String,
+    /// The kind.
+    pub kind: TargetKind,
+    /// A disabled target keeps its state but receives nothing.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// `unpublish` (default), `delete` or `keep` for products SecuTix no longer lists.
+    #[serde(default = "default_delete_policy")]
+    pub delete_policy: crate::push::DeletePolicy,
+    /// Operations in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Requests per second, retries included.
+    #[serde(default = "default_rate")]
+    pub rate_per_second: u32,
+    /// Timeout of one request.
+    #[serde(default = "default_target_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Attempts before an operation goes to dead letters.
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    /// First retry delay (doubles, with full jitter).
+    #[serde(default = "default_backoff_initial", with = "humantime_serde")]
+    pub backoff_initial: Duration,
+    /// Longest retry delay.
+    #[serde(default = "default_backoff_max", with = "humantime_serde")]
+    pub backoff_max: Duration,
+    /// `[targets.files]`
+    pub files: Option<crate::targets::files::FilesSettings>,
+    /// `[targets.webhook]`
+    pub webhook: Option<crate::targets::webhook::WebhookSettings>,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_delete_policy() -> crate::push::DeletePolicy {
+    crate::push::DeletePolicy::Unpublish
+}
+fn default_concurrency() -> usize {
+    4
+}
+fn default_rate() -> u32 {
+    10
+}
+fn default_target_timeout() -> Duration {
+    Duration::from_secs(20)
+}
+fn default_attempts() -> u32 {
+    8
+}
+fn default_backoff_initial() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_backoff_max() -> Duration {
+    Duration::from_secs(30 * 60)
+}
+
+impl TargetConfig {
+    /// The worker settings of this target.
+    pub fn push_settings(&self) -> crate::push::PushSettings {
+        crate::push::PushSettings {
+            delete_policy: self.delete_policy,
+            concurrency: self.concurrency,
+            rate_per_second: self.rate_per_second,
+            request_timeout: self.request_timeout,
+            max_attempts: self.max_attempts,
+            backoff_initial: self.backoff_initial,
+            backoff_max: self.backoff_max,
+        }
+    }
+
+    fn validate(&self, i: usize, p: &mut Vec<Problem>) {
+        let key = |k: &str| format!("targets[{i}].{k}");
+        let mut bad = |k: &str, m: String| {
+            p.push(Problem {
+                key: key(k),
+                message: m,
+            })
+        };
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            bad(
+                "name",
+                format!("{:?} is not a target name (letters, digits, - and _)", self.name),
+            );
+        }
+        if self.concurrency == 0 {
+            bad("concurrency", "must be at least 1".into());
+        }
+        if self.rate_per_second == 0 {
+            bad("rate_per_second", "must be at least 1".into());
+        }
+        if self.max_attempts == 0 {
+            bad("max_attempts", "must be at least 1".into());
+        }
+        if self.request_timeout.is_zero() || self.backoff_initial.is_zero() {
+            bad(
+                "request_timeout",
+                "request_timeout and backoff_initial must be longer than 0s".into(),
+            );
+        }
+        let sub = match self.kind {
+            TargetKind::Files => ("files", self.files.is_some()),
+            TargetKind::Webhook => ("webhook", self.webhook.is_some()),
+        };
+        if !sub.1 {
+            bad(
+                sub.0,
+                format!(
+                    "kind = \"{0}\" needs a [targets.{0}] table after this [[targets]]",
+                    sub.0
+                ),
+            );
+        }
+        if let Some(f) = &self.files
+            && f.path.as_os_str().is_empty()
+        {
+            bad("files.path", "is empty; set the output folder".into());
+        }
+        if let Some(w) = &self.webhook {
+            match url::Url::parse(&w.url) {
+                Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+                _ => bad("webhook.url", format!("{:?} is not an http(s) URL", w.url)),
+            }
+            if w.secret.is_some() && w.secret_file.is_some() {
+                bad(
+                    "webhook.secret",
+                    "is set together with webhook.secret_file; keep only one".into(),
+                );
+            }
+        }
+    }
 }
 
 /// Which SecuTix environment the institution lives on.
@@ -407,6 +610,38 @@ impl Config {
                 "is empty; set the folder of the database, e.g. /var/lib/secutix-sync".into(),
             );
         }
+        let e = &self.entries;
+        if e.mapping_version == 0 {
+            bad("entries.mapping_version", "must be at least 1".into());
+        }
+        if !e.shop_url.is_empty() && url::Url::parse(&e.shop_url).is_err() {
+            bad(
+                "entries.shop_url",
+                format!("{:?} is not a URL such as https://mosa.shop.secutix.com", e.shop_url),
+            );
+        }
+        if let Some(l) = e
+            .languages
+            .iter()
+            .find(|l| l.len() != 2 || !l.chars().all(|c| c.is_ascii_alphabetic()))
+        {
+            bad(
+                "entries.languages",
+                format!("{l:?} is not an ISO 639-1 code such as \"fr\""),
+            );
+        }
+        for (i, t) in self.targets.iter().enumerate() {
+            t.validate(i, &mut p);
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, t) in self.targets.iter().enumerate() {
+            if !names.insert(t.name.as_str()) {
+                p.push(Problem {
+                    key: format!("targets[{i}].name"),
+                    message: format!("{:?} is used by two targets", t.name),
+                });
+            }
+        }
         p
     }
 }
@@ -532,6 +767,8 @@ fn section_errors(raw: &config::Config) -> Vec<Problem> {
     check::<SecutixConfig>(raw, "secutix", &mut out);
     check::<CatalogueConfig>(raw, "catalogue", &mut out);
     check::<StoreConfig>(raw, "store", &mut out);
+    check::<EntriesConfig>(raw, "entries", &mut out);
+    check::<Vec<TargetConfig>>(raw, "targets", &mut out);
     if out.is_empty() {
         out.push(Problem {
             key: "(config)".into(),

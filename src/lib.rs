@@ -9,6 +9,9 @@
 //! - [`store`]: everything sled: catalogue generations switched atomically, tombstones, the shrink guard,
 //!   import history, the SecuTix call ledger.
 //! - [`import`]: one catalogue import, end to end.
+//! - [`merge`]: entries (the JSON document a CMS receives), links, content hashes.
+//! - [`push`]: the durable outbox per target, acknowledgements, dead letters, the push worker.
+//! - [`targets`]: the CMS targets behind one trait (files, webhook, …).
 //! - [`clock`], [`ratelimit`]: time and pacing, both on tokio's clock so tests run on paused time.
 //! - [`testkit`]: an in-process HTTP mock for tests and benchmarks that need paused time.
 
@@ -16,7 +19,10 @@ pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod import;
+pub mod merge;
+pub mod push;
 pub mod ratelimit;
 pub mod secutix;
 pub mod store;
+pub mod targets;
 pub mod testkit;

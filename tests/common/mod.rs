@@ -153,3 +153,30 @@ pub fn soap_response(method: &str, result: &Value) -> String {
         r#"<?xml version="1.0" encoding="UTF-8"?><S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"><S:Body><ns2:{method}Response xmlns:ns2="http://v1_33.CatalogService.service.secutix.com"><return>{inner}</return></ns2:{method}Response></S:Body></S:Envelope>"#
     )
 }
+
+/// Imports a getCatalogDetailed JSON body straight into the store (no SecuTix call), with a POS config.
+pub fn import_body(store: &Store, body: &Value, force: bool) -> secutix_sync::store::ImportCounts {
+    use secutix_sync::secutix::json::parse_catalog_slice;
+    use secutix_sync::secutix::wire::ConvertCtx;
+    use secutix_sync::store::FinishOptions;
+    let mut txn = store.begin_import(&["SINGLE_ENTRY".to_owned()]).expect("begin import");
+    let bytes = serde_json::to_vec(body).expect("json");
+    let ctx = ConvertCtx {
+        time_zone: chrono_tz::Europe::Paris,
+    };
+    parse_catalog_slice("getCatalogDetailed", &bytes, &ctx, &mut txn).expect("parses");
+    let pos = secutix_sync::secutix::wire::RawPosConfig::deserialize(&pos_config()["posConfigData"])
+        .expect("pos")
+        .into_domain();
+    txn.finish(&FinishOptions {
+        force,
+        shrink_guard_ratio: 0.5,
+        season_codes: vec![],
+        product_codes: vec![],
+        pos: Some(pos),
+        body_hash: None,
+    })
+    .expect("finishes")
+}
+
+use serde::Deserialize as _;

@@ -1,0 +1,844 @@
+//! Entries: the documented, versioned JSON document a CMS receives for each product, its links, and its hash.
+//!
+//! [`build_entry`] projects a stored product (catalogue + the availability statuses computed for `now`) into an
+//! [`Entry`] keyed `secutix-<productId>`: texts per configured language (with a fallback language), times in the
+//! venue's time zone with their offset, amounts as decimal strings and minor units, "Book" links **only** when the
+//! product is on sale and not full, one link per performance, and the account links. [`content_hash`] hashes the
+//! entry together with the mapping version: a target is sent an entry only when this hash differs from the one it
+//! last acknowledged, and bumping `entries.mapping_version` re-pushes everything.
+//!
+//! The entry holds nothing volatile (no "synced at"): an unchanged catalogue gives byte-identical entries.
+//! The JSON Schema is `docs/entry.schema.json`; the README has the field table.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Id, Performance, PosConfig, Product, Season, State, Translated};
+use crate::store::ProductRecord;
+
+/// Version of the entry format. Part of every content hash.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Availability of a performance or a product, as the website shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AvailabilityStatus {
+    /// Green, code 1.
+    Available,
+    /// Orange, code 2.
+    AlmostFull,
+    /// Red, code 3.
+    SoldOut,
+    /// Not on sale (sale not open, closed, suspended, cancelled, past).
+    NotOnSale,
+    /// On sale, but no availability known yet.
+    Unknown,
+}
+
+impl AvailabilityStatus {
+    /// 1, 2, 3 for the indicator; `None` otherwise.
+    pub fn code(self) -> Option<u8> {
+        match self {
+            AvailabilityStatus::Available => Some(1),
+            AvailabilityStatus::AlmostFull => Some(2),
+            AvailabilityStatus::SoldOut => Some(3),
+            _ => None,
+        }
+    }
+
+    /// From an indicator level (1, 2, 3) and the on-sale flag.
+    pub fn from_level(level: Option<u8>, on_sale: bool) -> Self {
+        match (on_sale, level) {
+            (false, _) => AvailabilityStatus::NotOnSale,
+            (true, Some(1)) => AvailabilityStatus::Available,
+            (true, Some(2)) => AvailabilityStatus::AlmostFull,
+            (true, Some(3)) => AvailabilityStatus::SoldOut,
+            (true, _) => AvailabilityStatus::Unknown,
+        }
+    }
+
+    /// The status name (`available`, `almost_full`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AvailabilityStatus::Available => "available",
+            AvailabilityStatus::AlmostFull => "almost_full",
+            AvailabilityStatus::SoldOut => "sold_out",
+            AvailabilityStatus::NotOnSale => "not_on_sale",
+            AvailabilityStatus::Unknown => "unknown",
+        }
+    }
+}
+
+/// An availability with its indicator code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Availability {
+    /// The status.
+    pub status: AvailabilityStatus,
+    /// 1 green, 2 orange, 3 red; `null` when not on sale or unknown.
+    pub code: Option<u8>,
+}
+
+impl From<AvailabilityStatus> for Availability {
+    fn from(status: AvailabilityStatus) -> Self {
+        Self {
+            status,
+            code: status.code(),
+        }
+    }
+}
+
+/// What the availability module says of one performance at a given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PerformanceStatus {
+    /// Indicator level 1/2/3, when known.
+    pub level: Option<u8>,
+    /// On sale now.
+    pub on_sale: bool,
+}
+
+/// Computes a performance's status for `now` (provided by the availability module).
+pub type StatusFn<'a> = dyn Fn(&Product, &Performance, DateTime<Utc>) -> PerformanceStatus + 'a;
+
+/// An amount as a decimal string and in minor units.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Money {
+    /// Decimal, with the currency's digits: `"35.00"`.
+    pub amount: String,
+    /// Minor units (cents for EUR): `3500`.
+    pub minor: i64,
+}
+
+/// Lowest and highest price.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriceRange {
+    /// ISO 4217 code.
+    pub currency: String,
+    /// Lowest price.
+    pub min: Money,
+    /// Highest price.
+    pub max: Money,
+}
+
+/// A reference with a code and a name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Named {
+    /// SecuTix id, as a string (64-bit ids are not safe as numbers in every language).
+    pub id: Option<String>,
+    /// Code.
+    pub code: Option<String>,
+    /// Name per language.
+    pub name: Translated,
+}
+
+/// One price of a performance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryPrice {
+    /// The tariff (audience sub-category): "Plein tarif", "Moins de 26 ans".
+    pub tariff: Named,
+    /// The seat category, when the venue is numbered.
+    pub seat_category: Option<Named>,
+    /// The price level, when used.
+    pub price_level: Option<Named>,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// The amount.
+    #[serde(flatten)]
+    pub money: Money,
+}
+
+/// One performance (a date).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryPerformance {
+    /// Performance id (string).
+    pub id: String,
+    /// Code.
+    pub code: Option<String>,
+    /// Start in the venue's time zone with offset (RFC 3339).
+    pub start: Option<String>,
+    /// End, when SecuTix gives a duration.
+    pub end: Option<String>,
+    /// Duration in minutes.
+    pub duration_minutes: Option<i64>,
+    /// Site (building).
+    pub site: Option<Named>,
+    /// Space (hall).
+    pub space: Option<Named>,
+    /// SecuTix state (`RUNNING`, `CANCELED`…), when sent.
+    pub state: Option<String>,
+    /// Started before the entry was built.
+    pub past: bool,
+    /// On sale now.
+    pub on_sale: bool,
+    /// Availability.
+    pub availability: Availability,
+    /// "Book this date" per language; empty when not on sale or full.
+    pub booking_url: BTreeMap<String, String>,
+    /// Prices.
+    pub prices: Vec<EntryPrice>,
+}
+
+/// A short view of the next performance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NextPerformance {
+    /// Performance id.
+    pub id: String,
+    /// Start (venue time zone).
+    pub start: Option<String>,
+    /// Availability.
+    pub availability: Availability,
+}
+
+/// The document a CMS receives for one product.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Format version ([`SCHEMA_VERSION`]).
+    pub schema_version: u32,
+    /// Stable key: `secutix-<productId>`.
+    pub external_id: String,
+    /// SecuTix product id (string).
+    pub product_id: String,
+    /// Product code.
+    pub product_code: Option<String>,
+    /// False when SecuTix no longer lists the product (sent with an unpublish operation).
+    pub published: bool,
+    /// Title per language.
+    pub title: Translated,
+    /// Short title per language.
+    pub short_title: Translated,
+    /// Description per language, HTML as entered in SecuTix.
+    pub description: Translated,
+    /// Genre (SecuTix activity) per language.
+    pub genre: Translated,
+    /// Activity code, for mapping genres to CMS taxonomies.
+    pub genre_code: Option<String>,
+    /// Season.
+    pub season: Option<Named>,
+    /// Image URLs from SecuTix.
+    pub images: BTreeMap<String, String>,
+    /// SecuTix product state.
+    pub state: Option<String>,
+    /// Minimum age, when set.
+    pub minimum_age: Option<i64>,
+    /// At least one future performance is on sale.
+    pub on_sale: bool,
+    /// Rolled-up availability: 1 if any on-sale future performance is 1, else 2 if any is 2, else 3.
+    pub availability: Availability,
+    /// "Book" link per language; empty unless on sale and not sold out.
+    pub booking_url: BTreeMap<String, String>,
+    /// Other links per language (`account`, `profile`, `register`), from the configured templates.
+    pub links: BTreeMap<String, BTreeMap<String, String>>,
+    /// Price range over future performances (all performances when none is future).
+    pub price_range: Option<PriceRange>,
+    /// Next performance that has not started.
+    pub next_performance: Option<NextPerformance>,
+    /// Performances, by start.
+    pub performances: Vec<EntryPerformance>,
+}
+
+/// How entries are built (from `[entries]`).
+#[derive(Debug, Clone)]
+pub struct EntryOptions {
+    /// Languages of the texts and links; empty = the POS configuration's languages.
+    pub languages: Vec<String>,
+    /// Mapping version, part of the hash.
+    pub mapping_version: u32,
+    /// Ticket shop base URL (`https://<shop host>`); empty = no booking links.
+    pub shop_url: String,
+    /// Template of the product "Book" link.
+    pub book_url: String,
+    /// Template of a performance link.
+    pub performance_url: String,
+    /// Other link templates by name (`account`, `profile`, `register`); empty templates are skipped.
+    pub links: BTreeMap<String, String>,
+}
+
+/// Everything an entry needs besides the product.
+pub struct MergeContext<'a> {
+    /// Options.
+    pub options: &'a EntryOptions,
+    /// POS configuration (currency, time zone, languages).
+    pub pos: Option<&'a PosConfig>,
+    /// Seasons by id (tariff names, price levels).
+    pub seasons: &'a BTreeMap<Id, Season>,
+    /// Availability statuses.
+    pub status: &'a StatusFn<'a>,
+    /// The time the entry describes.
+    pub now: DateTime<Utc>,
+}
+
+impl MergeContext<'_> {
+    fn time_zone(&self) -> chrono_tz::Tz {
+        self.pos
+            .and_then(|p| p.time_zone.as_deref())
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(chrono_tz::UTC)
+    }
+
+    /// The languages entries are written in.
+    pub fn languages(&self) -> Vec<String> {
+        if !self.options.languages.is_empty() {
+            return self.options.languages.clone();
+        }
+        match self.pos {
+            Some(p) if !p.languages.is_empty() => p.languages.clone(),
+            Some(p) if p.main_language.is_some() => p.main_language.iter().cloned().collect(),
+            _ => vec!["fr".to_owned()],
+        }
+    }
+
+    fn fallback_language(&self) -> Option<String> {
+        self.pos
+            .and_then(|p| p.main_language.clone())
+            .or_else(|| self.languages().first().cloned())
+    }
+
+    fn currency(&self) -> (String, u32) {
+        let p = self.pos;
+        (
+            p.and_then(|p| p.currency.clone()).unwrap_or_else(|| "EUR".to_owned()),
+            p.and_then(|p| p.fraction_digits).unwrap_or(2).min(3),
+        )
+    }
+}
+
+/// The external id of a product.
+pub fn external_id(product_id: Id) -> String {
+    format!("secutix-{product_id}")
+}
+
+/// The product id of an external id (`secutix-123` → 123).
+pub fn product_id_of(external_id: &str) -> Option<Id> {
+    external_id.strip_prefix("secutix-")?.parse().ok()
+}
+
+/// Amount in thousandths → decimal string and minor units, rounding half away from zero.
+pub fn money(thousandths: i64, digits: u32) -> Money {
+    let div = 10i64.pow(3 - digits);
+    let minor = if thousandths >= 0 {
+        (thousandths + div / 2) / div
+    } else {
+        (thousandths - div / 2) / div
+    };
+    let amount = if digits == 0 {
+        minor.to_string()
+    } else {
+        let scale = 10i64.pow(digits);
+        let sign = if minor < 0 { "-" } else { "" };
+        format!(
+            "{sign}{}.{:0width$}",
+            (minor / scale).abs(),
+            (minor % scale).abs(),
+            width = digits as usize
+        )
+    };
+    Money { amount, minor }
+}
+
+/// Fills a URL template: `{shop}`, `{product_id}`, `{performance_id}`, `{LANGUAGE}` (ISO 639-1).
+pub fn fill_template(template: &str, shop: &str, product: Id, performance: Option<Id>, lang: &str) -> String {
+    template
+        .replace("{shop}", shop.trim_end_matches('/'))
+        .replace("{product_id}", &product.to_string())
+        .replace(
+            "{performance_id}",
+            &performance.map(|p| p.to_string()).unwrap_or_default(),
+        )
+        .replace("{LANGUAGE}", lang)
+}
+
+fn texts(t: &Translated, langs: &[String], fallback: Option<&str>) -> Translated {
+    let fallbacks: Vec<&str> = fallback.into_iter().collect();
+    Translated(
+        langs
+            .iter()
+            .filter_map(|l| Some((l.clone(), t.get(l, &fallbacks)?.to_owned())))
+            .collect(),
+    )
+}
+
+fn local(t: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
+    t.with_timezone(&tz).to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn named(id: Option<Id>, code: Option<String>, name: &Translated, langs: &[String], fb: Option<&str>) -> Named {
+    Named {
+        id: id.map(|i| i.to_string()),
+        code,
+        name: texts(name, langs, fb),
+    }
+}
+
+fn links_for(ctx: &MergeContext<'_>, template: &str, product: Id, performance: Option<Id>) -> BTreeMap<String, String> {
+    if template.is_empty() || (template.contains("{shop}") && ctx.options.shop_url.is_empty()) {
+        return BTreeMap::new();
+    }
+    ctx.languages()
+        .into_iter()
+        .map(|l| {
+            let url = fill_template(template, &ctx.options.shop_url, product, performance, &l);
+            (l, url)
+        })
+        .collect()
+}
+
+/// Roll-up over future on-sale performances: 1 if any is 1, else 2 if any is 2, else 3; unknown when none
+/// has a level yet; not on sale when none is on sale.
+pub fn roll_up(statuses: impl IntoIterator<Item = PerformanceStatus>) -> AvailabilityStatus {
+    let on_sale: Vec<PerformanceStatus> = statuses.into_iter().filter(|s| s.on_sale).collect();
+    if on_sale.is_empty() {
+        return AvailabilityStatus::NotOnSale;
+    }
+    let best = on_sale.iter().filter_map(|s| s.level).min();
+    AvailabilityStatus::from_level(best, true)
+}
+
+/// Builds the entry of a stored product for `ctx.now`.
+pub fn build_entry(record: &ProductRecord, ctx: &MergeContext<'_>) -> Entry {
+    let p = &record.product;
+    let langs = ctx.languages();
+    let fb = ctx.fallback_language();
+    let fb = fb.as_deref();
+    let tz = ctx.time_zone();
+    let (currency, digits) = ctx.currency();
+    let season = p.season_id.and_then(|id| ctx.seasons.get(&id));
+    let tariffs: BTreeMap<Id, &crate::catalog::AudienceSubCategory> = season
+        .map(|s| s.audience_sub_categories.iter().map(|a| (a.id, a)).collect())
+        .unwrap_or_default();
+    let levels: BTreeMap<Id, &crate::catalog::PriceLevel> = season
+        .map(|s| s.price_levels.iter().map(|l| (l.id, l)).collect())
+        .unwrap_or_default();
+    let live = record.removed_at.is_none();
+
+    let mut perf_statuses = Vec::new();
+    let mut performances = Vec::new();
+    let mut future_amounts = Vec::new();
+    let mut all_amounts = Vec::new();
+    let mut next: Option<NextPerformance> = None;
+    for perf in p.performances() {
+        let past = perf.is_past(ctx.now);
+        let mut status = (ctx.status)(p, perf, ctx.now);
+        if !live || past {
+            status.on_sale = false;
+        }
+        if !past {
+            perf_statuses.push(status);
+        }
+        let availability: Availability = AvailabilityStatus::from_level(status.level, status.on_sale).into();
+        let bookable = status.on_sale && status.level != Some(3);
+        let seat_names: BTreeMap<Id, &crate::catalog::SeatCategory> =
+            perf.seat_categories.iter().map(|s| (s.id, s)).collect();
+        let prices: Vec<EntryPrice> = perf
+            .prices
+            .iter()
+            .map(|pr| {
+                let tariff = pr.audience_sub_category_id.and_then(|id| tariffs.get(&id));
+                EntryPrice {
+                    tariff: Named {
+                        id: pr.audience_sub_category_id.map(|i| i.to_string()),
+                        code: tariff.and_then(|t| t.code.clone()),
+                        name: tariff.map(|t| texts(&t.name, &langs, fb)).unwrap_or_default(),
+                    },
+                    seat_category: pr.seat_category_id.map(|id| {
+                        let s = seat_names.get(&id);
+                        Named {
+                            id: Some(id.to_string()),
+                            code: s.and_then(|s| s.code.clone()),
+                            name: s.map(|s| texts(&s.name, &langs, fb)).unwrap_or_default(),
+                        }
+                    }),
+                    price_level: pr.price_level_id.map(|id| Named {
+                        id: Some(id.to_string()),
+                        code: levels.get(&id).and_then(|l| l.code.clone()),
+                        name: Translated::default(),
+                    }),
+                    currency: currency.clone(),
+                    money: money(pr.amount, digits),
+                }
+            })
+            .collect();
+        let cancelled = perf.state.as_ref().is_some_and(State::is_cancelled);
+        for pr in &perf.prices {
+            all_amounts.push(pr.amount);
+            if !past && !cancelled {
+                future_amounts.push(pr.amount);
+            }
+        }
+        if !past && !cancelled && next.is_none() {
+            next = Some(NextPerformance {
+                id: perf.id.to_string(),
+                start: perf.start.map(|s| local(s, tz)),
+                availability,
+            });
+        }
+        performances.push(EntryPerformance {
+            id: perf.id.to_string(),
+            code: perf.code.clone(),
+            start: perf.start.map(|s| local(s, tz)),
+            end: perf.end().map(|e| local(e, tz)),
+            duration_minutes: perf.duration_secs.map(|d| d / 60),
+            site: (perf.site_code.is_some() || !perf.site_name.is_empty())
+                .then(|| named(None, perf.site_code.clone(), &perf.site_name, &langs, fb)),
+            space: (perf.space_code.is_some() || !perf.space_name.is_empty())
+                .then(|| named(None, perf.space_code.clone(), &perf.space_name, &langs, fb)),
+            state: perf.state.as_ref().map(|s| s.as_str().to_owned()),
+            past,
+            on_sale: status.on_sale,
+            availability,
+            booking_url: if bookable {
+                links_for(ctx, &ctx.options.performance_url, p.id, Some(perf.id))
+            } else {
+                BTreeMap::new()
+            },
+            prices,
+        });
+    }
+    let rolled = roll_up(perf_statuses.iter().copied());
+    let on_sale = rolled != AvailabilityStatus::NotOnSale;
+    let amounts = if future_amounts.is_empty() {
+        &all_amounts
+    } else {
+        &future_amounts
+    };
+    let price_range = match (amounts.iter().min(), amounts.iter().max()) {
+        (Some(&lo), Some(&hi)) => Some(PriceRange {
+            currency: currency.clone(),
+            min: money(lo, digits),
+            max: money(hi, digits),
+        }),
+        _ => None,
+    };
+    let bookable = on_sale && rolled != AvailabilityStatus::SoldOut;
+    let mut links = BTreeMap::new();
+    for (name, template) in &ctx.options.links {
+        let l = links_for(ctx, template, p.id, None);
+        if !l.is_empty() {
+            links.insert(name.clone(), l);
+        }
+    }
+    let images = [
+        ("small", &p.images.small),
+        ("medium", &p.images.medium),
+        ("large", &p.images.large),
+        ("xlarge", &p.images.xlarge),
+        ("logo", &p.images.logo),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| Some((k.to_owned(), v.clone()?)))
+    .collect();
+    Entry {
+        schema_version: SCHEMA_VERSION,
+        external_id: external_id(p.id),
+        product_id: p.id.to_string(),
+        product_code: p.code.clone(),
+        published: live,
+        title: texts(&p.name, &langs, fb),
+        short_title: texts(&p.short_name, &langs, fb),
+        description: texts(&p.description, &langs, fb),
+        genre: p
+            .event
+            .as_ref()
+            .map(|e| texts(&e.activity_name, &langs, fb))
+            .unwrap_or_default(),
+        genre_code: p.event.as_ref().and_then(|e| e.activity_code.clone()),
+        season: season
+            .map(|s| named(s.id, s.code.clone(), &s.name, &langs, fb))
+            .or_else(|| {
+                p.season_id.map(|id| Named {
+                    id: Some(id.to_string()),
+                    code: p.season_code.clone(),
+                    name: Translated::default(),
+                })
+            }),
+        images,
+        state: p.state.as_ref().map(|s| s.as_str().to_owned()),
+        minimum_age: p.event.as_ref().and_then(|e| e.minimum_age),
+        on_sale,
+        availability: rolled.into(),
+        booking_url: if bookable {
+            links_for(ctx, &ctx.options.book_url, p.id, None)
+        } else {
+            BTreeMap::new()
+        },
+        links,
+        price_range,
+        next_performance: next,
+        performances,
+    }
+}
+
+/// The hash that decides whether a target must be sent the entry: BLAKE3 over the mapping version, the
+/// schema version and the entry's canonical JSON (struct order, sorted maps), as 64 hex digits.
+pub fn content_hash(entry: &Entry, mapping_version: u32) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(format!("secutix-sync/m{mapping_version}/s{SCHEMA_VERSION}\n").as_bytes());
+    // Serialising our own struct cannot fail (no maps with non-string keys, no foreign Serialize impls).
+    h.update(&serde_json::to_vec(entry).unwrap_or_default());
+    h.finalize().to_hex().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Event, Images, Price, ProductFamily};
+    use chrono::TimeZone;
+
+    fn t(d: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 1, 19, 0, 0).single().expect("date") + chrono::Duration::days(d)
+    }
+
+    fn perf(id: Id, day: i64, amounts: &[i64]) -> Performance {
+        Performance {
+            id,
+            code: None,
+            start: Some(t(day)),
+            duration_secs: Some(5400),
+            state: None,
+            name: Translated::default(),
+            description: Translated::default(),
+            space_code: Some("GS".into()),
+            space_name: Translated::from_pairs([("fr", "Grande salle")]),
+            site_code: None,
+            site_name: Translated::default(),
+            seat_categories: vec![],
+            prices: amounts
+                .iter()
+                .map(|a| Price {
+                    seat_category_id: None,
+                    institution_seat_category_id: None,
+                    audience_sub_category_id: Some(77),
+                    price_level_id: None,
+                    amount: *a,
+                })
+                .collect(),
+            sale_periods: vec![],
+            retained: false,
+        }
+    }
+
+    fn record(perfs: Vec<Performance>) -> ProductRecord {
+        ProductRecord {
+            product: Product {
+                id: 10228321399304,
+                code: Some("HAM".into()),
+                season_id: Some(1),
+                season_code: Some("S26".into()),
+                family: Some(ProductFamily::SingleEntry),
+                family_sub_type: None,
+                state: Some(State::Running),
+                name: Translated::from_pairs([("fr", "Hamlet"), ("en", "Hamlet (EN)")]),
+                short_name: Translated::default(),
+                description: Translated::from_pairs([("fr", "<p>Drame</p>")]),
+                images: Images {
+                    large: Some("https://img/h.jpg".into()),
+                    ..Default::default()
+                },
+                detail_url: None,
+                sale_periods: vec![],
+                sub_topic_codes: vec![],
+                event: Some(Event {
+                    activity_id: None,
+                    activity_code: Some("TH".into()),
+                    activity_type: None,
+                    activity_name: Translated::from_pairs([("fr", "Théâtre")]),
+                    alert_ratio: Some(20.0),
+                    minimum_age: None,
+                    language: None,
+                    performances: perfs,
+                }),
+            },
+            feed_hash: String::new(),
+            first_seen: t(-100),
+            changed_at: t(-100),
+            removed_at: None,
+        }
+    }
+
+    fn options() -> EntryOptions {
+        EntryOptions {
+            languages: vec!["fr".into(), "en".into()],
+            mapping_version: 1,
+            shop_url: "https://mosa.shop.secutix.com".into(),
+            book_url: "{shop}/api/1/redirect/product?id={product_id}&lang={LANGUAGE}".into(),
+            performance_url: "{shop}/api/1/redirect/product/performance?id={performance_id}&lang={LANGUAGE}".into(),
+            links: [("account".to_owned(), "{shop}/account/login?lang={LANGUAGE}".to_owned())].into(),
+        }
+    }
+
+    fn pos() -> PosConfig {
+        PosConfig {
+            pos_id: Some(1),
+            time_zone: Some("Europe/Paris".into()),
+            currency: Some("EUR".into()),
+            fraction_digits: Some(2),
+            main_language: Some("fr".into()),
+            languages: vec!["fr".into(), "en".into()],
+        }
+    }
+
+    fn entry_with(levels: &[(Id, Option<u8>, bool)], rec: &ProductRecord) -> Entry {
+        let levels: BTreeMap<Id, PerformanceStatus> = levels
+            .iter()
+            .map(|(id, l, s)| (*id, PerformanceStatus { level: *l, on_sale: *s }))
+            .collect();
+        let status =
+            move |_: &Product, p: &Performance, _: DateTime<Utc>| levels.get(&p.id).copied().unwrap_or_default();
+        let opts = options();
+        let pos = pos();
+        let season = Season {
+            id: Some(1),
+            code: Some("S26".into()),
+            state: None,
+            start: None,
+            end: None,
+            name: Translated::from_pairs([("fr", "Saison 26")]),
+            audience_sub_categories: vec![crate::catalog::AudienceSubCategory {
+                id: 77,
+                code: Some("PLEIN".into()),
+                name: Translated::from_pairs([("fr", "Plein tarif"), ("en", "Full price")]),
+                kind: Some("FULL".into()),
+                category_id: None,
+                category_code: None,
+                category_name: Translated::default(),
+            }],
+            price_levels: vec![],
+        };
+        let seasons = [(1, season)].into();
+        build_entry(
+            rec,
+            &MergeContext {
+                options: &opts,
+                pos: Some(&pos),
+                seasons: &seasons,
+                status: &status,
+                now: t(0),
+            },
+        )
+    }
+
+    #[test]
+    fn money_in_decimal_and_minor_units() {
+        assert_eq!(
+            money(35000, 2),
+            Money {
+                amount: "35.00".into(),
+                minor: 3500
+            }
+        );
+        assert_eq!(
+            money(4005, 2),
+            Money {
+                amount: "4.01".into(),
+                minor: 401
+            }
+        );
+        assert_eq!(
+            money(0, 2),
+            Money {
+                amount: "0.00".into(),
+                minor: 0
+            }
+        );
+        assert_eq!(
+            money(1500, 0),
+            Money {
+                amount: "2".into(),
+                minor: 2
+            }
+        );
+        assert_eq!(
+            money(12345, 3),
+            Money {
+                amount: "12.345".into(),
+                minor: 12345
+            }
+        );
+    }
+
+    #[test]
+    fn booking_links_only_when_on_sale_and_not_full() {
+        let rec = record(vec![perf(1, 5, &[35000, 20000]), perf(2, 6, &[35000])]);
+        let e = entry_with(&[(1, Some(3), true), (2, Some(2), true)], &rec);
+        assert_eq!(
+            e.availability,
+            Availability {
+                status: AvailabilityStatus::AlmostFull,
+                code: Some(2)
+            }
+        );
+        assert_eq!(
+            e.booking_url["fr"],
+            "https://mosa.shop.secutix.com/api/1/redirect/product?id=10228321399304&lang=fr"
+        );
+        assert!(e.performances[0].booking_url.is_empty(), "full performance: no link");
+        assert_eq!(
+            e.performances[1].booking_url["en"],
+            "https://mosa.shop.secutix.com/api/1/redirect/product/performance?id=2&lang=en"
+        );
+
+        let full = entry_with(&[(1, Some(3), true), (2, Some(3), true)], &rec);
+        assert_eq!(full.availability.status, AvailabilityStatus::SoldOut);
+        assert!(full.booking_url.is_empty());
+
+        let closed = entry_with(&[(1, Some(1), false), (2, Some(1), false)], &rec);
+        assert_eq!(
+            closed.availability,
+            Availability {
+                status: AvailabilityStatus::NotOnSale,
+                code: None
+            }
+        );
+        assert!(!closed.on_sale && closed.booking_url.is_empty());
+    }
+
+    #[test]
+    fn times_in_the_venue_zone_prices_and_texts() {
+        let rec = record(vec![perf(1, -1, &[10000]), perf(2, 5, &[35000, 20000])]);
+        let e = entry_with(&[(2, Some(1), true)], &rec);
+        assert_eq!(e.performances[1].start.as_deref(), Some("2026-03-06T20:00:00+01:00"));
+        assert_eq!(e.performances[1].end.as_deref(), Some("2026-03-06T21:30:00+01:00"));
+        assert!(e.performances[0].past && !e.performances[0].on_sale);
+        let range = e.price_range.as_ref().expect("prices");
+        assert_eq!(
+            (range.min.amount.as_str(), range.max.minor),
+            ("20.00", 3500),
+            "past performance excluded"
+        );
+        assert_eq!(
+            e.performances[1].prices[0].tariff.name.get("en", &[]),
+            Some("Full price")
+        );
+        assert_eq!(e.title.get("en", &[]), Some("Hamlet (EN)"));
+        assert_eq!(
+            e.description.get("en", &[]),
+            Some("<p>Drame</p>"),
+            "falls back to the main language"
+        );
+        assert_eq!(e.next_performance.as_ref().map(|n| n.id.as_str()), Some("2"));
+        assert_eq!(
+            e.links["account"]["fr"],
+            "https://mosa.shop.secutix.com/account/login?lang=fr"
+        );
+        assert_eq!(e.external_id, "secutix-10228321399304");
+    }
+
+    #[test]
+    fn hash_is_stable_and_follows_content_and_mapping_version() {
+        let rec = record(vec![perf(1, 5, &[35000])]);
+        let a = entry_with(&[(1, Some(1), true)], &rec);
+        let b = entry_with(&[(1, Some(1), true)], &rec);
+        assert_eq!(content_hash(&a, 1), content_hash(&b, 1));
+        let c = entry_with(&[(1, Some(2), true)], &rec);
+        assert_ne!(content_hash(&a, 1), content_hash(&c, 1));
+        assert_ne!(content_hash(&a, 1), content_hash(&a, 2));
+    }
+
+    #[test]
+    fn tombstones_are_unpublished_and_not_bookable() {
+        let mut rec = record(vec![perf(1, 5, &[35000])]);
+        rec.removed_at = Some(t(-1));
+        let e = entry_with(&[(1, Some(1), true)], &rec);
+        assert!(!e.published && !e.on_sale && e.booking_url.is_empty());
+    }
+}

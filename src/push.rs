@@ -1,0 +1,901 @@
+//! The durable push: entries, the outbox per target, acknowledgements, dead letters, and the worker.
+//!
+//! # Trees (sled)
+//! - `entries`: external id → the latest entry and its content hash (shared by all targets).
+//! - `push.<target>.outbox`: external id → the pending operation. Keyed by external id, so a later change
+//!   to an entry **supersedes** a pending one: one version per entry in the outbox, and the worker never has
+//!   two operations for one entry in flight.
+//! - `push.<target>.acked`: external id → what the target acknowledged (hash, operation, its own id).
+//! - `push.<target>.dead`: dead letters by number, and `push.<target>.dead_ids`: external id → number.
+//!
+//! # Flow
+//! [`Outbox::plan`] builds every entry (or those of a scope), writes changed ones to `entries`, and enqueues
+//! an operation for each target whose acknowledged hash differs, then flushes: every operation is on disk
+//! **before** it is sent. A [`Worker`] drains one target's outbox: concurrency limit, rate limit (retries go
+//! through it too), per-request timeout, exponential back-off with full jitter and a cap, `Retry-After`
+//! (pauses the whole target), bounded attempts, then a dead letter with the last error. An operation leaves
+//! the outbox only when the target acknowledged it, and only if no newer version replaced it meanwhile.
+//! A target that cannot be reached at all pauses the worker and is probed with one operation at a time,
+//! without using up attempts: a CMS that is down for a day gets everything once it is back.
+//!
+//! A crash at any point loses nothing: unsent operations are in the outbox; an acknowledgement lost before
+//! the store flushed leads to one more, harmless, idempotent send.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+use tokio::task::JoinSet;
+
+use crate::catalog::{Id, Season};
+use crate::clock::SharedClock;
+use crate::merge::{self, Entry, EntryOptions, MergeContext, StatusFn};
+use crate::ratelimit::RateLimiter;
+use crate::store::{Store, StoreError};
+use crate::targets::{Applied, OpKind, Operation, Target, TargetError};
+
+/// What happens on the target when SecuTix stops listing a product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeletePolicy {
+    /// Hide it (draft / unpublished); the editors' work stays. The default.
+    Unpublish,
+    /// Delete it.
+    Delete,
+    /// Leave it as it is.
+    Keep,
+}
+
+/// How a worker sends to its target (from the target's configuration).
+#[derive(Debug, Clone)]
+pub struct PushSettings {
+    /// Tombstone handling.
+    pub delete_policy: DeletePolicy,
+    /// Operations in flight at once.
+    pub concurrency: usize,
+    /// Requests per second (retries included).
+    pub rate_per_second: u32,
+    /// Timeout of one operation.
+    pub request_timeout: Duration,
+    /// Attempts before a dead letter.
+    pub max_attempts: u32,
+    /// First back-off.
+    pub backoff_initial: Duration,
+    /// Longest back-off (also of the unreachable-target probe).
+    pub backoff_max: Duration,
+}
+
+impl Default for PushSettings {
+    fn default() -> Self {
+        Self {
+            delete_policy: DeletePolicy::Unpublish,
+            concurrency: 4,
+            rate_per_second: 10,
+            request_timeout: Duration::from_secs(20),
+            max_attempts: 8,
+            backoff_initial: Duration::from_secs(5),
+            backoff_max: Duration::from_secs(1800),
+        }
+    }
+}
+
+/// A pending operation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxItem {
+    /// Unique, increasing: identifies this version of the operation.
+    pub seq: u64,
+    /// Operation.
+    pub kind: OpKind,
+    /// External id.
+    pub external_id: String,
+    /// Hash of the entry to send.
+    pub content_hash: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Not before.
+    pub next_attempt_at: DateTime<Utc>,
+    /// Last failure.
+    pub last_error: Option<String>,
+    /// When it was enqueued.
+    pub enqueued_at: DateTime<Utc>,
+}
+
+/// What a target acknowledged for an entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AckRecord {
+    /// Hash of the entry the target has.
+    pub content_hash: String,
+    /// The last operation applied.
+    pub kind: OpKind,
+    /// The target's id for the entry (post id, UUID, file name).
+    pub remote_id: Option<String>,
+    /// When.
+    pub acked_at: DateTime<Utc>,
+}
+
+/// An operation that failed for good.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// Number (for `dlq replay ID` / `dlq drop ID`).
+    pub id: u64,
+    /// Target name.
+    pub target: String,
+    /// The operation as it was last tried.
+    pub item: OutboxItem,
+    /// The last error.
+    pub error: String,
+    /// When it gave up.
+    pub failed_at: DateTime<Utc>,
+}
+
+/// An entry as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEntry {
+    /// Its content hash.
+    pub content_hash: String,
+    /// The entry.
+    pub entry: Entry,
+}
+
+/// Which entries a plan looks at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every product of the catalogue in force, tombstones included.
+    All,
+    /// These products only.
+    Products(Vec<Id>),
+}
+
+/// A target as the planner sees it.
+#[derive(Debug, Clone)]
+pub struct PlanTarget {
+    /// Name.
+    pub name: String,
+    /// Tombstone handling.
+    pub delete_policy: DeletePolicy,
+}
+
+/// The plan for one target.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TargetPlan {
+    /// Entries the target never acknowledged.
+    pub create: u64,
+    /// Entries whose content changed.
+    pub update: u64,
+    /// Tombstones to unpublish.
+    pub unpublish: u64,
+    /// Tombstones to delete.
+    pub delete: u64,
+    /// Entries already up to date.
+    pub unchanged: u64,
+    /// Entries skipped because their current version is a dead letter (replay it, or change it).
+    pub dead: u64,
+    /// The operations: (kind, external id, first time).
+    pub operations: Vec<(OpKind, String, bool)>,
+}
+
+/// The result of a plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PlanReport {
+    /// Entries built.
+    pub entries: u64,
+    /// Entries whose content changed since the last plan.
+    pub changed_entries: u64,
+    /// Per target.
+    pub targets: BTreeMap<String, TargetPlan>,
+}
+
+/// The outcome of a drain.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DrainReport {
+    /// Operations acknowledged.
+    pub delivered: u64,
+    /// Failed attempts that will be retried.
+    pub retried: u64,
+    /// Operations moved to dead letters.
+    pub dead: u64,
+    /// Operations left in the outbox.
+    pub pending: u64,
+    /// Earliest retry of what is left.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+/// Push failures (the store; target failures are recorded per operation, not raised).
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No such target or dead letter.
+    #[error("{0}")]
+    NotFound(String),
+}
+
+/// The outbox, acknowledgements and dead letters of every target.
+#[derive(Clone)]
+pub struct Outbox {
+    store: Store,
+    entries: sled::Tree,
+}
+
+struct TargetTrees {
+    outbox: sled::Tree,
+    acked: sled::Tree,
+    dead: sled::Tree,
+    dead_ids: sled::Tree,
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        key: what.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    // Our own plain structs: serialisation cannot fail.
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+impl Outbox {
+    /// Opens the push trees of `store`.
+    pub fn open(store: &Store) -> Result<Self, StoreError> {
+        let entries = store.db().open_tree("entries").map_err(|e| store.sled_error(e))?;
+        Ok(Self {
+            store: store.clone(),
+            entries,
+        })
+    }
+
+    fn trees(&self, target: &str) -> Result<TargetTrees, StoreError> {
+        let db = self.store.db();
+        let t = |suffix: &str| {
+            db.open_tree(format!("push.{target}.{suffix}"))
+                .map_err(|e| self.store.sled_error(e))
+        };
+        Ok(TargetTrees {
+            outbox: t("outbox")?,
+            acked: t("acked")?,
+            dead: t("dead")?,
+            dead_ids: t("dead_ids")?,
+        })
+    }
+
+    fn err(&self) -> impl Fn(sled::Error) -> StoreError + '_ {
+        |e| self.store.sled_error(e)
+    }
+
+    fn next_seq(&self) -> Result<u64, StoreError> {
+        self.store.db().generate_id().map_err(self.err())
+    }
+
+    /// The stored entry of `external_id`.
+    pub fn entry(&self, external_id: &str) -> Result<Option<StoredEntry>, StoreError> {
+        self.entries
+            .get(external_id)
+            .map_err(self.err())?
+            .map(|v| decode(&v, external_id))
+            .transpose()
+    }
+
+    /// What `target` acknowledged for `external_id`.
+    pub fn acked(&self, target: &str, external_id: &str) -> Result<Option<AckRecord>, StoreError> {
+        let t = self.trees(target)?;
+        t.acked
+            .get(external_id)
+            .map_err(self.err())?
+            .map(|v| decode(&v, external_id))
+            .transpose()
+    }
+
+    /// Every acknowledgement of `target` (external id → record).
+    pub fn acks(&self, target: &str) -> Result<BTreeMap<String, AckRecord>, StoreError> {
+        let t = self.trees(target)?;
+        t.acked
+            .iter()
+            .map(|r| {
+                let (k, v) = r.map_err(self.err())?;
+                Ok((String::from_utf8_lossy(&k).into_owned(), decode(&v, "ack")?))
+            })
+            .collect()
+    }
+
+    /// Pending operations of `target`.
+    pub fn pending(&self, target: &str) -> Result<Vec<OutboxItem>, StoreError> {
+        let t = self.trees(target)?;
+        t.outbox
+            .iter()
+            .values()
+            .map(|v| decode(&v.map_err(self.err())?, "outbox item"))
+            .collect()
+    }
+
+    /// Number of pending operations of `target`.
+    pub fn depth(&self, target: &str) -> Result<usize, StoreError> {
+        Ok(self.trees(target)?.outbox.len())
+    }
+
+    /// Dead letters of `target` (or of all `targets`), oldest first.
+    pub fn dead_letters(&self, targets: &[String]) -> Result<Vec<DeadLetter>, StoreError> {
+        let mut out = Vec::new();
+        for name in targets {
+            let t = self.trees(name)?;
+            for v in t.dead.iter().values() {
+                out.push(decode(&v.map_err(self.err())?, "dead letter")?);
+            }
+        }
+        out.sort_by_key(|d: &DeadLetter| d.id);
+        Ok(out)
+    }
+
+    /// Builds entries for `scope` and enqueues what each target lacks. With `full`, every live entry is
+    /// re-sent. With `dry_run`, nothing is written: the report is the plan.
+    pub fn plan(
+        &self,
+        targets: &[PlanTarget],
+        options: &EntryOptions,
+        status: &StatusFn<'_>,
+        scope: &Scope,
+        full: bool,
+        dry_run: bool,
+    ) -> Result<PlanReport, StoreError> {
+        let mut report = PlanReport::default();
+        let Some(view) = self.store.catalog()? else {
+            return Ok(report);
+        };
+        let seasons: BTreeMap<Id, Season> = view.seasons()?.into_iter().filter_map(|s| Some((s.id?, s))).collect();
+        let now = self.store.clock().now();
+        let ctx = MergeContext {
+            options,
+            pos: view.meta.pos.as_ref(),
+            seasons: &seasons,
+            status,
+            now,
+        };
+        let trees: Vec<(PlanTarget, TargetTrees)> = targets
+            .iter()
+            .map(|t| Ok((t.clone(), self.trees(&t.name)?)))
+            .collect::<Result<_, StoreError>>()?;
+        for t in targets {
+            report.targets.insert(t.name.clone(), TargetPlan::default());
+        }
+        let records: Box<dyn Iterator<Item = Result<crate::store::ProductRecord, StoreError>>> = match scope {
+            Scope::All => Box::new(view.products()),
+            Scope::Products(ids) => Box::new(
+                ids.iter()
+                    .filter_map(|id| view.product(*id).transpose())
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            ),
+        };
+        for record in records {
+            let record = record?;
+            let entry = merge::build_entry(&record, &ctx);
+            let hash = merge::content_hash(&entry, options.mapping_version);
+            let id = entry.external_id.clone();
+            report.entries += 1;
+            let stored_hash = self
+                .entries
+                .get(&id)
+                .map_err(self.err())?
+                .map(|v| decode::<StoredEntry>(&v, &id))
+                .transpose()?;
+            if stored_hash.as_ref().map(|s| &s.content_hash) != Some(&hash) {
+                report.changed_entries += 1;
+                if !dry_run {
+                    self.entries
+                        .insert(
+                            id.as_bytes(),
+                            encode(&StoredEntry {
+                                content_hash: hash.clone(),
+                                entry: entry.clone(),
+                            }),
+                        )
+                        .map_err(self.err())?;
+                }
+            }
+            for (target, t) in &trees {
+                let plan = report.targets.entry(target.name.clone()).or_default();
+                let acked: Option<AckRecord> = t
+                    .acked
+                    .get(&id)
+                    .map_err(self.err())?
+                    .map(|v| decode(&v, &id))
+                    .transpose()?;
+                let kind = if entry.published {
+                    let up_to_date = acked
+                        .as_ref()
+                        .is_some_and(|a| a.kind == OpKind::Upsert && a.content_hash == hash);
+                    if up_to_date && !full {
+                        plan.unchanged += 1;
+                        continue;
+                    }
+                    OpKind::Upsert
+                } else {
+                    let on_target = acked.as_ref().is_some_and(|a| a.kind == OpKind::Upsert);
+                    match (target.delete_policy, on_target) {
+                        (DeletePolicy::Keep, _) | (_, false) => {
+                            plan.unchanged += 1;
+                            continue;
+                        }
+                        (DeletePolicy::Unpublish, true) => OpKind::Unpublish,
+                        (DeletePolicy::Delete, true) => OpKind::Delete,
+                    }
+                };
+                if let Some(dead) = t.dead_ids.get(&id).map_err(self.err())? {
+                    let dead_hash = String::from_utf8_lossy(&dead[8..]).into_owned();
+                    if dead_hash == hash && !full {
+                        plan.dead += 1;
+                        continue;
+                    }
+                }
+                let pending: Option<OutboxItem> = t
+                    .outbox
+                    .get(&id)
+                    .map_err(self.err())?
+                    .map(|v| decode(&v, &id))
+                    .transpose()?;
+                if pending
+                    .as_ref()
+                    .is_some_and(|p| p.kind == kind && p.content_hash == hash)
+                {
+                    // Already queued.
+                    plan.unchanged += 1;
+                    continue;
+                }
+                let first_time = acked.is_none();
+                match kind {
+                    OpKind::Upsert if first_time => plan.create += 1,
+                    OpKind::Upsert => plan.update += 1,
+                    OpKind::Unpublish => plan.unpublish += 1,
+                    OpKind::Delete => plan.delete += 1,
+                }
+                plan.operations.push((kind, id.clone(), first_time));
+                if dry_run {
+                    continue;
+                }
+                let item = OutboxItem {
+                    seq: self.next_seq()?,
+                    kind,
+                    external_id: id.clone(),
+                    content_hash: hash.clone(),
+                    attempts: 0,
+                    next_attempt_at: now,
+                    last_error: None,
+                    enqueued_at: now,
+                };
+                t.outbox.insert(id.as_bytes(), encode(&item)).map_err(self.err())?;
+                // A newer version replaces a dead letter of an older one.
+                if let Some(dead) = t.dead_ids.remove(&id).map_err(self.err())? {
+                    t.dead.remove(&dead[..8]).map_err(self.err())?;
+                }
+            }
+        }
+        if !dry_run {
+            // Durable before anything is sent.
+            self.store.db().flush().map_err(self.err())?;
+        }
+        Ok(report)
+    }
+
+    /// Puts dead letters of `target` back in the outbox (`id` = one, `None` = all). A dead letter whose entry
+    /// has a newer pending operation is dropped as superseded. Returns (replayed, superseded).
+    pub fn replay(&self, target: &str, id: Option<u64>) -> Result<(u64, u64), PushError> {
+        let t = self.trees(target)?;
+        let now = self.store.clock().now();
+        let letters: Vec<DeadLetter> = match id {
+            Some(id) => match t.dead.get(id.to_be_bytes()).map_err(self.err())? {
+                Some(v) => vec![decode(&v, "dead letter")?],
+                None => {
+                    return Err(PushError::NotFound(format!(
+                        "no dead letter {id} for target {target}; see `dlq list`"
+                    )));
+                }
+            },
+            None => t
+                .dead
+                .iter()
+                .values()
+                .map(|v| decode(&v.map_err(self.err())?, "dead letter"))
+                .collect::<Result<_, _>>()?,
+        };
+        let (mut replayed, mut superseded) = (0, 0);
+        for dl in letters {
+            let id = dl.item.external_id.clone();
+            if t.outbox.get(&id).map_err(self.err())?.is_none() {
+                let hash = match (dl.item.kind, self.entry(&id)?) {
+                    (OpKind::Upsert, Some(e)) => e.content_hash,
+                    _ => dl.item.content_hash.clone(),
+                };
+                let item = OutboxItem {
+                    seq: self.next_seq()?,
+                    attempts: 0,
+                    next_attempt_at: now,
+                    content_hash: hash,
+                    ..dl.item.clone()
+                };
+                t.outbox.insert(id.as_bytes(), encode(&item)).map_err(self.err())?;
+                replayed += 1;
+            } else {
+                superseded += 1;
+            }
+            t.dead.remove(dl.id.to_be_bytes()).map_err(self.err())?;
+            t.dead_ids.remove(&id).map_err(self.err())?;
+        }
+        self.store.db().flush().map_err(self.err())?;
+        Ok((replayed, superseded))
+    }
+
+    /// Drops a dead letter of `target`.
+    pub fn drop_dead_letter(&self, target: &str, id: u64) -> Result<DeadLetter, PushError> {
+        let t = self.trees(target)?;
+        let Some(v) = t.dead.remove(id.to_be_bytes()).map_err(self.err())? else {
+            return Err(PushError::NotFound(format!(
+                "no dead letter {id} for target {target}; see `dlq list`"
+            )));
+        };
+        let dl: DeadLetter = decode(&v, "dead letter")?;
+        t.dead_ids.remove(&dl.item.external_id).map_err(self.err())?;
+        self.store.db().flush().map_err(self.err())?;
+        Ok(dl)
+    }
+
+    /// Forgets what `target` acknowledged (after a CMS was restored from an old backup, or to rebuild a
+    /// target from scratch): the next plan sends everything as new.
+    pub fn forget_acks(&self, target: &str) -> Result<(), StoreError> {
+        let t = self.trees(target)?;
+        t.acked.clear().map_err(self.err())?;
+        self.store.db().flush().map_err(self.err())?;
+        Ok(())
+    }
+}
+
+/// Drains one target's outbox.
+pub struct Worker {
+    outbox: Outbox,
+    trees: TargetTrees,
+    target: Arc<dyn Target>,
+    settings: PushSettings,
+    limiter: Arc<RateLimiter>,
+    clock: SharedClock,
+}
+
+/// How long [`Worker::drain`] goes on.
+#[derive(Debug, Clone, Copy)]
+pub struct DrainOptions {
+    /// Wait for operations in back-off up to this long; beyond, return with them pending.
+    pub max_wait: Duration,
+}
+
+enum Outcome {
+    Done(Applied),
+    Failed(TargetError),
+}
+
+impl Worker {
+    /// A worker for `target`.
+    pub fn new(outbox: &Outbox, target: Arc<dyn Target>, settings: PushSettings) -> Result<Self, StoreError> {
+        let trees = outbox.trees(target.name())?;
+        let limiter = Arc::new(RateLimiter::new(
+            settings.rate_per_second,
+            Duration::from_secs(1),
+            settings.rate_per_second.max(1),
+        ));
+        Ok(Self {
+            clock: outbox.store.clock().clone(),
+            outbox: outbox.clone(),
+            trees,
+            target,
+            settings,
+            limiter,
+        })
+    }
+
+    /// The target.
+    pub fn target(&self) -> &Arc<dyn Target> {
+        &self.target
+    }
+
+    fn err(&self) -> impl Fn(sled::Error) -> StoreError + '_ {
+        |e| self.outbox.store.sled_error(e)
+    }
+
+    fn load_queue(&self) -> Result<BTreeSet<(DateTime<Utc>, u64, String)>, StoreError> {
+        let mut q = BTreeSet::new();
+        for v in self.trees.outbox.iter().values() {
+            let item: OutboxItem = decode(&v.map_err(self.err())?, "outbox item")?;
+            q.insert((item.next_attempt_at, item.seq, item.external_id));
+        }
+        Ok(q)
+    }
+
+    fn current(&self, id: &str) -> Result<Option<OutboxItem>, StoreError> {
+        self.trees
+            .outbox
+            .get(id)
+            .map_err(self.err())?
+            .map(|v| decode(&v, id))
+            .transpose()
+    }
+
+    fn operation(&self, item: &OutboxItem) -> Result<Operation, StoreError> {
+        let stored = self.outbox.entry(&item.external_id)?;
+        let acked: Option<AckRecord> = self
+            .trees
+            .acked
+            .get(&item.external_id)
+            .map_err(self.err())?
+            .map(|v| decode(&v, "ack"))
+            .transpose()?;
+        let (entry, hash) = match stored {
+            Some(s) => (Some(s.entry), s.content_hash),
+            None => (None, item.content_hash.clone()),
+        };
+        Ok(Operation {
+            kind: item.kind,
+            external_id: item.external_id.clone(),
+            content_hash: if item.kind == OpKind::Upsert {
+                hash
+            } else {
+                item.content_hash.clone()
+            },
+            entry,
+            remote_id: acked.as_ref().and_then(|a| a.remote_id.clone()),
+            first_time: acked.is_none(),
+            enqueued_at: item.enqueued_at,
+        })
+    }
+
+    /// Acknowledged: remove the item if it is still this version, and record what the target has.
+    fn acknowledge(&self, item: &OutboxItem, op: &Operation, applied: Applied) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let previous_remote = op.remote_id.clone();
+        let ack = AckRecord {
+            content_hash: op.content_hash.clone(),
+            kind: op.kind,
+            remote_id: applied.remote_id.or(previous_remote),
+            acked_at: now,
+        };
+        let id = item.external_id.as_bytes();
+        let r: Result<(), sled::transaction::TransactionError<()>> = (&self.trees.outbox, &self.trees.acked)
+            .transaction(|(outbox, acked)| {
+                if let Some(v) = outbox.get(id)?
+                    && serde_json::from_slice::<OutboxItem>(&v).is_ok_and(|cur| cur.seq == item.seq)
+                {
+                    outbox.remove(id)?;
+                }
+                acked.insert(id, encode(&ack))?;
+                Ok(())
+            });
+        r.map_err(|e| match e {
+            sled::transaction::TransactionError::Storage(s) => self.outbox.store.sled_error(s),
+            sled::transaction::TransactionError::Abort(()) => StoreError::Corrupt {
+                key: "outbox".into(),
+                reason: "aborted".into(),
+            },
+        })
+    }
+
+    /// Rewrites the item (attempts, next attempt, error) if it is still this version.
+    fn reschedule(&self, item: &OutboxItem) -> Result<bool, StoreError> {
+        let id = item.external_id.as_bytes();
+        let Some(cur) = self.trees.outbox.get(id).map_err(self.err())? else {
+            return Ok(false);
+        };
+        let cur_item: OutboxItem = decode(&cur, "outbox item")?;
+        if cur_item.seq != item.seq {
+            return Ok(false);
+        }
+        let swapped = self
+            .trees
+            .outbox
+            .compare_and_swap(id, Some(cur), Some(encode(item)))
+            .map_err(self.err())?;
+        Ok(swapped.is_ok())
+    }
+
+    fn bury(&self, item: &OutboxItem, error: &str) -> Result<(), StoreError> {
+        let id = item.external_id.as_bytes();
+        let dl = DeadLetter {
+            id: self.outbox.next_seq()?,
+            target: self.target.name().to_owned(),
+            item: item.clone(),
+            error: error.to_owned(),
+            failed_at: self.clock.now(),
+        };
+        let mut dead_id = dl.id.to_be_bytes().to_vec();
+        dead_id.extend_from_slice(item.content_hash.as_bytes());
+        let r: Result<(), sled::transaction::TransactionError<()>> =
+            (&self.trees.outbox, &self.trees.dead, &self.trees.dead_ids).transaction(|(outbox, dead, dead_ids)| {
+                if let Some(v) = outbox.get(id)?
+                    && serde_json::from_slice::<OutboxItem>(&v).is_ok_and(|cur| cur.seq == item.seq)
+                {
+                    outbox.remove(id)?;
+                }
+                dead.insert(&dl.id.to_be_bytes(), encode(&dl))?;
+                dead_ids.insert(id, dead_id.clone())?;
+                Ok(())
+            });
+        tracing::error!(target_name = %self.target.name(), external_id = %item.external_id, error, "operation moved to dead letters");
+        r.map_err(|e| match e {
+            sled::transaction::TransactionError::Storage(s) => self.outbox.store.sled_error(s),
+            sled::transaction::TransactionError::Abort(()) => StoreError::Corrupt {
+                key: "outbox".into(),
+                reason: "aborted".into(),
+            },
+        })
+    }
+
+    fn backoff(&self, attempts: u32) -> Duration {
+        let exp = self
+            .settings
+            .backoff_initial
+            .saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1)));
+        let cap = exp.min(self.settings.backoff_max);
+        // Full jitter: uniform in [0, cap], at least 100 ms.
+        Duration::from_secs_f64(cap.as_secs_f64() * rand::random::<f64>()).max(Duration::from_millis(100))
+    }
+
+    /// Sends what is due, waits for operations in back-off up to `opts.max_wait`, then returns.
+    pub async fn drain(&self, opts: DrainOptions) -> Result<DrainReport, StoreError> {
+        let mut report = DrainReport::default();
+        let mut queue = self.load_queue()?;
+        let mut in_flight: HashSet<String> = HashSet::new();
+        let mut tasks: JoinSet<(OutboxItem, Operation, Outcome)> = JoinSet::new();
+        // Target-wide pause (Retry-After, unreachable target) and probing state.
+        let mut paused_until: Option<DateTime<Utc>> = None;
+        let mut unreachable_wait = self.settings.backoff_initial;
+        let mut probing = false;
+        let started = self.clock.now();
+        loop {
+            let now = self.clock.now();
+            let slots = if probing { 1 } else { self.settings.concurrency.max(1) };
+            while tasks.len() < slots && paused_until.is_none_or(|p| p <= now) {
+                let Some(first) = queue.first().cloned() else { break };
+                if first.0 > now {
+                    break;
+                }
+                queue.pop_first();
+                let (_, seq, id) = first;
+                if in_flight.contains(&id) {
+                    continue;
+                }
+                let Some(item) = self.current(&id)? else { continue };
+                if item.seq != seq {
+                    queue.insert((item.next_attempt_at, item.seq, id));
+                    continue;
+                }
+                let op = self.operation(&item)?;
+                in_flight.insert(id);
+                let target = self.target.clone();
+                let limiter = self.limiter.clone();
+                let timeout = self.settings.request_timeout;
+                tasks.spawn(async move {
+                    limiter.acquire().await;
+                    let outcome = match tokio::time::timeout(timeout, target.apply(&op)).await {
+                        Ok(Ok(applied)) => Outcome::Done(applied),
+                        Ok(Err(e)) => Outcome::Failed(e),
+                        Err(_) => Outcome::Failed(TargetError::retry(format!(
+                            "{} {}: no answer within {}",
+                            op.kind.as_str(),
+                            op.external_id,
+                            crate::secutix::human(timeout)
+                        ))),
+                    };
+                    (item, op, outcome)
+                });
+            }
+            if tasks.is_empty() {
+                let Some(first) = queue.first() else { break };
+                let due = paused_until.map_or(first.0, |p| p.max(first.0));
+                if due > started + chrono::Duration::from_std(opts.max_wait).unwrap_or_default() && due > now {
+                    break;
+                }
+                sleep_until(&self.clock, due).await;
+                continue;
+            }
+            let next_due = if tasks.len() < slots {
+                queue.first().map(|f| paused_until.map_or(f.0, |p| p.max(f.0)))
+            } else {
+                None
+            };
+            let joined = tokio::select! {
+                j = tasks.join_next() => j,
+                _ = sleep_until(&self.clock, next_due.unwrap_or(now)), if next_due.is_some_and(|d| d > now) => continue,
+            };
+            let Some(joined) = joined else { continue };
+            let (mut item, op, outcome) = match joined {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::error!(error = %e, "a push task stopped unexpectedly; its operation stays in the outbox");
+                    continue;
+                }
+            };
+            in_flight.remove(&item.external_id);
+            let now = self.clock.now();
+            match outcome {
+                Outcome::Done(applied) => {
+                    self.acknowledge(&item, &op, applied)?;
+                    report.delivered += 1;
+                    if probing {
+                        tracing::info!(target_name = %self.target.name(), "target reachable again");
+                    }
+                    probing = false;
+                    unreachable_wait = self.settings.backoff_initial;
+                    // A newer version may have been enqueued while this one was in flight.
+                    if let Some(cur) = self.current(&item.external_id)? {
+                        queue.insert((cur.next_attempt_at, cur.seq, cur.external_id));
+                    }
+                }
+                Outcome::Failed(TargetError::Retryable {
+                    message,
+                    unreachable: true,
+                    ..
+                }) => {
+                    // Not the operation's fault: pause the target and probe later, attempts untouched.
+                    if !probing {
+                        tracing::warn!(target_name = %self.target.name(), error = %message, "target unreachable; pausing and probing");
+                    }
+                    probing = true;
+                    let wait = crate::secutix::jitter(unreachable_wait);
+                    unreachable_wait = (unreachable_wait * 2).min(self.settings.backoff_max);
+                    let until = now + chrono::Duration::from_std(wait).unwrap_or_default();
+                    paused_until = Some(until);
+                    item.last_error = Some(message);
+                    item.next_attempt_at = until;
+                    if self.reschedule(&item)? {
+                        queue.insert((item.next_attempt_at, item.seq, item.external_id.clone()));
+                    }
+                    report.retried += 1;
+                }
+                Outcome::Failed(TargetError::Retryable {
+                    message, retry_after, ..
+                }) => {
+                    item.attempts += 1;
+                    item.last_error = Some(message.clone());
+                    if item.attempts >= self.settings.max_attempts {
+                        self.bury(&item, &format!("gave up after {} attempts: {message}", item.attempts))?;
+                        report.dead += 1;
+                        continue;
+                    }
+                    let mut wait = self.backoff(item.attempts);
+                    if let Some(ra) = retry_after {
+                        wait = wait.max(ra);
+                        let until = now + chrono::Duration::from_std(ra).unwrap_or_default();
+                        paused_until = Some(paused_until.map_or(until, |p| p.max(until)));
+                    }
+                    item.next_attempt_at = now + chrono::Duration::from_std(wait).unwrap_or_default();
+                    tracing::warn!(target_name = %self.target.name(), external_id = %item.external_id, attempt = item.attempts, retry_in = ?wait, error = %message, "push failed, will retry");
+                    if self.reschedule(&item)? {
+                        queue.insert((item.next_attempt_at, item.seq, item.external_id.clone()));
+                    } else if let Some(cur) = self.current(&item.external_id)? {
+                        queue.insert((cur.next_attempt_at, cur.seq, cur.external_id));
+                    }
+                    report.retried += 1;
+                }
+                Outcome::Failed(TargetError::Permanent { message }) => {
+                    item.attempts += 1;
+                    self.bury(&item, &message)?;
+                    report.dead += 1;
+                    if let Some(cur) = self.current(&item.external_id)? {
+                        queue.insert((cur.next_attempt_at, cur.seq, cur.external_id));
+                    }
+                }
+            }
+        }
+        if let Err(e) = self.target.flush().await {
+            tracing::error!(target_name = %self.target.name(), error = %e, "target flush failed");
+        }
+        report.pending = self.trees.outbox.len() as u64;
+        report.next_attempt_at = queue.first().map(|f| f.0);
+        Ok(report)
+    }
+}
+
+async fn sleep_until(clock: &SharedClock, at: DateTime<Utc>) {
+    let d = (at - clock.now()).to_std().unwrap_or(Duration::ZERO);
+    tokio::time::sleep(d).await;
+}

@@ -1,0 +1,197 @@
+//! CMS targets behind one trait. Each configured target has its own outbox, acknowledgements and dead
+//! letters (see `push.rs`); a target only knows how to apply one operation and to say whether a failure is
+//! worth retrying.
+//!
+//! - [`files`]: one JSON file per entry plus `index.json`, written atomically (static site generators, demo).
+//! - [`webhook`]: generic JSON over HTTP(S), signed with HMAC-SHA256.
+//!
+//! [`classify_response`] and [`classify_transport`] give every HTTP target the same rules: 2xx succeeds;
+//! 408, 425, 429 and 5xx are retried (honouring `Retry-After`); other 4xx are permanent (straight to dead
+//! letters); connection failures mark the target unreachable, which pauses the whole worker without using up
+//! the operations' attempts.
+
+pub mod files;
+pub mod webhook;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::merge::Entry;
+
+/// What to do with an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpKind {
+    /// Create or update (by external id).
+    Upsert,
+    /// Hide it (draft, unpublished): SecuTix no longer lists the product.
+    Unpublish,
+    /// Remove it (only when the target's `delete_policy` says so).
+    Delete,
+}
+
+impl OpKind {
+    /// `upsert`, `unpublish`, `delete`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpKind::Upsert => "upsert",
+            OpKind::Unpublish => "unpublish",
+            OpKind::Delete => "delete",
+        }
+    }
+}
+
+/// One operation handed to a target.
+#[derive(Debug, Clone)]
+pub struct Operation {
+    /// The kind.
+    pub kind: OpKind,
+    /// `secutix-<productId>`.
+    pub external_id: String,
+    /// Hash of the entry being sent (also the idempotency basis).
+    pub content_hash: String,
+    /// The entry (for unpublish, the last entry with `published: false`).
+    pub entry: Option<Entry>,
+    /// The target's own id for this entry, from its last acknowledgement (WordPress post id…).
+    pub remote_id: Option<String>,
+    /// True when the target never acknowledged anything for this entry: a create.
+    pub first_time: bool,
+    /// When the operation was enqueued (stable across retries, so a retried body is byte-identical).
+    pub enqueued_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A successful application.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// The target's id for the entry, to remember for the next operations.
+    pub remote_id: Option<String>,
+}
+
+/// Why an operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    /// Worth retrying later.
+    #[error("{message}")]
+    Retryable {
+        /// What happened, for logs and dead letters.
+        message: String,
+        /// `Retry-After`, when the target sent one: applies to the whole target.
+        retry_after: Option<Duration>,
+        /// The target could not be reached at all (connection refused, DNS): the worker pauses and probes,
+        /// without counting attempts against the operations.
+        unreachable: bool,
+    },
+    /// Will not succeed by retrying (validation error, 4xx): goes to dead letters.
+    #[error("{message}")]
+    Permanent {
+        /// What happened, including the target's own message.
+        message: String,
+    },
+}
+
+impl TargetError {
+    /// A retryable error.
+    pub fn retry(message: impl Into<String>) -> Self {
+        TargetError::Retryable {
+            message: message.into(),
+            retry_after: None,
+            unreachable: false,
+        }
+    }
+    /// A permanent error.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        TargetError::Permanent {
+            message: message.into(),
+        }
+    }
+}
+
+/// A CMS (or folder) that receives entries.
+#[async_trait::async_trait]
+pub trait Target: Send + Sync {
+    /// The configured name.
+    fn name(&self) -> &str;
+    /// The kind (`files`, `webhook`, `wordpress`…).
+    fn kind(&self) -> &'static str;
+    /// Applies one operation. Must be idempotent: the same operation may be delivered twice.
+    async fn apply(&self, op: &Operation) -> Result<Applied, TargetError>;
+    /// Called after a batch of operations (e.g. to rewrite an index).
+    async fn flush(&self) -> Result<(), TargetError> {
+        Ok(())
+    }
+    /// Checks that the target is reachable and the credentials work; returns a one-line description.
+    async fn check(&self) -> Result<String, TargetError>;
+}
+
+/// Classifies an HTTP status: `Ok(())` for 2xx (and `conflict_ok` 409), else the error with the body quoted.
+pub fn classify_response(
+    what: &str,
+    status: u16,
+    headers: &reqwest::header::HeaderMap,
+    body: &str,
+    conflict_ok: bool,
+) -> Result<(), TargetError> {
+    if (200..300).contains(&status) || (conflict_ok && status == 409) {
+        return Ok(());
+    }
+    let snippet = crate::secutix::snippet(body.as_bytes());
+    let message = format!("{what}: HTTP {status}: {snippet}");
+    if matches!(status, 408 | 425 | 429) || status >= 500 {
+        let retry_after = crate::secutix::retry_after(headers, chrono::Utc::now());
+        Err(TargetError::Retryable {
+            message,
+            retry_after,
+            unreachable: false,
+        })
+    } else {
+        Err(TargetError::Permanent { message })
+    }
+}
+
+/// Classifies a transport error from reqwest.
+pub fn classify_transport(what: &str, e: &reqwest::Error) -> TargetError {
+    let mut reason = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        reason = format!("{reason}: {s}");
+        src = s.source();
+    }
+    if e.is_timeout() {
+        TargetError::Retryable {
+            message: format!("{what}: timed out: {reason}"),
+            retry_after: None,
+            unreachable: false,
+        }
+    } else if e.is_connect() {
+        TargetError::Retryable {
+            message: format!("{what}: cannot connect: {reason}"),
+            retry_after: None,
+            unreachable: true,
+        }
+    } else {
+        TargetError::retry(format!("{what}: {reason}"))
+    }
+}
+
+/// Builds the target described by `cfg`.
+pub fn build(cfg: &crate::config::TargetConfig) -> Result<std::sync::Arc<dyn Target>, TargetError> {
+    use crate::config::TargetKind;
+    let missing = |kind: &str| {
+        TargetError::permanent(format!(
+            "target {}: kind = \"{kind}\" needs a [targets.{kind}] table",
+            cfg.name
+        ))
+    };
+    Ok(match cfg.kind {
+        TargetKind::Files => std::sync::Arc::new(files::FilesTarget::new(
+            &cfg.name,
+            cfg.files.as_ref().ok_or_else(|| missing("files"))?,
+        )?),
+        TargetKind::Webhook => std::sync::Arc::new(webhook::WebhookTarget::new(
+            &cfg.name,
+            cfg.webhook.as_ref().ok_or_else(|| missing("webhook"))?,
+            cfg.request_timeout,
+        )?),
+    })
+}

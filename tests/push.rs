@@ -1,0 +1,496 @@
+//! Entries and the durable push: change detection, the outbox, retries, dead letters, durability across a
+//! killed runtime, the files and webhook targets.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use common::*;
+use hmac::{KeyInit, Mac};
+use secutix_sync::catalog::{Performance, Product};
+use secutix_sync::merge::{EntryOptions, PerformanceStatus};
+use secutix_sync::push::{DeletePolicy, DrainOptions, Outbox, PlanTarget, PushSettings, Scope, Worker};
+use secutix_sync::store::Store;
+use secutix_sync::targets::Target;
+use secutix_sync::targets::files::{FilesSettings, FilesTarget};
+use secutix_sync::targets::webhook::{WebhookMode, WebhookSettings, WebhookTarget};
+use secutix_sync::testkit::{MockHttp, Reply};
+use serde_json::{Value, json};
+
+fn options() -> EntryOptions {
+    EntryOptions {
+        languages: vec!["fr".into(), "en".into()],
+        mapping_version: 1,
+        shop_url: "https://mosa.shop.secutix.com".into(),
+        book_url: "{shop}/api/1/redirect/product?id={product_id}&lang={LANGUAGE}".into(),
+        performance_url: "{shop}/api/1/redirect/product/performance?id={performance_id}&lang={LANGUAGE}".into(),
+        links: BTreeMap::new(),
+    }
+}
+
+/// Availability levels by performance id, shared with the status function.
+type Levels = Arc<Mutex<BTreeMap<i64, u8>>>;
+
+fn status_of(levels: &Levels) -> impl Fn(&Product, &Performance, DateTime<Utc>) -> PerformanceStatus + use<> {
+    let levels = levels.clone();
+    move |_p, perf, now| PerformanceStatus {
+        level: levels.lock().expect("levels").get(&perf.id).copied(),
+        on_sale: !perf.is_past(now),
+    }
+}
+
+fn plan(outbox: &Outbox, targets: &[&str], levels: &Levels) -> secutix_sync::push::PlanReport {
+    let targets: Vec<PlanTarget> = targets
+        .iter()
+        .map(|n| PlanTarget {
+            name: n.to_string(),
+            delete_policy: DeletePolicy::Unpublish,
+        })
+        .collect();
+    let status = status_of(levels);
+    outbox
+        .plan(&targets, &options(), &status, &Scope::All, false, false)
+        .expect("plan")
+}
+
+fn webhook(name: &str, url: &str, secret: Option<&str>) -> Arc<dyn Target> {
+    let settings = WebhookSettings {
+        url: url.to_owned(),
+        mode: WebhookMode::Put,
+        secret: secret.map(|s| s.to_owned().into()),
+        secret_file: None,
+        headers: BTreeMap::new(),
+    };
+    Arc::new(WebhookTarget::new(name, &settings, Duration::from_secs(20)).expect("webhook target"))
+}
+
+fn settings() -> PushSettings {
+    PushSettings {
+        request_timeout: Duration::from_secs(20),
+        ..PushSettings::default()
+    }
+}
+
+async fn drain(outbox: &Outbox, target: Arc<dyn Target>, max_wait: Duration) -> secutix_sync::push::DrainReport {
+    Worker::new(outbox, target, settings())
+        .expect("worker")
+        .drain(DrainOptions { max_wait })
+        .await
+        .expect("drain")
+}
+
+fn three_products() -> Value {
+    catalog(vec![season(
+        1,
+        "S26",
+        -30,
+        vec![
+            product(1, "Hamlet", &[(11, 5), (12, 6)]),
+            product(2, "Phèdre", &[(21, 7)]),
+            product(3, "Tartuffe", &[(31, 8)]),
+        ],
+    )])
+}
+
+fn ok_receiver(m: &MockHttp) {
+    m.handle("PUT", "/hook/", |_| Some(Reply::status(204)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unchanged_catalogue_sends_nothing_and_a_change_sends_one_upsert_per_target() {
+    let clock = clock();
+    let (store, _dir) = store(&clock);
+    let levels: Levels = Arc::default();
+    import_body(&store, &three_products(), false);
+    let outbox = Outbox::open(&store).expect("outbox");
+    let a = MockHttp::start().await;
+    let b = MockHttp::start().await;
+    ok_receiver(&a);
+    ok_receiver(&b);
+    let ta = webhook("a", &format!("{}/hook", a.uri()), None);
+    let tb = webhook("b", &format!("{}/hook", b.uri()), None);
+
+    let first = plan(&outbox, &["a", "b"], &levels);
+    assert_eq!(first.targets["a"].create, 3);
+    assert_eq!(drain(&outbox, ta.clone(), Duration::ZERO).await.delivered, 3);
+    assert_eq!(drain(&outbox, tb.clone(), Duration::ZERO).await.delivered, 3);
+
+    // Same catalogue again (a fresh import of identical content): zero requests.
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    import_body(&store, &three_products(), false);
+    let again = plan(&outbox, &["a", "b"], &levels);
+    assert_eq!(
+        (again.targets["a"].unchanged, again.targets["a"].operations.len()),
+        (3, 0)
+    );
+    drain(&outbox, ta.clone(), Duration::ZERO).await;
+    drain(&outbox, tb.clone(), Duration::ZERO).await;
+    assert_eq!((a.requests().len(), b.requests().len()), (3, 3));
+
+    // A changed price: one upsert of that entry per target.
+    let mut changed = three_products();
+    changed["catalogData"]["seasons"][0]["products"][1]["event"]["performances"][0]["prices"][0]["amount"] =
+        json!(28000);
+    import_body(&store, &changed, false);
+    let p = plan(&outbox, &["a", "b"], &levels);
+    assert_eq!(
+        p.targets["a"].operations,
+        vec![(secutix_sync::targets::OpKind::Upsert, "secutix-2".to_owned(), false)]
+    );
+    drain(&outbox, ta.clone(), Duration::ZERO).await;
+    drain(&outbox, tb.clone(), Duration::ZERO).await;
+    let last = a.requests().pop().expect("request");
+    assert_eq!(last.uri, "/hook/secutix-2");
+    assert_eq!(
+        last.json()["price_range"]["min"],
+        json!({"amount": "28.00", "minor": 2800})
+    );
+    assert_eq!((a.requests().len(), b.requests().len()), (4, 4));
+
+    // A changed indicator: one upsert of that entry per target.
+    levels.lock().expect("levels").insert(31, 3);
+    let p = plan(&outbox, &["a", "b"], &levels);
+    assert_eq!(p.targets["b"].operations.len(), 1);
+    drain(&outbox, ta, Duration::ZERO).await;
+    drain(&outbox, tb, Duration::ZERO).await;
+    let last = b.requests().pop().expect("request");
+    assert_eq!(last.uri, "/hook/secutix-3");
+    assert_eq!(last.json()["availability"], json!({"status": "sold_out", "code": 3}));
+    assert_eq!(last.json()["booking_url"], json!({}), "no Book link when sold out");
+    assert_eq!((a.requests().len(), b.requests().len()), (5, 5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_back_off_honour_retry_after_and_deliver_once() {
+    let clock = clock();
+    let (store, _dir) = store(&clock);
+    import_body(
+        &store,
+        &catalog(vec![season(1, "S", -30, vec![product(1, "Hamlet", &[(11, 5)])])]),
+        false,
+    );
+    let outbox = Outbox::open(&store).expect("outbox");
+    let m = MockHttp::start().await;
+    m.on(
+        "PUT",
+        "/hook/secutix-1",
+        [
+            Reply::status(500).body("Internal Server Error"),
+            Reply::status(503).header("retry-after", "120").body("maintenance"),
+            Reply::status(429).body("slow down"),
+            Reply::status(200).delay(Duration::from_secs(60)),
+            Reply::status(200),
+        ],
+    );
+    plan(&outbox, &["site"], &Arc::default());
+    let report = drain(
+        &outbox,
+        webhook("site", &format!("{}/hook", m.uri()), None),
+        Duration::from_secs(3 * 3600),
+    )
+    .await;
+    assert_eq!((report.delivered, report.dead, report.pending), (1, 0, 0));
+    assert_eq!(report.retried, 4, "500, 503, 429 and a timeout");
+    let reqs = m.requests();
+    assert_eq!(reqs.len(), 5);
+    assert!(
+        reqs[2].at - reqs[1].at >= Duration::from_secs(120),
+        "Retry-After honoured: {:?}",
+        reqs[2].at - reqs[1].at
+    );
+    assert!(
+        reqs[4].at - reqs[3].at >= Duration::from_secs(20),
+        "the slow answer timed out after request_timeout"
+    );
+    let keys: Vec<_> = reqs.iter().map(|r| r.header("idempotency-key")).collect();
+    assert!(
+        keys.windows(2).all(|w| w[0] == w[1]),
+        "every retry carries the same Idempotency-Key"
+    );
+    assert!(outbox.acked("site", "secutix-1").expect("ack").is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn attempts_are_bounded_and_a_permanent_error_goes_to_dead_letters_without_blocking_others() {
+    let clock = clock();
+    let (store, _dir) = store(&clock);
+    import_body(&store, &three_products(), false);
+    let outbox = Outbox::open(&store).expect("outbox");
+    let m = MockHttp::start().await;
+    m.on("PUT", "/hook/secutix-1", [Reply::status(500).body("boom")]);
+    m.on(
+        "PUT",
+        "/hook/secutix-2",
+        [Reply::status(400).body("{\"error\":\"title too long\"}")],
+    );
+    m.on("PUT", "/hook/secutix-3", [Reply::status(201)]);
+    plan(&outbox, &["site"], &Arc::default());
+    let report = drain(
+        &outbox,
+        webhook("site", &format!("{}/hook", m.uri()), None),
+        Duration::from_secs(24 * 3600),
+    )
+    .await;
+    assert_eq!((report.delivered, report.dead, report.pending), (1, 2, 0));
+    assert_eq!(m.requests_to("/hook/secutix-1").len(), 8, "max_attempts");
+    assert_eq!(m.requests_to("/hook/secutix-2").len(), 1, "a 400 is not retried");
+    let dead = outbox.dead_letters(&["site".into()]).expect("dead letters");
+    assert_eq!(dead.len(), 2);
+    let by_id: BTreeMap<_, _> = dead
+        .iter()
+        .map(|d| (d.item.external_id.as_str(), d.error.as_str()))
+        .collect();
+    assert!(by_id["secutix-2"].contains("HTTP 400") && by_id["secutix-2"].contains("title too long"));
+    assert!(by_id["secutix-1"].contains("gave up after 8 attempts"));
+
+    // A dead letter is not re-sent by the next plan while its content is the same...
+    let again = plan(&outbox, &["site"], &Arc::default());
+    assert_eq!(again.targets["site"].dead, 2);
+    // ...but an operator can replay it.
+    m.on("PUT", "/hook/secutix-2", [Reply::status(200)]);
+    let id = dead
+        .iter()
+        .find(|d| d.item.external_id == "secutix-2")
+        .expect("dead letter")
+        .id;
+    assert_eq!(outbox.replay("site", Some(id)).expect("replay"), (1, 0));
+    let report = drain(
+        &outbox,
+        webhook("site", &format!("{}/hook", m.uri()), None),
+        Duration::ZERO,
+    )
+    .await;
+    assert_eq!(report.delivered, 1);
+    assert_eq!(outbox.dead_letters(&["site".into()]).expect("dead letters").len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unreachable_target_is_probed_without_using_up_attempts() {
+    let clock = clock();
+    let (store, _dir) = store(&clock);
+    import_body(&store, &three_products(), false);
+    let outbox = Outbox::open(&store).expect("outbox");
+    // A port with nothing listening.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let dead_url = format!("http://{}/hook", closed.local_addr().expect("addr"));
+    drop(closed);
+    plan(&outbox, &["site"], &Arc::default());
+    let report = drain(
+        &outbox,
+        webhook("site", &dead_url, None),
+        Duration::from_secs(48 * 3600),
+    )
+    .await;
+    assert_eq!(
+        (report.delivered, report.dead),
+        (0, 0),
+        "a day of outage does not kill operations"
+    );
+    assert_eq!(report.pending, 3);
+    assert!(outbox.pending("site").expect("pending").iter().all(|i| i.attempts == 0));
+}
+
+#[test]
+fn a_push_killed_after_sending_but_before_the_ack_is_resent_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let system = secutix_sync::clock::system();
+    // The receiver runs on its own runtime, alive for the whole test.
+    let server_rt = tokio::runtime::Runtime::new().expect("runtime");
+    let m = server_rt.block_on(MockHttp::start());
+    let (hung_tx, hung_rx) = std::sync::mpsc::channel::<()>();
+    let hang = Arc::new(Mutex::new(true));
+    let hang_flag = hang.clone();
+    let hung_tx = Mutex::new(hung_tx);
+    m.handle("PUT", "/hook/", move |req| {
+        if req.uri.ends_with("secutix-3") && *hang_flag.lock().expect("flag") {
+            let _ = hung_tx.lock().expect("tx").send(());
+            return Some(Reply::status(200).delay(Duration::from_secs(3600)));
+        }
+        Some(Reply::status(200))
+    });
+    let url = format!("{}/hook", m.uri());
+    let products: Vec<Value> = (1..=6).map(|i| product(i, &format!("P{i}"), &[(i * 10, 5)])).collect();
+    {
+        let push_rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let store = Store::open(dir.path(), 16, system.clone()).expect("store");
+        import_body(&store, &catalog(vec![season(1, "S", -30, products)]), false);
+        let outbox = Outbox::open(&store).expect("outbox");
+        plan(&outbox, &["site"], &Arc::default());
+        let worker = Worker::new(
+            &outbox,
+            webhook("site", &url, None),
+            PushSettings {
+                concurrency: 1,
+                ..settings()
+            },
+        )
+        .expect("worker");
+        push_rt.spawn(async move {
+            let _ = worker
+                .drain(DrainOptions {
+                    max_wait: Duration::ZERO,
+                })
+                .await;
+        });
+        // Wait until the request for secutix-3 reached the receiver, then kill the push mid-flight.
+        push_rt.block_on(async {
+            tokio::task::spawn_blocking(move || hung_rx.recv())
+                .await
+                .expect("join")
+                .expect("hung")
+        });
+        push_rt.shutdown_background();
+        drop(store);
+    }
+    *hang.lock().expect("flag") = false;
+    let store = Store::open(dir.path(), 16, system).expect("reopen");
+    let outbox = Outbox::open(&store).expect("outbox");
+    let pending: Vec<String> = outbox
+        .pending("site")
+        .expect("pending")
+        .into_iter()
+        .map(|i| i.external_id)
+        .collect();
+    assert!(
+        pending.contains(&"secutix-3".to_owned()),
+        "the unacknowledged operation is still there: {pending:?}"
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let report = rt.block_on(async {
+        Worker::new(&outbox, webhook("site", &url, None), settings())
+            .expect("worker")
+            .drain(DrainOptions {
+                max_wait: Duration::ZERO,
+            })
+            .await
+            .expect("drain")
+    });
+    assert_eq!(report.pending, 0);
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for r in m.requests() {
+        *counts.entry(r.uri.trim_start_matches("/hook/").to_owned()).or_default() += 1;
+    }
+    assert_eq!(counts.len(), 6, "every entry delivered: {counts:?}");
+    assert_eq!(counts["secutix-3"], 2, "the one in flight is sent again (idempotently)");
+    assert!(
+        counts.iter().filter(|(k, _)| *k != "secutix-3").all(|(_, n)| *n == 1),
+        "{counts:?}"
+    );
+    for i in 1..=6 {
+        assert!(outbox.acked("site", &format!("secutix-{i}")).expect("ack").is_some());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_files_target_writes_atomically_keeps_an_index_and_handles_tombstones() {
+    let clock = clock();
+    let (store, _dir) = store(&clock);
+    let out = tempfile::tempdir().expect("out");
+    import_body(&store, &three_products(), false);
+    let outbox = Outbox::open(&store).expect("outbox");
+    let files: Arc<dyn Target> = Arc::new(
+        FilesTarget::new(
+            "site",
+            &FilesSettings {
+                path: out.path().to_owned(),
+                pretty: true,
+            },
+        )
+        .expect("files"),
+    );
+    plan(&outbox, &["site"], &Arc::default());
+    drain(&outbox, files.clone(), Duration::ZERO).await;
+    let names: Vec<String> = std::fs::read_dir(out.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        vec!["index.json", "secutix-1.json", "secutix-2.json", "secutix-3.json"],
+        "no temporary files left"
+    );
+    let doc: Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("secutix-1.json")).expect("read")).expect("json");
+    assert_eq!(doc["title"]["fr"], "Hamlet");
+    assert_eq!(doc["performances"][0]["start"], "2026-03-07T11:00:00+01:00");
+    assert_eq!(doc["content_hash"].as_str().map(str::len), Some(64));
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("index.json")).expect("read")).expect("json");
+    assert_eq!(index["count"], 3);
+
+    // Tartuffe disappears from SecuTix (forced past the shrink guard): unpublished, out of the index.
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    let two = catalog(vec![season(
+        1,
+        "S26",
+        -30,
+        vec![
+            product(1, "Hamlet", &[(11, 5), (12, 6)]),
+            product(2, "Phèdre", &[(21, 7)]),
+        ],
+    )]);
+    import_body(&store, &two, true);
+    let p = plan(&outbox, &["site"], &Arc::default());
+    assert_eq!(p.targets["site"].unpublish, 1);
+    drain(&outbox, files, Duration::ZERO).await;
+    let doc: Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("secutix-3.json")).expect("read")).expect("json");
+    assert_eq!(doc["published"], false);
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("index.json")).expect("read")).expect("json");
+    let ids: Vec<&str> = index["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["external_id"].as_str())
+        .collect();
+    assert_eq!(ids, vec!["secutix-1", "secutix-2"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_receiver_verifies_the_webhook_signature_as_the_readme_says() {
+    let clock = clock();
+    let (store, _dir) = store(&clock);
+    import_body(&store, &three_products(), false);
+    let outbox = Outbox::open(&store).expect("outbox");
+    let m = MockHttp::start().await;
+    ok_receiver(&m);
+    plan(&outbox, &["site"], &Arc::default());
+    drain(
+        &outbox,
+        webhook("site", &format!("{}/hook", m.uri()), Some("shared-secret")),
+        Duration::ZERO,
+    )
+    .await;
+    let reqs = m.requests();
+    assert_eq!(reqs.len(), 3);
+    for r in reqs {
+        // README: compute HMAC-SHA256 over the raw body with the shared secret, hex-encode it, prefix
+        // "sha256=", and compare with X-Secutix-Sync-Signature in constant time.
+        let header = r.header("x-secutix-sync-signature").expect("signature header");
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"shared-secret").expect("key");
+        mac.update(&r.body);
+        let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        assert_eq!(header, expected);
+        let mut wrong = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"other").expect("key");
+        wrong.update(&r.body);
+        assert_ne!(header, format!("sha256={}", hex::encode(wrong.finalize().into_bytes())));
+        assert!(
+            r.header("x-secutix-sync-timestamp")
+                .is_some_and(|t| t.parse::<i64>().is_ok())
+        );
+        assert_eq!(r.header("x-secutix-sync-event").as_deref(), Some("upsert"));
+        assert_eq!(r.json()["external_id"].as_str().map(|s| r.uri.ends_with(s)), Some(true));
+    }
+}
