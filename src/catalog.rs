@@ -20,7 +20,7 @@ pub type Id = i64;
 /// A translated text: locale (`fr`, `en`, …) → value. Null or empty values from SecuTix are dropped.
 ///
 /// A plain string where SecuTix normally sends translations is kept under the locale [`Translated::ANY`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct Translated(pub BTreeMap<String, String>);
 

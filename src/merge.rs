@@ -22,7 +22,7 @@ use crate::store::ProductRecord;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Availability of a performance or a product, as the website shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AvailabilityStatus {
     /// Green, code 1.
@@ -72,7 +72,7 @@ impl AvailabilityStatus {
 }
 
 /// An availability with its indicator code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Availability {
     /// The status.
     pub status: AvailabilityStatus,
@@ -102,7 +102,7 @@ pub struct PerformanceStatus {
 pub type StatusFn<'a> = dyn Fn(&Product, &Performance, DateTime<Utc>) -> PerformanceStatus + 'a;
 
 /// An amount as a decimal string and in minor units.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Money {
     /// Decimal, with the currency's digits: `"35.00"`.
     pub amount: String,
@@ -111,7 +111,7 @@ pub struct Money {
 }
 
 /// Lowest and highest price.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PriceRange {
     /// ISO 4217 code.
     pub currency: String,
@@ -122,7 +122,7 @@ pub struct PriceRange {
 }
 
 /// A reference with a code and a name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Named {
     /// SecuTix id, as a string (64-bit ids are not safe as numbers in every language).
     pub id: Option<String>,
@@ -133,7 +133,7 @@ pub struct Named {
 }
 
 /// One price of a performance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EntryPrice {
     /// The tariff (audience sub-category): "Plein tarif", "Moins de 26 ans".
     pub tariff: Named,
@@ -149,7 +149,7 @@ pub struct EntryPrice {
 }
 
 /// One performance (a date).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EntryPerformance {
     /// Performance id (string).
     pub id: String,
@@ -180,7 +180,7 @@ pub struct EntryPerformance {
 }
 
 /// A short view of the next performance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NextPerformance {
     /// Performance id.
     pub id: String,
@@ -191,7 +191,11 @@ pub struct NextPerformance {
 }
 
 /// The document a CMS receives for one product.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(
+    title = "secutix-sync entry",
+    description = "One SecuTix product as a CMS receives it (schema_version 1)."
+)]
 pub struct Entry {
     /// Format version ([`SCHEMA_VERSION`]).
     pub schema_version: u32,
@@ -568,6 +572,11 @@ pub fn build_entry(record: &ProductRecord, ctx: &MergeContext<'_>) -> Entry {
     }
 }
 
+/// The JSON Schema of [`Entry`] (published as `docs/entry.schema.json`).
+pub fn entry_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Entry)).unwrap_or_default()
+}
+
 /// The hash that decides whether a target must be sent the entry: BLAKE3 over the mapping version, the
 /// schema version and the entry's canonical JSON (struct order, sorted maps), as 64 hex digits.
 pub fn content_hash(entry: &Entry, mapping_version: u32) -> String {
@@ -832,6 +841,38 @@ mod tests {
         let c = entry_with(&[(1, Some(2), true)], &rec);
         assert_ne!(content_hash(&a, 1), content_hash(&c, 1));
         assert_ne!(content_hash(&a, 1), content_hash(&a, 2));
+    }
+
+    #[test]
+    fn the_published_schema_matches_the_code() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/entry.schema.json");
+        let generated = serde_json::to_string_pretty(&entry_schema()).expect("schema") + "\n";
+        if std::env::var_os("SECUTIX_SYNC_REGEN").is_some() {
+            std::fs::write(path, &generated).expect("write schema");
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "docs/entry.schema.json is stale: run `SECUTIX_SYNC_REGEN=1 cargo test --lib schema`"
+        );
+    }
+
+    #[test]
+    fn an_entry_validates_against_its_schema_shape() {
+        let rec = record(vec![perf(1, 5, &[35000])]);
+        let e = serde_json::to_value(entry_with(&[(1, Some(1), true)], &rec)).expect("json");
+        let schema = entry_schema();
+        let required = schema["required"].as_array().expect("required fields");
+        for field in required {
+            let f = field.as_str().expect("name");
+            assert!(e.get(f).is_some(), "entry lacks required field {f}");
+        }
+        for key in e.as_object().expect("object").keys() {
+            assert!(
+                schema["properties"].get(key).is_some(),
+                "field {key} is not in the schema"
+            );
+        }
     }
 
     #[test]
