@@ -86,36 +86,34 @@ pid_alive() {
 	running "$pid" && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ]
 }
 
-# Sends SIGTERM to `$2` (a pid or -pgid) and waits up to `$3` seconds for pid `$1` to exit, then SIGKILL.
-terminate() {
-	local pid=$1 target=$2 wait_s=$3 i
-	kill -TERM -- "$target" 2>/dev/null || true
-	for ((i = 0; i < wait_s * 10; i++)); do
-		running "$pid" || return 0
-		sleep 0.1
-	done
-	log "stop: pid $pid did not exit after ${wait_s} s, sending SIGKILL"
-	kill -KILL -- "$target" 2>/dev/null || true
+# Stops the process named in pid file `$1` if it is a running `$2`: SIGTERM, up to `$3` seconds, then SIGKILL.
+# With `$4` = group, signals its whole process group. Removes the pid file.
+stop_pidfile() {
+	local pidfile=$1 comm=$2 wait_s=$3 t0=$EPOCHREALTIME pid target i
+	if pid_alive "$pidfile" "$comm"; then
+		pid=$(cat "$pidfile")
+		target=$pid
+		[ "${4:-}" = group ] && target=-$pid
+		kill -TERM -- "$target" 2>/dev/null || true
+		for ((i = 0; i < wait_s * 10; i++)); do
+			running "$pid" || break
+			sleep 0.1
+		done
+		if running "$pid"; then
+			log "stop: $comm (pid $pid) did not exit after ${wait_s} s, sending SIGKILL"
+			kill -KILL -- "$target" 2>/dev/null || true
+		fi
+		log "stop: $comm (pid $pid${4:+ and its process group}) stopped [$(elapsed "$t0") s]"
+	fi
+	rm -f "$pidfile"
 }
 
 cmd_stop() {
-	local dir=$1 t0=$EPOCHREALTIME t1 pid
-	if pid_alive "$dir/php.pid" php; then
-		t1=$EPOCHREALTIME
-		pid=$(cat "$dir/php.pid")
-		# php -S was started by setsid: it leads its own process group, and its workers
-		# (PHP_CLI_SERVER_WORKERS) are in that group. Killing the parent alone leaves them serving.
-		terminate "$pid" "-$pid" 10
-		log "stop: PHP server (pid $pid and its workers) stopped [$(elapsed "$t1") s]"
-	fi
-	rm -f "$dir/php.pid"
-	if pid_alive "$dir/mysql/mariadbd.pid" mariadbd; then
-		t1=$EPOCHREALTIME
-		pid=$(cat "$dir/mysql/mariadbd.pid")
-		terminate "$pid" "$pid" 60
-		log "stop: mariadbd (pid $pid) stopped [$(elapsed "$t1") s]"
-	fi
-	rm -f "$dir/mysql/mariadbd.pid"
+	local dir=$1 t0=$EPOCHREALTIME
+	# php -S was started by setsid: it leads its own process group, and its workers
+	# (PHP_CLI_SERVER_WORKERS) are in that group. Killing the parent alone leaves them serving.
+	stop_pidfile "$dir/php.pid" php 10 group
+	stop_pidfile "$dir/mysql/mariadbd.pid" mariadbd 60
 	log "stop: done [$(elapsed "$t0") s]"
 }
 
@@ -311,7 +309,7 @@ SQL
 	for attempt in 1 2 3 4 5; do
 		start_php "$dir" "$port" && break
 		# Another process took the port between free_port and bind: pick another and rewrite the config.
-		pid_alive "$dir/php.pid" php && terminate "$(cat "$dir/php.pid")" "-$(cat "$dir/php.pid")" 5
+		stop_pidfile "$dir/php.pid" php 5 group
 		[ "$attempt" -lt 5 ] || die "PHP server did not answer on /wp-json/, see $dir/php-server.log and $dir/debug.log"
 		log "start: PHP server did not come up on port $port, trying another"
 		port=$(free_port)
