@@ -39,6 +39,77 @@ pub struct Config {
     /// Where entries go (`[[targets]]`, one table per target).
     #[serde(default)]
     pub targets: Vec<TargetConfig>,
+    /// Scheduling and lifecycle of `run`.
+    pub daemon: DaemonConfig,
+    /// The control API.
+    pub control: ControlConfig,
+    /// Logging.
+    pub logging: LoggingConfig,
+}
+
+/// `[daemon]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct DaemonConfig {
+    /// Cron expression (5 or 6 fields) of the catalogue import, in the venue's time zone.
+    pub catalogue_schedule: String,
+    /// IANA time zone of the schedule; empty = the venue's (`organizationTimeZone` from getPOSConfig), else UTC.
+    pub time_zone: String,
+    /// `/readyz` fails when the last good import is older than this.
+    #[serde(with = "humantime_serde")]
+    pub catalogue_max_age: Duration,
+    /// First retry delay after a failed import (doubles with jitter up to `catalogue_retry_max`).
+    #[serde(with = "humantime_serde")]
+    pub catalogue_retry: Duration,
+    /// Longest retry delay after failed imports.
+    #[serde(with = "humantime_serde")]
+    pub catalogue_retry_max: Duration,
+    /// Every entry is rebuilt this often, so that time-dependent fields (past performances, sale periods
+    /// opening or closing) reach the targets without waiting for SecuTix.
+    #[serde(with = "humantime_serde")]
+    pub refresh_interval: Duration,
+    /// On SIGTERM, how long in-flight requests may take before they are abandoned (they stay in the outbox).
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+/// `[control]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct ControlConfig {
+    /// Listen address of the control API (keep it on loopback; put a reverse proxy in front for the public part).
+    pub listen: String,
+    /// Bearer token of private endpoints, inline (prefer `token_file`).
+    pub token: Option<SecretString>,
+    /// File holding the token. When neither is set, a token is generated at first start and kept in
+    /// `<store.path>/control-token` (mode 0600), where the CLI finds it.
+    pub token_file: String,
+    /// Origins allowed to read `/public/availability` from a browser (CORS), e.g. `https://www.theatre.fr`.
+    pub cors_origins: Vec<String>,
+    /// `Cache-Control: max-age` of the public endpoint.
+    #[serde(with = "humantime_serde")]
+    pub public_max_age: Duration,
+}
+
+/// `[logging]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct LoggingConfig {
+    /// `auto` (human on a terminal, journald-friendly under systemd), `human`, `journald` or `json`.
+    pub format: LogFormat,
+    /// Filter, e.g. `info` or `secutix_sync=debug,info`; `SECUTIX_SYNC_LOG` overrides it.
+    pub level: String,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Pick from the environment.
+    Auto,
+    /// Colours and timestamps.
+    Human,
+    /// No timestamps (journald adds them), levels kept.
+    Journald,
+    /// One JSON object per line.
+    Json,
 }
 
 /// `[entries]`
@@ -610,6 +681,49 @@ impl Config {
                 "is empty; set the folder of the database, e.g. /var/lib/secutix-sync".into(),
             );
         }
+        let d = &self.daemon;
+        if let Err(e) = d.catalogue_schedule.parse::<croner::Cron>() {
+            bad(
+                "daemon.catalogue_schedule",
+                format!(
+                    "{:?} is not a cron expression (e.g. \"30 5 * * *\"): {e}",
+                    d.catalogue_schedule
+                ),
+            );
+        }
+        if !d.time_zone.is_empty() && d.time_zone.parse::<chrono_tz::Tz>().is_err() {
+            bad(
+                "daemon.time_zone",
+                format!("{:?} is not an IANA time zone such as \"Europe/Paris\"", d.time_zone),
+            );
+        }
+        for (key, v) in [
+            ("daemon.catalogue_retry", d.catalogue_retry),
+            ("daemon.refresh_interval", d.refresh_interval),
+            ("daemon.catalogue_max_age", d.catalogue_max_age),
+        ] {
+            if v.is_zero() {
+                bad(key, "must be longer than 0s".into());
+            }
+        }
+        if self.control.listen.parse::<std::net::SocketAddr>().is_err() {
+            bad(
+                "control.listen",
+                format!("{:?} is not an address such as 127.0.0.1:8087", self.control.listen),
+            );
+        }
+        if self.control.token.is_some() && !self.control.token_file.is_empty() {
+            bad(
+                "control.token",
+                "is set together with control.token_file; keep only one".into(),
+            );
+        }
+        if let Some(o) = self.control.cors_origins.iter().find(|o| url::Url::parse(o).is_err()) {
+            bad(
+                "control.cors_origins",
+                format!("{o:?} is not an origin such as https://www.theatre.fr"),
+            );
+        }
         let e = &self.entries;
         if e.mapping_version == 0 {
             bad("entries.mapping_version", "must be at least 1".into());
@@ -769,6 +883,9 @@ fn section_errors(raw: &config::Config) -> Vec<Problem> {
     check::<StoreConfig>(raw, "store", &mut out);
     check::<EntriesConfig>(raw, "entries", &mut out);
     check::<Vec<TargetConfig>>(raw, "targets", &mut out);
+    check::<DaemonConfig>(raw, "daemon", &mut out);
+    check::<ControlConfig>(raw, "control", &mut out);
+    check::<LoggingConfig>(raw, "logging", &mut out);
     if out.is_empty() {
         out.push(Problem {
             key: "(config)".into(),

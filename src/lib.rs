@@ -18,6 +18,7 @@
 pub mod catalog;
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod import;
 pub mod merge;
 pub mod push;

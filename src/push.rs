@@ -564,10 +564,19 @@ pub struct Worker {
 }
 
 /// How long [`Worker::drain`] goes on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct DrainOptions {
     /// Wait for operations in back-off up to this long; beyond, return with them pending.
     pub max_wait: Duration,
+    /// When cancelled, no new operation is started; those in flight finish (or time out), then it returns.
+    pub stop: Option<tokio_util::sync::CancellationToken>,
+}
+
+impl DrainOptions {
+    /// Drain what is due now, do not wait for back-offs.
+    pub fn now() -> Self {
+        Self::default()
+    }
 }
 
 enum Outcome {
@@ -750,9 +759,16 @@ impl Worker {
         let mut unreachable_wait = self.settings.backoff_initial;
         let mut probing = false;
         let started = self.clock.now();
+        let stop = opts.stop.clone().unwrap_or_default();
         loop {
             let now = self.clock.now();
-            let slots = if probing { 1 } else { self.settings.concurrency.max(1) };
+            let slots = if stop.is_cancelled() {
+                0
+            } else if probing {
+                1
+            } else {
+                self.settings.concurrency.max(1)
+            };
             while tasks.len() < slots && paused_until.is_none_or(|p| p <= now) {
                 let Some(first) = queue.first().cloned() else { break };
                 if first.0 > now {
@@ -789,12 +805,18 @@ impl Worker {
                 });
             }
             if tasks.is_empty() {
+                if stop.is_cancelled() {
+                    break;
+                }
                 let Some(first) = queue.first() else { break };
                 let due = paused_until.map_or(first.0, |p| p.max(first.0));
                 if due > started + chrono::Duration::from_std(opts.max_wait).unwrap_or_default() && due > now {
                     break;
                 }
-                sleep_until(&self.clock, due).await;
+                tokio::select! {
+                    _ = sleep_until(&self.clock, due) => {}
+                    _ = stop.cancelled() => {}
+                }
                 continue;
             }
             let next_due = if tasks.len() < slots {

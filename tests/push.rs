@@ -77,7 +77,7 @@ fn settings() -> PushSettings {
 async fn drain(outbox: &Outbox, target: Arc<dyn Target>, max_wait: Duration) -> secutix_sync::push::DrainReport {
     Worker::new(outbox, target, settings())
         .expect("worker")
-        .drain(DrainOptions { max_wait })
+        .drain(DrainOptions { max_wait, stop: None })
         .await
         .expect("drain")
 }
@@ -332,11 +332,7 @@ fn a_push_killed_after_sending_but_before_the_ack_is_resent_and_nothing_is_lost(
         )
         .expect("worker");
         push_rt.spawn(async move {
-            let _ = worker
-                .drain(DrainOptions {
-                    max_wait: Duration::ZERO,
-                })
-                .await;
+            let _ = worker.drain(DrainOptions::now()).await;
         });
         // Wait until the request for secutix-3 reached the receiver, then kill the push mid-flight.
         push_rt.block_on(async {
@@ -368,9 +364,7 @@ fn a_push_killed_after_sending_but_before_the_ack_is_resent_and_nothing_is_lost(
     let report = rt.block_on(async {
         Worker::new(&outbox, webhook("site", &url, None), settings())
             .expect("worker")
-            .drain(DrainOptions {
-                max_wait: Duration::ZERO,
-            })
+            .drain(DrainOptions::now())
             .await
             .expect("drain")
     });
