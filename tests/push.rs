@@ -45,10 +45,7 @@ fn status_of(levels: &Levels) -> impl Fn(&Product, &Performance, DateTime<Utc>) 
 fn plan(outbox: &Outbox, targets: &[&str], levels: &Levels) -> secutix_sync::push::PlanReport {
     let targets: Vec<PlanTarget> = targets
         .iter()
-        .map(|n| PlanTarget {
-            name: n.to_string(),
-            delete_policy: DeletePolicy::Unpublish,
-        })
+        .map(|n| PlanTarget::new(n.to_string(), DeletePolicy::Unpublish))
         .collect();
     let status = status_of(levels);
     outbox
