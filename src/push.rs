@@ -676,7 +676,14 @@ impl Worker {
             .map(|v| decode(&v, "ack"))
             .transpose()?;
         let (entry, hash) = match stored {
-            Some(s) => (Some(s.entry), s.content_hash),
+            Some(mut s) => {
+                // An unpublish carries the entry with `published: false`, also when the product is live but
+                // left the target's selection.
+                if item.kind != OpKind::Upsert {
+                    s.entry.published = false;
+                }
+                (Some(s.entry), s.content_hash)
+            }
             None => (None, item.content_hash.clone()),
         };
         Ok(Operation {

@@ -463,7 +463,7 @@ impl PassCultureSettings {
             ("booking_contact", &self.booking_contact),
             ("booking_email", &self.booking_email),
         ] {
-            if let Some(v) = v.as_ref().filter(|v| !v.contains('@')) {
+            if let Some(v) = v.as_ref().filter(|v| !v.is_empty() && !v.contains('@')) {
                 bad(key, format!("{v:?} is not an e-mail address"));
             }
         }

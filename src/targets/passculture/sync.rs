@@ -873,7 +873,7 @@ impl Sync<'_> {
             "file".into(),
             json!(base64::engine::general_purpose::STANDARD.encode(&bytes)),
         );
-        if let Some(c) = &self.settings.image_credit {
+        if let Some(c) = self.settings.image_credit.as_ref().filter(|c| !c.is_empty()) {
             img.insert("credit".into(), json!(c));
         }
         let a = self
