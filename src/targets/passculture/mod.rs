@@ -726,6 +726,10 @@ impl PassCultureTarget {
             if let Some((offer_id, status)) = by_product.get(&pid.to_string())
                 && s.offer_id == Some(*offer_id)
             {
+                if status.as_deref() == Some("REJECTED") && s.status != *status {
+                    tracing::warn!(target_name = %self.name, external_id = %id, offer_id,
+                        "pass Culture rejected the offer: see its pro portal for the reason");
+                }
                 s.status = status.clone();
                 s.status_at = Some(now);
                 self.offers
