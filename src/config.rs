@@ -164,10 +164,12 @@ pub enum TargetKind {
     Files,
     /// Generic JSON over HTTP(S).
     Webhook,
+    /// pass Culture's public API: event offers, price categories and dates for young people.
+    Passculture,
 }
 
 /// `[[targets]]`: one target. Kind-specific settings are in a sub-table named after the kind
-/// (`[targets.files]`, `[targets.webhook]`).
+/// (`[targets.files]`, `[targets.webhook]`, `[targets.passculture]`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct TargetConfig {
     /// Unique name (letters, digits, `-`, `_`): used in commands, metrics and the store.
@@ -180,15 +182,16 @@ pub struct TargetConfig {
     /// `unpublish` (default), `delete` or `keep` for products SecuTix no longer lists.
     #[serde(default = "default_delete_policy")]
     pub delete_policy: crate::push::DeletePolicy,
-    /// Operations in flight at once.
-    #[serde(default = "default_concurrency")]
-    pub concurrency: usize,
-    /// Requests per second, retries included.
-    #[serde(default = "default_rate")]
-    pub rate_per_second: u32,
-    /// Timeout of one request.
-    #[serde(default = "default_target_timeout", with = "humantime_serde")]
-    pub request_timeout: Duration,
+    /// Operations in flight at once; unset = the kind's default ([`TargetConfig::concurrency`]).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// Operations per second, retries included; unset = the kind's default.
+    #[serde(default)]
+    pub rate_per_second: Option<u32>,
+    /// Timeout of one operation; unset = the kind's default. An operation is one request for most kinds,
+    /// but a whole offer (several paced requests) for pass Culture, hence a longer default there.
+    #[serde(default, with = "humantime_serde")]
+    pub request_timeout: Option<Duration>,
     /// Attempts before an operation goes to dead letters.
     #[serde(default = "default_attempts")]
     pub max_attempts: u32,
@@ -202,6 +205,8 @@ pub struct TargetConfig {
     pub files: Option<crate::targets::files::FilesSettings>,
     /// `[targets.webhook]`
     pub webhook: Option<crate::targets::webhook::WebhookSettings>,
+    /// `[targets.passculture]`
+    pub passculture: Option<crate::targets::passculture::PassCultureSettings>,
 }
 
 fn default_true() -> bool {
@@ -209,15 +214,6 @@ fn default_true() -> bool {
 }
 fn default_delete_policy() -> crate::push::DeletePolicy {
     crate::push::DeletePolicy::Unpublish
-}
-fn default_concurrency() -> usize {
-    4
-}
-fn default_rate() -> u32 {
-    10
-}
-fn default_target_timeout() -> Duration {
-    Duration::from_secs(20)
 }
 fn default_attempts() -> u32 {
     8
@@ -230,13 +226,40 @@ fn default_backoff_max() -> Duration {
 }
 
 impl TargetConfig {
+    /// Operations in flight at once: the configured value, else 1 for pass Culture (its API allows 200
+    /// requests a minute for the whole key) and 4 for the others.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency.unwrap_or(match self.kind {
+            TargetKind::Passculture => 1,
+            _ => 4,
+        })
+    }
+
+    /// Operations per second: the configured value, else 3 for pass Culture (180 a minute, under its 200;
+    /// the target also paces each of its own requests) and 10 for the others.
+    pub fn rate_per_second(&self) -> u32 {
+        self.rate_per_second.unwrap_or(match self.kind {
+            TargetKind::Passculture => 3,
+            _ => 10,
+        })
+    }
+
+    /// Timeout of one operation: the configured value, else 10 minutes for pass Culture (one operation
+    /// publishes a whole offer, request by request, at the API's pace) and 20 seconds for the others.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout.unwrap_or(match self.kind {
+            TargetKind::Passculture => Duration::from_secs(600),
+            _ => Duration::from_secs(20),
+        })
+    }
+
     /// The worker settings of this target.
     pub fn push_settings(&self) -> crate::push::PushSettings {
         crate::push::PushSettings {
             delete_policy: self.delete_policy,
-            concurrency: self.concurrency,
-            rate_per_second: self.rate_per_second,
-            request_timeout: self.request_timeout,
+            concurrency: self.concurrency(),
+            rate_per_second: self.rate_per_second(),
+            request_timeout: self.request_timeout(),
             max_attempts: self.max_attempts,
             backoff_initial: self.backoff_initial,
             backoff_max: self.backoff_max,
@@ -262,16 +285,16 @@ impl TargetConfig {
                 format!("{:?} is not a target name (letters, digits, - and _)", self.name),
             );
         }
-        if self.concurrency == 0 {
+        if self.concurrency() == 0 {
             bad("concurrency", "must be at least 1".into());
         }
-        if self.rate_per_second == 0 {
+        if self.rate_per_second() == 0 {
             bad("rate_per_second", "must be at least 1".into());
         }
         if self.max_attempts == 0 {
             bad("max_attempts", "must be at least 1".into());
         }
-        if self.request_timeout.is_zero() || self.backoff_initial.is_zero() {
+        if self.request_timeout().is_zero() || self.backoff_initial.is_zero() {
             bad(
                 "request_timeout",
                 "request_timeout and backoff_initial must be longer than 0s".into(),
@@ -280,6 +303,7 @@ impl TargetConfig {
         let sub = match self.kind {
             TargetKind::Files => ("files", self.files.is_some()),
             TargetKind::Webhook => ("webhook", self.webhook.is_some()),
+            TargetKind::Passculture => ("passculture", self.passculture.is_some()),
         };
         if !sub.1 {
             bad(
@@ -305,6 +329,19 @@ impl TargetConfig {
                     "webhook.secret",
                     "is set together with webhook.secret_file; keep only one".into(),
                 );
+            }
+        }
+        if self.kind == TargetKind::Passculture && self.delete_policy == crate::push::DeletePolicy::Delete {
+            bad(
+                "delete_policy",
+                "\"delete\" is refused for a passculture target: deleting a pass Culture date cancels the young \
+                 people's bookings. Use \"unpublish\" (future dates get quantity 0) or \"keep\""
+                    .into(),
+            );
+        }
+        if let Some(pc) = &self.passculture {
+            for (k, m) in pc.problems() {
+                bad(&format!("passculture.{k}"), m);
             }
         }
     }

@@ -11,6 +11,7 @@ use secutix_sync::config::{Config, ConfigError, Loaded, Sources};
 use secutix_sync::import::{ImportError, ImportOptions, run_import};
 use secutix_sync::secutix::Client;
 use secutix_sync::store::{ImportOutcome, ImportReport, Store};
+use secutix_sync::targets::passculture::contremarque::{Action, BoxOffice, Lang, exit_code};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -36,6 +37,43 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// pass Culture contremarques (booking tokens) at the box office.
+    ///
+    /// Exit codes: 0 done, 1 other error, 2 configuration problem, 3 not found, 4 already used,
+    /// 5 booking cancelled, 6 already reimbursed, 7 too early to validate, 8 not used (keep),
+    /// 9 too late to cancel, 10 refused for another reason, 11 API key refused,
+    /// 12 pass Culture unavailable (try again), 13 not a contremarque code.
+    Passculture {
+        #[command(subcommand)]
+        action: PassCultureCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PassCultureCommand {
+    /// Show a booking: offer, date, tariff, quantity, status, name.
+    Booking(TokenArgs),
+    /// Mark the booking used: the young person came in.
+    Use(TokenArgs),
+    /// Undo a use made by mistake.
+    Keep(TokenArgs),
+    /// Cancel the booking (a venue can until 48 h before the event).
+    Cancel(TokenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct TokenArgs {
+    /// The contremarque code, e.g. ABC123.
+    token: String,
+    /// The passculture target to use when the configuration has several.
+    #[arg(long, value_name = "NAME")]
+    target: Option<String>,
+    /// Language of the messages: fr or en.
+    #[arg(long, default_value = "fr")]
+    lang: Lang,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
@@ -48,6 +86,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::ValidateConfig => Ok(validate_config_command(&sources)),
         Command::Import { force } => import_command(&sources, force),
+        Command::Passculture { action } => passculture_command(&sources, action),
     };
     match result {
         Ok(code) => code,
@@ -188,4 +227,115 @@ fn print_import(r: &ImportReport) {
         }
     }
     println!("  {} bytes received in {} SecuTix call(s)", r.bytes, r.calls);
+}
+
+fn passculture_command(sources: &Sources, command: PassCultureCommand) -> anyhow::Result<ExitCode> {
+    let (action, args) = match command {
+        PassCultureCommand::Booking(a) => (Action::Booking, a),
+        PassCultureCommand::Use(a) => (Action::Use, a),
+        PassCultureCommand::Keep(a) => (Action::Keep, a),
+        PassCultureCommand::Cancel(a) => (Action::Cancel, a),
+    };
+    let config_problem = |message: String| {
+        eprintln!("{message}");
+        Ok(ExitCode::from(exit_code::CONFIG))
+    };
+    let config = match load_config(sources) {
+        Ok(l) => l.config,
+        Err(e) => return config_problem(format!("{e:#}")),
+    };
+    let candidates: Vec<&secutix_sync::config::TargetConfig> = config
+        .targets
+        .iter()
+        .filter(|t| t.kind == secutix_sync::config::TargetKind::Passculture)
+        .collect();
+    let names = || {
+        candidates
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let target = match &args.target {
+        Some(name) => match candidates.iter().find(|t| &t.name == name) {
+            Some(t) => *t,
+            None => {
+                return config_problem(format!(
+                    "no passculture target named {name:?} in the configuration (passculture targets: {})",
+                    names()
+                ));
+            }
+        },
+        None => match candidates.as_slice() {
+            [one] => *one,
+            [] => {
+                return config_problem(
+                    "the configuration has no [[targets]] with kind = \"passculture\"; see docs/passculture.md".into(),
+                );
+            }
+            _ => {
+                return config_problem(format!(
+                    "several passculture targets ({}): choose one with --target",
+                    names()
+                ));
+            }
+        },
+    };
+    let Some(settings) = target.passculture.as_ref() else {
+        return config_problem(format!("target {} has no [targets.passculture] table", target.name));
+    };
+    let tz: chrono_tz::Tz = settings.time_zone.parse().unwrap_or(chrono_tz::Europe::Paris);
+    let office = match BoxOffice::new(&target.name, settings) {
+        Ok(o) => o,
+        Err(e) => return config_problem(e.to_string()),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("while starting the async runtime")?;
+    let lang = args.lang;
+    let token = args.token.trim().to_ascii_uppercase();
+    let outcome = rt.block_on(async {
+        match action {
+            Action::Booking => office.booking(&args.token).await.map(|b| {
+                let text = b.render(&token, lang, tz);
+                (serde_json::json!({"ok": true, "action": "booking", "booking": b}), text)
+            }),
+            _ => {
+                let done = match action {
+                    Action::Use => office.use_(&args.token).await,
+                    Action::Keep => office.keep(&args.token).await,
+                    _ => office.cancel(&args.token).await,
+                };
+                done.map(|d| {
+                    let text = d.message(lang);
+                    (
+                        serde_json::json!({"ok": true, "action": action, "token": d.token}),
+                        text,
+                    )
+                })
+            }
+        }
+    });
+    match outcome {
+        Ok((json, text)) => {
+            if args.json {
+                println!("{json}");
+            } else {
+                println!("{text}");
+            }
+            Ok(ExitCode::from(exit_code::OK))
+        }
+        Err(e) => {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": false, "action": action, "error": e, "message": e.message(lang)})
+                );
+            } else {
+                println!("{}", e.message(lang));
+            }
+            Ok(ExitCode::from(e.exit_code()))
+        }
+    }
 }

@@ -149,13 +149,46 @@ pub enum Scope {
     Products(Vec<Id>),
 }
 
+/// Decides whether a target wants a product at all. pass Culture, for one, publishes only the products the
+/// venue selected; CMS targets take everything (no filter).
+pub type ProductFilter = Arc<dyn Fn(&crate::catalog::Product) -> bool + Send + Sync>;
+
 /// A target as the planner sees it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PlanTarget {
     /// Name.
     pub name: String,
     /// Tombstone handling.
     pub delete_policy: DeletePolicy,
+    /// Products the target wants; `None` = all. A product that leaves the selection after the target
+    /// acknowledged it is handled like a tombstone (an `Unpublish`, or nothing with `delete_policy = "keep"`;
+    /// never a `Delete`); one that was never sent is skipped.
+    pub filter: Option<ProductFilter>,
+}
+
+impl PlanTarget {
+    /// A target that wants every product.
+    pub fn new(name: impl Into<String>, delete_policy: DeletePolicy) -> Self {
+        Self {
+            name: name.into(),
+            delete_policy,
+            filter: None,
+        }
+    }
+
+    fn wants(&self, product: &crate::catalog::Product) -> bool {
+        self.filter.as_ref().is_none_or(|f| f(product))
+    }
+}
+
+impl std::fmt::Debug for PlanTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlanTarget")
+            .field("name", &self.name)
+            .field("delete_policy", &self.delete_policy)
+            .field("filter", &self.filter.as_ref().map(|_| "(filter)"))
+            .finish()
+    }
 }
 
 /// The plan for one target.
@@ -173,6 +206,8 @@ pub struct TargetPlan {
     pub unchanged: u64,
     /// Entries skipped because their current version is a dead letter (replay it, or change it).
     pub dead: u64,
+    /// Entries the target's filter does not want and that it never received (or already withdrew).
+    pub skipped: u64,
     /// The operations: (kind, external id, first time).
     pub operations: Vec<(OpKind, String, bool)>,
 }
@@ -405,7 +440,8 @@ impl Outbox {
                     .map_err(self.err())?
                     .map(|v| decode(&v, &id))
                     .transpose()?;
-                let kind = if entry.published {
+                let wanted = target.wants(&record.product);
+                let kind = if entry.published && wanted {
                     let up_to_date = acked
                         .as_ref()
                         .is_some_and(|a| a.kind == OpKind::Upsert && a.content_hash == hash);
@@ -416,7 +452,16 @@ impl Outbox {
                     OpKind::Upsert
                 } else {
                     let on_target = acked.as_ref().is_some_and(|a| a.kind == OpKind::Upsert);
-                    match (target.delete_policy, on_target) {
+                    // A live product that left the selection is withdrawn, never deleted.
+                    let policy = match (entry.published, target.delete_policy) {
+                        (true, DeletePolicy::Delete) => DeletePolicy::Unpublish,
+                        (_, p) => p,
+                    };
+                    match (policy, on_target) {
+                        (_, false) | (DeletePolicy::Keep, _) if !wanted => {
+                            plan.skipped += 1;
+                            continue;
+                        }
                         (DeletePolicy::Keep, _) | (_, false) => {
                             plan.unchanged += 1;
                             continue;
@@ -640,7 +685,14 @@ impl Worker {
             .map(|v| decode(&v, "ack"))
             .transpose()?;
         let (entry, hash) = match stored {
-            Some(s) => (Some(s.entry), s.content_hash),
+            Some(mut s) => {
+                // An unpublish carries the entry with `published: false`, also when the product is live but
+                // left the target's selection.
+                if item.kind != OpKind::Upsert {
+                    s.entry.published = false;
+                }
+                (Some(s.entry), s.content_hash)
+            }
             None => (None, item.content_hash.clone()),
         };
         Ok(Operation {

@@ -45,10 +45,7 @@ fn status_of(levels: &Levels) -> impl Fn(&Product, &Performance, DateTime<Utc>) 
 fn plan(outbox: &Outbox, targets: &[&str], levels: &Levels) -> secutix_sync::push::PlanReport {
     let targets: Vec<PlanTarget> = targets
         .iter()
-        .map(|n| PlanTarget {
-            name: n.to_string(),
-            delete_policy: DeletePolicy::Unpublish,
-        })
+        .map(|n| PlanTarget::new(n.to_string(), DeletePolicy::Unpublish))
         .collect();
     let status = status_of(levels);
     outbox
@@ -487,4 +484,62 @@ async fn a_receiver_verifies_the_webhook_signature_as_the_readme_says() {
         assert_eq!(r.header("x-secutix-sync-event").as_deref(), Some("upsert"));
         assert_eq!(r.json()["external_id"].as_str().map(|s| r.uri.ends_with(s)), Some(true));
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_target_filter_skips_products_and_withdraws_those_that_leave_it_without_deleting() {
+    let clock = clock();
+    let (store, _dir) = store(&clock);
+    import_body(&store, &three_products(), false);
+    let outbox = Outbox::open(&store).expect("outbox");
+    let levels: Levels = Arc::default();
+    let status = status_of(&levels);
+    let only = |ids: &'static [i64], policy: DeletePolicy| {
+        let mut t = PlanTarget::new("site", policy);
+        t.filter = Some(Arc::new(move |p: &Product| ids.contains(&p.id)));
+        t
+    };
+    let run = |t: PlanTarget| {
+        outbox
+            .plan(&[t], &options(), &status, &Scope::All, false, false)
+            .expect("plan")
+            .targets["site"]
+            .clone()
+    };
+    let m = MockHttp::start().await;
+    ok_receiver(&m);
+    m.handle("DELETE", "/hook/", |_| Some(Reply::status(204)));
+    let site = webhook("site", &format!("{}/hook", m.uri()), None);
+
+    // Only products 1 and 2 are wanted: 3 is skipped, never sent.
+    let p = run(only(&[1, 2], DeletePolicy::Delete));
+    assert_eq!((p.create, p.skipped), (2, 1), "{p:?}");
+    drain(&outbox, site.clone(), Duration::ZERO).await;
+
+    // Product 2 leaves the selection: it is withdrawn (unpublish), never deleted, even with "delete".
+    let p = run(only(&[1], DeletePolicy::Delete));
+    assert_eq!(
+        p.operations,
+        vec![(secutix_sync::targets::OpKind::Unpublish, "secutix-2".to_owned(), false)]
+    );
+    assert_eq!((p.unchanged, p.skipped), (1, 1));
+    drain(&outbox, site.clone(), Duration::ZERO).await;
+    assert!(m.requests().iter().all(|r| r.method != "DELETE"));
+    assert_eq!(
+        m.requests()
+            .last()
+            .map(|r| (r.uri.clone(), r.json()["published"].clone())),
+        Some(("/hook/secutix-2".to_owned(), json!(false))),
+        "the live entry is sent as unpublished"
+    );
+    // Withdrawn once: nothing more while it stays out.
+    let p = run(only(&[1], DeletePolicy::Delete));
+    assert_eq!((p.operations.len(), p.skipped), (0, 2));
+
+    // Back in the selection: sent again. With "keep", leaving the selection changes nothing on the target.
+    let p = run(only(&[1, 2], DeletePolicy::Keep));
+    assert_eq!(p.create + p.update, 1, "{p:?}");
+    drain(&outbox, site, Duration::ZERO).await;
+    let p = run(only(&[1], DeletePolicy::Keep));
+    assert_eq!((p.operations.len(), p.skipped), (0, 2));
 }

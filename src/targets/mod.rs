@@ -4,6 +4,8 @@
 //!
 //! - [`files`]: one JSON file per entry plus `index.json`, written atomically (static site generators, demo).
 //! - [`webhook`]: generic JSON over HTTP(S), signed with HMAC-SHA256.
+//! - [`passculture`]: pass Culture's public API (event offers, price categories, dates) for the products
+//!   the venue selects, and the contremarque (booking token) calls of the box office.
 //!
 //! [`classify_response`] and [`classify_transport`] give every HTTP target the same rules: 2xx succeeds;
 //! 408, 425, 429 and 5xx are retried (honouring `Retry-After`); other 4xx are permanent (straight to dead
@@ -11,6 +13,7 @@
 //! the operations' attempts.
 
 pub mod files;
+pub mod passculture;
 pub mod webhook;
 
 use std::time::Duration;
@@ -174,8 +177,26 @@ pub fn classify_transport(what: &str, e: &reqwest::Error) -> TargetError {
     }
 }
 
-/// Builds the target described by `cfg`.
-pub fn build(cfg: &crate::config::TargetConfig) -> Result<std::sync::Arc<dyn Target>, TargetError> {
+/// How the planner sees the target described by `cfg`: its name, tombstone policy and, for pass Culture,
+/// the product selection.
+pub fn plan_target(cfg: &crate::config::TargetConfig) -> crate::push::PlanTarget {
+    let mut t = crate::push::PlanTarget::new(&cfg.name, cfg.delete_policy);
+    if let Some(pc) = cfg
+        .passculture
+        .as_ref()
+        .filter(|_| cfg.kind == crate::config::TargetKind::Passculture)
+    {
+        t.filter = Some(pc.selection().into_filter());
+    }
+    t
+}
+
+/// Builds the target described by `cfg`. Targets that keep their own state (pass Culture's ids) get it
+/// from `store`.
+pub fn build(
+    cfg: &crate::config::TargetConfig,
+    store: &crate::store::Store,
+) -> Result<std::sync::Arc<dyn Target>, TargetError> {
     use crate::config::TargetKind;
     let missing = |kind: &str| {
         TargetError::permanent(format!(
@@ -191,7 +212,12 @@ pub fn build(cfg: &crate::config::TargetConfig) -> Result<std::sync::Arc<dyn Tar
         TargetKind::Webhook => std::sync::Arc::new(webhook::WebhookTarget::new(
             &cfg.name,
             cfg.webhook.as_ref().ok_or_else(|| missing("webhook"))?,
-            cfg.request_timeout,
+            cfg.request_timeout(),
+        )?),
+        TargetKind::Passculture => std::sync::Arc::new(passculture::PassCultureTarget::new(
+            &cfg.name,
+            cfg.passculture.as_ref().ok_or_else(|| missing("passculture"))?,
+            store,
         )?),
     })
 }

@@ -1,0 +1,626 @@
+//! Contremarques (booking tokens) for the box office: look a booking up, mark it used at the door, undo
+//! that, or cancel it, through `/public/bookings/v1/…` with the provider's API key.
+//!
+//! Every documented answer maps to a typed outcome ([`ContremarqueError`]) with a plain-language message in
+//! French and English and a distinct exit code ([`exit_code`]) that scripts can test. The functions take a
+//! token and return values, so the CLI (`secutix-sync passculture …`) and the control API's box-office page
+//! share them.
+//!
+//! Personal data (names, e-mails, phone numbers, birth dates) is never logged: [`Booking`]'s `Debug` hides
+//! the name, logs carry only the booking id and the outcome, and e-mail, phone and birth date are not even
+//! kept from pass Culture's answer.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::PassCultureSettings;
+use super::api::{Answer, Api, WireDate, WireDates};
+use crate::targets::TargetError;
+
+/// Exit codes of `secutix-sync passculture …`, for scripts.
+pub mod exit_code {
+    /// Done (or booking found and shown).
+    pub const OK: u8 = 0;
+    /// Another error (unexpected answer, store, runtime).
+    pub const ERROR: u8 = 1;
+    /// The configuration is invalid or has no passculture target.
+    pub const CONFIG: u8 = 2;
+    /// No such contremarque (or it belongs to another provider's venue).
+    pub const NOT_FOUND: u8 = 3;
+    /// Already used (validated).
+    pub const ALREADY_USED: u8 = 4;
+    /// The booking was cancelled.
+    pub const CANCELLED: u8 = 5;
+    /// The booking was reimbursed: it cannot change any more.
+    pub const REIMBURSED: u8 = 6;
+    /// Too early to validate: the young person can still cancel.
+    pub const TOO_EARLY: u8 = 7;
+    /// `keep` on a booking that was not used.
+    pub const NOT_USED: u8 = 8;
+    /// Too late to cancel (less than 48 h before the event).
+    pub const TOO_LATE: u8 = 9;
+    /// Refused for another documented reason (validation codes, failed cancellation, other 4xx).
+    pub const REFUSED: u8 = 10;
+    /// The API key was refused.
+    pub const AUTH: u8 = 11;
+    /// pass Culture unreachable, overloaded or rate-limiting: try again.
+    pub const UNAVAILABLE: u8 = 12;
+    /// The token is not a contremarque code.
+    pub const INVALID_TOKEN: u8 = 13;
+}
+
+/// Language of the messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    /// Français.
+    #[default]
+    Fr,
+    /// English.
+    En,
+}
+
+impl std::str::FromStr for Lang {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "fr" => Ok(Lang::Fr),
+            "en" => Ok(Lang::En),
+            other => Err(format!("{other:?} is not a language: fr or en")),
+        }
+    }
+}
+
+/// What the box office does with a contremarque.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Look the booking up.
+    Booking,
+    /// Mark it used (the young person came).
+    Use,
+    /// Undo a use (marked used by mistake).
+    Keep,
+    /// Cancel the booking.
+    Cancel,
+}
+
+impl Action {
+    /// `booking`, `use`, `keep`, `cancel`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Booking => "booking",
+            Action::Use => "use",
+            Action::Keep => "keep",
+            Action::Cancel => "cancel",
+        }
+    }
+}
+
+/// A booking's status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BookingStatus {
+    /// Booked, not yet used.
+    #[serde(rename = "CONFIRMED")]
+    Confirmed,
+    /// Validated at the venue.
+    #[serde(rename = "USED")]
+    Used,
+    /// Cancelled.
+    #[serde(rename = "CANCELLED")]
+    Cancelled,
+    /// Reimbursed to the venue.
+    #[serde(rename = "REIMBURSED")]
+    Reimbursed,
+    /// A value this version does not know.
+    #[serde(untagged)]
+    Other(String),
+}
+
+impl BookingStatus {
+    /// In plain words.
+    pub fn describe(&self, lang: Lang) -> String {
+        match (self, lang) {
+            (BookingStatus::Confirmed, Lang::Fr) => "confirmée, à valider à l'entrée".into(),
+            (BookingStatus::Confirmed, Lang::En) => "confirmed, to validate at the door".into(),
+            (BookingStatus::Used, Lang::Fr) => "déjà validée".into(),
+            (BookingStatus::Used, Lang::En) => "already used".into(),
+            (BookingStatus::Cancelled, Lang::Fr) => "annulée".into(),
+            (BookingStatus::Cancelled, Lang::En) => "cancelled".into(),
+            (BookingStatus::Reimbursed, Lang::Fr) => "remboursée".into(),
+            (BookingStatus::Reimbursed, Lang::En) => "reimbursed".into(),
+            (BookingStatus::Other(s), _) => s.clone(),
+        }
+    }
+}
+
+/// A booking, as the box office needs it. E-mail, phone and birth date are deliberately not kept.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct Booking {
+    /// pass Culture booking id.
+    pub id: u64,
+    /// Status.
+    pub status: BookingStatus,
+    /// Offer id.
+    pub offer_id: u64,
+    /// Offer name.
+    pub offer_name: String,
+    /// Date (stock) id.
+    pub stock_id: u64,
+    /// Start of the date, when pass Culture could tell (read from the offer's dates).
+    pub date: Option<DateTime<Utc>>,
+    /// Tariff (price category label).
+    pub tariff: Option<String>,
+    /// Unit price in cents.
+    pub price_cents: i64,
+    /// Places (2 for a duo).
+    pub quantity: i64,
+    /// First name of the young person.
+    pub first_name: Option<String>,
+    /// Last name.
+    pub last_name: Option<String>,
+    /// Venue name.
+    pub venue_name: String,
+    /// Until when the young person may cancel (pass Culture's `confirmationDate`).
+    pub cancellable_until: Option<String>,
+}
+
+impl std::fmt::Debug for Booking {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // No personal data in logs.
+        f.debug_struct("Booking")
+            .field("id", &self.id)
+            .field("status", &self.status)
+            .field("offer_id", &self.offer_id)
+            .field("stock_id", &self.stock_id)
+            .field("quantity", &self.quantity)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireBooking {
+    id: u64,
+    status: BookingStatus,
+    offer_id: u64,
+    offer_name: String,
+    stock_id: u64,
+    #[serde(default)]
+    price_category_label: Option<String>,
+    price: i64,
+    quantity: i64,
+    #[serde(default)]
+    user_first_name: Option<String>,
+    #[serde(default)]
+    user_last_name: Option<String>,
+    #[serde(default)]
+    venue_name: String,
+    #[serde(default)]
+    confirmation_date: Option<String>,
+}
+
+impl Booking {
+    /// The booking as the CLI prints it.
+    pub fn render(&self, token: &str, lang: Lang, tz: chrono_tz::Tz) -> String {
+        let (l_status, l_offer, l_date, l_tariff, l_qty, l_name, l_until) = match lang {
+            Lang::Fr => (
+                "statut",
+                "offre",
+                "date",
+                "tarif",
+                "quantité",
+                "nom",
+                "annulable jusqu'au",
+            ),
+            Lang::En => (
+                "status",
+                "offer",
+                "date",
+                "tariff",
+                "quantity",
+                "name",
+                "cancellable until",
+            ),
+        };
+        let date = self.date.map_or("?".into(), |d| {
+            d.with_timezone(&tz).format("%d/%m/%Y %H:%M").to_string()
+        });
+        let name = [self.first_name.as_deref(), self.last_name.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let duo = match (self.quantity, lang) {
+            (2, Lang::Fr) => " (duo)",
+            (2, Lang::En) => " (duo)",
+            _ => "",
+        };
+        let mut out = format!(
+            "{token}\n  {l_status:<10}: {}\n  {l_offer:<10}: {} (#{})\n  {l_date:<10}: {date}\n  {l_tariff:<10}: {} — {}\n  \
+             {l_qty:<10}: {}{duo}\n  {l_name:<10}: {}",
+            self.status.describe(lang),
+            self.offer_name,
+            self.offer_id,
+            self.tariff.as_deref().unwrap_or("?"),
+            super::desired::euros(self.price_cents),
+            self.quantity,
+            if name.is_empty() { "?" } else { &name },
+        );
+        if let Some(u) = &self.cancellable_until {
+            out.push_str(&format!("\n  {l_until}: {u}"));
+        }
+        out
+    }
+}
+
+/// Why a contremarque call did not succeed. `Display` is the English message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[serde(tag = "error", rename_all = "snake_case")]
+pub enum ContremarqueError {
+    /// The token is not a contremarque code.
+    #[error("this is not a countermark code: letters and digits only (usually 6)")]
+    InvalidToken,
+    /// 404.
+    #[error("countermark not found: check the code; it may belong to another venue")]
+    NotFound,
+    /// 410, validated.
+    #[error("already used: this countermark was validated before (or automatically 48 h after the event)")]
+    AlreadyUsed,
+    /// 410, cancelled.
+    #[error("booking cancelled: this countermark gives no entry")]
+    Cancelled,
+    /// 403 `payment`.
+    #[error("booking already reimbursed by pass Culture: it cannot be changed any more")]
+    Reimbursed,
+    /// 403 `booking`, not confirmed: the young person can still cancel.
+    #[error("too early to validate: the young person can still cancel this booking ({detail})")]
+    TooEarly {
+        /// pass Culture's message.
+        detail: String,
+    },
+    /// `keep` on an unused booking.
+    #[error("this countermark was not validated: there is nothing to undo")]
+    NotUsed,
+    /// `keep` on a booking with validation codes.
+    #[error("this booking has validation codes (tickets) and cannot be set back to unused")]
+    HasValidationCodes,
+    /// `cancel` too late.
+    #[error("too late to cancel: a venue can cancel until 48 h before the event")]
+    TooLate,
+    /// `cancel` failed (400).
+    #[error("pass Culture could not cancel the booking ({detail}); try again or contact pass Culture's support")]
+    CancelFailed {
+        /// pass Culture's message.
+        detail: String,
+    },
+    /// Another refusal.
+    #[error("pass Culture refused (HTTP {status}: {detail})")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// pass Culture's message.
+        detail: String,
+    },
+    /// 401 / 403 on the key.
+    #[error(
+        "pass Culture refused the API key (HTTP {status}: {detail}); check targets.passculture.api_key_file and the environment"
+    )]
+    AuthRefused {
+        /// HTTP status.
+        status: u16,
+        /// pass Culture's message.
+        detail: String,
+    },
+    /// 429.
+    #[error("too many requests to pass Culture: try again in {retry_after_secs} s")]
+    RateLimited {
+        /// Seconds to wait.
+        retry_after_secs: u64,
+    },
+    /// Transport error, 5xx.
+    #[error("pass Culture does not answer ({detail}): try again in a moment")]
+    Unavailable {
+        /// What happened.
+        detail: String,
+    },
+}
+
+impl ContremarqueError {
+    /// The exit code of the CLI.
+    pub fn exit_code(&self) -> u8 {
+        use ContremarqueError::*;
+        match self {
+            InvalidToken => exit_code::INVALID_TOKEN,
+            NotFound => exit_code::NOT_FOUND,
+            AlreadyUsed => exit_code::ALREADY_USED,
+            Cancelled => exit_code::CANCELLED,
+            Reimbursed => exit_code::REIMBURSED,
+            TooEarly { .. } => exit_code::TOO_EARLY,
+            NotUsed => exit_code::NOT_USED,
+            TooLate => exit_code::TOO_LATE,
+            HasValidationCodes | CancelFailed { .. } | Refused { .. } => exit_code::REFUSED,
+            AuthRefused { .. } => exit_code::AUTH,
+            RateLimited { .. } | Unavailable { .. } => exit_code::UNAVAILABLE,
+        }
+    }
+
+    /// The message in `lang`.
+    pub fn message(&self, lang: Lang) -> String {
+        use ContremarqueError::*;
+        if lang == Lang::En {
+            return self.to_string();
+        }
+        match self {
+            InvalidToken => {
+                "Ce n'est pas un code de contremarque : lettres et chiffres uniquement (6 en général).".into()
+            }
+            NotFound => "Contremarque introuvable : vérifiez le code ; elle concerne peut-être un autre lieu.".into(),
+            AlreadyUsed => "Déjà utilisée : cette contremarque a déjà été validée (ou automatiquement 48 h après \
+                            l'événement)."
+                .into(),
+            Cancelled => "Réservation annulée : cette contremarque ne donne pas accès à l'événement.".into(),
+            Reimbursed => "Réservation déjà remboursée par pass Culture : elle ne peut plus être modifiée.".into(),
+            TooEarly { detail } => {
+                format!("Trop tôt pour valider : le jeune peut encore annuler cette réservation ({detail}).")
+            }
+            NotUsed => "Cette contremarque n'a pas été validée : il n'y a rien à annuler.".into(),
+            HasValidationCodes => "Cette réservation a des codes de validation (billets) : elle ne peut pas revenir \
+                                   à « non utilisée »."
+                .into(),
+            TooLate => "Trop tard pour annuler : un lieu peut annuler jusqu'à 48 h avant l'événement.".into(),
+            CancelFailed { detail } => format!(
+                "pass Culture n'a pas pu annuler la réservation ({detail}) : réessayez ou contactez le support \
+                 pass Culture."
+            ),
+            Refused { status, detail } => format!("pass Culture refuse (HTTP {status} : {detail})."),
+            AuthRefused { status, detail } => format!(
+                "pass Culture refuse la clé d'API (HTTP {status} : {detail}) : vérifiez \
+                 targets.passculture.api_key_file et l'environnement (intégration ou production)."
+            ),
+            RateLimited { retry_after_secs } => {
+                format!("Trop de requêtes vers pass Culture : réessayez dans {retry_after_secs} s.")
+            }
+            Unavailable { detail } => format!("pass Culture ne répond pas ({detail}) : réessayez dans un instant."),
+        }
+    }
+}
+
+/// A successful `use`, `keep` or `cancel`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Done {
+    /// What was done.
+    pub action: Action,
+    /// The token (upper-cased).
+    pub token: String,
+}
+
+impl Done {
+    /// The message in `lang`.
+    pub fn message(&self, lang: Lang) -> String {
+        let t = &self.token;
+        match (self.action, lang) {
+            (Action::Use, Lang::Fr) => format!("Contremarque {t} validée : l'entrée est enregistrée."),
+            (Action::Use, Lang::En) => format!("Countermark {t} validated: the entry is recorded."),
+            (Action::Keep, Lang::Fr) => {
+                format!("Validation de {t} annulée : la contremarque est de nouveau à utiliser.")
+            }
+            (Action::Keep, Lang::En) => format!("Validation of {t} undone: the countermark can be used again."),
+            (Action::Cancel, Lang::Fr) => {
+                format!("Réservation {t} annulée : la place est libérée et le jeune est recrédité.")
+            }
+            (Action::Cancel, Lang::En) => {
+                format!("Booking {t} cancelled: the place is released and the young person's credit restored.")
+            }
+            (Action::Booking, Lang::Fr) => format!("Contremarque {t} trouvée."),
+            (Action::Booking, Lang::En) => format!("Countermark {t} found."),
+        }
+    }
+}
+
+/// Checks and normalises a token (pass Culture upper-cases it too).
+pub fn normalise_token(token: &str) -> Result<String, ContremarqueError> {
+    let t = token.trim();
+    if t.is_empty() || t.len() > 32 || !t.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(ContremarqueError::InvalidToken);
+    }
+    Ok(t.to_ascii_uppercase())
+}
+
+/// The first `(key, message)` of a pass Culture error body (`{"booking": "…"}`, `{"global": ["…"]}`).
+fn first_error(body: &[u8]) -> (String, String) {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    if let Some((k, m)) = v.as_object().and_then(|o| o.iter().next()) {
+        let text = match m {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+                .collect::<Vec<_>>()
+                .join(", "),
+            other => other.to_string(),
+        };
+        return (k.clone(), text);
+    }
+    (String::new(), crate::secutix::snippet(body))
+}
+
+/// Maps a non-2xx answer of `action` to its outcome (every status and body of pass Culture's documentation,
+/// English and the older French wordings).
+pub fn classify(action: Action, status: u16, retry_after: Option<Duration>, body: &[u8]) -> ContremarqueError {
+    use ContremarqueError::*;
+    let (key, detail) = first_error(body);
+    let t = detail.to_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| t.contains(w));
+    match status {
+        404 => NotFound,
+        410 if has(&["cancel", "annul"]) => Cancelled,
+        410 => AlreadyUsed,
+        403 if key == "payment" || has(&["reimburs", "rembours"]) => Reimbursed,
+        403 if has(&["not been used", "pas été utilisée", "pas été validée"]) => NotUsed,
+        403 if has(&["validation code"]) => HasValidationCodes,
+        403 if has(&[
+            "cannot be cancelled",
+            "cannot be canceled",
+            "plus être annulée",
+            "impossible d'annuler",
+        ]) =>
+        {
+            TooLate
+        }
+        403 if key == "booking" => TooEarly { detail },
+        401 | 403 => AuthRefused { status, detail },
+        400 if action == Action::Cancel => CancelFailed { detail },
+        429 => RateLimited {
+            retry_after_secs: retry_after.unwrap_or(super::api::DEFAULT_RATE_LIMIT_WAIT).as_secs(),
+        },
+        408 | 500.. => Unavailable {
+            detail: format!("HTTP {status}"),
+        },
+        _ => Refused { status, detail },
+    }
+}
+
+/// The box office: contremarque calls with one API key.
+#[derive(Debug, Clone)]
+pub struct BoxOffice {
+    api: Api,
+}
+
+impl BoxOffice {
+    /// A box office for the target `name` configured with `settings`.
+    pub fn new(name: &str, settings: &PassCultureSettings) -> Result<Self, TargetError> {
+        Ok(Self {
+            api: Api::new(name, settings)?,
+        })
+    }
+
+    async fn patch(&self, action: Action, token: &str) -> Result<Done, ContremarqueError> {
+        let token = normalise_token(token)?;
+        let path = format!("/public/bookings/v1/{}/token/{token}", action.as_str());
+        let a = self.send(reqwest::Method::PATCH, &path).await?;
+        if a.ok() {
+            tracing::info!(action = action.as_str(), "pass Culture contremarque done");
+            return Ok(Done { action, token });
+        }
+        let e = classify(action, a.status, a.retry_after, &a.body);
+        tracing::info!(action = action.as_str(), status = a.status, outcome = ?e.exit_code(),
+            "pass Culture contremarque refused");
+        Err(e)
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str) -> Result<Answer, ContremarqueError> {
+        self.api
+            .call(method, path, &[], None)
+            .await
+            .map_err(|e| ContremarqueError::Unavailable { detail: e.message })
+    }
+
+    /// Looks the booking up (`GET /public/bookings/v1/token/{token}`), with the date read from the offer.
+    pub async fn booking(&self, token: &str) -> Result<Booking, ContremarqueError> {
+        let token = normalise_token(token)?;
+        let a = self
+            .send(reqwest::Method::GET, &format!("/public/bookings/v1/token/{token}"))
+            .await?;
+        if !a.ok() {
+            return Err(classify(Action::Booking, a.status, a.retry_after, &a.body));
+        }
+        let w: WireBooking = serde_json::from_slice(&a.body).map_err(|e| ContremarqueError::Refused {
+            status: a.status,
+            detail: format!("unreadable answer: {e}"),
+        })?;
+        tracing::info!(booking_id = w.id, status = ?w.status, "pass Culture booking looked up");
+        let date = self.date_of(w.offer_id, w.stock_id).await;
+        Ok(Booking {
+            id: w.id,
+            status: w.status,
+            offer_id: w.offer_id,
+            offer_name: w.offer_name,
+            stock_id: w.stock_id,
+            date,
+            tariff: w.price_category_label,
+            price_cents: w.price,
+            quantity: w.quantity,
+            first_name: w.user_first_name,
+            last_name: w.user_last_name,
+            venue_name: w.venue_name,
+            cancellable_until: w.confirmation_date,
+        })
+    }
+
+    /// The start of a date: the booking does not carry it, the offer's dates do (cursor at the stock id).
+    async fn date_of(&self, offer_id: u64, stock_id: u64) -> Option<DateTime<Utc>> {
+        let a = self
+            .api
+            .call(
+                reqwest::Method::GET,
+                &format!("/public/offers/v1/events/{offer_id}/dates"),
+                &[("firstIndex", stock_id.to_string()), ("limit", "1".into())],
+                None,
+            )
+            .await
+            .ok()
+            .filter(Answer::ok)?;
+        let dates: Vec<WireDate> = serde_json::from_slice::<WireDates>(&a.body).ok()?.dates;
+        dates
+            .into_iter()
+            .find(|d| d.id == stock_id)
+            .map(|d| d.beginning_datetime.with_timezone(&Utc))
+    }
+
+    /// Marks the booking used (`PATCH /public/bookings/v1/use/token/{token}`).
+    pub async fn use_(&self, token: &str) -> Result<Done, ContremarqueError> {
+        self.patch(Action::Use, token).await
+    }
+
+    /// Undoes a use (`PATCH /public/bookings/v1/keep/token/{token}`).
+    pub async fn keep(&self, token: &str) -> Result<Done, ContremarqueError> {
+        self.patch(Action::Keep, token).await
+    }
+
+    /// Cancels the booking (`PATCH /public/bookings/v1/cancel/token/{token}`).
+    pub async fn cancel(&self, token: &str) -> Result<Done, ContremarqueError> {
+        self.patch(Action::Cancel, token).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_checked_and_upper_cased() {
+        assert_eq!(normalise_token(" abc123 "), Ok("ABC123".into()));
+        assert_eq!(normalise_token("AB/../C"), Err(ContremarqueError::InvalidToken));
+        assert_eq!(normalise_token(""), Err(ContremarqueError::InvalidToken));
+    }
+
+    #[test]
+    fn every_message_exists_in_both_languages_and_debug_hides_the_name() {
+        let b = Booking {
+            id: 1,
+            status: BookingStatus::Confirmed,
+            offer_id: 2,
+            offer_name: "Hamlet".into(),
+            stock_id: 3,
+            date: None,
+            tariff: None,
+            price_cents: 1000,
+            quantity: 1,
+            first_name: Some("Jeanne".into()),
+            last_name: Some("Dupont".into()),
+            venue_name: "Théâtre".into(),
+            cancellable_until: None,
+        };
+        let dbg = format!("{b:?}");
+        assert!(!dbg.contains("Jeanne") && !dbg.contains("Dupont"), "{dbg}");
+        assert!(
+            b.render("ABC123", Lang::Fr, chrono_tz::Europe::Paris)
+                .contains("Jeanne Dupont")
+        );
+        let e = ContremarqueError::TooLate;
+        assert_ne!(e.message(Lang::Fr), e.message(Lang::En));
+    }
+}
