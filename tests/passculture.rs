@@ -409,6 +409,7 @@ impl Venue {
         .expect("worker")
         .drain(DrainOptions {
             max_wait: Duration::from_secs(600),
+            stop: None,
         })
         .await
         .expect("drain")
