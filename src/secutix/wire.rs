@@ -103,7 +103,7 @@ fn int_from_scalar<E: de::Error>(s: Scalar, what: &str) -> Result<Option<i64>, E
             .map(Some)
             .map_err(|_| E::custom(format!("{what} {v} is out of range"))),
         Scalar::F64(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => Ok(Some(v as i64)),
-        Scalar::F64(v) => Err(E::custom(format!("expected {what} (an integer), found {v}"))),
+        Scalar::F64(v) => Err(E::custom(format!("expected {what}, found {v}"))),
         Scalar::Str(s) => {
             let t = s.trim();
             if t.is_empty() {
@@ -114,13 +114,10 @@ fn int_from_scalar<E: de::Error>(s: Scalar, what: &str) -> Result<Option<i64>, E
             }
             match t.parse::<f64>() {
                 Ok(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => Ok(Some(v as i64)),
-                _ => Err(E::custom(format!(
-                    "expected {what} (an integer), found {:?}",
-                    truncate(t, 40)
-                ))),
+                _ => Err(E::custom(format!("expected {what}, found {:?}", truncate(t, 40)))),
             }
         }
-        Scalar::Bool(b) => Err(E::custom(format!("expected {what} (an integer), found boolean {b}"))),
+        Scalar::Bool(b) => Err(E::custom(format!("expected {what}, found boolean {b}"))),
     }
 }
 

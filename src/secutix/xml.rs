@@ -359,13 +359,17 @@ fn product<R: BufRead>(
 /// Reads the SOAP envelope down to the result element; returns the element's local name, or fails on a
 /// SOAP fault or a document that is not a SOAP envelope.
 fn open_result<R: BufRead>(cur: &mut Cursor<R>) -> Result<(), ParseError> {
-    match cur.next()? {
-        Ev::Start { name, .. } if name == "Envelope" => {}
-        Ev::Start { name, .. } => {
-            return Err(cur.err(format!("expected a SOAP Envelope, found <{name}>")));
+    loop {
+        match cur.next()? {
+            Ev::Start { name, .. } if name == "Envelope" => break,
+            Ev::Start { name, .. } => {
+                return Err(cur.err(format!("expected a SOAP Envelope, found <{name}>")));
+            }
+            // The line break (or indentation) after `<?xml …?>` that most servers write.
+            Ev::Text(t) if t.trim().is_empty() => {}
+            Ev::Eof => return Err(cur.err("the body is empty")),
+            _ => return Err(cur.err("expected a SOAP Envelope")),
         }
-        Ev::Eof => return Err(cur.err("the body is empty")),
-        _ => return Err(cur.err("expected a SOAP Envelope")),
     }
     // Header (skipped), then Body.
     loop {
@@ -741,5 +745,14 @@ mod tests {
         let r = parse_soap_result("getPOSConfig", body.as_bytes()).expect("parses");
         assert_eq!(r.envelope.status(), CallStatus::Success);
         assert_eq!(r.result["posConfigData"]["posId"], "123");
+    }
+
+    #[test]
+    fn whitespace_after_the_xml_declaration_is_accepted() {
+        let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n  <e:Envelope xmlns:e=\"http://schemas.xmlsoap.org/soap/envelope/\"><e:Body><x:getPOSConfigResponse xmlns:x=\"urn:x\"><return><statusCode>success</statusCode></return></x:getPOSConfigResponse></e:Body></e:Envelope>\n";
+        let r = parse_soap_result("getPOSConfig", body.as_bytes()).expect("parses");
+        assert_eq!(r.envelope.status(), CallStatus::Success);
+        let e = parse_soap_result("getPOSConfig", b"\n  Service Unavailable").expect_err("not SOAP");
+        assert!(e.to_string().contains("expected a SOAP Envelope"), "{e}");
     }
 }
