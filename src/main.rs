@@ -47,6 +47,68 @@ enum Command {
         #[command(subcommand)]
         action: PassCultureCommand,
     },
+    /// Build the entries, queue what each target lacks, and send the outbox once; prints the counts.
+    ///
+    /// Works on the store directly: stop the daemon first (one process per store).
+    /// Exit codes: 0 everything due was delivered (or the dry run was printed), 1 the push could not run
+    /// (store, no catalogue yet), 2 configuration problem (no such target, bad target settings),
+    /// 3 some operations are still pending after a temporary failure (retried by the next push or the
+    /// daemon), 4 some operations were moved to dead letters in this run (see `dlq list`).
+    Push(PushArgs),
+    /// Dead letters: operations a target refused for good or that failed too many times.
+    ///
+    /// Works on the store directly: stop the daemon first (one process per store).
+    /// Exit codes: 0 done, 1 store failure, 2 configuration problem (no such target), 3 no such dead letter.
+    Dlq {
+        #[command(subcommand)]
+        action: DlqCommand,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct PushArgs {
+    /// Only this target (its `name` in [[targets]]); default: every enabled target.
+    #[arg(long, value_name = "NAME")]
+    target: Option<String>,
+    /// Print the plan (create / update / unpublish / delete per target) and send nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Also wait up to this long for operations in back-off (e.g. "2m"); default: send what is due and stop.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "0s")]
+    wait: std::time::Duration,
+}
+
+#[derive(Debug, Subcommand)]
+enum DlqCommand {
+    /// List the dead letters, oldest first, with their last error.
+    List {
+        /// Only this target.
+        #[arg(long, value_name = "NAME")]
+        target: Option<String>,
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put dead letters back in the outbox: sent by the next `push` (or the daemon).
+    Replay {
+        /// The dead letter's ID (from `dlq list`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<u64>,
+        /// Every dead letter (of `--target`, or of every target).
+        #[arg(long)]
+        all: bool,
+        /// The target of the dead letter(s).
+        #[arg(long, value_name = "NAME")]
+        target: Option<String>,
+    },
+    /// Drop a dead letter: that version of the entry is not sent again (a later change of the entry is).
+    Drop {
+        /// The dead letter's ID (from `dlq list`).
+        id: u64,
+        /// The target of the dead letter.
+        #[arg(long, value_name = "NAME")]
+        target: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,6 +149,8 @@ fn main() -> ExitCode {
         Command::ValidateConfig => Ok(validate_config_command(&sources)),
         Command::Import { force } => import_command(&sources, force),
         Command::Passculture { action } => passculture_command(&sources, action),
+        Command::Push(args) => push_command(&sources, args),
+        Command::Dlq { action } => dlq_command(&sources, action),
     };
     match result {
         Ok(code) => code,
@@ -336,6 +400,430 @@ fn passculture_command(sources: &Sources, command: PassCultureCommand) -> anyhow
                 println!("{}", e.message(lang));
             }
             Ok(ExitCode::from(e.exit_code()))
+        }
+    }
+}
+
+/// Exit codes of `push` and `dlq` (documented in their `--help` and in the README).
+mod push_exit {
+    pub const OK: u8 = 0;
+    pub const FAILED: u8 = 1;
+    pub const CONFIG: u8 = 2;
+    pub const PENDING: u8 = 3;
+    pub const DEAD: u8 = 4;
+    pub const NO_SUCH_DEAD_LETTER: u8 = 3;
+}
+
+/// The status of a performance from the catalogue alone: on sale unless it has started or SecuTix
+/// cancelled, closed or suspended it (or its product); no indicator level.
+///
+/// availability: once the `availability` branch is merged, `push` takes the poller's statuses instead:
+/// `availability::performance_status(product, perf, stored, now)` with `stored` read from
+/// `AvailabilityStore::performance(product.id, perf.id)`, as the daemon does. Until then entries pushed by
+/// this command carry `availability.status` `unknown` (or `not_on_sale`), like the tests' catalogue-only
+/// status.
+fn catalogue_status(
+    product: &secutix_sync::catalog::Product,
+    perf: &secutix_sync::catalog::Performance,
+    now: chrono::DateTime<chrono::Utc>,
+) -> secutix_sync::merge::PerformanceStatus {
+    use secutix_sync::catalog::State;
+    let closed = |s: &Option<State>| {
+        matches!(
+            s,
+            Some(State::Canceled | State::CanceledClosed | State::Closed | State::Suspended)
+        )
+    };
+    secutix_sync::merge::PerformanceStatus {
+        level: None,
+        on_sale: !perf.is_past(now) && !closed(&product.state) && !closed(&perf.state),
+    }
+}
+
+/// The enabled targets to push to: `--target NAME` or all of them. `Err` is a configuration problem.
+fn push_targets<'a>(
+    config: &'a Config,
+    name: Option<&str>,
+) -> Result<Vec<&'a secutix_sync::config::TargetConfig>, String> {
+    let names = || {
+        config
+            .targets
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match name {
+        Some(n) => match config.targets.iter().find(|t| t.name == n) {
+            Some(t) if !t.enabled => Err(format!(
+                "target {n} is disabled (enabled = false in its [[targets]] table); enable it to push to it"
+            )),
+            Some(t) => Ok(vec![t]),
+            None => Err(format!(
+                "no target named {n:?} in the configuration (targets: {})",
+                if config.targets.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names()
+                }
+            )),
+        },
+        None => {
+            let enabled: Vec<_> = config.targets.iter().filter(|t| t.enabled).collect();
+            if enabled.is_empty() {
+                Err(
+                    "the configuration has no enabled [[targets]]: declare one (see \"Targets and the outbox\" in \
+                     the README and config/default.toml)"
+                        .to_owned(),
+                )
+            } else {
+                Ok(enabled)
+            }
+        }
+    }
+}
+
+/// A product's title for listings: the first configured language, else any.
+fn product_title(view: &secutix_sync::store::CatalogView, external_id: &str, langs: &[String]) -> String {
+    let Some(id) = secutix_sync::merge::product_id_of(external_id) else {
+        return String::new();
+    };
+    let lang = langs.first().map(String::as_str).unwrap_or("fr");
+    view.product(id)
+        .ok()
+        .flatten()
+        .and_then(|r| r.product.name.get(lang, &[]).map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn push_command(sources: &Sources, args: PushArgs) -> anyhow::Result<ExitCode> {
+    use secutix_sync::push::{DrainOptions, Outbox, Scope, Worker};
+    let config = match load_config(sources) {
+        Ok(l) => l.config,
+        Err(e) => {
+            eprintln!("{e:#}");
+            return Ok(ExitCode::from(push_exit::CONFIG));
+        }
+    };
+    let targets = match push_targets(&config, args.target.as_deref()) {
+        Ok(t) => t,
+        Err(message) => {
+            eprintln!("{message}");
+            return Ok(ExitCode::from(push_exit::CONFIG));
+        }
+    };
+    let store = match open_store(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("push failed: {e:#}");
+            return Ok(ExitCode::from(push_exit::FAILED));
+        }
+    };
+    let Some(view) = store.catalog()? else {
+        eprintln!(
+            "the store at {} has no catalogue yet: run `secutix-sync import` first",
+            config.store.path.display()
+        );
+        return Ok(ExitCode::from(push_exit::FAILED));
+    };
+    // Build every target before anything is planned: a bad one stops the push with nothing queued.
+    let mut built = Vec::new();
+    if !args.dry_run {
+        for cfg in &targets {
+            match secutix_sync::targets::build(cfg, &store) {
+                Ok(t) => built.push((*cfg, t)),
+                Err(e) => {
+                    eprintln!("target {}: {e}", cfg.name);
+                    return Ok(ExitCode::from(push_exit::CONFIG));
+                }
+            }
+        }
+    }
+    let outbox = Outbox::open(&store)?;
+    let plan_targets: Vec<_> = targets.iter().map(|t| secutix_sync::targets::plan_target(t)).collect();
+    let options = config.entries.options();
+    let plan = outbox
+        .plan(
+            &plan_targets,
+            &options,
+            &catalogue_status,
+            &Scope::All,
+            false,
+            args.dry_run,
+        )
+        .context("while planning the entries")?;
+    let langs = if options.languages.is_empty() {
+        view.meta.pos.as_ref().map(|p| p.languages.clone()).unwrap_or_default()
+    } else {
+        options.languages.clone()
+    };
+    if args.dry_run {
+        println!("dry run: nothing is written to the store and nothing is sent");
+    }
+    println!(
+        "entries: {} built, {} changed since the last plan",
+        plan.entries, plan.changed_entries
+    );
+    for cfg in &targets {
+        let p = plan.targets.get(&cfg.name).cloned().unwrap_or_default();
+        let waiting = outbox.depth(&cfg.name)?;
+        println!(
+            "target {} ({}): create {}, update {}, unpublish {}, delete {}; unchanged {}, dead letters {}, dropped {}, \
+             not selected {}",
+            cfg.name,
+            format!("{:?}", cfg.kind).to_lowercase(),
+            p.create,
+            p.update,
+            p.unpublish,
+            p.delete,
+            p.unchanged,
+            p.dead,
+            p.dropped,
+            p.skipped
+        );
+        if args.dry_run {
+            for (kind, id, first) in &p.operations {
+                let what = match (kind, first) {
+                    (secutix_sync::targets::OpKind::Upsert, true) => "create",
+                    (secutix_sync::targets::OpKind::Upsert, false) => "update",
+                    (k, _) => k.as_str(),
+                };
+                println!("  {what:<9} {id:<24} {}", product_title(&view, id, &langs));
+            }
+            if waiting > 0 {
+                println!("  {waiting} operation(s) already in the outbox would be sent too");
+            }
+        }
+    }
+    if args.dry_run {
+        return Ok(ExitCode::from(push_exit::OK));
+    }
+
+    let rt = runtime()?;
+    let results = rt.block_on(async {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let on_signal = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("interrupted: finishing the requests in flight; the rest stays in the outbox");
+                on_signal.cancel();
+            }
+        });
+        let mut set = tokio::task::JoinSet::new();
+        for (cfg, target) in built {
+            let outbox = outbox.clone();
+            let opts = DrainOptions {
+                max_wait: args.wait,
+                stop: Some(stop.clone()),
+            };
+            let settings = cfg.push_settings();
+            let name = cfg.name.clone();
+            set.spawn(async move {
+                let report = match Worker::new(&outbox, target, settings) {
+                    Ok(w) => w.drain(opts).await,
+                    Err(e) => Err(e),
+                };
+                (name, report)
+            });
+        }
+        let mut out = std::collections::BTreeMap::new();
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok((name, report)) => {
+                    out.insert(name, report);
+                }
+                Err(e) => tracing::error!(error = %e, "a push worker stopped unexpectedly"),
+            }
+        }
+        out
+    });
+    store.flush()?;
+    let (mut dead, mut pending, mut failed) = (0u64, 0u64, false);
+    let tz = store.time_zone();
+    for cfg in &targets {
+        match results.get(&cfg.name) {
+            Some(Ok(r)) => {
+                println!(
+                    "target {}: delivered {}, retried {}, moved to dead letters {}, still pending {}",
+                    cfg.name, r.delivered, r.retried, r.dead, r.pending
+                );
+                if let Some(next) = r.next_attempt_at.filter(|_| r.pending > 0) {
+                    println!(
+                        "  next attempt at {}: run `secutix-sync push` again (or let the daemon retry)",
+                        next.with_timezone(&tz)
+                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    );
+                }
+                let letters = outbox.dead_letters(std::slice::from_ref(&cfg.name))?.len();
+                if letters > 0 {
+                    println!(
+                        "  {letters} dead letter(s): see `secutix-sync dlq list --target {}`",
+                        cfg.name
+                    );
+                }
+                dead += r.dead;
+                pending += r.pending;
+            }
+            Some(Err(e)) => {
+                eprintln!("target {}: the push failed: {e}", cfg.name);
+                failed = true;
+            }
+            None => {
+                eprintln!("target {}: the push worker stopped unexpectedly", cfg.name);
+                failed = true;
+            }
+        }
+    }
+    Ok(ExitCode::from(if failed {
+        push_exit::FAILED
+    } else if dead > 0 {
+        push_exit::DEAD
+    } else if pending > 0 {
+        push_exit::PENDING
+    } else {
+        push_exit::OK
+    }))
+}
+
+fn dlq_command(sources: &Sources, command: DlqCommand) -> anyhow::Result<ExitCode> {
+    use secutix_sync::push::{DeadLetter, Outbox, PushError};
+    let config = match load_config(sources) {
+        Ok(l) => l.config,
+        Err(e) => {
+            eprintln!("{e:#}");
+            return Ok(ExitCode::from(push_exit::CONFIG));
+        }
+    };
+    let store = match open_store(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e:#}");
+            return Ok(ExitCode::from(push_exit::FAILED));
+        }
+    };
+    let outbox = Outbox::open(&store)?;
+    // Configured targets and those the store remembers (a target removed from the configuration keeps
+    // its dead letters).
+    let mut known: Vec<String> = config.targets.iter().map(|t| t.name.clone()).collect();
+    for name in outbox.targets_in_store() {
+        if !known.contains(&name) {
+            known.push(name);
+        }
+    }
+    let target = match &command {
+        DlqCommand::List { target, .. } | DlqCommand::Replay { target, .. } | DlqCommand::Drop { target, .. } => {
+            target.clone()
+        }
+    };
+    if let Some(t) = &target
+        && !known.contains(t)
+    {
+        eprintln!(
+            "no target named {t:?} in the configuration or the store (targets: {})",
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
+        );
+        return Ok(ExitCode::from(push_exit::CONFIG));
+    }
+    let scope: Vec<String> = match &target {
+        Some(t) => vec![t.clone()],
+        None => known.clone(),
+    };
+    let tz = store.time_zone();
+    let when =
+        |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&tz).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    // The target of dead letter `id` within the scope.
+    let find = |id: u64| -> anyhow::Result<Option<DeadLetter>> {
+        Ok(outbox.dead_letters(&scope)?.into_iter().find(|d| d.id == id))
+    };
+    let missing = |id: u64| {
+        eprintln!(
+            "no dead letter {id}{}; see `secutix-sync dlq list`",
+            target.as_ref().map(|t| format!(" for target {t}")).unwrap_or_default()
+        );
+        Ok(ExitCode::from(push_exit::NO_SUCH_DEAD_LETTER))
+    };
+    match command {
+        DlqCommand::List { json, .. } => {
+            let letters = outbox.dead_letters(&scope)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&letters)?);
+            } else if letters.is_empty() {
+                println!("no dead letters");
+            } else {
+                println!(
+                    "{:<20} {:<16} {:<9} {:<24} {:>8}  FAILED AT",
+                    "ID", "TARGET", "OPERATION", "ENTRY", "ATTEMPTS"
+                );
+                for d in &letters {
+                    println!(
+                        "{:<20} {:<16} {:<9} {:<24} {:>8}  {}",
+                        d.id,
+                        d.target,
+                        d.item.kind.as_str(),
+                        d.item.external_id,
+                        d.item.attempts,
+                        when(d.failed_at)
+                    );
+                    println!("    error: {}", d.error);
+                }
+                println!(
+                    "{} dead letter(s). `secutix-sync dlq replay ID` sends one again, `dlq drop ID` forgets it",
+                    letters.len()
+                );
+            }
+            Ok(ExitCode::from(push_exit::OK))
+        }
+        DlqCommand::Replay { id: Some(id), .. } => {
+            let Some(d) = find(id)? else { return missing(id) };
+            match outbox.replay(&d.target, Some(id)) {
+                Ok((1, _)) => println!(
+                    "dead letter {id} ({} {}) is back in the outbox of {}: the next push (or the daemon) sends it",
+                    d.item.kind.as_str(),
+                    d.item.external_id,
+                    d.target
+                ),
+                Ok(_) => println!(
+                    "dead letter {id} removed: a newer operation for {} is already waiting in the outbox of {}",
+                    d.item.external_id, d.target
+                ),
+                Err(PushError::NotFound(_)) => return missing(id),
+                Err(e) => return Err(e.into()),
+            }
+            Ok(ExitCode::from(push_exit::OK))
+        }
+        DlqCommand::Replay { id: None, .. } => {
+            let (mut replayed, mut superseded) = (0, 0);
+            for t in &scope {
+                let (r, s) = outbox.replay(t, None)?;
+                if r + s > 0 {
+                    println!("target {t}: {r} back in the outbox, {s} superseded by a newer operation");
+                }
+                replayed += r;
+                superseded += s;
+            }
+            println!(
+                "{replayed} dead letter(s) replayed, {superseded} superseded; the next push (or the daemon) sends them"
+            );
+            Ok(ExitCode::from(push_exit::OK))
+        }
+        DlqCommand::Drop { id, .. } => {
+            let Some(d) = find(id)? else { return missing(id) };
+            match outbox.drop_dead_letter(&d.target, id) {
+                Ok(d) => println!(
+                    "dead letter {id} ({} {}) of {} dropped: this version is not sent again; a change of the \
+                     entry is",
+                    d.item.kind.as_str(),
+                    d.item.external_id,
+                    d.target
+                ),
+                Err(PushError::NotFound(_)) => return missing(id),
+                Err(e) => return Err(e.into()),
+            }
+            Ok(ExitCode::from(push_exit::OK))
         }
     }
 }

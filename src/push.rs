@@ -6,7 +6,9 @@
 //!   to an entry **supersedes** a pending one: one version per entry in the outbox, and the worker never has
 //!   two operations for one entry in flight.
 //! - `push.<target>.acked`: external id → what the target acknowledged (hash, operation, its own id).
-//! - `push.<target>.dead`: dead letters by number, and `push.<target>.dead_ids`: external id → number.
+//! - `push.<target>.dead`: dead letters by number, and `push.<target>.dead_ids`: external id → number and
+//!   content hash of its dead letter, or [`DROPPED`] and the hash when an operator dropped it: the planner
+//!   does not send that version again (it would otherwise be re-planned at once), a changed entry is sent.
 //!
 //! # Flow
 //! [`Outbox::plan`] builds every entry (or those of a scope), writes changed ones to `entries`, and enqueues
@@ -81,6 +83,10 @@ impl Default for PushSettings {
         }
     }
 }
+
+/// The number kept in `dead_ids` for a version an operator dropped from the dead letters (no dead letter
+/// has it: numbers come from sled's id generator, which never reaches it).
+pub const DROPPED: u64 = u64::MAX;
 
 /// A pending operation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -206,6 +212,9 @@ pub struct TargetPlan {
     pub unchanged: u64,
     /// Entries skipped because their current version is a dead letter (replay it, or change it).
     pub dead: u64,
+    /// Entries skipped because an operator dropped the dead letter of their current version; sent again
+    /// when they change (or with a full re-push).
+    pub dropped: u64,
     /// Entries the target's filter does not want and that it never received (or already withdrew).
     pub skipped: u64,
     /// The operations: (kind, external id, first time).
@@ -473,7 +482,11 @@ impl Outbox {
                 if let Some(dead) = t.dead_ids.get(&id).map_err(self.err())? {
                     let dead_hash = String::from_utf8_lossy(&dead[8..]).into_owned();
                     if dead_hash == hash && !full {
-                        plan.dead += 1;
+                        if dead[..8] == DROPPED.to_be_bytes() {
+                            plan.dropped += 1;
+                        } else {
+                            plan.dead += 1;
+                        }
                         continue;
                     }
                 }
@@ -574,7 +587,8 @@ impl Outbox {
         Ok((replayed, superseded))
     }
 
-    /// Drops a dead letter of `target`.
+    /// Drops a dead letter of `target`: that version of the entry is not sent again. The planner skips it
+    /// (counted as `dropped`) until the entry changes or a full re-push is asked for.
     pub fn drop_dead_letter(&self, target: &str, id: u64) -> Result<DeadLetter, PushError> {
         let t = self.trees(target)?;
         let Some(v) = t.dead.remove(id.to_be_bytes()).map_err(self.err())? else {
@@ -583,9 +597,34 @@ impl Outbox {
             )));
         };
         let dl: DeadLetter = decode(&v, "dead letter")?;
-        t.dead_ids.remove(&dl.item.external_id).map_err(self.err())?;
+        let ext = dl.item.external_id.as_bytes();
+        // Only if this dead letter is still the entry's latest word (a newer one replaces it otherwise).
+        if let Some(cur) = t.dead_ids.get(ext).map_err(self.err())?
+            && cur[..8] == id.to_be_bytes()
+        {
+            let mut marker = DROPPED.to_be_bytes().to_vec();
+            marker.extend_from_slice(&cur[8..]);
+            t.dead_ids.insert(ext, marker).map_err(self.err())?;
+        }
         self.store.db().flush().map_err(self.err())?;
         Ok(dl)
+    }
+
+    /// Names of the targets that have state in the store (outbox, acknowledgements, dead letters), sorted;
+    /// also targets removed from the configuration since, whose dead letters an operator may still list.
+    pub fn targets_in_store(&self) -> Vec<String> {
+        let names: BTreeSet<String> = self
+            .store
+            .db()
+            .tree_names()
+            .into_iter()
+            .filter_map(|n| {
+                let n = String::from_utf8_lossy(&n).into_owned();
+                let (name, suffix) = n.strip_prefix("push.")?.rsplit_once('.')?;
+                matches!(suffix, "outbox" | "acked" | "dead" | "dead_ids").then(|| name.to_owned())
+            })
+            .collect();
+        names.into_iter().collect()
     }
 
     /// Forgets what `target` acknowledged (after a CMS was restored from an old backup, or to rebuild a
