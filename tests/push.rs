@@ -193,14 +193,24 @@ async fn retries_back_off_honour_retry_after_and_deliver_once() {
     assert_eq!(report.retried, 4, "500, 503, 429 and a timeout");
     let reqs = m.requests();
     assert_eq!(reqs.len(), 5);
+    let gap = |i: usize| reqs[i + 1].at - reqs[i].at;
+    let within = |d: Duration, lo: f64, hi: f64| d >= Duration::from_secs_f64(lo) && d <= Duration::from_secs_f64(hi);
+    // Full jitter: attempt n waits a random time in [0.1 s, backoff_initial × 2^(n-1)] (5 s, 10 s, 20 s, 40 s).
     assert!(
-        reqs[2].at - reqs[1].at >= Duration::from_secs(120),
-        "Retry-After honoured: {:?}",
-        reqs[2].at - reqs[1].at
+        within(gap(0), 0.1, 5.1),
+        "after the 500, a first back-off of at most 5 s: {:?}",
+        gap(0)
     );
     assert!(
-        reqs[4].at - reqs[3].at >= Duration::from_secs(20),
-        "the slow answer timed out after request_timeout"
+        within(gap(1), 120.0, 121.0),
+        "the 503's Retry-After (120 s) wins over the 10 s back-off: {:?}",
+        gap(1)
+    );
+    assert!(within(gap(2), 0.1, 20.1), "after the 429, at most 20 s: {:?}", gap(2));
+    assert!(
+        within(gap(3), 20.1, 60.1),
+        "the slow answer timed out after request_timeout (20 s), then at most 40 s: {:?}",
+        gap(3)
     );
     let keys: Vec<_> = reqs.iter().map(|r| r.header("idempotency-key")).collect();
     assert!(
@@ -233,6 +243,10 @@ async fn attempts_are_bounded_and_a_permanent_error_goes_to_dead_letters_without
     .await;
     assert_eq!((report.delivered, report.dead, report.pending), (1, 2, 0));
     assert_eq!(m.requests_to("/hook/secutix-1").len(), 8, "max_attempts");
+    assert!(
+        m.requests_to("/hook/secutix-3")[0].at < m.requests_to("/hook/secutix-1")[1].at,
+        "the good entry is not queued behind the failing one's retries"
+    );
     assert_eq!(m.requests_to("/hook/secutix-2").len(), 1, "a 400 is not retried");
     let dead = outbox.dead_letters(&["site".into()]).expect("dead letters");
     assert_eq!(dead.len(), 2);
@@ -372,6 +386,16 @@ fn a_push_killed_after_sending_but_before_the_ack_is_resent_and_nothing_is_lost(
     }
     assert_eq!(counts.len(), 6, "every entry delivered: {counts:?}");
     assert_eq!(counts["secutix-3"], 2, "the one in flight is sent again (idempotently)");
+    let resent = m.requests_to("/hook/secutix-3");
+    assert_eq!(
+        resent[0].header("idempotency-key"),
+        resent[1].header("idempotency-key"),
+        "the same Idempotency-Key before and after the crash"
+    );
+    assert_eq!(
+        resent[0].body, resent[1].body,
+        "the same body: a duplicate, not a new version"
+    );
     assert!(
         counts.iter().filter(|(k, _)| *k != "secutix-3").all(|(_, n)| *n == 1),
         "{counts:?}"
@@ -542,4 +566,166 @@ async fn a_target_filter_skips_products_and_withdraws_those_that_leave_it_withou
     drain(&outbox, site, Duration::ZERO).await;
     let p = run(only(&[1], DeletePolicy::Keep));
     assert_eq!((p.operations.len(), p.skipped), (0, 2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn files_are_replaced_whole_so_a_reader_never_sees_half_a_file_and_delete_removes_them() {
+    use std::io::Read;
+    let clock = clock();
+    let (store, _dir) = store(&clock);
+    let out = tempfile::tempdir().expect("out");
+    import_body(&store, &three_products(), false);
+    let outbox = Outbox::open(&store).expect("outbox");
+    let files: Arc<dyn Target> = Arc::new(
+        FilesTarget::new(
+            "site",
+            &FilesSettings {
+                path: out.path().to_owned(),
+                pretty: false,
+            },
+        )
+        .expect("files"),
+    );
+    let levels: Levels = Arc::default();
+    let status = status_of(&levels);
+    let targets = [PlanTarget::new("site", DeletePolicy::Delete)];
+    let plan = |outbox: &Outbox| {
+        outbox
+            .plan(&targets, &options(), &status, &Scope::All, false, false)
+            .expect("plan")
+            .targets["site"]
+            .clone()
+    };
+    plan(&outbox);
+    drain(&outbox, files.clone(), Duration::ZERO).await;
+
+    // A site generator has secutix-1.json open while the entry changes.
+    let mut reader = std::fs::File::open(out.path().join("secutix-1.json")).expect("open");
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    let mut changed = three_products();
+    changed["catalogData"]["seasons"][0]["products"][0]["externalName"]["translations"][0]["value"] =
+        json!("Hamlet, prince de Danemark (version intégrale, avec entracte)");
+    import_body(&store, &changed, false);
+    assert_eq!(plan(&outbox).update, 1);
+    drain(&outbox, files.clone(), Duration::ZERO).await;
+    // The open reader still reads the whole previous document: the new one was written beside it and renamed
+    // over it. A file rewritten in place would show this reader the new text, or a truncated mix.
+    let mut old = String::new();
+    reader.read_to_string(&mut old).expect("read");
+    let old: Value = serde_json::from_str(&old).expect("the previous file is whole");
+    assert_eq!(old["title"]["fr"], "Hamlet");
+    let new: Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("secutix-1.json")).expect("read")).expect("json");
+    assert_eq!(
+        new["title"]["fr"],
+        "Hamlet, prince de Danemark (version intégrale, avec entracte)"
+    );
+
+    // With delete_policy = "delete", a tombstone removes the file and its index line.
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    let mut two = changed.clone();
+    two["catalogData"]["seasons"][0]["products"]
+        .as_array_mut()
+        .expect("products")
+        .pop();
+    import_body(&store, &two, true);
+    assert_eq!(plan(&outbox).delete, 1);
+    drain(&outbox, files, Duration::ZERO).await;
+    assert!(!out.path().join("secutix-3.json").exists());
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("index.json")).expect("read")).expect("json");
+    assert_eq!(index["count"], 2);
+    assert_eq!(
+        outbox.acked("site", "secutix-3").expect("ack").map(|a| a.kind),
+        Some(secutix_sync::targets::OpKind::Delete)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_post_envelope_carries_the_event_and_a_409_counts_as_already_applied() {
+    let clock = clock();
+    let (store, _dir) = store(&clock);
+    import_body(&store, &three_products(), false);
+    let outbox = Outbox::open(&store).expect("outbox");
+    let m = MockHttp::start().await;
+    m.on("POST", "/events", [Reply::status(409).body("already received")]);
+    let settings = WebhookSettings {
+        url: format!("{}/events", m.uri()),
+        mode: WebhookMode::Post,
+        secret: None,
+        secret_file: None,
+        headers: BTreeMap::new(),
+    };
+    let target: Arc<dyn Target> =
+        Arc::new(WebhookTarget::new("events", &settings, Duration::from_secs(20)).expect("webhook target"));
+    plan(&outbox, &["events"], &Arc::default());
+    let report = drain(&outbox, target, Duration::ZERO).await;
+    assert_eq!(
+        (report.delivered, report.dead, report.pending),
+        (3, 0, 0),
+        "409 = already applied"
+    );
+    for r in m.requests() {
+        let body = r.json();
+        let id = body["external_id"].as_str().expect("external_id").to_owned();
+        let hash = body["content_hash"].as_str().expect("content_hash").to_owned();
+        assert_eq!(body["event"], "upsert");
+        assert_eq!(body["entry"]["external_id"], id.as_str());
+        assert!(
+            body["occurred_at"]
+                .as_str()
+                .is_some_and(|t| DateTime::parse_from_rfc3339(t).is_ok())
+        );
+        assert_eq!(
+            r.header("idempotency-key"),
+            Some(secutix_sync::targets::webhook::idempotency_key(&id, &hash))
+        );
+        assert_eq!(
+            outbox.acked("events", &id).expect("ack").map(|a| a.content_hash),
+            Some(hash)
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_dead_letter_is_not_planned_again_until_its_entry_changes() {
+    let clock = clock();
+    let (store, _dir) = store(&clock);
+    import_body(&store, &three_products(), false);
+    let outbox = Outbox::open(&store).expect("outbox");
+    let m = MockHttp::start().await;
+    ok_receiver(&m);
+    m.on(
+        "PUT",
+        "/hook/secutix-2",
+        [Reply::status(422).body("{\"error\":\"no image\"}")],
+    );
+    let site = webhook("site", &format!("{}/hook", m.uri()), None);
+    plan(&outbox, &["site"], &Arc::default());
+    assert_eq!(drain(&outbox, site.clone(), Duration::ZERO).await.dead, 1);
+    let dead = outbox.dead_letters(&["site".into()]).expect("dead letters");
+    let dropped = outbox.drop_dead_letter("site", dead[0].id).expect("drop");
+    assert_eq!(dropped.item.external_id, "secutix-2");
+    assert!(outbox.dead_letters(&["site".into()]).expect("dead letters").is_empty());
+    assert!(outbox.drop_dead_letter("site", dead[0].id).is_err(), "dropped once");
+
+    // The receiver would take it now, but that version was dropped: not queued again.
+    m.on("PUT", "/hook/secutix-2", [Reply::status(204)]);
+    let again = plan(&outbox, &["site"], &Arc::default());
+    assert_eq!(
+        (again.targets["site"].dropped, again.targets["site"].operations.len()),
+        (1, 0)
+    );
+    drain(&outbox, site.clone(), Duration::ZERO).await;
+    assert_eq!(m.requests_to("/hook/secutix-2").len(), 1);
+
+    // A change of the entry is sent.
+    let mut changed = three_products();
+    changed["catalogData"]["seasons"][0]["products"][1]["event"]["performances"][0]["prices"][0]["amount"] =
+        json!(30000);
+    import_body(&store, &changed, false);
+    let p = plan(&outbox, &["site"], &Arc::default());
+    assert_eq!((p.targets["site"].create, p.targets["site"].dropped), (1, 0));
+    assert_eq!(drain(&outbox, site, Duration::ZERO).await.delivered, 1);
+    assert_eq!(m.requests_to("/hook/secutix-2").len(), 2);
 }
