@@ -1,0 +1,145 @@
+//! The operator's documentation keeps up with the code: every entry field is in the README's "Entries"
+//! section, every `[entries]` key has its own comment in `config/default.toml`, and every `[[targets]]`,
+//! `[targets.files]` and `[targets.webhook]` key is in the README's table and in `config/default.toml`.
+//! Field names come from the types themselves (their serde field lists), not from a copy in this file.
+
+use serde::de::{self, DeserializeOwned, Visitor};
+
+const README: &str = include_str!("../README.md");
+const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// The field names a `#[derive(Deserialize)]` struct asks its deserializer for.
+fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
+    struct Capture<'a>(&'a mut &'static [&'static str]);
+    impl<'de> de::Deserializer<'de> for Capture<'_> {
+        type Error = de::value::Error;
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(de::Error::custom("fields captured"))
+        }
+        fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("not a struct"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+            unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Capture(&mut fields));
+    assert!(
+        !fields.is_empty(),
+        "{} is a struct with fields",
+        std::any::type_name::<T>()
+    );
+    fields
+}
+
+/// The text of the README section `## title` (up to the next `## `).
+fn section(title: &str) -> &'static str {
+    let start = README
+        .find(&format!("\n## {title}\n"))
+        .unwrap_or_else(|| panic!("README has a \"## {title}\" section"));
+    let rest = &README[start + 4..];
+    &rest[..rest.find("\n## ").unwrap_or(rest.len())]
+}
+
+#[test]
+fn every_entry_field_is_in_the_readme() {
+    let schema = secutix_sync::merge::entry_schema();
+    let text = section("Entries");
+    let mut missing = Vec::new();
+    let mut check = |obj: &serde_json::Value, what: &str| {
+        for field in obj["properties"].as_object().expect("properties").keys() {
+            if !text.contains(field.as_str()) {
+                missing.push(format!("{what}.{field}"));
+            }
+        }
+    };
+    check(&schema, "entry");
+    for def in [
+        "EntryPerformance",
+        "EntryPrice",
+        "Availability",
+        "PriceRange",
+        "NextPerformance",
+        "Named",
+    ] {
+        check(&schema["$defs"][def], def);
+    }
+    assert!(
+        missing.is_empty(),
+        "not described in the README's Entries section: {missing:?}"
+    );
+    for status in ["available", "almost_full", "sold_out", "not_on_sale", "unknown"] {
+        assert!(
+            text.contains(&format!("`{status}`")),
+            "availability status {status} described"
+        );
+    }
+    assert!(text.contains("docs/entry.schema.json") && text.contains("mapping_version"));
+}
+
+#[test]
+fn every_entries_key_has_its_own_comment_in_default_toml() {
+    let section = DEFAULT_TOML
+        .split("\n[entries]\n")
+        .nth(1)
+        .and_then(|s| s.split("\n[").next())
+        .expect("default.toml has an [entries] section");
+    let lines: Vec<&str> = section.lines().collect();
+    let mut seen = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let key = line.split('=').next().unwrap_or("").trim();
+        assert!(
+            i > 0 && lines[i - 1].starts_with('#'),
+            "[entries] {key} has no comment line right above it"
+        );
+        seen.push(key);
+    }
+    let mut fields: Vec<&str> = fields_of::<secutix_sync::config::EntriesConfig>().to_vec();
+    fields.sort();
+    seen.sort();
+    assert_eq!(seen, fields, "default.toml lists every [entries] key, and only those");
+}
+
+#[test]
+fn every_target_key_is_in_the_readme_and_default_toml() {
+    use secutix_sync::config::TargetConfig;
+    use secutix_sync::targets::files::FilesSettings;
+    use secutix_sync::targets::webhook::WebhookSettings;
+    let readme = section("Targets and the outbox");
+    let mut missing = Vec::new();
+    let sub_tables = ["files", "webhook", "passculture"];
+    let keys = fields_of::<TargetConfig>()
+        .iter()
+        .filter(|k| !sub_tables.contains(k))
+        .map(|k| (k.to_string(), k.to_string()))
+        .chain(
+            fields_of::<FilesSettings>()
+                .iter()
+                .map(|k| (format!("files.{k}"), k.to_string())),
+        )
+        .chain(
+            fields_of::<WebhookSettings>()
+                .iter()
+                .map(|k| (format!("webhook.{k}"), k.to_string())),
+        );
+    for (qualified, key) in keys {
+        if !readme.contains(&format!("`{qualified}`")) {
+            missing.push(format!("README: {qualified}"));
+        }
+        if !DEFAULT_TOML.contains(&format!("#   {key} = ")) && !DEFAULT_TOML.contains(&format!("# {key} = ")) {
+            missing.push(format!("default.toml: {key}"));
+        }
+    }
+    assert!(missing.is_empty(), "target keys not documented: {missing:?}");
+}
