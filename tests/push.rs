@@ -599,6 +599,15 @@ async fn files_are_replaced_whole_so_a_reader_never_sees_half_a_file_and_delete_
     plan(&outbox);
     drain(&outbox, files.clone(), Duration::ZERO).await;
 
+    #[cfg(unix)]
+    for file in ["secutix-1.json", "index.json"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(out.path().join(file))
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o644, "{file} is readable by the site generator's user");
+    }
     // A site generator has secutix-1.json open while the entry changes.
     let mut reader = std::fs::File::open(out.path().join("secutix-1.json")).expect("open");
     tokio::time::advance(Duration::from_secs(3600)).await;

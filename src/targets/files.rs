@@ -2,7 +2,8 @@
 //! entries, in a folder, for static site generators (Hugo/Eleventy/Jekyll data files) and for the demo.
 //!
 //! Every file is written to a temporary file in the same folder, synced, then renamed over the old one, so
-//! a reader (or a crash) never sees half a file. `index.json` is rewritten after each batch from an
+//! a reader (or a crash) never sees half a file. Files are readable by everyone (0644): the folder's own
+//! permissions decide who may read them. `index.json` is rewritten after each batch from an
 //! in-memory index built from the folder at start. An unpublished entry keeps its file with
 //! `"published": false` and leaves the index; a deleted one loses its file.
 
@@ -128,6 +129,16 @@ impl FilesTarget {
             ))
         };
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(io)?;
+        // Temporary files are created 0600; these are published data, read by a site generator or a web
+        // server running as another user: 0644, like any generated site file. Who may enter the folder is
+        // the folder's own permissions.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            tmp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644))
+                .map_err(io)?;
+        }
         tmp.write_all(bytes).map_err(io)?;
         tmp.as_file().sync_all().map_err(io)?;
         tmp.persist(self.dir.join(file)).map_err(|e| io(e.error))?;
