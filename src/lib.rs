@@ -16,6 +16,7 @@
 //! - [`clock`], [`ratelimit`]: time and pacing, both on tokio's clock so tests run on paused time.
 //! - [`testkit`]: an in-process HTTP mock for tests and benchmarks that need paused time.
 
+pub mod availability;
 pub mod catalog;
 pub mod clock;
 pub mod config;
