@@ -221,9 +221,10 @@ impl Budget {
     }
 }
 
-/// The time to the next poll: long enough for the credit (after this poll) to cover `demand` calls at
-/// `rate`, between `min_interval` and `max_interval`, never shorter than the time to earn one call, never
-/// past the start of next month (when the budget is new).
+/// The time to the next poll: the time to earn `demand` calls at `rate`, between `min_interval` and
+/// `max_interval`; never shorter than the time to earn one call when the credit (after this poll) holds less
+/// than one; never past the start of next month (when the budget is new). Saved-up credit does not bring
+/// the next poll closer: it only lets a poll absorb a burst of changes.
 pub fn next_interval(
     demand: f64,
     credit: f64,
@@ -235,9 +236,9 @@ pub fn next_interval(
     if rate <= 0.0 || !rate.is_finite() {
         return until_month_end.max(min);
     }
-    let secs = |calls: f64| Duration::from_secs_f64(((calls - credit).max(0.0) / rate).min(1e9));
+    let secs = |calls: f64| Duration::from_secs_f64((calls.max(0.0) / rate).min(1e9));
     let wanted = secs(demand.max(1.0)).clamp(min, cfg.max_interval.max(min));
-    wanted.max(secs(1.0)).min(until_month_end.max(min))
+    wanted.max(secs(1.0 - credit)).min(until_month_end.max(min))
 }
 
 /// The wait after `failures` failed polls in a row, at least `retry_after` when SecuTix gave one.
@@ -298,8 +299,8 @@ mod tests {
         assert_eq!(i.as_secs() / 60, 14);
         // Plenty of budget: never under a minute.
         assert_eq!(next_interval(3.0, 0.0, 1.0, month, &c), Duration::from_secs(60));
-        // Credit in hand: the next poll can come at once (after the minimum).
-        assert_eq!(next_interval(3.0, 5.0, rate, month, &c), Duration::from_secs(60));
+        // Credit in hand does not bring the next poll closer.
+        assert_eq!(next_interval(3.0, 5.0, rate, month, &c), i);
         // Tight budget: capped at max_interval, unless even one call takes longer to earn.
         assert_eq!(next_interval(50.0, 0.0, rate, month, &c), Duration::from_secs(3600));
         let poor = 10.0 / month.as_secs_f64();

@@ -4,11 +4,13 @@
 //!    catalogue lets be on sale (future, state not blocking, sale period open or none given), and products
 //!    without performances that are on sale. Past performances are never polled.
 //! 2. **Ask** (`use_updated_availabilities`): `getUpdatedAvailabilities` about the products whose tier is due
-//!    this poll, with the oldest `checked_at` among them as `referenceDate`; a reported product whose
-//!    `lastUpdate` is not after its own `checked_at` was already seen. Reported products become *pending*.
+//!    this poll, with the oldest `checked_at` among them (less [`REFERENCE_OVERLAP`]) as `referenceDate`; a
+//!    reported product whose `lastUpdate` is not after its own `checked_at` (less the overlap) was already
+//!    seen. Reported products become *pending*.
 //!    Without asking, the due products become pending (the walk).
-//! 3. **Fetch** pending products and first fetches in tier order (near, mid, far), each within its pool (see
-//!    [`super::planner`]); one `getEventAvailability` (or `getPerformanceAvailability`) per product with all
+//! 3. **Fetch** pending products and first fetches in tier order (near, mid, far; a mid or far product
+//!    pending longer than `mid_every` / `far_every` × `max_interval` goes before the other mid and far ones,
+//!    oldest first), each within its pool (see [`super::planner`]); one `getEventAvailability` (or `getPerformanceAvailability`) per product with all
 //!    its performances to poll (split at `ids_per_call`), or `getProductAvailability`. What does not fit
 //!    stays pending for the next poll.
 //! 4. **Apply** each product in one transaction: the new values, and a change record plus a dirty mark for
@@ -37,6 +39,10 @@ use crate::merge::AvailabilityStatus;
 use crate::secutix::availability::{AvailabilityMethod, RawAvailability};
 use crate::secutix::{CallError, Client, RetryPolicy};
 use crate::store::{ProductRecord, Store, StoreError};
+
+/// How far back of a product's `checked_at` it is asked about (clock differences with SecuTix, changes at
+/// the instant of the previous poll).
+pub const REFERENCE_OVERLAP: chrono::Duration = chrono::Duration::seconds(10);
 
 /// What one poll should do.
 #[derive(Debug, Clone, Copy, Default)]
@@ -159,7 +165,7 @@ fn classify(e: &CallError) -> Failure {
 struct Run {
     started: DateTime<Utc>,
     calls: u64,
-    /// Calls still allowed this month.
+    /// Calls this poll may still make (what is left this month, at most `max_calls_per_poll`).
     left: u64,
     /// Regular (paced) calls spent.
     regular: u64,
@@ -224,7 +230,8 @@ impl Poller {
         let mut run = Run {
             started,
             calls: 0,
-            left: budget.left,
+            // A poll never spends more than max_calls_per_poll, nor what is left this month.
+            left: budget.left.min(u64::from(self.cfg.max_calls_per_poll.max(1))),
             regular: 0,
             report: PollReport {
                 calls: 0,
@@ -271,8 +278,8 @@ impl Poller {
             None if budget.left == 0 => run.errors.push(self.exhausted(&budget)),
             None => {
                 let first_pool = budget.first_fetch_allowance(started, &self.cfg);
-                let mut credit = (state.credit.floor().max(0.0) as u64).min(budget.left);
-                run.report.allowance = credit.max(first_pool.min(budget.left));
+                let mut credit = (state.credit.floor().max(0.0) as u64).min(run.left);
+                run.report.allowance = (credit + first_pool).min(run.left);
                 if self.cfg.use_updated_availabilities {
                     change_calls = Some(self.ask(pos_id, &mut cands, state.seq, &mut credit, &mut run).await?);
                 } else {
@@ -404,7 +411,10 @@ impl Poller {
                 break;
             }
             let ids: Vec<Id> = chunk.iter().map(|&i| cands[i].id()).collect();
-            let since = |c: &Candidate| c.track.checked_at.or(c.track.fetched_at).unwrap_or(run.started);
+            // Asked with a small overlap, so a change at the instant of the previous poll (or a clock a little
+            // ahead of SecuTix's) is not missed; at worst a product is fetched once more.
+            let since =
+                |c: &Candidate| c.track.checked_at.or(c.track.fetched_at).unwrap_or(run.started) - REFERENCE_OVERLAP;
             let reference = chunk.iter().map(|&i| since(&cands[i])).min().unwrap_or(run.started);
             let mut attempts = 0u32;
             let result = self
@@ -472,8 +482,33 @@ impl Poller {
         let mut order: Vec<usize> = (0..cands.len())
             .filter(|&i| cands[i].waiting() && !cands[i].cooling)
             .collect();
-        // Near first, then mid, then far; within a tier, reported changes before first fetches.
-        order.sort_by_key(|&i| (cands[i].tier, !cands[i].pending(), i));
+        // Near first; then mid and far products that waited longer than their tier's patience, oldest
+        // first (so none waits forever); then the others by tier; within a tier, reported changes before
+        // first fetches.
+        let patience = |t: Tier| {
+            let every = match t {
+                Tier::Near => 0,
+                Tier::Mid => self.cfg.mid_every,
+                Tier::Far => self.cfg.far_every,
+            };
+            chrono::Duration::from_std(self.cfg.max_interval * every).unwrap_or_default()
+        };
+        let key = |i: usize| {
+            let c = &cands[i];
+            let overdue = c
+                .track
+                .pending_since
+                .filter(|since| c.tier != Tier::Near && *since + patience(c.tier) <= run.started);
+            (
+                c.tier != Tier::Near,
+                overdue.is_none(),
+                overdue,
+                c.tier,
+                !c.pending(),
+                i,
+            )
+        };
+        order.sort_by_key(|&i| key(i));
         let mut left = run.left;
         let mut plan = Vec::new();
         for i in order {
