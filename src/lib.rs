@@ -9,6 +9,8 @@
 //! - [`store`]: everything sled: catalogue generations switched atomically, tombstones, the shrink guard,
 //!   import history, the SecuTix call ledger.
 //! - [`import`]: one catalogue import, end to end.
+//! - [`availability`]: the green / orange / red indicator: lenient mapping, on-sale rules, the poller and its
+//!   call-budget planner, the availability trees (dirty marks, change log, poll history).
 //! - [`merge`]: entries (the JSON document a CMS receives), links, content hashes.
 //! - [`push`]: the durable outbox per target, acknowledgements, dead letters, the push worker.
 //! - [`targets`]: the CMS targets behind one trait (files, webhook, pass Culture with its contremarque

@@ -243,9 +243,7 @@ fn availability_command(sources: &Sources, product: Option<i64>) -> anyhow::Resu
         eprintln!("note: availability.enabled = false: the daemon does not poll; running this one poll anyway");
     }
     let store = open_store(&config)?;
-    let client = Client::new(&config.secutix, Arc::new(store.clone()), store.clock().clone())?;
-    let poller = Poller::new(Arc::new(client), store.clone(), config.availability.clone())
-        .context("while opening the availability trees of the store")?;
+    let poller = Poller::from_config(&config, store.clone()).context("while preparing the availability poll")?;
     let rt = runtime()?;
     let result = rt.block_on(poller.poll_once(PollOptions { product }));
     store.flush()?;
@@ -281,7 +279,7 @@ fn availability_command(sources: &Sources, product: Option<i64>) -> anyhow::Resu
     }
     if !report.dirty.is_empty() {
         println!(
-            "{} product(s) marked for the next push (the daemon plans them; `run` does it too)",
+            "{} product(s) marked dirty: the daemon's next plan sends their entries to the targets",
             report.dirty.len()
         );
     }

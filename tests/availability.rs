@@ -1218,3 +1218,95 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// The command
+// ---------------------------------------------------------------------------------------------------------
+
+fn run_cli(config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_secutix-sync"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("SECUTIX_SYNC_CONFIG")
+        .output()
+        .expect("the binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_availability_command_polls_prints_and_exits_0_then_1_on_failure() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    let soon = |d: i64| (Utc::now() + chrono::Duration::days(d)).timestamp_millis();
+    let mut p1 = common::product(1, "Hamlet", &[(11, 0)]);
+    p1["event"]["performances"][0]["start"] = json!(soon(1));
+    let mut p2 = common::product(2, "Phèdre", &[(21, 0)]);
+    p2["event"]["performances"][0]["start"] = json!(soon(20));
+    let mount = |m: &str, body: Value| {
+        Mock::given(method("POST"))
+            .and(path(m.to_owned()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(body))
+    };
+    mount(&common::rest("catalogService", "getPOSConfig"), common::pos_config())
+        .mount(&server)
+        .await;
+    mount(
+        &common::rest("catalogService", "getCatalogDetailed"),
+        catalogue(vec![p1, p2]),
+    )
+    .mount(&server)
+    .await;
+    mount(
+        &common::rest("availabilityService", "getEventAvailability"),
+        json!({"statusCode": "success", "eventAvailabilityData": {"eventAvailabilities": [
+            {"performanceId": 11, "level": "SOLD_OUT", "quantity": 0, "quota": 300},
+            {"performanceId": 21, "level": "GOOD", "quantity": 250, "quota": 300}]}}),
+    )
+    .mount(&server)
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[secutix]\ninstitution = \"MOSA\"\nbase_url = \"{}\"\noperator = \"MOSA_WEBSYNC\"\npartner = \"P\"\n\
+             secret = \"test-secret\"\n[store]\npath = \"{}\"\n",
+            server.uri(),
+            dir.path().join("store").display()
+        ),
+    )
+    .expect("config written");
+
+    let (code, out, err) = run_cli(&config, &["import"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (code, out, err) = run_cli(&config, &["availability"]);
+    println!("secutix-sync availability:\n{out}");
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("2 SecuTix call(s) spent"), "{out}");
+    assert!(out.contains("product 1 performance 11: unknown -> sold_out"), "{out}");
+    assert!(out.contains("product 2 performance 21: unknown -> available"), "{out}");
+    assert!(out.contains("next poll in"), "{out}");
+
+    let (code, out, err) = run_cli(&config, &["availability", "--product", "999"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(err.contains("product 999 is not in the catalogue"), "{err}");
+
+    server.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(509))
+        .mount(&server)
+        .await;
+    let (code, out, err) = run_cli(&config, &["availability", "--product", "1"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(err.contains("509"), "{err}");
+    assert!(
+        out.contains("keep their previous indicator, marked stale: [1]"),
+        "{out}"
+    );
+}

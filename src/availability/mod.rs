@@ -143,6 +143,9 @@ pub enum AvailabilityError {
         "product {0} is not in the catalogue in force (or was removed from it); check the id with `secutix-sync state`"
     )]
     UnknownProduct(Id),
+    /// The SecuTix client could not be built (secret file, TLS).
+    #[error("cannot prepare the SecuTix client: {0}")]
+    Client(#[from] crate::secutix::CallError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),

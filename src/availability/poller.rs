@@ -35,7 +35,6 @@ use super::store::{AvailabilityStore, Change, PollRecord, ProductTrack, ProductU
 use super::{AvailabilityError, PerformanceAvailability, SaleWindow, performance_status, product_status, sale_window};
 use crate::catalog::{Id, Product};
 use crate::config::AvailabilityConfig;
-use crate::merge::AvailabilityStatus;
 use crate::secutix::availability::{AvailabilityMethod, RawAvailability};
 use crate::secutix::{CallError, Client, RetryPolicy};
 use crate::store::{ProductRecord, Store, StoreError};
@@ -194,6 +193,14 @@ impl Poller {
             cfg,
             avail,
         })
+    }
+
+    /// A poller for `config` (SecuTix at `config.secutix`, whatever its base URL: production, a simulator, a
+    /// mock) whose calls are counted in `store`'s ledger. Benchmarks read the calls a refresh costs from
+    /// [`PollReport::calls`].
+    pub fn from_config(config: &crate::config::Config, store: Store) -> Result<Self, AvailabilityError> {
+        let client = Client::new(&config.secutix, Arc::new(store.clone()), store.clock().clone())?;
+        Ok(Self::new(Arc::new(client), store, config.availability.clone())?)
     }
 
     /// The availability trees.
@@ -455,7 +462,13 @@ impl Poller {
                         self.stale(&cands[i], &e, matches!(kind, Failure::Product), run)?;
                     }
                     let stop = !matches!(kind, Failure::Product);
-                    run.fail(e.to_string(), kind);
+                    let hint = if stop {
+                        ""
+                    } else {
+                        "; if getUpdatedAvailabilities keeps failing for this institution, set \
+                         availability.use_updated_availabilities = false"
+                    };
+                    run.fail(format!("{e}{hint}"), kind);
                     if stop {
                         break;
                     }
@@ -856,20 +869,4 @@ fn updated(
         stale: false,
         stale_since: None,
     })
-}
-
-/// The shown status of every performance of `product` from the store (handy for status pages and tests).
-pub fn shown_statuses(
-    avail: &AvailabilityStore,
-    product: &Product,
-    now: DateTime<Utc>,
-) -> Result<Vec<(Id, AvailabilityStatus)>, StoreError> {
-    product
-        .performances()
-        .iter()
-        .map(|perf| {
-            let stored = avail.performance(product.id, perf.id)?;
-            Ok((perf.id, performance_status(product, perf, stored.as_ref(), now).shown()))
-        })
-        .collect()
 }

@@ -7,6 +7,8 @@
 //! - [`Client::fetch_catalogue`] runs the catalogue protocol: the 10-minute rule (remembered by the
 //!   [`CallLedger`], so across restarts), `statusCode: in_progress` with `requestId` and a growing back-off
 //!   under an overall deadline, and the streaming parse (JSON or XML) into a [`CatalogSink`].
+//! - [`availability`]: the `availabilityService` calls (`getUpdatedAvailabilities`, `getEventAvailability`,
+//!   `getPerformanceAvailability`, `getProductAvailability`) and the lenient reading of their answers.
 //! - Every call, failed or not, is recorded in the [`CallLedger`]: it counts against the institution's quota.
 //!
 //! Errors ([`CallError`]) name the method, what failed and what to do; they never contain the secret.
