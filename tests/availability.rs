@@ -773,6 +773,22 @@ async fn a_429_on_get_updated_availabilities_marks_the_asked_products_stale() {
     // The reference date stays that of the last successful poll.
     let rd = h.poller.availability().reference_date().expect("read");
     assert!(rd.is_some_and(|t| t < h.clock.now() - chrono::Duration::seconds(30)));
+
+    // SecuTix answers again and nothing changed: the stored value is current, no longer stale.
+    h.wait(r.next_poll_in).await;
+    let r = h.poll().await;
+    assert_eq!(r.error, None);
+    assert!(r.fetched.is_empty());
+    let a = h.poller.availability().performance(1, 11).expect("read").expect("kept");
+    assert!(!a.stale && a.stale_since.is_none());
+    assert!(
+        !h.poller
+            .availability()
+            .tracking(1)
+            .expect("read")
+            .expect("tracked")
+            .stale
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -273,9 +273,17 @@ impl Poller {
                          (past, cancelled, suspended or outside its sale periods)"
                     ));
                 }
-                run.report.allowance = run.left.min(cands.iter().map(|c| c.cost(self.cfg.ids_per_call)).sum());
+                let cost: u64 = cands.iter().map(|c| c.cost(self.cfg.ids_per_call)).sum();
+                run.report.allowance = run.left.min(cost);
                 if budget.left == 0 {
                     run.errors.push(self.exhausted(&budget));
+                } else if cost > run.left {
+                    run.errors.push(format!(
+                        "product {id} needs {cost} calls and a poll may make {} (availability.max_calls_per_poll, \
+                         or what is left of this month's budget); raise availability.ids_per_call or \
+                         max_calls_per_poll",
+                        run.left
+                    ));
                 } else {
                     let order: Vec<(usize, bool)> = (0..cands.len()).map(|i| (i, true)).collect();
                     self.fetch_all(pos_id, &mut cands, &order, &mut run).await?;
@@ -449,6 +457,11 @@ impl Poller {
                             }
                         }
                         track.checked_at = Some(run.started);
+                        if track.stale && track.pending_since.is_none() {
+                            // SecuTix says nothing changed: what is stored is current again.
+                            self.avail.clear_stale(c.record.product.id)?;
+                            track.stale = false;
+                        }
                         if track != c.track {
                             self.avail.set_tracking(c.id(), &track)?;
                             c.track = track;

@@ -430,6 +430,29 @@ impl AvailabilityStore {
         self.set_tracking(product, &track)
     }
 
+    /// Clears the stale flags of a product whose values SecuTix confirmed as current.
+    pub fn clear_stale(&self, product: Id) -> Result<(), StoreError> {
+        for (perf, mut rec) in self.performances_of(product)? {
+            if rec.stale {
+                rec.stale = false;
+                rec.stale_since = None;
+                self.performances
+                    .insert(perf_key(product, perf), encode(&rec, "availability")?)
+                    .map_err(self.err())?;
+            }
+        }
+        if let Some(mut rec) = self.product_level(product)?
+            && rec.stale
+        {
+            rec.stale = false;
+            rec.stale_since = None;
+            self.products
+                .insert(product.to_be_bytes(), encode(&rec, "availability")?)
+                .map_err(self.err())?;
+        }
+        Ok(())
+    }
+
     /// Appends a poll record, keeping the last `keep`.
     pub fn record_poll(&self, rec: &PollRecord, keep: usize) -> Result<(), StoreError> {
         self.polls

@@ -6,8 +6,8 @@
 //! into the green / orange / red indicator is `crate::availability::mapping`'s job. What is read:
 //!
 //! - `getUpdatedAvailabilities`: every object with a `productId` under `availabilityUpdateData` (a list, one
-//!   object, or a wrapper around a list), with its optional `lastUpdate` (epoch ms or RFC 3339). A product
-//!   listed twice keeps its latest `lastUpdate`.
+//!   object, or a wrapper around a list; else anywhere in the result), with its optional `lastUpdate` (epoch
+//!   ms or RFC 3339). A product listed twice keeps its latest `lastUpdate`.
 //! - `getEventAvailability` / `getPerformanceAvailability`: every object with a `performanceId` under
 //!   `eventAvailabilityData` / `performanceAvailabilityData` (at any depth up to 6: `eventAvailabilities[]`,
 //!   a bare list, one object…), else anywhere in the result.
@@ -163,9 +163,9 @@ pub fn interpret(method: AvailabilityMethod, result: &Value) -> AvailabilityAnsw
     match method {
         AvailabilityMethod::GetUpdatedAvailabilities => {
             let mut objects = Vec::new();
-            if let Some(d) = data {
-                collect_with(d, "productId", 0, &mut objects);
-            }
+            // Anywhere in the result when the data field has another name: silently reading "nothing
+            // changed" would freeze every indicator.
+            collect_with(data.unwrap_or(result), "productId", 0, &mut objects);
             let mut out: Vec<UpdatedProduct> = Vec::new();
             for o in objects {
                 let Some(product_id) = o.get("productId").and_then(integer) else {
