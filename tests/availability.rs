@@ -631,6 +631,20 @@ async fn one_product_on_demand() {
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].1["performanceIds"], json!([21]));
     assert_eq!(r.fetched, vec![2]);
+    // A regular poll, then one product on demand: the regular schedule stands.
+    let regular = h.poll().await;
+    let due = h.clock.now() + chrono::Duration::from_std(regular.next_poll_in).expect("duration");
+    h.wait(Duration::from_secs(30)).await;
+    let now = h.clock.now();
+    h.sim().touch(1, now);
+    let r = h
+        .poller
+        .poll_once(PollOptions { product: Some(1) })
+        .await
+        .expect("poll");
+    assert_eq!(r.fetched, vec![1]);
+    let next = h.clock.now() + chrono::Duration::from_std(r.next_poll_in).expect("duration");
+    assert!((next - due).num_milliseconds().abs() < 1000, "{next} vs {due}");
     let e = h
         .poller
         .poll_once(PollOptions { product: Some(99) })
@@ -638,7 +652,7 @@ async fn one_product_on_demand() {
         .expect_err("unknown product");
     assert!(e.to_string().contains("99"), "{e}");
     let last = h.poller.availability().last_poll().expect("read").expect("recorded");
-    assert_eq!(last.product, Some(2));
+    assert_eq!(last.product, Some(1));
 }
 
 // ---------------------------------------------------------------------------------------------------------

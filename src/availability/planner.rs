@@ -47,6 +47,9 @@ pub struct PlannerState {
     pub failures: u32,
     /// Start of the previous successful poll.
     pub reference_date: Option<DateTime<Utc>>,
+    /// When the next scheduled poll is due: a poll of one product keeps this schedule.
+    #[serde(default)]
+    pub next_poll_at: Option<DateTime<Utc>>,
 }
 
 impl Default for PlannerState {
@@ -58,6 +61,7 @@ impl Default for PlannerState {
             change_calls: 0.0,
             failures: 0,
             reference_date: None,
+            next_poll_at: None,
         }
     }
 }

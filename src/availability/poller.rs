@@ -800,8 +800,17 @@ impl Poller {
         } else {
             next_interval(demand, state.credit, rate, until_end, &self.cfg)
         };
+        if product.is_some()
+            && let Some(at) = state.next_poll_at
+        {
+            // One product polled on demand: the regular schedule stands.
+            next = (at - now).to_std().unwrap_or_default();
+        }
         if let Some(ra) = retry_after {
             next = next.max(backoff(state.failures, ra, &self.cfg));
+        }
+        if product.is_none() || retry_after.is_some() {
+            state.next_poll_at = Some(now + chrono::Duration::from_std(next).unwrap_or_default());
         }
         self.avail.set_planner_state(&state)?;
 
