@@ -9,6 +9,8 @@
 //! - [`store`]: everything sled: catalogue generations switched atomically, tombstones, the shrink guard,
 //!   import history, the SecuTix call ledger.
 //! - [`import`]: one catalogue import, end to end.
+//! - [`availability`]: the green / orange / red indicator: lenient mapping, on-sale rules, the poller and its
+//!   call-budget planner, the availability trees (dirty marks, change log, poll history).
 //! - [`merge`]: entries (the JSON document a CMS receives), links, content hashes.
 //! - [`push`]: the durable outbox per target, acknowledgements, dead letters, the push worker.
 //! - [`targets`]: the CMS targets behind one trait (files, webhook, pass Culture with its contremarque
@@ -16,6 +18,7 @@
 //! - [`clock`], [`ratelimit`]: time and pacing, both on tokio's clock so tests run on paused time.
 //! - [`testkit`]: an in-process HTTP mock for tests and benchmarks that need paused time.
 
+pub mod availability;
 pub mod catalog;
 pub mod clock;
 pub mod config;

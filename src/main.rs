@@ -37,6 +37,12 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Run one availability poll and print what changed and the calls spent; exit 0 on success, 1 on failure.
+    Availability {
+        /// Fetch only this product now (its performances on sale), whatever its tier.
+        #[arg(long, value_name = "ID")]
+        product: Option<i64>,
+    },
     /// pass Culture contremarques (booking tokens) at the box office.
     ///
     /// Exit codes: 0 done, 1 other error, 2 configuration problem, 3 not found, 4 already used,
@@ -148,6 +154,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::ValidateConfig => Ok(validate_config_command(&sources)),
         Command::Import { force } => import_command(&sources, force),
+        Command::Availability { product } => availability_command(&sources, product),
         Command::Passculture { action } => passculture_command(&sources, action),
         Command::Push(args) => push_command(&sources, args),
         Command::Dlq { action } => dlq_command(&sources, action),
@@ -291,6 +298,80 @@ fn print_import(r: &ImportReport) {
         }
     }
     println!("  {} bytes received in {} SecuTix call(s)", r.bytes, r.calls);
+}
+
+fn availability_command(sources: &Sources, product: Option<i64>) -> anyhow::Result<ExitCode> {
+    use secutix_sync::availability::{PollOptions, Poller};
+    let config = load_config(sources)?.config;
+    if !config.availability.enabled {
+        eprintln!("note: availability.enabled = false: the daemon does not poll; running this one poll anyway");
+    }
+    let store = open_store(&config)?;
+    let poller = Poller::from_config(&config, store.clone()).context("while preparing the availability poll")?;
+    let rt = runtime()?;
+    let result = rt.block_on(poller.poll_once(PollOptions { product }));
+    store.flush()?;
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("availability poll failed: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let budget = config.availability.monthly_call_budget;
+    println!(
+        "{} SecuTix call(s) spent (allowed {}): asked about {} product(s), {} reported changed, {} fetched",
+        report.calls,
+        report.allowance,
+        report.asked,
+        report.reported,
+        report.fetched.len()
+    );
+    if report.changes.is_empty() {
+        println!("no indicator changed");
+    }
+    for c in &report.changes {
+        let perf = c
+            .performance_id
+            .map_or_else(|| "(product)".to_owned(), |p| format!("performance {p}"));
+        println!(
+            "  product {} {perf}: {} -> {}",
+            c.product_id,
+            c.before.as_str(),
+            c.after.as_str()
+        );
+    }
+    if !report.dirty.is_empty() {
+        println!(
+            "{} product(s) marked dirty: the daemon's next plan sends their entries to the targets",
+            report.dirty.len()
+        );
+    }
+    if report.unrecognised > 0 {
+        println!(
+            "{} record(s) had a level this version does not know: left as they were (see the warnings above)",
+            report.unrecognised
+        );
+    }
+    if !report.stale.is_empty() {
+        println!(
+            "{} product(s) could not be refreshed and keep their previous indicator, marked stale: {:?}",
+            report.stale.len(),
+            report.stale
+        );
+    }
+    println!(
+        "{} product(s) still pending; {} SecuTix calls this month of a budget of {budget} ({} left for availability)",
+        report.pending, report.month_calls, report.budget_left
+    );
+    println!("next poll in {}", secutix_sync::secutix::human(report.next_poll_in));
+    match &report.error {
+        None => Ok(ExitCode::SUCCESS),
+        Some(e) => {
+            eprintln!("availability poll failed: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
 }
 
 fn passculture_command(sources: &Sources, command: PassCultureCommand) -> anyhow::Result<ExitCode> {

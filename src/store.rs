@@ -476,6 +476,18 @@ impl Store {
         self.counter(&format!("bytes.{}", month_key(at.with_timezone(&self.time_zone()))))
     }
 
+    /// SecuTix calls of one service (`availabilityService`, `catalogService`, `auth`) in the venue-local
+    /// month containing `at`.
+    pub fn service_calls_in_month(&self, service: &str, at: DateTime<Utc>) -> u64 {
+        let suffix = format!(".{}", month_key(at.with_timezone(&self.time_zone())));
+        self.calls
+            .scan_prefix(format!("method.{service}/"))
+            .filter_map(Result::ok)
+            .filter(|(k, _)| k.ends_with(suffix.as_bytes()))
+            .filter_map(|(_, v)| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .sum()
+    }
+
     fn counter(&self, key: &str) -> u64 {
         self.calls
             .get(key)

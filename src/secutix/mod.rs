@@ -7,11 +7,14 @@
 //! - [`Client::fetch_catalogue`] runs the catalogue protocol: the 10-minute rule (remembered by the
 //!   [`CallLedger`], so across restarts), `statusCode: in_progress` with `requestId` and a growing back-off
 //!   under an overall deadline, and the streaming parse (JSON or XML) into a [`CatalogSink`].
+//! - [`availability`]: the `availabilityService` calls (`getUpdatedAvailabilities`, `getEventAvailability`,
+//!   `getPerformanceAvailability`, `getProductAvailability`) and the lenient reading of their answers.
 //! - Every call, failed or not, is recorded in the [`CallLedger`]: it counts against the institution's quota.
 //!
 //! Errors ([`CallError`]) name the method, what failed and what to do; they never contain the secret.
 
 pub mod auth;
+pub mod availability;
 pub mod json;
 pub mod parse;
 pub mod wire;
@@ -776,48 +779,28 @@ impl Client {
         params: &Value,
         policy: RetryPolicy,
     ) -> Result<(Envelope, Value), CallError> {
-        let mut body = self.call(service, method, params, false, policy).await?;
+        let mut attempts = 0;
+        self.call_small_counted(service, method, params, policy, &mut attempts)
+            .await
+    }
+
+    /// [`Client::call_small`], adding the number of HTTP calls made to `attempts` (availability polls
+    /// count every call against their allowance, failed ones included).
+    pub async fn call_small_counted(
+        &self,
+        service: Service,
+        method: &str,
+        params: &Value,
+        policy: RetryPolicy,
+        attempts: &mut u32,
+    ) -> Result<(Envelope, Value), CallError> {
+        let mut body = self
+            .call_counted(service, method, params, false, policy, attempts)
+            .await?;
         let BodyData::Memory(bytes) = std::mem::replace(&mut body.data, BodyData::Memory(Vec::new())) else {
             return Err(CallError::Local("internal: small call spooled to disk".into()));
         };
-        let (env, v) = match self.cfg.transport {
-            Transport::Rest => {
-                let v: Value = serde_json::from_slice(&bytes).map_err(|e| json::malformed(method, "", &e))?;
-                let text = |k: &str| {
-                    v.get(k).and_then(|x| {
-                        x.as_str()
-                            .map(str::to_owned)
-                            .or_else(|| (!x.is_null()).then(|| x.to_string()))
-                    })
-                };
-                let env = Envelope {
-                    status_code: text("statusCode"),
-                    request_id: v
-                        .get("requestId")
-                        .and_then(|x| x.as_i64().or_else(|| x.as_str()?.parse().ok())),
-                    status_detail: text("statusDetail"),
-                    ..Envelope::default()
-                };
-                (env, v)
-            }
-            Transport::Soap => {
-                let r = xml::parse_soap_result(method, &bytes)?;
-                (r.envelope, r.result)
-            }
-        };
-        match env.status() {
-            CallStatus::Success => Ok((env, v)),
-            CallStatus::InProgress { .. } => Err(CallError::Status {
-                call: format!("{}/{method}", service.rest_name()),
-                code: "in_progress".into(),
-                detail: Some("SecuTix is preparing the answer; it will be asked again on the next run".into()),
-            }),
-            CallStatus::Failed { code, detail } => Err(CallError::Status {
-                call: format!("{}/{method}", service.rest_name()),
-                code,
-                detail,
-            }),
-        }
+        decode_small(self.cfg.transport, service, method, &bytes)
     }
 
     /// `getPOSConfig`: point of sale id, time zone, currency, languages.
@@ -954,6 +937,64 @@ impl Client {
                 }
             }
         }
+    }
+}
+
+/// Decodes the body of a small call: the envelope and the result object (REST: the JSON body; SOAP: the
+/// `<return>` element as a JSON value, field names as in REST). A status other than `success` is an error.
+pub fn decode_small(
+    transport: Transport,
+    service: Service,
+    method: &str,
+    bytes: &[u8],
+) -> Result<(Envelope, Value), CallError> {
+    let (env, v) = decode_result(transport, method, bytes)?;
+    check_status(service, method, env, v)
+}
+
+/// Decodes the body of a small call into its envelope and result object, without judging `statusCode`.
+pub fn decode_result(transport: Transport, method: &str, bytes: &[u8]) -> Result<(Envelope, Value), CallError> {
+    Ok(match transport {
+        Transport::Rest => {
+            let v: Value = serde_json::from_slice(bytes).map_err(|e| json::malformed(method, "", &e))?;
+            let text = |k: &str| {
+                v.get(k).and_then(|x| {
+                    x.as_str()
+                        .map(str::to_owned)
+                        .or_else(|| (!x.is_null()).then(|| x.to_string()))
+                })
+            };
+            let env = Envelope {
+                status_code: text("statusCode"),
+                request_id: v
+                    .get("requestId")
+                    .and_then(|x| x.as_i64().or_else(|| x.as_str()?.parse().ok())),
+                status_detail: text("statusDetail"),
+                ..Envelope::default()
+            };
+            (env, v)
+        }
+        Transport::Soap => {
+            let r = xml::parse_soap_result(method, bytes)?;
+            (r.envelope, r.result)
+        }
+    })
+}
+
+/// Accepts `statusCode: success`; turns `in_progress` and error codes into [`CallError::Status`].
+pub fn check_status(service: Service, method: &str, env: Envelope, v: Value) -> Result<(Envelope, Value), CallError> {
+    match env.status() {
+        CallStatus::Success => Ok((env, v)),
+        CallStatus::InProgress { .. } => Err(CallError::Status {
+            call: format!("{}/{method}", service.rest_name()),
+            code: "in_progress".into(),
+            detail: Some("SecuTix is preparing the answer; it will be asked again on the next run".into()),
+        }),
+        CallStatus::Failed { code, detail } => Err(CallError::Status {
+            call: format!("{}/{method}", service.rest_name()),
+            code,
+            detail,
+        }),
     }
 }
 
