@@ -119,6 +119,21 @@ pub trait Target: Send + Sync {
     fn kind(&self) -> &'static str;
     /// Applies one operation. Must be idempotent: the same operation may be delivered twice.
     async fn apply(&self, op: &Operation) -> Result<Applied, TargetError>;
+    /// The most operations [`Target::apply_batch`] takes at once; 1 (the default) means the worker only
+    /// calls [`Target::apply`].
+    fn max_batch(&self) -> usize {
+        1
+    }
+    /// Applies several operations, each for a different entry, in as few requests as the target can
+    /// (WordPress: one `/batch/v1` request). Returns one result per operation, in order: each is
+    /// acknowledged, retried or buried on its own. The default applies them one after the other.
+    async fn apply_batch(&self, ops: &[Operation]) -> Vec<Result<Applied, TargetError>> {
+        let mut out = Vec::with_capacity(ops.len());
+        for op in ops {
+            out.push(self.apply(op).await);
+        }
+        out
+    }
     /// Called after a batch of operations (e.g. to rewrite an index).
     async fn flush(&self) -> Result<(), TargetError> {
         Ok(())
