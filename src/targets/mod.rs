@@ -4,6 +4,10 @@
 //!
 //! - [`files`]: one JSON file per entry plus `index.json`, written atomically (static site generators, demo).
 //! - [`webhook`]: generic JSON over HTTP(S), signed with HMAC-SHA256.
+//! - [`wordpress`]: posts of a custom post type through the WordPress REST API and the companion plugin,
+//!   in `/batch/v1` batches.
+//! - [`drupal`]: nodes of a content type through Drupal's JSON:API, with UUIDs derived from the external id.
+//! - [`fields`]: the fields those two CMS targets own (and never touch beyond).
 //! - [`passculture`]: pass Culture's public API (event offers, price categories, dates) for the products
 //!   the venue selects, and the contremarque (booking token) calls of the box office.
 //!
@@ -12,9 +16,12 @@
 //! letters); connection failures mark the target unreachable, which pauses the whole worker without using up
 //! the operations' attempts.
 
+pub mod drupal;
+pub mod fields;
 pub mod files;
 pub mod passculture;
 pub mod webhook;
+pub mod wordpress;
 
 use std::time::Duration;
 
@@ -227,6 +234,16 @@ pub fn build(
         TargetKind::Webhook => std::sync::Arc::new(webhook::WebhookTarget::new(
             &cfg.name,
             cfg.webhook.as_ref().ok_or_else(|| missing("webhook"))?,
+            cfg.request_timeout(),
+        )?),
+        TargetKind::Wordpress => std::sync::Arc::new(wordpress::WordPressTarget::new(
+            &cfg.name,
+            cfg.wordpress.as_ref().ok_or_else(|| missing("wordpress"))?,
+            cfg.request_timeout(),
+        )?),
+        TargetKind::Drupal => std::sync::Arc::new(drupal::DrupalTarget::new(
+            &cfg.name,
+            cfg.drupal.as_ref().ok_or_else(|| missing("drupal"))?,
             cfg.request_timeout(),
         )?),
         TargetKind::Passculture => std::sync::Arc::new(passculture::PassCultureTarget::new(
