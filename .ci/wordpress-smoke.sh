@@ -7,7 +7,8 @@
 # Checks: health route; 401 without or with wrong credentials; create an entry with every meta key and read
 # it back; lookup by external id (published, draft, trashed, missing, batch form); update; a second create for
 # one external id is refused (409); a create with a bad meta value writes nothing; core batch API (/batch/v1)
-# with 2 creates; trash then delete. Exits non-zero on the first mismatch, naming it. Every post it creates is deleted on exit, also on failure.
+# with 2 creates; trash then delete. Exits non-zero on the first mismatch, naming it. Every post it creates is
+# deleted on exit, also on failure.
 set -euo pipefail
 
 dir=$(realpath -m "${1:-/tmp/secutix-sync-wp}")
