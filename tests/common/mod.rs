@@ -1,6 +1,8 @@
 //! Shared helpers for integration tests: configuration, a store on paused time, SecuTix wire builders.
 #![allow(dead_code)]
 
+pub mod cms;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
