@@ -509,3 +509,23 @@ async fn field_names_follow_the_mapping_and_groups_not_owned_are_never_sent() {
     }
     assert_eq!(hamlet["field_secutix_content_hash"].as_str().map(str::len), Some(64), "bookkeeping always sent");
 }
+
+#[test]
+fn the_documented_example_loads_and_bad_settings_are_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pw = dir.path().join("drupal-password");
+    std::fs::write(&pw, "pw\n").expect("write");
+    let example = default_toml_example("# Drupal (README", "#\n# pass Culture")
+        .replace("\"drupal-password\"", &format!("{:?}", pw.display().to_string()));
+    let cfg = load_targets(&example).expect("the example of config/default.toml is valid");
+    assert_eq!(cfg.targets[0].kind, secutix_sync::config::TargetKind::Drupal);
+    let problems = load_targets(&example.replace("bundle = \"event\"", "bundle = \"Event Page\""))
+        .err()
+        .expect("refused");
+    assert_eq!(problems[0].key, "targets[0].drupal.bundle", "{problems:?}");
+    let problems = load_targets(&example.replace("auth = \"basic\"", "auth = \"oauth2\""))
+        .err()
+        .expect("refused");
+    let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, vec!["targets[0].drupal.client_id", "targets[0].drupal.client_secret_file"]);
+}

@@ -813,3 +813,30 @@ async fn an_outdated_companion_plugin_is_named_with_the_fix() {
         "no write was attempted"
     );
 }
+
+#[test]
+fn the_documented_example_loads_and_plain_http_is_named_as_a_problem() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pw = dir.path().join("wp-app-password");
+    std::fs::write(&pw, "abcd efgh ijkl mnop qrst uvwx\n").expect("write");
+    let example = default_toml_example("# WordPress (README", "#\n# Drupal")
+        .replace("\"wp-app-password\"", &format!("{:?}", pw.display().to_string()));
+    let cfg = load_targets(&example).expect("the example of config/default.toml is valid");
+    let t = &cfg.targets[0];
+    assert_eq!(t.kind, secutix_sync::config::TargetKind::Wordpress);
+    assert_eq!(t.request_timeout(), Duration::from_secs(60));
+    assert_eq!(t.concurrency(), 2);
+    let target = secutix_sync::targets::build(t, &secutix_sync::store::Store::open(&dir.path().join("db"), 8, clock()).expect("store"))
+        .expect("builds");
+    assert_eq!(target.max_batch(), 25);
+
+    let problems = load_targets(&example.replace("https://www.theatre.fr", "http://www.theatre.fr"))
+        .err()
+        .expect("refused");
+    assert_eq!(problems[0].key, "targets[0].wordpress.url", "{problems:?}");
+    assert!(problems[0].message.contains("allow_insecure_http"));
+    let problems = load_targets(&example.replace("initial_fields = [\"body\"]", "initial_fields = [\"body\", \"title\"]"))
+        .err()
+        .expect("refused");
+    assert_eq!(problems[0].key, "targets[0].wordpress.initial_fields", "{problems:?}");
+}

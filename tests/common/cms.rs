@@ -171,3 +171,34 @@ impl Daemon {
 pub fn clock_at(offset: chrono::Duration) -> SharedClock {
     Arc::new(TokioClock::starting_at(t0() + offset))
 }
+
+/// The commented example of `config/default.toml` that starts with the line `first`, up to the next blank
+/// comment line followed by a line that is not part of it, uncommented.
+pub fn default_toml_example(first: &str, until: &str) -> String {
+    let text = secutix_sync::config::DEFAULT_TOML;
+    let start = text.find(first).expect("example start");
+    let end = text[start..].find(until).map_or(text.len(), |e| start + e);
+    text[start..end]
+        .lines()
+        .skip(1)
+        .map(|l| l.strip_prefix("# ").or_else(|| l.strip_prefix('#')).unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Loads a configuration made of the tests' SecuTix section and `targets` (TOML), returning the problems.
+pub fn load_targets(targets: &str) -> Result<Config, Vec<secutix_sync::config::Problem>> {
+    let toml = format!(
+        "[secutix]\ninstitution = \"MOSA\"\noperator = \"MOSA_WEBSYNC\"\npartner = \"P\"\nsecret = \"s\"\n\
+         [store]\npath = \"/nonexistent-unused\"\n{targets}"
+    );
+    match Config::load(&secutix_sync::config::Sources {
+        file: None,
+        env: Some(BTreeMap::new()),
+        overrides: Some(toml),
+    }) {
+        Ok(l) => Ok(l.config),
+        Err(secutix_sync::config::ConfigError::Invalid(p)) => Err(p),
+        Err(e) => panic!("{e}"),
+    }
+}
