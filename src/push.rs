@@ -969,7 +969,8 @@ impl Worker {
                 item.last_error = Some(message);
                 item.next_attempt_at = until;
                 if self.reschedule(&item)? {
-                    st.queue.insert((item.next_attempt_at, item.seq, item.external_id.clone()));
+                    st.queue
+                        .insert((item.next_attempt_at, item.seq, item.external_id.clone()));
                 }
                 st.report.retried += 1;
             }
@@ -992,7 +993,8 @@ impl Worker {
                 item.next_attempt_at = now + chrono::Duration::from_std(wait).unwrap_or_default();
                 tracing::warn!(target_name = %self.target.name(), external_id = %item.external_id, attempt = item.attempts, retry_in = ?wait, error = %message, "push failed, will retry");
                 if self.reschedule(&item)? {
-                    st.queue.insert((item.next_attempt_at, item.seq, item.external_id.clone()));
+                    st.queue
+                        .insert((item.next_attempt_at, item.seq, item.external_id.clone()));
                 } else if let Some(cur) = self.current(&item.external_id)? {
                     st.queue.insert((cur.next_attempt_at, cur.seq, cur.external_id));
                 }

@@ -53,8 +53,10 @@ fn error(status: u16, title: &str, detail: &str, pointer: Option<&str>) -> Respo
 fn document(status: u16, uuid: &str, attributes: &Value) -> ResponseTemplate {
     ResponseTemplate::new(status)
         .insert_header("Content-Type", JSONAPI)
-        .set_body_json(json!({"jsonapi": {"version": "1.0"}, "data": {"type": "node--event", "id": uuid,
-            "attributes": attributes, "links": {"self": {"href": format!("/jsonapi/node/event/{uuid}")}}}}))
+        .set_body_json(
+            json!({"jsonapi": {"version": "1.0"}, "data": {"type": "node--event", "id": uuid,
+            "attributes": attributes, "links": {"self": {"href": format!("/jsonapi/node/event/{uuid}")}}}}),
+        )
 }
 
 impl FakeDrupal {
@@ -103,7 +105,13 @@ impl Respond for FakeDrupal {
     fn respond(&self, req: &Request) -> ResponseTemplate {
         let mut s = self.0.lock().expect("fake");
         let path = req.url.path().to_owned();
-        let header = |n: &str| req.headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let header = |n: &str| {
+            req.headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        };
         if path == "/oauth/token" {
             let form: BTreeMap<String, String> = url::form_urlencoded::parse(&req.body).into_owned().collect();
             if form.get("grant_type").map(String::as_str) != Some("client_credentials")
@@ -144,7 +152,12 @@ impl Respond for FakeDrupal {
         }
         let method = req.method.as_str();
         if (method == "POST" || method == "PATCH") && header("content-type") != JSONAPI {
-            return error(415, "Unsupported Media Type", "No route found that matches \"Content-Type: application/json\"", None);
+            return error(
+                415,
+                "Unsupported Media Type",
+                "No route found that matches \"Content-Type: application/json\"",
+                None,
+            );
         }
         let data = &body["data"];
         match (method, path.trim_start_matches("/jsonapi/node/event")) {
@@ -153,10 +166,20 @@ impl Respond for FakeDrupal {
                 .set_body_json(json!({"jsonapi": {"version": "1.0"}, "data": [], "links": {}})),
             ("POST", "") => {
                 if data["type"] != "node--event" {
-                    return error(409, "Conflict", "The provided type (x) does not match the destination resource types (node--event).", None);
+                    return error(
+                        409,
+                        "Conflict",
+                        "The provided type (x) does not match the destination resource types (node--event).",
+                        None,
+                    );
                 }
                 let Some(uuid) = data["id"].as_str().map(str::to_owned) else {
-                    return error(422, "Unprocessable Entity", "IDs should be properly generated and formatted UUIDs as described in RFC 4122.", Some("/data/id"));
+                    return error(
+                        422,
+                        "Unprocessable Entity",
+                        "IDs should be properly generated and formatted UUIDs as described in RFC 4122.",
+                        Some("/data/id"),
+                    );
                 };
                 if let Some(bad) = Self::invalid(&s, &data["attributes"]) {
                     return bad;
@@ -170,10 +193,20 @@ impl Respond for FakeDrupal {
             ("PATCH", rest) => {
                 let uuid = rest.trim_start_matches('/').to_owned();
                 if !s.nodes.contains_key(&uuid) {
-                    return error(404, "Not Found", "The \"node\" parameter was not converted for the path \"/jsonapi/node/event/{entity}\" (route name: \"jsonapi.node--event.individual\")", None);
+                    return error(
+                        404,
+                        "Not Found",
+                        "The \"node\" parameter was not converted for the path \"/jsonapi/node/event/{entity}\" (route name: \"jsonapi.node--event.individual\")",
+                        None,
+                    );
                 }
                 if data["id"] != uuid.as_str() {
-                    return error(400, "Bad Request", "The \"id\" of the resource must match the URL.", Some("/data/id"));
+                    return error(
+                        400,
+                        "Bad Request",
+                        "The \"id\" of the resource must match the URL.",
+                        Some("/data/id"),
+                    );
                 }
                 if let Some(bad) = Self::invalid(&s, &data["attributes"]) {
                     return bad;
@@ -190,7 +223,12 @@ impl Respond for FakeDrupal {
                 if s.nodes.remove(&uuid).is_some() {
                     ResponseTemplate::new(204)
                 } else {
-                    error(404, "Not Found", "The \"node\" parameter was not converted for the path \"/jsonapi/node/event/{entity}\"", None)
+                    error(
+                        404,
+                        "Not Found",
+                        "The \"node\" parameter was not converted for the path \"/jsonapi/node/event/{entity}\"",
+                        None,
+                    )
                 }
             }
             _ => error(404, "Not Found", "No route found", None),
@@ -243,34 +281,45 @@ async fn nodes_get_uuidv5_ids_and_owned_fields_only_and_an_unchanged_run_sends_n
     let daemon = Daemon::new(&secutix, target(&server, BASIC), clock(), DeletePolicy::Unpublish);
     let (plan, report) = daemon.sync().await;
     assert_eq!((plan.create, report.delivered), (3, 3));
-    let s = fake.0.lock().expect("fake");
-    let ids: Vec<&String> = s.nodes.keys().collect();
-    let mut want = vec![uuid("secutix-1"), uuid("secutix-2"), uuid("secutix-3")];
-    want.sort();
-    assert_eq!(ids, want.iter().collect::<Vec<_>>(), "UUIDv5 of the external ids");
-    let hamlet = &s.nodes[&uuid("secutix-1")];
-    assert_eq!(hamlet["title"], "Hamlet");
-    assert_eq!(hamlet["body"], json!({"value": "<p>Hamlet</p>", "format": "basic_html"}));
-    assert_eq!(hamlet["status"], true);
-    assert_eq!(hamlet["field_secutix_external_id"], "secutix-1");
-    assert_eq!(hamlet["field_secutix_product_id"], "1");
-    assert_eq!(hamlet["field_secutix_price_min"], "35.00", "decimals as strings");
-    assert_eq!(hamlet["field_secutix_currency"], "EUR");
-    assert_eq!(hamlet["field_secutix_on_sale"], true);
-    assert_eq!(hamlet["field_secutix_availability"], "unknown");
-    assert_eq!(hamlet["field_secutix_availability_code"], 0);
-    assert_eq!(hamlet["field_secutix_next_performance"], "2026-03-12T11:00:00+01:00");
-    assert_eq!(
-        hamlet["field_secutix_booking_url"],
-        "https://mosa.shop.secutix.com/api/1/redirect/product?id=1&lang=fr"
-    );
-    assert_eq!(
-        daemon.outbox.acked("drupal", "secutix-1").expect("ack").and_then(|a| a.remote_id),
-        Some(uuid("secutix-1"))
-    );
-    drop(s);
+    {
+        let s = fake.0.lock().expect("fake");
+        let ids: Vec<&String> = s.nodes.keys().collect();
+        let mut want = [uuid("secutix-1"), uuid("secutix-2"), uuid("secutix-3")];
+        want.sort();
+        assert_eq!(ids, want.iter().collect::<Vec<_>>(), "UUIDv5 of the external ids");
+        let hamlet = &s.nodes[&uuid("secutix-1")];
+        assert_eq!(hamlet["title"], "Hamlet");
+        assert_eq!(
+            hamlet["body"],
+            json!({"value": "<p>Hamlet</p>", "format": "basic_html"})
+        );
+        assert_eq!(hamlet["status"], true);
+        assert_eq!(hamlet["field_secutix_external_id"], "secutix-1");
+        assert_eq!(hamlet["field_secutix_product_id"], "1");
+        assert_eq!(hamlet["field_secutix_price_min"], "35.00", "decimals as strings");
+        assert_eq!(hamlet["field_secutix_currency"], "EUR");
+        assert_eq!(hamlet["field_secutix_on_sale"], true);
+        assert_eq!(hamlet["field_secutix_availability"], "unknown");
+        assert_eq!(hamlet["field_secutix_availability_code"], 0);
+        assert_eq!(hamlet["field_secutix_next_performance"], "2026-03-12T11:00:00+01:00");
+        assert_eq!(
+            hamlet["field_secutix_booking_url"],
+            "https://mosa.shop.secutix.com/api/1/redirect/product?id=1&lang=fr"
+        );
+        assert_eq!(
+            daemon
+                .outbox
+                .acked("drupal", "secutix-1")
+                .expect("ack")
+                .and_then(|a| a.remote_id),
+            Some(uuid("secutix-1"))
+        );
+    }
     for r in server.received_requests().await.expect("recorded") {
-        assert_eq!(r.headers.get("content-type").and_then(|v| v.to_str().ok()), Some(JSONAPI));
+        assert_eq!(
+            r.headers.get("content-type").and_then(|v| v.to_str().ok()),
+            Some(JSONAPI)
+        );
         assert_eq!(r.headers.get("accept").and_then(|v| v.to_str().ok()), Some(JSONAPI));
     }
 
@@ -284,11 +333,17 @@ async fn nodes_get_uuidv5_ids_and_owned_fields_only_and_an_unchanged_run_sends_n
     let s = fake.0.lock().expect("fake");
     assert_eq!(s.log.len(), 1, "{:?}", s.log);
     let (m, p, body) = &s.log[0];
-    assert_eq!((m.as_str(), p.as_str()), ("PATCH", format!("/jsonapi/node/event/{}", uuid("secutix-2")).as_str()));
+    assert_eq!(
+        (m.as_str(), p.as_str()),
+        ("PATCH", format!("/jsonapi/node/event/{}", uuid("secutix-2")).as_str())
+    );
     let attributes = &body["data"]["attributes"];
     assert_eq!(attributes["field_secutix_availability"], "sold_out");
     assert_eq!(attributes["field_secutix_booking_url"], Value::Null, "cleared");
-    assert!(attributes.get("body").is_none(), "an update never sends the body: {attributes}");
+    assert!(
+        attributes.get("body").is_none(),
+        "an update never sends the body: {attributes}"
+    );
     assert_eq!(body["data"]["type"], "node--event");
 }
 
@@ -309,7 +364,12 @@ async fn a_lost_store_meets_409_and_patches_in_place_keeping_the_editors_fields(
 
     // A new, empty store; SecuTix changed a title meanwhile.
     secutix.set(three(["Hamlet", "Phèdre (reprise)", "Tartuffe"]));
-    let fresh = Daemon::new(&secutix, target(&server, BASIC), clock_at(chrono::Duration::days(1)), DeletePolicy::Unpublish);
+    let fresh = Daemon::new(
+        &secutix,
+        target(&server, BASIC),
+        clock_at(chrono::Duration::days(1)),
+        DeletePolicy::Unpublish,
+    );
     let (plan, report) = fresh.sync().await;
     assert_eq!((plan.create, report.delivered, report.dead), (3, 3, 0));
     let s = fake.0.lock().expect("fake");
@@ -326,9 +386,16 @@ async fn a_lost_store_meets_409_and_patches_in_place_keeping_the_editors_fields(
             "{xid}: the create answered 409, then PATCH {node_path}"
         );
     }
-    assert_eq!(s.nodes[&uuid("secutix-2")]["title"], "Phèdre (reprise)", "updated in place");
+    assert_eq!(
+        s.nodes[&uuid("secutix-2")]["title"],
+        "Phèdre (reprise)",
+        "updated in place"
+    );
     let hamlet = &s.nodes[&uuid("secutix-1")];
-    assert_eq!(hamlet["body"]["value"], "<p>Le texte de l'équipe</p>", "the body is the editors'");
+    assert_eq!(
+        hamlet["body"]["value"], "<p>Le texte de l'équipe</p>",
+        "the body is the editors'"
+    );
     assert_eq!(hamlet["field_editor_note"], "Prévoir des mouchoirs");
     for (m, _, body) in &s.log {
         if m == "PATCH" {
@@ -351,12 +418,21 @@ async fn a_validation_error_is_a_dead_letter_with_drupals_message_and_does_not_b
     assert_eq!(dead[0].item.external_id, "secutix-2");
     assert!(
         dead[0].error.contains("HTTP 422")
-            && dead[0].error.contains("title: This value is too long. It should have 255 characters or less.")
+            && dead[0]
+                .error
+                .contains("title: This value is too long. It should have 255 characters or less.")
             && dead[0].error.contains("(at /data/attributes/title)"),
         "{}",
         dead[0].error
     );
-    let posts = fake.0.lock().expect("fake").log.iter().filter(|(m, _, _)| m == "POST").count();
+    let posts = fake
+        .0
+        .lock()
+        .expect("fake")
+        .log
+        .iter()
+        .filter(|(m, _, _)| m == "POST")
+        .count();
     assert_eq!(posts, 3, "a 422 is not retried");
 
     // A field missing on the content type: every create is refused, naming it.
@@ -373,7 +449,9 @@ async fn a_validation_error_is_a_dead_letter_with_drupals_message_and_does_not_b
     assert_eq!(report.dead, 3);
     let dead = mapped.outbox.dead_letters(&["drupal".into()]).expect("dead letters");
     assert!(
-        dead[0].error.contains("The attribute field_genre does not exist on the node--event resource type."),
+        dead[0]
+            .error
+            .contains("The attribute field_genre does not exist on the node--event resource type."),
         "{}",
         dead[0].error
     );
@@ -402,7 +480,12 @@ async fn a_429_pauses_the_target_until_retry_after_then_delivers_once() {
         .collect();
     assert_eq!(throttled.len(), 1);
     assert!(throttled[0].next_attempt_at >= t0() + chrono::Duration::seconds(120));
-    assert!(throttled[0].last_error.as_deref().is_some_and(|e| e.contains("HTTP 429")));
+    assert!(
+        throttled[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("HTTP 429"))
+    );
 
     manual.advance(Duration::from_secs(121));
     let report = daemon.drain().await;
@@ -452,16 +535,21 @@ async fn oauth2_client_credentials_are_fetched_once_reused_and_renewed_after_a_4
     let oauth = "auth = \"oauth2\"\nclient_id = \"consumer-uuid\"\nclient_secret = \"consumer-secret\"\nscope = \"secutix_sync\"";
     let daemon = Daemon::new(&secutix, target(&server, oauth), clock(), DeletePolicy::Unpublish);
     daemon.sync().await;
-    assert_eq!(fake.0.lock().expect("fake").tokens_issued, 1, "one token for three requests");
+    assert_eq!(
+        fake.0.lock().expect("fake").tokens_issued,
+        1,
+        "one token for three requests"
+    );
     // The token is revoked on the Drupal side: the next request gets 401, the target fetches a new one.
     fake.0.lock().expect("fake").token = Some("revoked-elsewhere".into());
     daemon.set_level(11, 2);
     let (_, report) = daemon.sync().await;
     assert_eq!(report.delivered, 1);
-    let s = fake.0.lock().expect("fake");
-    assert_eq!(s.tokens_issued, 2);
-    assert_eq!(s.nodes[&uuid("secutix-1")]["field_secutix_availability"], "almost_full");
-    drop(s);
+    {
+        let s = fake.0.lock().expect("fake");
+        assert_eq!(s.tokens_issued, 2);
+        assert_eq!(s.nodes[&uuid("secutix-1")]["field_secutix_availability"], "almost_full");
+    }
     let token_requests: Vec<_> = server
         .received_requests()
         .await
@@ -470,10 +558,16 @@ async fn oauth2_client_credentials_are_fetched_once_reused_and_renewed_after_a_4
         .filter(|r| r.url.path() == "/oauth/token")
         .collect();
     let form = String::from_utf8_lossy(&token_requests[0].body).into_owned();
-    assert!(form.contains("grant_type=client_credentials") && form.contains("scope=secutix_sync"), "{form}");
+    assert!(
+        form.contains("grant_type=client_credentials") && form.contains("scope=secutix_sync"),
+        "{form}"
+    );
 
     // A wrong secret: a permanent error naming what to check, without the secret.
-    let bad = target(&server, "auth = \"oauth2\"\nclient_id = \"consumer-uuid\"\nclient_secret = \"wrong-secret-value\"");
+    let bad = target(
+        &server,
+        "auth = \"oauth2\"\nclient_id = \"consumer-uuid\"\nclient_secret = \"wrong-secret-value\"",
+    );
     let err = bad.check().await.expect_err("refused");
     assert!(err.to_string().contains("client_id, client_secret"), "{err}");
     assert!(!err.to_string().contains("wrong-secret-value"));
@@ -507,7 +601,11 @@ async fn field_names_follow_the_mapping_and_groups_not_owned_are_never_sent() {
     ] {
         assert!(hamlet.get(absent).is_none(), "{absent} sent: {hamlet}");
     }
-    assert_eq!(hamlet["field_secutix_content_hash"].as_str().map(str::len), Some(64), "bookkeeping always sent");
+    assert_eq!(
+        hamlet["field_secutix_content_hash"].as_str().map(str::len),
+        Some(64),
+        "bookkeeping always sent"
+    );
 }
 
 #[test]
@@ -519,13 +617,13 @@ fn the_documented_example_loads_and_bad_settings_are_named() {
         .replace("\"drupal-password\"", &format!("{:?}", pw.display().to_string()));
     let cfg = load_targets(&example).expect("the example of config/default.toml is valid");
     assert_eq!(cfg.targets[0].kind, secutix_sync::config::TargetKind::Drupal);
-    let problems = load_targets(&example.replace("bundle = \"event\"", "bundle = \"Event Page\""))
-        .err()
-        .expect("refused");
+    let problems =
+        load_targets(&example.replace("bundle = \"event\"", "bundle = \"Event Page\"")).expect_err("refused");
     assert_eq!(problems[0].key, "targets[0].drupal.bundle", "{problems:?}");
-    let problems = load_targets(&example.replace("auth = \"basic\"", "auth = \"oauth2\""))
-        .err()
-        .expect("refused");
+    let problems = load_targets(&example.replace("auth = \"basic\"", "auth = \"oauth2\"")).expect_err("refused");
     let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
-    assert_eq!(keys, vec!["targets[0].drupal.client_id", "targets[0].drupal.client_secret_file"]);
+    assert_eq!(
+        keys,
+        vec!["targets[0].drupal.client_id", "targets[0].drupal.client_secret_file"]
+    );
 }

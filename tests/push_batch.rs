@@ -69,7 +69,9 @@ impl Target for Batching {
             .push(ops.iter().map(|o| o.external_id.clone()).collect());
         let answers: Vec<Answer> = {
             let a = self.answers.lock().expect("answers");
-            ops.iter().map(|o| a.get(&o.external_id).copied().unwrap_or(Answer::Ok)).collect()
+            ops.iter()
+                .map(|o| a.get(&o.external_id).copied().unwrap_or(Answer::Ok))
+                .collect()
         };
         if answers.contains(&Answer::Hang) {
             tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -184,9 +186,16 @@ async fn each_operation_of_a_batch_settles_on_its_own_outcome() {
         .drain(DrainOptions::now())
         .await
         .expect("drain");
-    assert_eq!((report.delivered, report.retried, report.dead, report.pending), (10, 1, 1, 1));
     assert_eq!(
-        outbox.acked("batching", "secutix-1").expect("ack").and_then(|a| a.remote_id).as_deref(),
+        (report.delivered, report.retried, report.dead, report.pending),
+        (10, 1, 1, 1)
+    );
+    assert_eq!(
+        outbox
+            .acked("batching", "secutix-1")
+            .expect("ack")
+            .and_then(|a| a.remote_id)
+            .as_deref(),
         Some("remote-secutix-1")
     );
     let pending = outbox.pending("batching").expect("pending");
@@ -244,7 +253,10 @@ async fn a_batch_times_out_as_a_whole_and_an_unreachable_target_pauses_once_per_
     assert_eq!((report.delivered, report.retried, report.pending), (0, 4, 4));
     let pending = outbox.pending("batching").expect("pending");
     let next: Vec<_> = pending.iter().map(|i| i.next_attempt_at).collect();
-    assert!(next.windows(2).all(|w| w[0] == w[1]), "one pause for the whole batch: {next:?}");
+    assert!(
+        next.windows(2).all(|w| w[0] == w[1]),
+        "one pause for the whole batch: {next:?}"
+    );
     assert!(pending.iter().all(|i| i.attempts == 1), "unreachable does not count");
     for i in 1..=4 {
         target.answer(&format!("secutix-{i}"), Answer::Ok);

@@ -148,7 +148,13 @@ impl Wp {
         let mut doomed: Vec<u64> = self.posts(word).await.iter().filter_map(|p| p["id"].as_u64()).collect();
         for f in self.lookup(ids).await.values() {
             doomed.extend(f["id"].as_u64());
-            doomed.extend(f["duplicates"].as_array().into_iter().flatten().filter_map(Value::as_u64));
+            doomed.extend(
+                f["duplicates"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_u64),
+            );
         }
         doomed.sort_unstable();
         doomed.dedup();
@@ -162,12 +168,12 @@ impl Wp {
     async fn by_external_id(&self, word: &str) -> BTreeMap<String, Value> {
         let mut out = BTreeMap::new();
         for p in self.posts(word).await {
-            let xid = p["meta"]["secutix_external_id"].as_str().expect("external id").to_owned();
+            let xid = p["meta"]["secutix_external_id"]
+                .as_str()
+                .expect("external id")
+                .to_owned();
             if let Some(other) = out.insert(xid.clone(), p.clone()) {
-                panic!(
-                    "two posts for {xid}: {} and {}",
-                    other["id"], p["id"]
-                );
+                panic!("two posts for {xid}: {} and {}", other["id"], p["id"]);
             }
         }
         out
@@ -188,7 +194,12 @@ async fn real_a_catalogue_reaches_wordpress_once_with_its_meta_and_follows_chang
         return;
     };
     let word = "zqwpflow";
-    let ids = [7_100_000_000_011, 7_100_000_000_012, 7_100_000_000_013, 7_100_000_000_014];
+    let ids = [
+        7_100_000_000_011,
+        7_100_000_000_012,
+        7_100_000_000_013,
+        7_100_000_000_014,
+    ];
     wp.clean(word, &xids(&ids)).await;
     let products = |n: usize| {
         catalog(vec![season(
@@ -217,19 +228,34 @@ async fn real_a_catalogue_reaches_wordpress_once_with_its_meta_and_follows_chang
     let (plan, _) = daemon.sync().await;
     assert_eq!(plan.create, 4, "{plan:?}");
     let posts = wp.by_external_id(word).await;
-    assert_eq!(posts.keys().cloned().collect::<Vec<_>>(), xids(&ids), "every entry once");
+    assert_eq!(
+        posts.keys().cloned().collect::<Vec<_>>(),
+        xids(&ids),
+        "every entry once"
+    );
     let lookups = wp.lookup(&xids(&ids)).await;
     for (xid, post) in &posts {
         assert_eq!(lookups[xid]["id"], post["id"]);
         assert_eq!(lookups[xid]["duplicates"], json!([]));
         let ack = daemon.outbox.acked("wp", xid).expect("ack").expect("acknowledged");
-        assert_eq!(ack.remote_id, post["id"].as_u64().map(|i| i.to_string()), "the store keeps the post id");
+        assert_eq!(
+            ack.remote_id,
+            post["id"].as_u64().map(|i| i.to_string()),
+            "the store keeps the post id"
+        );
         assert_eq!(post["status"], "publish");
-        assert_eq!(meta(post, "secutix_content_hash").as_str(), Some(ack.content_hash.as_str()));
+        assert_eq!(
+            meta(post, "secutix_content_hash").as_str(),
+            Some(ack.content_hash.as_str())
+        );
     }
     let first = &posts["secutix-7100000000011"];
     assert_eq!(first["title"]["raw"], format!("Spectacle 0 {word}"));
-    assert_eq!(first["content"]["raw"], format!("<p>Spectacle 0 {word}</p>"), "initial body");
+    assert_eq!(
+        first["content"]["raw"],
+        format!("<p>Spectacle 0 {word}</p>"),
+        "initial body"
+    );
     assert_eq!(meta(first, "secutix_product_id"), "7100000000011");
     assert_eq!(meta(first, "secutix_product_code"), "P7100000000011");
     assert_eq!(meta(first, "secutix_schema_version"), 1);
@@ -237,7 +263,11 @@ async fn real_a_catalogue_reaches_wordpress_once_with_its_meta_and_follows_chang
     assert_eq!(meta(first, "secutix_genre"), "Théâtre");
     assert_eq!(meta(first, "secutix_season"), "S26");
     assert_eq!(meta(first, "secutix_on_sale"), true);
-    assert_eq!(meta(first, "secutix_availability"), "unknown", "on sale, not polled yet");
+    assert_eq!(
+        meta(first, "secutix_availability"),
+        "unknown",
+        "on sale, not polled yet"
+    );
     assert_eq!(meta(first, "secutix_availability_code"), 0);
     assert_eq!(meta(first, "secutix_price_min").as_f64(), Some(35.0));
     assert_eq!(meta(first, "secutix_price_max").as_f64(), Some(35.0));
@@ -255,12 +285,17 @@ async fn real_a_catalogue_reaches_wordpress_once_with_its_meta_and_follows_chang
     assert_eq!(meta(first, "secutix_first_performance"), "2026-03-12T11:00:00+01:00");
     let second = &posts["secutix-7100000000012"];
     assert_eq!(meta(second, "secutix_last_performance"), "2026-03-13T11:00:00+01:00");
-    let perfs: Value = serde_json::from_str(meta(second, "secutix_performances").as_str().expect("json")).expect("json");
+    let perfs: Value =
+        serde_json::from_str(meta(second, "secutix_performances").as_str().expect("json")).expect("json");
     assert_eq!(perfs.as_array().map(Vec::len), Some(2));
     let entry: Value = serde_json::from_str(meta(second, "secutix_entry").as_str().expect("json")).expect("json");
     assert_eq!(entry["external_id"], "secutix-7100000000012");
     assert_eq!(entry["price_range"]["min"], json!({"amount": "35.00", "minor": 3500}));
-    assert!(meta(second, "secutix_synced_at").as_str().is_some_and(|s| s.starts_with("2026-03-02T")));
+    assert!(
+        meta(second, "secutix_synced_at")
+            .as_str()
+            .is_some_and(|s| s.starts_with("2026-03-02T"))
+    );
 
     // Unchanged catalogue: nothing sent.
     let (plan, report) = daemon.sync().await;
@@ -281,9 +316,19 @@ async fn real_a_catalogue_reaches_wordpress_once_with_its_meta_and_follows_chang
         meta(changed, "secutix_content_hash"),
         meta(&before["secutix-7100000000013"], "secutix_content_hash")
     );
-    for xid in ["secutix-7100000000011", "secutix-7100000000012", "secutix-7100000000014"] {
-        assert_eq!(after[xid]["modified_gmt"], before[xid]["modified_gmt"], "{xid} untouched");
-        assert_eq!(meta(&after[xid], "secutix_content_hash"), meta(&before[xid], "secutix_content_hash"));
+    for xid in [
+        "secutix-7100000000011",
+        "secutix-7100000000012",
+        "secutix-7100000000014",
+    ] {
+        assert_eq!(
+            after[xid]["modified_gmt"], before[xid]["modified_gmt"],
+            "{xid} untouched"
+        );
+        assert_eq!(
+            meta(&after[xid], "secutix_content_hash"),
+            meta(&before[xid], "secutix_content_hash")
+        );
     }
 
     // The fourth product leaves SecuTix: its post becomes a draft, the others stay published.
@@ -293,8 +338,15 @@ async fn real_a_catalogue_reaches_wordpress_once_with_its_meta_and_follows_chang
     let after = wp.by_external_id(word).await;
     assert_eq!(after.len(), 4, "unpublished, not deleted");
     assert_eq!(after["secutix-7100000000014"]["status"], "draft");
-    assert_eq!(meta(&after["secutix-7100000000014"], "secutix_availability"), "not_on_sale");
-    for xid in ["secutix-7100000000011", "secutix-7100000000012", "secutix-7100000000013"] {
+    assert_eq!(
+        meta(&after["secutix-7100000000014"], "secutix_availability"),
+        "not_on_sale"
+    );
+    for xid in [
+        "secutix-7100000000011",
+        "secutix-7100000000012",
+        "secutix-7100000000013",
+    ] {
         assert_eq!(after[xid]["status"], "publish");
     }
 }
@@ -337,8 +389,8 @@ async fn real_editor_work_survives_syncs_and_a_lost_store_creates_no_duplicate()
     let png: &[u8] = &[
         0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52, 0, 0, 0, 1, 0, 0, 0, 1,
         8, 6, 0, 0, 0, 0x1f, 0x15, 0xc4, 0x89, 0, 0, 0, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xff,
-        0xff, 0x3f, 0, 0x05, 0xfe, 0x02, 0xfe, 0xa7, 0x35, 0x81, 0x84, 0, 0, 0, 0, 0x49, 0x45, 0x4e, 0x44, 0xae,
-        0x42, 0x60, 0x82,
+        0xff, 0x3f, 0, 0x05, 0xfe, 0x02, 0xfe, 0xa7, 0x35, 0x81, 0x84, 0, 0, 0, 0, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42,
+        0x60, 0x82,
     ];
     let media: Value = wp
         .http
@@ -353,9 +405,15 @@ async fn real_editor_work_survives_syncs_and_a_lost_store_creates_no_duplicate()
         .json()
         .await
         .expect("media");
-    let media_id = media["id"].as_u64().unwrap_or_else(|| panic!("media upload failed: {media}"));
+    let media_id = media["id"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("media upload failed: {media}"));
     let (status, term) = wp
-        .call(reqwest::Method::POST, "/wp/v2/venue_tag", Some(json!({"name": format!("Famille {word}")})))
+        .call(
+            reqwest::Method::POST,
+            "/wp/v2/venue_tag",
+            Some(json!({"name": format!("Famille {word}")})),
+        )
         .await;
     let term_id = match status {
         201 => term["id"].as_u64().expect("term id"),
@@ -393,7 +451,11 @@ async fn real_editor_work_survives_syncs_and_a_lost_store_creates_no_duplicate()
     assert_eq!(plan.update, 1, "{plan:?}");
     let after = wp.post(id1).await;
     assert_eq!(meta(&after, "secutix_price_min").as_f64(), Some(28.0), "owned: updated");
-    assert_eq!(after["title"]["raw"], format!("Spectacle 7100000000021 {word}"), "owned: the title is SecuTix's");
+    assert_eq!(
+        after["title"]["raw"],
+        format!("Spectacle 7100000000021 {word}"),
+        "owned: the title is SecuTix's"
+    );
     assert_eq!(after["content"]["raw"], editor_body, "the body is the editor's");
     assert_eq!(after["excerpt"]["raw"], "Un résumé d'éditeur");
     assert_eq!(after["featured_media"], media_id);
@@ -418,17 +480,29 @@ async fn real_editor_work_survives_syncs_and_a_lost_store_creates_no_duplicate()
     for (xid, f) in wp.lookup(&xids(&ids)).await {
         assert_eq!(f["duplicates"], json!([]), "{xid}");
         let ack = fresh.outbox.acked("wp", &xid).expect("ack").expect("acknowledged");
-        assert_eq!(ack.remote_id, f["id"].as_u64().map(|i| i.to_string()), "post id recovered");
+        assert_eq!(
+            ack.remote_id,
+            f["id"].as_u64().map(|i| i.to_string()),
+            "post id recovered"
+        );
     }
     let third = &posts["secutix-7100000000023"];
-    assert_eq!(meta(third, "secutix_price_max").as_f64(), Some(42.0), "updated in place");
+    assert_eq!(
+        meta(third, "secutix_price_max").as_f64(),
+        Some(42.0),
+        "updated in place"
+    );
     assert!(
-        meta(third, "secutix_synced_at").as_str().is_some_and(|s| s.starts_with("2026-03-03T")),
+        meta(third, "secutix_synced_at")
+            .as_str()
+            .is_some_and(|s| s.starts_with("2026-03-03T")),
         "written by the new store"
     );
     for xid in ["secutix-7100000000021", "secutix-7100000000022"] {
         assert!(
-            meta(&posts[xid], "secutix_synced_at").as_str().is_some_and(|s| s.starts_with("2026-03-02T")),
+            meta(&posts[xid], "secutix_synced_at")
+                .as_str()
+                .is_some_and(|s| s.starts_with("2026-03-02T")),
             "{xid} already had this version: not written again"
         );
     }
@@ -460,7 +534,10 @@ async fn real_single_requests_trash_restore_and_recreate_a_post_deleted_by_hand(
                 .map(|id| product(*id, &format!("Spectacle {id} {word}"), &[(id * 10, 12)]))
                 .collect(),
         )]);
-        for p in c["catalogData"]["seasons"][0]["products"].as_array_mut().expect("products") {
+        for p in c["catalogData"]["seasons"][0]["products"]
+            .as_array_mut()
+            .expect("products")
+        {
             p["event"]["performances"][0]["prices"][0]["amount"] = json!(amount);
         }
         c
@@ -483,11 +560,18 @@ async fn real_single_requests_trash_restore_and_recreate_a_post_deleted_by_hand(
         posts["secutix-7100000000031"]["id"].as_u64().expect("id"),
         posts["secutix-7100000000032"]["id"].as_u64().expect("id"),
     );
-    assert_eq!(posts["secutix-7100000000031"]["status"], "publish", "status is initial: set at creation");
+    assert_eq!(
+        posts["secutix-7100000000031"]["status"], "publish",
+        "status is initial: set at creation"
+    );
 
     // An editor takes the first post offline; status is not owned, so a sync leaves it so.
-    wp.ok(reqwest::Method::POST, &format!("/wp/v2/event/{id1}"), Some(json!({"status": "pending"})))
-        .await;
+    wp.ok(
+        reqwest::Method::POST,
+        &format!("/wp/v2/event/{id1}"),
+        Some(json!({"status": "pending"})),
+    )
+    .await;
     secutix.set(products(&ids, 30000));
     daemon.sync().await;
     let p1 = wp.post(id1).await;
@@ -502,9 +586,16 @@ async fn real_single_requests_trash_restore_and_recreate_a_post_deleted_by_hand(
     let posts = wp.by_external_id(word).await;
     let new2 = posts["secutix-7100000000032"]["id"].as_u64().expect("id");
     assert_ne!(new2, id2, "re-created");
-    assert_eq!(meta(&posts["secutix-7100000000032"], "secutix_price_min").as_f64(), Some(31.0));
     assert_eq!(
-        daemon.outbox.acked("wp", "secutix-7100000000032").expect("ack").and_then(|a| a.remote_id),
+        meta(&posts["secutix-7100000000032"], "secutix_price_min").as_f64(),
+        Some(31.0)
+    );
+    assert_eq!(
+        daemon
+            .outbox
+            .acked("wp", "secutix-7100000000032")
+            .expect("ack")
+            .and_then(|a| a.remote_id),
         Some(new2.to_string())
     );
 
@@ -521,7 +612,10 @@ async fn real_single_requests_trash_restore_and_recreate_a_post_deleted_by_hand(
     let posts = wp.by_external_id(word).await;
     assert_eq!(posts.len(), 2, "no duplicate of the trashed post");
     assert_eq!(posts["secutix-7100000000031"]["id"], id1);
-    assert_eq!(meta(&posts["secutix-7100000000031"], "secutix_price_min").as_f64(), Some(31.0));
+    assert_eq!(
+        meta(&posts["secutix-7100000000031"], "secutix_price_min").as_f64(),
+        Some(31.0)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------- scripted site
@@ -546,7 +640,9 @@ struct FakeState {
 struct FakeWp(Arc<Mutex<FakeState>>);
 
 fn external_id_of(body: &Value) -> Option<String> {
-    body.pointer("/meta/secutix_external_id").and_then(Value::as_str).map(str::to_owned)
+    body.pointer("/meta/secutix_external_id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
 }
 
 impl FakeWp {
@@ -600,7 +696,10 @@ impl FakeWp {
             ("POST", r) if r.starts_with("/wp/v2/event/") => {
                 let id: u64 = r.trim_start_matches("/wp/v2/event/").parse().unwrap_or(0);
                 let Some(post) = s.posts.get_mut(&id) else {
-                    return (404, json!({"code": "rest_post_invalid_id", "message": "Invalid post ID.", "data": {"status": 404}}));
+                    return (
+                        404,
+                        json!({"code": "rest_post_invalid_id", "message": "Invalid post ID.", "data": {"status": 404}}),
+                    );
                 };
                 for (k, v) in body.as_object().into_iter().flatten() {
                     if k == "meta" {
@@ -613,7 +712,10 @@ impl FakeWp {
                 }
                 (200, post.clone())
             }
-            _ => (404, json!({"code": "rest_no_route", "message": "No route was found matching the URL and request method.", "data": {"status": 404}})),
+            _ => (
+                404,
+                json!({"code": "rest_no_route", "message": "No route was found matching the URL and request method.", "data": {"status": 404}}),
+            ),
         }
     }
 }
@@ -734,11 +836,20 @@ async fn a_create_that_meets_an_existing_post_updates_it_and_a_refused_batch_ite
 
     let s = fake.0.lock().expect("fake");
     let posts: Vec<&Value> = s.posts.values().collect();
-    assert_eq!(posts.len(), 2, "secutix-1 updated in post 42, secutix-3 created: {posts:#?}");
+    assert_eq!(
+        posts.len(),
+        2,
+        "secutix-1 updated in post 42, secutix-3 created: {posts:#?}"
+    );
     assert_eq!(s.posts[&42]["status"], "publish");
     assert_eq!(s.posts[&42]["content"], "editor text", "an update never sends the body");
     assert_eq!(
-        daemon.outbox.acked("wp", "secutix-1").expect("ack").and_then(|a| a.remote_id).as_deref(),
+        daemon
+            .outbox
+            .acked("wp", "secutix-1")
+            .expect("ack")
+            .and_then(|a| a.remote_id)
+            .as_deref(),
         Some("42")
     );
     let calls: Vec<String> = s.log.iter().map(|(m, p)| format!("{m} {p}")).collect();
@@ -774,10 +885,17 @@ async fn a_busy_site_answering_503_to_a_batch_has_every_operation_retried_after_
     daemon.import().await;
     daemon.plan();
     let report = daemon.drain().await;
-    assert_eq!((report.delivered, report.retried, report.pending), (0, 3, 3), "{report:?}");
+    assert_eq!(
+        (report.delivered, report.retried, report.pending),
+        (0, 3, 3),
+        "{report:?}"
+    );
     for item in daemon.outbox.pending("wp").expect("pending") {
         assert_eq!(item.attempts, 1);
-        assert!(item.next_attempt_at >= t0() + chrono::Duration::seconds(120), "{item:?}");
+        assert!(
+            item.next_attempt_at >= t0() + chrono::Duration::seconds(120),
+            "{item:?}"
+        );
         assert!(item.last_error.as_deref().is_some_and(|e| e.contains("HTTP 503")));
     }
     // Nothing is sent before Retry-After...
@@ -807,7 +925,11 @@ async fn an_outdated_companion_plugin_is_named_with_the_fix() {
     daemon.import().await;
     daemon.plan();
     let report = daemon.drain().await;
-    assert_eq!((report.delivered, report.dead), (0, 3), "nothing written with a plugin that lacks the guard");
+    assert_eq!(
+        (report.delivered, report.dead),
+        (0, 3),
+        "nothing written with a plugin that lacks the guard"
+    );
     assert!(
         fake.0.lock().expect("fake").log.iter().all(|(m, _)| m == "GET"),
         "no write was attempted"
@@ -826,17 +948,19 @@ fn the_documented_example_loads_and_plain_http_is_named_as_a_problem() {
     assert_eq!(t.kind, secutix_sync::config::TargetKind::Wordpress);
     assert_eq!(t.request_timeout(), Duration::from_secs(60));
     assert_eq!(t.concurrency(), 2);
-    let target = secutix_sync::targets::build(t, &secutix_sync::store::Store::open(&dir.path().join("db"), 8, clock()).expect("store"))
-        .expect("builds");
+    let target = secutix_sync::targets::build(
+        t,
+        &secutix_sync::store::Store::open(&dir.path().join("db"), 8, clock()).expect("store"),
+    )
+    .expect("builds");
     assert_eq!(target.max_batch(), 25);
 
-    let problems = load_targets(&example.replace("https://www.theatre.fr", "http://www.theatre.fr"))
-        .err()
-        .expect("refused");
+    let problems =
+        load_targets(&example.replace("https://www.theatre.fr", "http://www.theatre.fr")).expect_err("refused");
     assert_eq!(problems[0].key, "targets[0].wordpress.url", "{problems:?}");
     assert!(problems[0].message.contains("allow_insecure_http"));
-    let problems = load_targets(&example.replace("initial_fields = [\"body\"]", "initial_fields = [\"body\", \"title\"]"))
-        .err()
-        .expect("refused");
+    let problems =
+        load_targets(&example.replace("initial_fields = [\"body\"]", "initial_fields = [\"body\", \"title\"]"))
+            .expect_err("refused");
     assert_eq!(problems[0].key, "targets[0].wordpress.initial_fields", "{problems:?}");
 }

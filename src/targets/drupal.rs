@@ -159,7 +159,8 @@ fn machine_name_ok(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 32
         && s.starts_with(|c: char| c.is_ascii_lowercase())
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 impl DrupalSettings {
@@ -180,7 +181,10 @@ impl DrupalSettings {
             ),
             _ => bad(
                 "url",
-                format!("{:?} is not the site's address, such as https://www.theatre.fr", self.url),
+                format!(
+                    "{:?} is not the site's address, such as https://www.theatre.fr",
+                    self.url
+                ),
             ),
         }
         if !machine_name_ok(&self.bundle) {
@@ -350,8 +354,7 @@ impl DrupalTarget {
                     settings.token_url.clone()
                 },
                 client_id: settings.client_id.clone().unwrap_or_default(),
-                secret: secret(&settings.client_secret, &settings.client_secret_file, "client_secret")
-                    .map_err(fail)?,
+                secret: secret(&settings.client_secret, &settings.client_secret_file, "client_secret").map_err(fail)?,
                 scope: settings.scope.clone(),
                 cache: tokio::sync::Mutex::new(None),
             },
@@ -459,16 +462,14 @@ impl DrupalTarget {
                             .unwrap_or_else(|| TargetError::retry(format!("{what}: HTTP {status}"))),
                     });
                 }
-                let token = body.get("access_token").and_then(Value::as_str).ok_or_else(|| {
-                    TargetError::retry(format!("{what}: HTTP {status} without access_token"))
-                })?;
+                let token = body
+                    .get("access_token")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| TargetError::retry(format!("{what}: HTTP {status} without access_token")))?;
                 let lifetime = body.get("expires_in").and_then(Value::as_u64).unwrap_or(300);
                 // Renew a minute early (or at half-life for short tokens).
                 let keep = Duration::from_secs(lifetime.saturating_sub(60).max(lifetime / 2));
-                *cache = Some((
-                    SecretString::from(token.to_owned()),
-                    tokio::time::Instant::now() + keep,
-                ));
+                *cache = Some((SecretString::from(token.to_owned()), tokio::time::Instant::now() + keep));
                 Ok(SecretString::from(format!("Bearer {token}")))
             }
         }
@@ -583,7 +584,7 @@ impl DrupalTarget {
         }
         let values = fields::entry_fields(entry, &op.content_hash, &self.language, op.enqueued_at);
         for f in values {
-            if !f.group.is_none_or(|g| own(g)) {
+            if !f.group.is_none_or(&own) {
                 continue;
             }
             if let Some((_, name)) = self.field_names.iter().find(|(k, _)| *k == f.key) {
@@ -635,9 +636,7 @@ fn jsonapi_message(body: &Value) -> Option<String> {
 fn attribute_value(v: Option<&FieldValue>) -> Value {
     match v {
         None => Value::Null,
-        Some(
-            FieldValue::Text(s) | FieldValue::DateTime(s) | FieldValue::Json(s) | FieldValue::Decimal(s),
-        ) => json!(s),
+        Some(FieldValue::Text(s) | FieldValue::DateTime(s) | FieldValue::Json(s) | FieldValue::Decimal(s)) => json!(s),
         Some(FieldValue::Integer(i)) => json!(i),
         Some(FieldValue::Boolean(b)) => json!(b),
     }
@@ -746,11 +745,12 @@ mod tests {
     #[test]
     fn settings_name_bad_field_names_and_missing_credentials() {
         let s: DrupalSettings = toml::from_str(
-            "url = \"https://www.theatre.fr\"\nuser = \"api\"\npassword = \"pw\"\n[fields]\nprice_mini = \"x\"\nprice_max = \"Bad-Name\"",
+            "url = \"https://www.theatre.fr\"\nuser = \"api\"\npassword = \"s3cret-drupal\"\n[fields]\nprice_mini = \"x\"\nprice_max = \"Bad-Name\"",
         )
         .expect("settings");
         let keys: Vec<String> = s.problems().into_iter().map(|(k, _)| k).collect();
         assert_eq!(keys, vec!["fields.price_max", "fields.price_mini"]);
+        assert!(!format!("{s:?}").contains("s3cret-drupal"));
         let s: DrupalSettings =
             toml::from_str("url = \"https://www.theatre.fr\"\nauth = \"oauth2\"").expect("settings");
         let keys: Vec<String> = s.problems().into_iter().map(|(k, _)| k).collect();

@@ -161,7 +161,10 @@ impl WordPressSettings {
             ),
             _ => bad(
                 "url",
-                format!("{:?} is not the site's address, such as https://www.theatre.fr", self.url),
+                format!(
+                    "{:?} is not the site's address, such as https://www.theatre.fr",
+                    self.url
+                ),
             ),
         }
         if self.user.trim().is_empty() {
@@ -172,9 +175,7 @@ impl WordPressSettings {
                 "application_password",
                 "is set together with application_password_file; keep only one".into(),
             ),
-            (Some(s), None) if s.expose_secret().trim().is_empty() => {
-                bad("application_password", "is empty".into())
-            }
+            (Some(s), None) if s.expose_secret().trim().is_empty() => bad("application_password", "is empty".into()),
             (None, _) => {
                 if let Err(e) = self.read_password() {
                     bad("application_password_file", e);
@@ -395,7 +396,14 @@ impl WordPressTarget {
     }
 
     /// The error for a non-2xx answer, with WordPress's own code and message and what to do.
-    fn error(&self, what: &str, status: u16, headers: &reqwest::header::HeaderMap, body: &Value, text: &str) -> TargetError {
+    fn error(
+        &self,
+        what: &str,
+        status: u16,
+        headers: &reqwest::header::HeaderMap,
+        body: &Value,
+        text: &str,
+    ) -> TargetError {
         let detail = wp_message(body).unwrap_or_else(|| crate::secutix::snippet(text.as_bytes()));
         let code = body.get("code").and_then(Value::as_str).unwrap_or_default();
         match status {
@@ -436,7 +444,10 @@ impl WordPressTarget {
     }
 
     async fn discover(&self) -> Result<SiteInfo, TargetError> {
-        let what = format!("wordpress {}: GET {PLUGIN_NAMESPACE}/health on {}", self.name, self.site);
+        let what = format!(
+            "wordpress {}: GET {PLUGIN_NAMESPACE}/health on {}",
+            self.name, self.site
+        );
         let a = self
             .send(&what, reqwest::Method::GET, &format!("{PLUGIN_NAMESPACE}/health"), None)
             .await?;
@@ -564,7 +575,7 @@ impl WordPressTarget {
         }
         let mut meta = Map::new();
         for f in fields::entry_fields(entry, &op.content_hash, &self.language, op.enqueued_at) {
-            if f.group.is_none_or(|g| own(g)) {
+            if f.group.is_none_or(&own) {
                 meta.insert(format!("{META_PREFIX}{}", f.key), meta_value(f.value.as_ref()));
             }
         }
@@ -632,7 +643,15 @@ impl WordPressTarget {
     }
 
     /// What an answer to `req` means for `op`.
-    fn read(&self, op: &Operation, req: &Request, status: u16, headers: &reqwest::header::HeaderMap, body: &Value, text: &str) -> Next {
+    fn read(
+        &self,
+        op: &Operation,
+        req: &Request,
+        status: u16,
+        headers: &reqwest::header::HeaderMap,
+        body: &Value,
+        text: &str,
+    ) -> Next {
         let what = self.what(op);
         let code = body.get("code").and_then(Value::as_str).unwrap_or_default();
         let ok = (200..300).contains(&status);
@@ -673,7 +692,9 @@ impl WordPressTarget {
                 Step::Done(r) => return r,
                 Step::Send(req) => req,
             };
-            let a = self.send(&what, req.method.clone(), &req.path, req.body.as_ref()).await?;
+            let a = self
+                .send(&what, req.method.clone(), &req.path, req.body.as_ref())
+                .await?;
             match self.read(op, &req, a.status, &a.headers, &a.body, &a.text) {
                 Next::Done(r) => return r,
                 Next::UpdateExisting(id) => at = Location::Known(id),
@@ -829,7 +850,9 @@ impl Target for WordPressTarget {
 
     fn max_batch(&self) -> usize {
         if self.batches.load(Ordering::Relaxed) {
-            self.info.get().map_or(self.batch_size, |i| i.max_batch.min(self.batch_size))
+            self.info
+                .get()
+                .map_or(self.batch_size, |i| i.max_batch.min(self.batch_size))
         } else {
             1
         }
@@ -951,10 +974,9 @@ mod tests {
 
     #[test]
     fn routes_use_wp_json_or_the_rest_route_parameter() {
-        let mut s: WordPressSettings = toml::from_str(
-            "url = \"https://www.theatre.fr/\"\nuser = \"sync\"\napplication_password = \"abcd efgh\"",
-        )
-        .expect("settings");
+        let mut s: WordPressSettings =
+            toml::from_str("url = \"https://www.theatre.fr/\"\nuser = \"sync\"\napplication_password = \"abcd efgh\"")
+                .expect("settings");
         let t = WordPressTarget::new("site", &s, Duration::from_secs(5)).expect("target");
         assert_eq!(
             t.url("/wp/v2/event/4?force=true"),
@@ -970,10 +992,9 @@ mod tests {
 
     #[test]
     fn plain_http_is_refused_unless_allowed_and_the_password_never_shows() {
-        let s: WordPressSettings = toml::from_str(
-            "url = \"http://www.theatre.fr\"\nuser = \"sync\"\napplication_password = \"s3cret-pw\"",
-        )
-        .expect("settings");
+        let s: WordPressSettings =
+            toml::from_str("url = \"http://www.theatre.fr\"\nuser = \"sync\"\napplication_password = \"s3cret-pw\"")
+                .expect("settings");
         let p = s.problems();
         assert_eq!(p.len(), 1, "{p:?}");
         assert!(p[0].1.contains("allow_insecure_http"), "{p:?}");

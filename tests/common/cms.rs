@@ -11,7 +11,9 @@ use secutix_sync::clock::{SharedClock, TokioClock};
 use secutix_sync::config::Config;
 use secutix_sync::import::{ImportOptions, run_import};
 use secutix_sync::merge::{EntryOptions, PerformanceStatus};
-use secutix_sync::push::{DeletePolicy, DrainOptions, DrainReport, Outbox, PlanTarget, PushSettings, Scope, TargetPlan, Worker};
+use secutix_sync::push::{
+    DeletePolicy, DrainOptions, DrainReport, Outbox, PlanTarget, PushSettings, Scope, TargetPlan, Worker,
+};
 use secutix_sync::store::Store;
 use secutix_sync::targets::Target;
 use serde_json::Value;
@@ -131,16 +133,16 @@ impl Daemon {
             .plan(&targets, &options(), &status, &Scope::All, false, false)
             .expect("plan")
             .targets[self.target.name()]
-            .clone()
+        .clone()
     }
 
     /// Drains what is due now.
     pub async fn drain(&self) -> DrainReport {
         Worker::new(&self.outbox, self.target.clone(), self.settings.clone())
-        .expect("worker")
-        .drain(DrainOptions::now())
-        .await
-        .expect("drain")
+            .expect("worker")
+            .drain(DrainOptions::now())
+            .await
+            .expect("drain")
     }
 
     /// Import, plan, drain; asserts nothing failed.
