@@ -189,7 +189,8 @@ pub struct TargetConfig {
     /// Operations in flight at once; unset = the kind's default ([`TargetConfig::concurrency`]).
     #[serde(default)]
     pub concurrency: Option<usize>,
-    /// Operations per second, retries included; unset = the kind's default.
+    /// Operations per second, retries included; unset = the kind's default. For a kind that sends batches
+    /// (wordpress), one batch request counts as one.
     #[serde(default)]
     pub rate_per_second: Option<u32>,
     /// Timeout of one operation; unset = the kind's default. An operation is one request for most kinds,
