@@ -17,6 +17,9 @@
 //! the outbox only when the target acknowledged it, and only if no newer version replaced it meanwhile.
 //! A target that cannot be reached at all pauses the worker and is probed with one operation at a time,
 //! without using up attempts: a CMS that is down for a day gets everything once it is back.
+//! A target that takes batches ([`Target::max_batch`], WordPress's `/batch/v1`) is handed several due
+//! operations per task: the batch uses one concurrency slot, one rate-limit token and one timeout, and each
+//! of its operations is then acknowledged, retried or buried on its own outcome.
 //!
 //! A crash at any point loses nothing: unsent operations are in the outbox; an acknowledgement lost before
 //! the store flushed leads to one more, harmless, idempotent send.
