@@ -5,9 +5,10 @@
 #   .ci/wordpress-smoke.sh [DIR]      DIR defaults to /tmp/secutix-sync-wp; reads DIR/env
 #
 # Checks: health route; 401 without or with wrong credentials; create an entry with every meta key and read
-# it back; lookup by external id (published, draft, trashed, missing, batch form); update; a create with a bad
-# meta value writes nothing; core batch API (/batch/v1) with 2 creates; trash then delete. Exits non-zero on the
-# first mismatch, naming it. Every post it creates is deleted on exit, also on failure.
+# it back; lookup by external id (published, draft, trashed, missing, batch form); update; a second create for
+# one external id is refused (409); a create with a bad meta value writes nothing; core batch API (/batch/v1)
+# with 2 creates; trash then delete. Exits non-zero on the first mismatch, naming it. Every post it creates is
+# deleted on exit, also on failure.
 set -euo pipefail
 
 dir=$(realpath -m "${1:-/tmp/secutix-sync-wp}")
@@ -202,6 +203,19 @@ expect_status 200 "lookup of a draft"
 expect status draft "lookup after update"
 expect content_hash hash-2 "lookup after update"
 pass "update to draft with new meta; lookup finds the draft with the new hash"
+
+# ------------------------------------------------------------------------------------------------ no second post
+printf '{"title":"second","status":"publish","meta":{"secutix_external_id":"%s","secutix_content_hash":"hash-x"}}' \
+	"$xid" >"$tmp/dup.json"
+call POST "$ROUTE" "$tmp/dup.json"
+[ "$status" = 201 ] && created+=("$(get id)")
+expect_status 409 "create of a second post for $xid"
+expect code secutix_sync_exists "create of a second post"
+expect data.id "$id" "create of a second post (the existing post's id)"
+call GET "$BASE/secutix-sync/v1/lookup?external_id=$xid"
+expect duplicates '[]' "lookup after a refused second create"
+expect content_hash hash-2 "lookup after a refused second create (nothing written)"
+pass "a second create for $xid: 409 secutix_sync_exists naming post $id, nothing written"
 
 # ------------------------------------------------------------------------------------------------ bad meta
 printf '{"title":"bad","status":"publish","meta":{"secutix_external_id":"%s-bad","secutix_availability":"maybe"}}' \

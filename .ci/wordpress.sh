@@ -9,6 +9,8 @@
 # DIR defaults to /tmp/secutix-sync-wp and must be traversable by the `mysql` user.
 # `start` on a running instance stops it and starts a clean one: every `start` gives an empty site
 # (new database, new application password, possibly a new port), so always re-read DIR/env after it.
+# Besides the companion plugin, `start` installs .ci/wordpress-editor-fields.php (a meta key and a taxonomy that
+# stand for an agency's own fields, so tests can play the editor).
 # Needs root (apt, /etc/wordpress, mariadbd as user mysql). One instance per machine: Debian's
 # WordPress picks its configuration by host name, and we write /etc/wordpress/config-127.0.0.1.php.
 #
@@ -222,6 +224,8 @@ PHP
 	# Copy first: must-use plugins load during the install too, and an older copy may be there.
 	mkdir -p "$WP_CONTENT/mu-plugins"
 	cp "$REPO_ROOT/contrib/wordpress/secutix-sync.php" "$WP_CONTENT/mu-plugins/secutix-sync.php"
+	# Test sites only: an agency's own meta and taxonomy on the post type, for the tests' "editor" edits.
+	cp "$REPO_ROOT/.ci/wordpress-editor-fields.php" "$WP_CONTENT/mu-plugins/secutix-sync-test-editor-fields.php"
 	php "$dir/wp-install.php" "$WP_USER" "$WP_USER@example.invalid" >"$dir/wp-install.log" 2>&1 ||
 		die "WordPress install failed, see $dir/wp-install.log and $dir/debug.log"
 	php "$dir/wp-setup.php" "$WP_USER" 2>"$dir/wp-setup.log" ||
@@ -332,7 +336,7 @@ ENV
 # ---------------------------------------------------------------------------------------------------- main
 
 usage() {
-	sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 }
 

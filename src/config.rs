@@ -168,10 +168,14 @@ pub enum TargetKind {
     Webhook,
     /// pass Culture's public API: event offers, price categories and dates for young people.
     Passculture,
+    /// WordPress REST API, with the companion plugin (`contrib/wordpress/`).
+    Wordpress,
+    /// Drupal JSON:API.
+    Drupal,
 }
 
 /// `[[targets]]`: one target. Kind-specific settings are in a sub-table named after the kind
-/// (`[targets.files]`, `[targets.webhook]`, `[targets.passculture]`).
+/// (`[targets.files]`, `[targets.webhook]`, `[targets.passculture]`, `[targets.wordpress]`, `[targets.drupal]`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct TargetConfig {
     /// Unique name (letters, digits, `-`, `_`): used in commands, metrics and the store.
@@ -187,7 +191,8 @@ pub struct TargetConfig {
     /// Operations in flight at once; unset = the kind's default ([`TargetConfig::concurrency`]).
     #[serde(default)]
     pub concurrency: Option<usize>,
-    /// Operations per second, retries included; unset = the kind's default.
+    /// Operations per second, retries included; unset = the kind's default. For a kind that sends batches
+    /// (wordpress), one batch request counts as one.
     #[serde(default)]
     pub rate_per_second: Option<u32>,
     /// Timeout of one operation; unset = the kind's default. An operation is one request for most kinds,
@@ -209,6 +214,10 @@ pub struct TargetConfig {
     pub webhook: Option<crate::targets::webhook::WebhookSettings>,
     /// `[targets.passculture]`
     pub passculture: Option<crate::targets::passculture::PassCultureSettings>,
+    /// `[targets.wordpress]`
+    pub wordpress: Option<crate::targets::wordpress::WordPressSettings>,
+    /// `[targets.drupal]`
+    pub drupal: Option<crate::targets::drupal::DrupalSettings>,
 }
 
 fn default_true() -> bool {
@@ -229,10 +238,12 @@ fn default_backoff_max() -> Duration {
 
 impl TargetConfig {
     /// Operations in flight at once: the configured value, else 1 for pass Culture (its API allows 200
-    /// requests a minute for the whole key) and 4 for the others.
+    /// requests a minute for the whole key), 2 for WordPress (each is a batch of up to 25 operations: two
+    /// PHP workers busy at most) and 4 for the others.
     pub fn concurrency(&self) -> usize {
         self.concurrency.unwrap_or(match self.kind {
             TargetKind::Passculture => 1,
+            TargetKind::Wordpress => 2,
             _ => 4,
         })
     }
@@ -247,10 +258,12 @@ impl TargetConfig {
     }
 
     /// Timeout of one operation: the configured value, else 10 minutes for pass Culture (one operation
-    /// publishes a whole offer, request by request, at the API's pace) and 20 seconds for the others.
+    /// publishes a whole offer, request by request, at the API's pace), 60 seconds for WordPress (one
+    /// batch writes up to 25 posts) and 20 seconds for the others.
     pub fn request_timeout(&self) -> Duration {
         self.request_timeout.unwrap_or(match self.kind {
             TargetKind::Passculture => Duration::from_secs(600),
+            TargetKind::Wordpress => Duration::from_secs(60),
             _ => Duration::from_secs(20),
         })
     }
@@ -306,6 +319,8 @@ impl TargetConfig {
             TargetKind::Files => ("files", self.files.is_some()),
             TargetKind::Webhook => ("webhook", self.webhook.is_some()),
             TargetKind::Passculture => ("passculture", self.passculture.is_some()),
+            TargetKind::Wordpress => ("wordpress", self.wordpress.is_some()),
+            TargetKind::Drupal => ("drupal", self.drupal.is_some()),
         };
         if !sub.1 {
             bad(
@@ -344,6 +359,16 @@ impl TargetConfig {
         if let Some(pc) = &self.passculture {
             for (k, m) in pc.problems() {
                 bad(&format!("passculture.{k}"), m);
+            }
+        }
+        if let Some(wp) = &self.wordpress {
+            for (k, m) in wp.problems() {
+                bad(&format!("wordpress.{k}"), m);
+            }
+        }
+        if let Some(d) = &self.drupal {
+            for (k, m) in d.problems() {
+                bad(&format!("drupal.{k}"), m);
             }
         }
     }

@@ -13,8 +13,8 @@
 //!   call-budget planner, the availability trees (dirty marks, change log, poll history).
 //! - [`merge`]: entries (the JSON document a CMS receives), links, content hashes.
 //! - [`push`]: the durable outbox per target, acknowledgements, dead letters, the push worker.
-//! - [`targets`]: the CMS targets behind one trait (files, webhook, pass Culture with its contremarque
-//!   calls, …).
+//! - [`targets`]: the CMS targets behind one trait (files, webhook, WordPress, Drupal, pass Culture with its
+//!   contremarque calls), and the field ownership of the CMS ones.
 //! - [`clock`], [`ratelimit`]: time and pacing, both on tokio's clock so tests run on paused time.
 //! - [`testkit`]: an in-process HTTP mock for tests and benchmarks that need paused time.
 

@@ -495,32 +495,6 @@ mod push_exit {
     pub const NO_SUCH_DEAD_LETTER: u8 = 3;
 }
 
-/// The status of a performance from the catalogue alone: on sale unless it has started or SecuTix
-/// cancelled, closed or suspended it (or its product); no indicator level.
-///
-/// availability: once the `availability` branch is merged, `push` takes the poller's statuses instead:
-/// `availability::performance_status(product, perf, stored, now)` with `stored` read from
-/// `AvailabilityStore::performance(product.id, perf.id)`, as the daemon does. Until then entries pushed by
-/// this command carry `availability.status` `unknown` (or `not_on_sale`), like the tests' catalogue-only
-/// status.
-fn catalogue_status(
-    product: &secutix_sync::catalog::Product,
-    perf: &secutix_sync::catalog::Performance,
-    now: chrono::DateTime<chrono::Utc>,
-) -> secutix_sync::merge::PerformanceStatus {
-    use secutix_sync::catalog::State;
-    let closed = |s: &Option<State>| {
-        matches!(
-            s,
-            Some(State::Canceled | State::CanceledClosed | State::Closed | State::Suspended)
-        )
-    };
-    secutix_sync::merge::PerformanceStatus {
-        level: None,
-        on_sale: !perf.is_past(now) && !closed(&product.state) && !closed(&perf.state),
-    }
-}
-
 /// The enabled targets to push to: `--target NAME` or all of them. `Err` is a configuration problem.
 fn push_targets<'a>(
     config: &'a Config,
@@ -621,17 +595,12 @@ fn push_command(sources: &Sources, args: PushArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let outbox = Outbox::open(&store)?;
+    // Statuses as the daemon plans them: the catalogue combined with the last polled availability.
+    let status = secutix_sync::availability::status_fn(secutix_sync::availability::AvailabilityStore::new(&store)?);
     let plan_targets: Vec<_> = targets.iter().map(|t| secutix_sync::targets::plan_target(t)).collect();
     let options = config.entries.options();
     let plan = outbox
-        .plan(
-            &plan_targets,
-            &options,
-            &catalogue_status,
-            &Scope::All,
-            false,
-            args.dry_run,
-        )
+        .plan(&plan_targets, &options, &status, &Scope::All, false, args.dry_run)
         .context("while planning the entries")?;
     let langs = if options.languages.is_empty() {
         view.meta.pos.as_ref().map(|p| p.languages.clone()).unwrap_or_default()

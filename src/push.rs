@@ -19,6 +19,9 @@
 //! the outbox only when the target acknowledged it, and only if no newer version replaced it meanwhile.
 //! A target that cannot be reached at all pauses the worker and is probed with one operation at a time,
 //! without using up attempts: a CMS that is down for a day gets everything once it is back.
+//! A target that takes batches ([`Target::max_batch`], WordPress's `/batch/v1`) is handed several due
+//! operations per task: the batch uses one concurrency slot, one rate-limit token and one timeout, and each
+//! of its operations is then acknowledged, retried or buried on its own outcome.
 //!
 //! A crash at any point loses nothing: unsent operations are in the outbox; an acknowledgement lost before
 //! the store flushed leads to one more, harmless, idempotent send.
@@ -840,67 +843,53 @@ impl Worker {
     }
 
     /// Sends what is due, waits for operations in back-off up to `opts.max_wait`, then returns.
+    ///
+    /// A target whose [`Target::max_batch`] is above 1 is handed up to that many due operations at once
+    /// ([`Target::apply_batch`]): one task, one rate-limit token and one `request_timeout` for the batch,
+    /// then each operation is acknowledged, retried or buried on its own outcome, as if sent alone.
     pub async fn drain(&self, opts: DrainOptions) -> Result<DrainReport, StoreError> {
-        let mut report = DrainReport::default();
-        let mut queue = self.load_queue()?;
-        let mut in_flight: HashSet<String> = HashSet::new();
-        let mut tasks: JoinSet<(OutboxItem, Operation, Outcome)> = JoinSet::new();
-        // Target-wide pause (Retry-After, unreachable target) and probing state.
-        let mut paused_until: Option<DateTime<Utc>> = None;
-        let mut unreachable_wait = self.settings.backoff_initial;
-        let mut probing = false;
+        let mut st = DrainState {
+            report: DrainReport::default(),
+            queue: self.load_queue()?,
+            in_flight: HashSet::new(),
+            paused_until: None,
+            unreachable_wait: self.settings.backoff_initial,
+            probing: false,
+        };
+        let mut tasks: JoinSet<Settled> = JoinSet::new();
+        let batch_max = self.target.max_batch().max(1);
         let started = self.clock.now();
         let stop = opts.stop.clone().unwrap_or_default();
         loop {
             let now = self.clock.now();
             let slots = if stop.is_cancelled() {
                 0
-            } else if probing {
+            } else if st.probing {
                 1
             } else {
                 self.settings.concurrency.max(1)
             };
-            while tasks.len() < slots && paused_until.is_none_or(|p| p <= now) {
-                let Some(first) = queue.first().cloned() else { break };
-                if first.0 > now {
+            while tasks.len() < slots && st.paused_until.is_none_or(|p| p <= now) {
+                // A target being probed gets one operation at a time.
+                let size = if st.probing { 1 } else { batch_max };
+                let batch = self.take_due(&mut st, now, size)?;
+                if batch.is_empty() {
                     break;
                 }
-                queue.pop_first();
-                let (_, seq, id) = first;
-                if in_flight.contains(&id) {
-                    continue;
-                }
-                let Some(item) = self.current(&id)? else { continue };
-                if item.seq != seq {
-                    queue.insert((item.next_attempt_at, item.seq, id));
-                    continue;
-                }
-                let op = self.operation(&item)?;
-                in_flight.insert(id);
                 let target = self.target.clone();
                 let limiter = self.limiter.clone();
                 let timeout = self.settings.request_timeout;
                 tasks.spawn(async move {
                     limiter.acquire().await;
-                    let outcome = match tokio::time::timeout(timeout, target.apply(&op)).await {
-                        Ok(Ok(applied)) => Outcome::Done(applied),
-                        Ok(Err(e)) => Outcome::Failed(e),
-                        Err(_) => Outcome::Failed(TargetError::retry(format!(
-                            "{} {}: no answer within {}",
-                            op.kind.as_str(),
-                            op.external_id,
-                            crate::secutix::human(timeout)
-                        ))),
-                    };
-                    (item, op, outcome)
+                    run_batch(target, batch, timeout).await
                 });
             }
             if tasks.is_empty() {
                 if stop.is_cancelled() {
                     break;
                 }
-                let Some(first) = queue.first() else { break };
-                let due = paused_until.map_or(first.0, |p| p.max(first.0));
+                let Some(first) = st.queue.first() else { break };
+                let due = st.paused_until.map_or(first.0, |p| p.max(first.0));
                 if due > started + chrono::Duration::from_std(opts.max_wait).unwrap_or_default() && due > now {
                     break;
                 }
@@ -911,7 +900,7 @@ impl Worker {
                 continue;
             }
             let next_due = if tasks.len() < slots {
-                queue.first().map(|f| paused_until.map_or(f.0, |p| p.max(f.0)))
+                st.queue.first().map(|f| st.paused_until.map_or(f.0, |p| p.max(f.0)))
             } else {
                 None
             };
@@ -920,92 +909,219 @@ impl Worker {
                 _ = sleep_until(&self.clock, next_due.unwrap_or(now)), if next_due.is_some_and(|d| d > now) => continue,
             };
             let Some(joined) = joined else { continue };
-            let (mut item, op, outcome) = match joined {
+            let settled = match joined {
                 Ok(x) => x,
                 Err(e) => {
-                    tracing::error!(error = %e, "a push task stopped unexpectedly; its operation stays in the outbox");
+                    tracing::error!(error = %e, "a push task stopped unexpectedly; its operations stay in the outbox");
                     continue;
                 }
             };
-            in_flight.remove(&item.external_id);
             let now = self.clock.now();
-            match outcome {
-                Outcome::Done(applied) => {
-                    self.acknowledge(&item, &op, applied)?;
-                    report.delivered += 1;
-                    if probing {
-                        tracing::info!(target_name = %self.target.name(), "target reachable again");
-                    }
-                    probing = false;
-                    unreachable_wait = self.settings.backoff_initial;
-                    // A newer version may have been enqueued while this one was in flight.
-                    if let Some(cur) = self.current(&item.external_id)? {
-                        queue.insert((cur.next_attempt_at, cur.seq, cur.external_id));
-                    }
-                }
-                Outcome::Failed(TargetError::Retryable {
-                    message,
-                    unreachable: true,
-                    ..
-                }) => {
-                    // Not the operation's fault: pause the target and probe later, attempts untouched.
-                    if !probing {
-                        tracing::warn!(target_name = %self.target.name(), error = %message, "target unreachable; pausing and probing");
-                    }
-                    probing = true;
-                    let wait = crate::secutix::jitter(unreachable_wait);
-                    unreachable_wait = (unreachable_wait * 2).min(self.settings.backoff_max);
-                    let until = now + chrono::Duration::from_std(wait).unwrap_or_default();
-                    paused_until = Some(until);
-                    item.last_error = Some(message);
-                    item.next_attempt_at = until;
-                    if self.reschedule(&item)? {
-                        queue.insert((item.next_attempt_at, item.seq, item.external_id.clone()));
-                    }
-                    report.retried += 1;
-                }
-                Outcome::Failed(TargetError::Retryable {
-                    message, retry_after, ..
-                }) => {
-                    item.attempts += 1;
-                    item.last_error = Some(message.clone());
-                    if item.attempts >= self.settings.max_attempts {
-                        self.bury(&item, &format!("gave up after {} attempts: {message}", item.attempts))?;
-                        report.dead += 1;
-                        continue;
-                    }
-                    let mut wait = self.backoff(item.attempts);
-                    if let Some(ra) = retry_after {
-                        wait = wait.max(ra);
-                        let until = now + chrono::Duration::from_std(ra).unwrap_or_default();
-                        paused_until = Some(paused_until.map_or(until, |p| p.max(until)));
-                    }
-                    item.next_attempt_at = now + chrono::Duration::from_std(wait).unwrap_or_default();
-                    tracing::warn!(target_name = %self.target.name(), external_id = %item.external_id, attempt = item.attempts, retry_in = ?wait, error = %message, "push failed, will retry");
-                    if self.reschedule(&item)? {
-                        queue.insert((item.next_attempt_at, item.seq, item.external_id.clone()));
-                    } else if let Some(cur) = self.current(&item.external_id)? {
-                        queue.insert((cur.next_attempt_at, cur.seq, cur.external_id));
-                    }
-                    report.retried += 1;
-                }
-                Outcome::Failed(TargetError::Permanent { message }) => {
-                    item.attempts += 1;
-                    self.bury(&item, &message)?;
-                    report.dead += 1;
-                    if let Some(cur) = self.current(&item.external_id)? {
-                        queue.insert((cur.next_attempt_at, cur.seq, cur.external_id));
-                    }
-                }
+            // One unreachable target pauses once per request, not once per operation of a batch.
+            let mut batch_pause = None;
+            for (item, op, outcome) in settled {
+                st.in_flight.remove(&item.external_id);
+                self.settle(&mut st, item, op, outcome, now, &mut batch_pause)?;
             }
         }
         if let Err(e) = self.target.flush().await {
             tracing::error!(target_name = %self.target.name(), error = %e, "target flush failed");
         }
-        report.pending = self.trees.outbox.len() as u64;
-        report.next_attempt_at = queue.first().map(|f| f.0);
-        Ok(report)
+        st.report.pending = self.trees.outbox.len() as u64;
+        st.report.next_attempt_at = st.queue.first().map(|f| f.0);
+        Ok(st.report)
     }
+
+    /// Takes up to `size` due operations off the queue (current versions only, none already in flight).
+    fn take_due(
+        &self,
+        st: &mut DrainState,
+        now: DateTime<Utc>,
+        size: usize,
+    ) -> Result<Vec<(OutboxItem, Operation)>, StoreError> {
+        let mut batch = Vec::new();
+        while batch.len() < size {
+            let Some(first) = st.queue.first().cloned() else { break };
+            if first.0 > now {
+                break;
+            }
+            st.queue.pop_first();
+            let (_, seq, id) = first;
+            if st.in_flight.contains(&id) {
+                continue;
+            }
+            let Some(item) = self.current(&id)? else { continue };
+            if item.seq != seq {
+                st.queue.insert((item.next_attempt_at, item.seq, id));
+                continue;
+            }
+            let op = self.operation(&item)?;
+            st.in_flight.insert(id);
+            batch.push((item, op));
+        }
+        Ok(batch)
+    }
+
+    /// Records the outcome of one operation: acknowledgement, retry with back-off, probe of an unreachable
+    /// target, or dead letter.
+    fn settle(
+        &self,
+        st: &mut DrainState,
+        mut item: OutboxItem,
+        op: Operation,
+        outcome: Outcome,
+        now: DateTime<Utc>,
+        batch_pause: &mut Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        match outcome {
+            Outcome::Done(applied) => {
+                self.acknowledge(&item, &op, applied)?;
+                st.report.delivered += 1;
+                if st.probing {
+                    tracing::info!(target_name = %self.target.name(), "target reachable again");
+                }
+                st.probing = false;
+                st.unreachable_wait = self.settings.backoff_initial;
+                // A newer version may have been enqueued while this one was in flight.
+                if let Some(cur) = self.current(&item.external_id)? {
+                    st.queue.insert((cur.next_attempt_at, cur.seq, cur.external_id));
+                }
+            }
+            Outcome::Failed(TargetError::Retryable {
+                message,
+                unreachable: true,
+                ..
+            }) => {
+                // Not the operation's fault: pause the target and probe later, attempts untouched.
+                let until = match *batch_pause {
+                    Some(until) => until,
+                    None => {
+                        if !st.probing {
+                            tracing::warn!(target_name = %self.target.name(), error = %message, "target unreachable; pausing and probing");
+                        }
+                        st.probing = true;
+                        let wait = crate::secutix::jitter(st.unreachable_wait);
+                        st.unreachable_wait = (st.unreachable_wait * 2).min(self.settings.backoff_max);
+                        let until = now + chrono::Duration::from_std(wait).unwrap_or_default();
+                        st.paused_until = Some(until);
+                        *batch_pause = Some(until);
+                        until
+                    }
+                };
+                item.last_error = Some(message);
+                item.next_attempt_at = until;
+                if self.reschedule(&item)? {
+                    st.queue
+                        .insert((item.next_attempt_at, item.seq, item.external_id.clone()));
+                }
+                st.report.retried += 1;
+            }
+            Outcome::Failed(TargetError::Retryable {
+                message, retry_after, ..
+            }) => {
+                item.attempts += 1;
+                item.last_error = Some(message.clone());
+                if item.attempts >= self.settings.max_attempts {
+                    self.bury(&item, &format!("gave up after {} attempts: {message}", item.attempts))?;
+                    st.report.dead += 1;
+                    return Ok(());
+                }
+                let mut wait = self.backoff(item.attempts);
+                if let Some(ra) = retry_after {
+                    wait = wait.max(ra);
+                    let until = now + chrono::Duration::from_std(ra).unwrap_or_default();
+                    st.paused_until = Some(st.paused_until.map_or(until, |p| p.max(until)));
+                }
+                item.next_attempt_at = now + chrono::Duration::from_std(wait).unwrap_or_default();
+                tracing::warn!(target_name = %self.target.name(), external_id = %item.external_id, attempt = item.attempts, retry_in = ?wait, error = %message, "push failed, will retry");
+                if self.reschedule(&item)? {
+                    st.queue
+                        .insert((item.next_attempt_at, item.seq, item.external_id.clone()));
+                } else if let Some(cur) = self.current(&item.external_id)? {
+                    st.queue.insert((cur.next_attempt_at, cur.seq, cur.external_id));
+                }
+                st.report.retried += 1;
+            }
+            Outcome::Failed(TargetError::Permanent { message }) => {
+                item.attempts += 1;
+                self.bury(&item, &message)?;
+                st.report.dead += 1;
+                if let Some(cur) = self.current(&item.external_id)? {
+                    st.queue.insert((cur.next_attempt_at, cur.seq, cur.external_id));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What one push task brings back: each operation it carried, with its outcome.
+type Settled = Vec<(OutboxItem, Operation, Outcome)>;
+
+/// The state of one drain.
+struct DrainState {
+    report: DrainReport,
+    /// (not before, seq, external id) of every pending operation not in flight.
+    queue: BTreeSet<(DateTime<Utc>, u64, String)>,
+    in_flight: HashSet<String>,
+    /// Target-wide pause (Retry-After, unreachable target).
+    paused_until: Option<DateTime<Utc>>,
+    unreachable_wait: Duration,
+    /// The target was unreachable: one operation at a time until one gets through.
+    probing: bool,
+}
+
+/// Sends one operation (`Target::apply`) or several (`Target::apply_batch`) within `timeout`.
+async fn run_batch(target: Arc<dyn Target>, batch: Vec<(OutboxItem, Operation)>, timeout: Duration) -> Settled {
+    let (items, ops): (Vec<OutboxItem>, Vec<Operation>) = batch.into_iter().unzip();
+    let late = |op: &Operation| {
+        let batch = if ops.len() > 1 {
+            format!(" (in a batch of {})", ops.len())
+        } else {
+            String::new()
+        };
+        TargetError::retry(format!(
+            "{} {}: no answer within {}{batch}",
+            op.kind.as_str(),
+            op.external_id,
+            crate::secutix::human(timeout)
+        ))
+    };
+    let mut results = if let [op] = ops.as_slice() {
+        match tokio::time::timeout(timeout, target.apply(op)).await {
+            Ok(r) => vec![r],
+            Err(_) => vec![Err(late(op))],
+        }
+    } else {
+        match tokio::time::timeout(timeout, target.apply_batch(&ops)).await {
+            Ok(r) => r,
+            Err(_) => ops.iter().map(|op| Err(late(op))).collect(),
+        }
+    };
+    if results.len() != ops.len() {
+        tracing::error!(target_name = %target.name(), sent = ops.len(), results = results.len(), "the target answered a batch with the wrong number of results; the operations without one are retried");
+    }
+    results.truncate(ops.len());
+    while results.len() < ops.len() {
+        let op = &ops[results.len()];
+        results.push(Err(TargetError::retry(format!(
+            "{} {}: the target returned no result for this operation of a batch",
+            op.kind.as_str(),
+            op.external_id
+        ))));
+    }
+    items
+        .into_iter()
+        .zip(ops)
+        .zip(results)
+        .map(|((item, op), r)| {
+            let outcome = match r {
+                Ok(applied) => Outcome::Done(applied),
+                Err(e) => Outcome::Failed(e),
+            };
+            (item, op, outcome)
+        })
+        .collect()
 }
 
 async fn sleep_until(clock: &SharedClock, at: DateTime<Utc>) {

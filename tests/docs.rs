@@ -114,11 +114,13 @@ fn every_entries_key_has_its_own_comment_in_default_toml() {
 #[test]
 fn every_target_key_is_in_the_readme_and_default_toml() {
     use secutix_sync::config::TargetConfig;
+    use secutix_sync::targets::drupal::DrupalSettings;
     use secutix_sync::targets::files::FilesSettings;
     use secutix_sync::targets::webhook::WebhookSettings;
+    use secutix_sync::targets::wordpress::WordPressSettings;
     let readme = section("Targets and the outbox");
     let mut missing = Vec::new();
-    let sub_tables = ["files", "webhook", "passculture"];
+    let sub_tables = ["files", "webhook", "passculture", "wordpress", "drupal"];
     let keys = fields_of::<TargetConfig>()
         .iter()
         .filter(|k| !sub_tables.contains(k))
@@ -139,6 +141,22 @@ fn every_target_key_is_in_the_readme_and_default_toml() {
         }
         if !DEFAULT_TOML.contains(&format!("#   {key} = ")) && !DEFAULT_TOML.contains(&format!("# {key} = ")) {
             missing.push(format!("default.toml: {key}"));
+        }
+    }
+    // The CMS targets document their keys in their own sections.
+    let cms = [
+        ("The wordpress target", fields_of::<WordPressSettings>()),
+        ("The drupal target", fields_of::<DrupalSettings>()),
+    ];
+    for (title, fields) in cms {
+        let text = section(title);
+        for key in fields {
+            if !text.contains(&format!("`{key}`")) {
+                missing.push(format!("README ({title}): {key}"));
+            }
+            if !DEFAULT_TOML.contains(&format!("#   {key} = ")) && !DEFAULT_TOML.contains(&format!("# {key} = ")) {
+                missing.push(format!("default.toml: {key}"));
+            }
         }
     }
     assert!(missing.is_empty(), "target keys not documented: {missing:?}");

@@ -2,7 +2,7 @@
 /**
  * Plugin Name: secutix-sync
  * Description: Companion of the secutix-sync daemon: the post type it writes, its meta in the REST API, and a lookup of entries by external id so upserts never create duplicates.
- * Version:     1.0.0
+ * Version:     1.1.0
  * Requires at least: 5.6
  * Requires PHP: 7.4
  * Text Domain: secutix-sync
@@ -16,7 +16,7 @@
 defined( 'ABSPATH' ) || exit;
 
 /** Reported by the health route; bump it when the meta keys or routes change. */
-const SECUTIX_SYNC_VERSION = '1.0.0';
+const SECUTIX_SYNC_VERSION = '1.1.0';
 
 /** REST namespace of the routes below. */
 const SECUTIX_SYNC_REST_NAMESPACE = 'secutix-sync/v1';
@@ -73,12 +73,12 @@ function secutix_sync_meta_keys() {
 		),
 		'secutix_availability'      => array(
 			'type'        => 'string',
-			'description' => 'Rolled-up availability.',
-			'enum'        => array( 'available', 'almost_full', 'sold_out', 'not_on_sale' ),
+			'description' => 'Rolled-up availability; unknown = on sale, not fetched yet.',
+			'enum'        => array( 'available', 'almost_full', 'sold_out', 'not_on_sale', 'unknown' ),
 		),
 		'secutix_availability_code' => array(
 			'type'        => 'integer',
-			'description' => 'Availability as a code: 0 not on sale, 1 available, 2 almost full, 3 sold out.',
+			'description' => 'Availability as a code: 0 not on sale or unknown, 1 available, 2 almost full, 3 sold out.',
 			'minimum'     => 0,
 			'maximum'     => 3,
 		),
@@ -207,11 +207,17 @@ function secutix_sync_register() {
 add_action( 'init', 'secutix_sync_register', 20 );
 
 /**
- * Validates the secutix meta of a REST create or update before the post is written.
+ * Validates the secutix meta of a REST create or update before the post is written, and refuses to
+ * create a second post for an external id.
  *
  * Core REST inserts the post first and validates meta afterwards: a create with one bad meta value
  * answers 400 yet leaves a new post behind, and the daemon's retry would make a duplicate. Checking
  * here makes such a request write nothing.
+ *
+ * A create whose secutix_external_id a post already holds (any status, trash included) answers
+ * 409 `secutix_sync_exists` with that post's id in `data.id`: the daemon then updates that post. This
+ * closes the window between the daemon's lookup and its create (a retried create whose first attempt
+ * was still running, a second daemon on the same site).
  *
  * @param stdClass|WP_Error $prepared_post Post about to be written.
  * @param WP_REST_Request   $request       Request.
@@ -221,6 +227,22 @@ function secutix_sync_validate_meta( $prepared_post, WP_REST_Request $request ) 
 	$meta = $request['meta'];
 	if ( is_wp_error( $prepared_post ) || ! is_array( $meta ) ) {
 		return $prepared_post;
+	}
+	if ( empty( $prepared_post->ID ) && isset( $meta['secutix_external_id'] ) && is_string( $meta['secutix_external_id'] ) ) {
+		$existing = secutix_sync_find( array( $meta['secutix_external_id'] ) );
+		if ( $existing ) {
+			$post = reset( $existing );
+			return new WP_Error(
+				'secutix_sync_exists',
+				/* translators: 1: post id, 2: external id */
+				sprintf( __( 'Post %1$d already holds secutix_external_id %2$s; update it instead.', 'secutix-sync' ), $post['id'], $post['external_id'] ),
+				array(
+					'status'      => 409,
+					'id'          => $post['id'],
+					'post_status' => $post['status'],
+				)
+			);
+		}
 	}
 	foreach ( secutix_sync_meta_keys() as $key => $schema ) {
 		// A null value deletes the meta: nothing to validate.
@@ -414,6 +436,8 @@ function secutix_sync_rest_health() {
 			'rest_base'              => $object && $object->rest_base ? $object->rest_base : $post_type,
 			'supports_custom_fields' => post_type_supports( $post_type, 'custom-fields' ),
 			'meta_keys'              => $meta,
+			/** This filter is documented in wp-includes/rest-api/class-wp-rest-server.php */
+			'max_batch_size'         => (int) apply_filters( 'rest_get_max_batch_size', 25 ),
 		)
 	);
 }

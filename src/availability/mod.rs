@@ -245,6 +245,21 @@ pub fn performance_status(
     status_in(sale_window(product, Some(perf), now), stored)
 }
 
+/// The status function `merge` and `Outbox::plan` take ([`crate::merge::StatusFn`]): the catalogue combined
+/// with what `avail` last fetched. A store error reading one performance counts as "never fetched" (the
+/// catalogue alone decides) and is logged, so one unreadable record cannot stop a plan.
+pub fn status_fn(
+    avail: AvailabilityStore,
+) -> impl Fn(&Product, &Performance, DateTime<Utc>) -> crate::merge::PerformanceStatus {
+    move |product, perf, now| {
+        let stored = avail.performance(product.id, perf.id).unwrap_or_else(|e| {
+            tracing::warn!(product = product.id, performance = perf.id, error = %e, "cannot read the stored availability");
+            None
+        });
+        performance_status(product, perf, stored.as_ref(), now).to_merge()
+    }
+}
+
 /// [`performance_status`] for a product without performances (passes, simple products), from its
 /// product-level availability ([`AvailabilityStore::product_level`]).
 pub fn product_status(product: &Product, stored: Option<&PerformanceAvailability>, now: DateTime<Utc>) -> Status {

@@ -4,6 +4,10 @@
 //!
 //! - [`files`]: one JSON file per entry plus `index.json`, written atomically (static site generators, demo).
 //! - [`webhook`]: generic JSON over HTTP(S), signed with HMAC-SHA256.
+//! - [`wordpress`]: posts of a custom post type through the WordPress REST API and the companion plugin,
+//!   in `/batch/v1` batches.
+//! - [`drupal`]: nodes of a content type through Drupal's JSON:API, with UUIDs derived from the external id.
+//! - [`fields`]: the fields those two CMS targets own (and never touch beyond).
 //! - [`passculture`]: pass Culture's public API (event offers, price categories, dates) for the products
 //!   the venue selects, and the contremarque (booking token) calls of the box office.
 //!
@@ -12,9 +16,12 @@
 //! letters); connection failures mark the target unreachable, which pauses the whole worker without using up
 //! the operations' attempts.
 
+pub mod drupal;
+pub mod fields;
 pub mod files;
 pub mod passculture;
 pub mod webhook;
+pub mod wordpress;
 
 use std::time::Duration;
 
@@ -119,6 +126,21 @@ pub trait Target: Send + Sync {
     fn kind(&self) -> &'static str;
     /// Applies one operation. Must be idempotent: the same operation may be delivered twice.
     async fn apply(&self, op: &Operation) -> Result<Applied, TargetError>;
+    /// The most operations [`Target::apply_batch`] takes at once; 1 (the default) means the worker only
+    /// calls [`Target::apply`].
+    fn max_batch(&self) -> usize {
+        1
+    }
+    /// Applies several operations, each for a different entry, in as few requests as the target can
+    /// (WordPress: one `/batch/v1` request). Returns one result per operation, in order: each is
+    /// acknowledged, retried or buried on its own. The default applies them one after the other.
+    async fn apply_batch(&self, ops: &[Operation]) -> Vec<Result<Applied, TargetError>> {
+        let mut out = Vec::with_capacity(ops.len());
+        for op in ops {
+            out.push(self.apply(op).await);
+        }
+        out
+    }
     /// Called after a batch of operations (e.g. to rewrite an index).
     async fn flush(&self) -> Result<(), TargetError> {
         Ok(())
@@ -212,6 +234,16 @@ pub fn build(
         TargetKind::Webhook => std::sync::Arc::new(webhook::WebhookTarget::new(
             &cfg.name,
             cfg.webhook.as_ref().ok_or_else(|| missing("webhook"))?,
+            cfg.request_timeout(),
+        )?),
+        TargetKind::Wordpress => std::sync::Arc::new(wordpress::WordPressTarget::new(
+            &cfg.name,
+            cfg.wordpress.as_ref().ok_or_else(|| missing("wordpress"))?,
+            cfg.request_timeout(),
+        )?),
+        TargetKind::Drupal => std::sync::Arc::new(drupal::DrupalTarget::new(
+            &cfg.name,
+            cfg.drupal.as_ref().ok_or_else(|| missing("drupal"))?,
             cfg.request_timeout(),
         )?),
         TargetKind::Passculture => std::sync::Arc::new(passculture::PassCultureTarget::new(

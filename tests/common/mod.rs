@@ -1,6 +1,8 @@
 //! Shared helpers for integration tests: configuration, a store on paused time, SecuTix wire builders.
 #![allow(dead_code)]
 
+pub mod cms;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -180,3 +182,26 @@ pub fn import_body(store: &Store, body: &Value, force: bool) -> secutix_sync::st
 }
 
 use serde::Deserialize as _;
+
+/// A calendar clock that moves only when told: for tests on real time (wiremock, a real CMS) that need to
+/// jump past a `Retry-After` or a back-off without sleeping.
+#[derive(Debug)]
+pub struct ManualClock(std::sync::Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    /// A clock reading `at`.
+    pub fn at(at: DateTime<Utc>) -> Arc<ManualClock> {
+        Arc::new(ManualClock(std::sync::Mutex::new(at)))
+    }
+    /// Moves the clock forward.
+    pub fn advance(&self, by: std::time::Duration) {
+        let mut t = self.0.lock().expect("clock");
+        *t += chrono::Duration::from_std(by).expect("duration");
+    }
+}
+
+impl secutix_sync::clock::Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().expect("clock")
+    }
+}
