@@ -45,6 +45,29 @@ pub struct Config {
     pub control: ControlConfig,
     /// Logging.
     pub logging: LoggingConfig,
+    /// Availability polling (`[availability]`, contract A).
+    #[serde(default)]
+    pub availability: AvailabilityConfig,
+}
+
+/// `[availability]`. CONTRACT STUB (contract A): the keys the daemon reads; replaced by branch
+/// availability at merge.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AvailabilityConfig {
+    /// Poll availabilities at all.
+    pub enabled: bool,
+    /// SecuTix calls per month for the whole institution.
+    pub monthly_call_budget: u64,
+}
+
+impl Default for AvailabilityConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            monthly_call_budget: 10_000,
+        }
+    }
 }
 
 /// `[daemon]`

@@ -123,9 +123,14 @@ impl PublicSnapshot {
             products.push(p);
         }
         let body = bytes::Bytes::from(
-            serde_json::to_vec(&json!({ "schema_version": merge::SCHEMA_VERSION, "products": products })).unwrap_or_default(),
+            serde_json::to_vec(&json!({ "schema_version": merge::SCHEMA_VERSION, "products": products }))
+                .unwrap_or_default(),
         );
-        Ok(Self { etag: etag_of(&body), body, products: per })
+        Ok(Self {
+            etag: etag_of(&body),
+            body,
+            products: per,
+        })
     }
 }
 
@@ -184,7 +189,10 @@ async fn require_token(State(app): State<Arc<App>>, req: Request, next: Next) ->
             .into(),
     )
     .into_response();
-    resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"secutix-sync\""));
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"secutix-sync\""),
+    );
     resp
 }
 
@@ -200,7 +208,11 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
         "last_good_import": last,
         "catalogue_max_age_secs": max_age.as_secs(),
     });
-    let code = if fresh && store_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if fresh && store_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (code, Json(body)).into_response()
 }
 
@@ -213,14 +225,23 @@ pub fn status_document(app: &App) -> Value {
     let last_good = app.store.last_good_import().ok().flatten();
     let avail = crate::availability::AvailabilityStore::new(&app.store).ok();
     let last_poll = avail.as_ref().and_then(|a| a.last_poll().ok().flatten());
-    let recent = avail.as_ref().and_then(|a| a.recent_changes(1).ok()).unwrap_or_default();
+    let recent = avail
+        .as_ref()
+        .and_then(|a| a.recent_changes(1).ok())
+        .unwrap_or_default();
     let mut targets = serde_json::Map::new();
     for t in app.targets().iter() {
         let name = t.target.name();
         let pending = app.outbox.pending(name).unwrap_or_default();
         let oldest = pending.iter().map(|p| p.enqueued_at).min();
-        let dead = app.outbox.dead_letters(&[name.to_owned()]).map(|d| d.len()).unwrap_or(0);
-        let get = |m: &std::sync::Mutex<BTreeMap<String, u64>>| m.lock().map(|m| m.get(name).copied().unwrap_or(0)).unwrap_or(0);
+        let dead = app
+            .outbox
+            .dead_letters(&[name.to_owned()])
+            .map(|d| d.len())
+            .unwrap_or(0);
+        let get = |m: &std::sync::Mutex<BTreeMap<String, u64>>| {
+            m.lock().map(|m| m.get(name).copied().unwrap_or(0)).unwrap_or(0)
+        };
         targets.insert(
             name.to_owned(),
             json!({
@@ -277,7 +298,10 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     let cfg = app.config();
     let mut out = String::new();
     let mut gauge = |name: &str, help: &str, samples: Vec<(String, f64)>| {
-        let _ = writeln!(out, "# HELP secutix_sync_{name} {help}\n# TYPE secutix_sync_{name} gauge");
+        let _ = writeln!(
+            out,
+            "# HELP secutix_sync_{name} {help}\n# TYPE secutix_sync_{name} gauge"
+        );
         for (labels, v) in samples {
             let _ = writeln!(out, "secutix_sync_{name}{labels} {v}");
         }
@@ -288,18 +312,49 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         "catalogue_products",
         "Products in the catalogue in force, by state.",
         vec![
-            ("{state=\"live\"}".into(), cat.as_ref().map_or(0.0, |c| c.meta.live as f64)),
-            ("{state=\"tombstone\"}".into(), cat.as_ref().map_or(0.0, |c| c.meta.tombstones as f64)),
+            (
+                "{state=\"live\"}".into(),
+                cat.as_ref().map_or(0.0, |c| c.meta.live as f64),
+            ),
+            (
+                "{state=\"tombstone\"}".into(),
+                cat.as_ref().map_or(0.0, |c| c.meta.tombstones as f64),
+            ),
         ],
     );
-    let last = app.catalogue.state().last_success_at.map_or(0.0, |t| t.timestamp() as f64);
-    gauge("catalogue_last_success_timestamp_seconds", "End of the last good import.", vec![(String::new(), last)]);
-    gauge("secutix_calls_month", "SecuTix calls this month (venue time zone).", vec![(String::new(), app.store.calls_in_month(now) as f64)]);
-    gauge("secutix_call_budget_month", "Configured monthly SecuTix call budget.", vec![(String::new(), cfg.availability.monthly_call_budget as f64)]);
-    let jobs: Vec<(String, f64)> = [("catalogue", &app.catalogue), ("availability", &app.availability), ("refresh", &app.refresh)]
-        .iter()
-        .map(|(n, j)| (format!("{{job=\"{n}\"}}"), if j.state().running.is_some() { 1.0 } else { 0.0 }))
-        .collect();
+    let last = app
+        .catalogue
+        .state()
+        .last_success_at
+        .map_or(0.0, |t| t.timestamp() as f64);
+    gauge(
+        "catalogue_last_success_timestamp_seconds",
+        "End of the last good import.",
+        vec![(String::new(), last)],
+    );
+    gauge(
+        "secutix_calls_month",
+        "SecuTix calls this month (venue time zone).",
+        vec![(String::new(), app.store.calls_in_month(now) as f64)],
+    );
+    gauge(
+        "secutix_call_budget_month",
+        "Configured monthly SecuTix call budget.",
+        vec![(String::new(), cfg.availability.monthly_call_budget as f64)],
+    );
+    let jobs: Vec<(String, f64)> = [
+        ("catalogue", &app.catalogue),
+        ("availability", &app.availability),
+        ("refresh", &app.refresh),
+    ]
+    .iter()
+    .map(|(n, j)| {
+        (
+            format!("{{job=\"{n}\"}}"),
+            if j.state().running.is_some() { 1.0 } else { 0.0 },
+        )
+    })
+    .collect();
     gauge("job_running", "1 while the job runs.", jobs);
     let failures: Vec<(String, f64)> = [("catalogue", &app.catalogue), ("availability", &app.availability)]
         .iter()
@@ -311,21 +366,43 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     for t in app.targets().iter() {
         let n = t.target.name();
         depth.push((format!("{{target=\"{n}\"}}"), app.outbox.depth(n).unwrap_or(0) as f64));
-        dead.push((format!("{{target=\"{n}\"}}"), app.outbox.dead_letters(&[n.to_owned()]).map(|d| d.len()).unwrap_or(0) as f64));
+        dead.push((
+            format!("{{target=\"{n}\"}}"),
+            app.outbox.dead_letters(&[n.to_owned()]).map(|d| d.len()).unwrap_or(0) as f64,
+        ));
     }
     gauge("outbox_depth", "Operations waiting to be sent, per target.", depth);
     gauge("dead_letters", "Operations that failed for good, per target.", dead);
     for (metric, help, m) in [
-        ("push_delivered_total", "Operations acknowledged since start.", &app.metrics.delivered),
-        ("push_failed_attempts_total", "Failed attempts since start.", &app.metrics.retried),
-        ("push_dead_total", "Operations moved to dead letters since start.", &app.metrics.dead),
+        (
+            "push_delivered_total",
+            "Operations acknowledged since start.",
+            &app.metrics.delivered,
+        ),
+        (
+            "push_failed_attempts_total",
+            "Failed attempts since start.",
+            &app.metrics.retried,
+        ),
+        (
+            "push_dead_total",
+            "Operations moved to dead letters since start.",
+            &app.metrics.dead,
+        ),
     ] {
-        let _ = writeln!(out, "# HELP secutix_sync_{metric} {help}\n# TYPE secutix_sync_{metric} counter");
+        let _ = writeln!(
+            out,
+            "# HELP secutix_sync_{metric} {help}\n# TYPE secutix_sync_{metric} counter"
+        );
         for (target, v) in m.lock().map(|m| m.clone()).unwrap_or_default() {
             let _ = writeln!(out, "secutix_sync_{metric}{{target=\"{target}\"}} {v}");
         }
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        out,
+    )
+        .into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -365,7 +442,13 @@ async fn entries(State(app): State<Arc<App>>, Query(q): Query<EntriesQuery>) -> 
     let (offset, limit) = (q.offset.unwrap_or(0), q.limit.unwrap_or(100).min(1000));
     for StoredEntry { content_hash, entry } in app.outbox.entries()? {
         if let Some(n) = &needle {
-            let hay = format!("{} {} {:?}", entry.external_id, entry.product_code.clone().unwrap_or_default(), entry.title.0).to_lowercase();
+            let hay = format!(
+                "{} {} {:?}",
+                entry.external_id,
+                entry.product_code.clone().unwrap_or_default(),
+                entry.title.0
+            )
+            .to_lowercase();
             if !hay.contains(n) {
                 continue;
             }
@@ -393,13 +476,20 @@ async fn entries(State(app): State<Arc<App>>, Query(q): Query<EntriesQuery>) -> 
 }
 
 fn external_id_of(id: &str) -> String {
-    if id.chars().all(|c| c.is_ascii_digit()) { merge::external_id(id.parse().unwrap_or_default()) } else { id.to_owned() }
+    if id.chars().all(|c| c.is_ascii_digit()) {
+        merge::external_id(id.parse().unwrap_or_default())
+    } else {
+        id.to_owned()
+    }
 }
 
 async fn entry(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let external_id = external_id_of(&id);
     let Some(stored) = app.outbox.entry(&external_id)? else {
-        return Err(ApiError(StatusCode::NOT_FOUND, format!("no entry {external_id}; see GET /entries")));
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no entry {external_id}; see GET /entries"),
+        ));
     };
     let mut targets = serde_json::Map::new();
     for t in app.targets().iter() {
@@ -414,7 +504,9 @@ async fn entry(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Js
             }),
         );
     }
-    Ok(Json(json!({ "content_hash": stored.content_hash, "entry": stored.entry, "targets": targets })))
+    Ok(Json(
+        json!({ "content_hash": stored.content_hash, "entry": stored.entry, "targets": targets }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -426,7 +518,10 @@ struct ResyncBody {
 
 async fn resync(State(app): State<Arc<App>>, Json(body): Json<ResyncBody>) -> Result<Response, ApiError> {
     let scope = body.scope.trim();
-    let manual = |product| Trigger::Manual { force: body.force, product };
+    let manual = |product| Trigger::Manual {
+        force: body.force,
+        product,
+    };
     let answer = |job: &str, r: Requested| {
         let code = match r {
             Requested::Accepted { .. } => StatusCode::ACCEPTED,
@@ -448,13 +543,26 @@ async fn resync(State(app): State<Arc<App>>, Json(body): Json<ResyncBody>) -> Re
             let _ = app.availability.request(manual(None));
             answer("catalogue", r)
         }
-        "push" => answer("refresh", app.refresh.request(Trigger::Manual { force: false, product: None })),
-        "push --full" | "push-full" | "full-push" => {
-            answer("refresh", app.refresh.request(Trigger::Manual { force: true, product: None }))
-        }
+        "push" => answer(
+            "refresh",
+            app.refresh.request(Trigger::Manual {
+                force: false,
+                product: None,
+            }),
+        ),
+        "push --full" | "push-full" | "full-push" => answer(
+            "refresh",
+            app.refresh.request(Trigger::Manual {
+                force: true,
+                product: None,
+            }),
+        ),
         s if s.starts_with("product:") => {
             let id: i64 = s["product:".len()..].trim().parse().map_err(|_| {
-                ApiError(StatusCode::BAD_REQUEST, format!("{s:?}: expected product:<SecuTix product id>"))
+                ApiError(
+                    StatusCode::BAD_REQUEST,
+                    format!("{s:?}: expected product:<SecuTix product id>"),
+                )
             })?;
             // Fresh availability for this product; the poll plans it.
             answer("availability", app.availability.request(manual(Some(id))))
@@ -462,7 +570,9 @@ async fn resync(State(app): State<Arc<App>>, Json(body): Json<ResyncBody>) -> Re
         other => {
             return Err(ApiError(
                 StatusCode::BAD_REQUEST,
-                format!("unknown scope {other:?}: use all, catalogue, availability, product:<id>, push or \"push --full\""),
+                format!(
+                    "unknown scope {other:?}: use all, catalogue, availability, product:<id>, push or \"push --full\""
+                ),
             ));
         }
     })
@@ -477,7 +587,10 @@ fn target_names(app: &App, only: Option<&str>) -> Result<Vec<String>, ApiError> 
     let names: Vec<String> = app.targets().iter().map(|t| t.target.name().to_owned()).collect();
     match only {
         Some(t) if names.iter().any(|n| n == t) => Ok(vec![t.to_owned()]),
-        Some(t) => Err(ApiError(StatusCode::NOT_FOUND, format!("no target {t:?}; targets: {}", names.join(", ")))),
+        Some(t) => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no target {t:?}; targets: {}", names.join(", ")),
+        )),
         None => Ok(names),
     }
 }
@@ -501,14 +614,20 @@ async fn dlq_replay_all(State(app): State<Arc<App>>, Path(target): Path<String>)
     Ok(Json(json!({ "replayed": replayed, "superseded": superseded })))
 }
 
-async fn dlq_replay(State(app): State<Arc<App>>, Path((target, id)): Path<(String, u64)>) -> Result<Json<Value>, ApiError> {
+async fn dlq_replay(
+    State(app): State<Arc<App>>,
+    Path((target, id)): Path<(String, u64)>,
+) -> Result<Json<Value>, ApiError> {
     target_names(&app, Some(&target))?;
     let (replayed, superseded) = app.outbox.replay(&target, Some(id)).map_err(push_error)?;
     app.wake_workers();
     Ok(Json(json!({ "replayed": replayed, "superseded": superseded })))
 }
 
-async fn dlq_drop(State(app): State<Arc<App>>, Path((target, id)): Path<(String, u64)>) -> Result<Json<Value>, ApiError> {
+async fn dlq_drop(
+    State(app): State<Arc<App>>,
+    Path((target, id)): Path<(String, u64)>,
+) -> Result<Json<Value>, ApiError> {
     target_names(&app, Some(&target))?;
     let dl = app.outbox.drop_dead_letter(&target, id).map_err(push_error)?;
     Ok(Json(json!({ "dropped": dl })))
@@ -519,7 +638,12 @@ fn cors(app: &App, req_headers: &HeaderMap, resp: &mut Response) {
     let h = resp.headers_mut();
     h.insert(header::VARY, HeaderValue::from_static("Origin"));
     if let Some(o) = origin
-        && app.config().control.cors_origins.iter().any(|allowed| allowed.trim_end_matches('/') == o || allowed == "*")
+        && app
+            .config()
+            .control
+            .cors_origins
+            .iter()
+            .any(|allowed| allowed.trim_end_matches('/') == o || allowed == "*")
         && let Ok(v) = HeaderValue::from_str(o)
     {
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
@@ -559,7 +683,11 @@ async fn public_one(State(app): State<Arc<App>>, Path(product_id): Path<String>,
     match snap.products.get(&product_id) {
         Some((body, etag)) => cached(&app, &headers, body.clone(), etag),
         None => {
-            let mut resp = ApiError(StatusCode::NOT_FOUND, format!("no product {product_id} on sale or listed")).into_response();
+            let mut resp = ApiError(
+                StatusCode::NOT_FOUND,
+                format!("no product {product_id} on sale or listed"),
+            )
+            .into_response();
             cors(&app, &headers, &mut resp);
             resp
         }
@@ -570,8 +698,14 @@ async fn preflight(State(app): State<Arc<App>>, headers: HeaderMap) -> Response 
     let mut resp = StatusCode::NO_CONTENT.into_response();
     cors(&app, &headers, &mut resp);
     let h = resp.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, OPTIONS"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("If-None-Match"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("If-None-Match"),
+    );
     h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
     resp
 }

@@ -16,9 +16,11 @@
 //! - [`clock`], [`ratelimit`]: time and pacing, both on tokio's clock so tests run on paused time.
 //! - [`testkit`]: an in-process HTTP mock for tests and benchmarks that need paused time.
 
+pub mod availability;
 pub mod catalog;
 pub mod clock;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod import;
 pub mod merge;

@@ -101,7 +101,10 @@ pub struct Metrics {
 
 fn bump(m: &std::sync::Mutex<BTreeMap<String, u64>>, key: &str, by: u64) {
     if by > 0 {
-        *m.lock().unwrap_or_else(|p| p.into_inner()).entry(key.to_owned()).or_default() += by;
+        *m.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key.to_owned())
+            .or_default() += by;
     }
 }
 
@@ -141,7 +144,9 @@ pub struct App {
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("App").field("store", &self.store).finish_non_exhaustive()
+        f.debug_struct("App")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
     }
 }
 
@@ -150,9 +155,15 @@ fn build_targets(config: &Config, store: &Store) -> Result<Vec<TargetRuntime>, D
         .targets
         .iter()
         .map(|t| {
-            let target = crate::targets::build(t, store)
-                .map_err(|e| DaemonError::Target { name: t.name.clone(), reason: e.to_string() })?;
-            Ok(TargetRuntime { target, settings: t.push_settings(), enabled: t.enabled })
+            let target = crate::targets::build(t, store).map_err(|e| DaemonError::Target {
+                name: t.name.clone(),
+                reason: e.to_string(),
+            })?;
+            Ok(TargetRuntime {
+                target,
+                settings: t.push_settings(),
+                enabled: t.enabled,
+            })
         })
         .collect()
 }
@@ -166,7 +177,10 @@ pub fn control_token(config: &Config) -> Result<SecretString, DaemonError> {
     if !config.control.token_file.is_empty() {
         let path = crate::config::resolve_credential_path(&config.control.token_file);
         let text = std::fs::read_to_string(&path).map_err(|e| {
-            DaemonError::Io(format!("cannot read the control token file {} (control.token_file): {e}", path.display()))
+            DaemonError::Io(format!(
+                "cannot read the control token file {} (control.token_file): {e}",
+                path.display()
+            ))
         })?;
         return Ok(SecretString::from(text.lines().next().unwrap_or("").trim().to_owned()));
     }
@@ -226,7 +240,8 @@ impl App {
             clock,
             store,
         });
-        app.catalogue.set_last_success(app.store.last_good_import()?.map(|r| r.finished_at));
+        app.catalogue
+            .set_last_success(app.store.last_good_import()?.map(|r| r.finished_at));
         app.rebuild_public()?;
         Ok(app)
     }
@@ -268,7 +283,10 @@ impl App {
         let tz = if cfg.daemon.time_zone.is_empty() {
             self.store.time_zone()
         } else {
-            cfg.daemon.time_zone.parse().map_err(|_| format!("unknown time zone {:?}", cfg.daemon.time_zone))?
+            cfg.daemon
+                .time_zone
+                .parse()
+                .map_err(|_| format!("unknown time zone {:?}", cfg.daemon.time_zone))?
         };
         Schedule::new(&cfg.daemon.catalogue_schedule, tz)
     }
@@ -298,7 +316,12 @@ impl App {
     }
 
     fn plan_targets(&self) -> Vec<PlanTarget> {
-        self.config().targets.iter().filter(|t| t.enabled).map(crate::targets::plan_target).collect()
+        self.config()
+            .targets
+            .iter()
+            .filter(|t| t.enabled)
+            .map(crate::targets::plan_target)
+            .collect()
     }
 
     /// Builds entries for `scope`, enqueues what targets lack, wakes the workers, refreshes the public
@@ -309,10 +332,19 @@ impl App {
         let status = move |product: &Product, perf: &Performance, now: DateTime<Utc>| -> PerformanceStatus {
             let stored = avail.performance(product.id, perf.id).ok().flatten();
             let s = availability::performance_status(product, perf, stored.as_ref(), now);
-            PerformanceStatus { level: s.level.map(|l| l.code()), on_sale: s.on_sale }
+            PerformanceStatus {
+                level: s.level.map(|l| l.code()),
+                on_sale: s.on_sale,
+            }
         };
-        let report =
-            self.outbox.plan(&self.plan_targets(), &cfg.entries.options(), &status, scope, full, false)?;
+        let report = self.outbox.plan(
+            &self.plan_targets(),
+            &cfg.entries.options(),
+            &status,
+            scope,
+            full,
+            false,
+        )?;
         if report.targets.values().any(|t| !t.operations.is_empty()) {
             self.plan_version.send_modify(|v| *v += 1);
         }
@@ -348,8 +380,12 @@ impl App {
             return Err("no catalogue yet: the first import has not succeeded".into());
         }
         let cfg = self.config();
-        let poller = Poller::new(self.client(), self.store.clone(), cfg.availability.clone()).map_err(|e| e.to_string())?;
-        let report = poller.poll_once(PollOptions { product }).await.map_err(|e| e.to_string())?;
+        let poller =
+            Poller::new(self.client(), self.store.clone(), cfg.availability.clone()).map_err(|e| e.to_string())?;
+        let report = poller
+            .poll_once(PollOptions { product })
+            .await
+            .map_err(|e| e.to_string())?;
         let avail = poller.availability();
         let marks = avail.dirty_products().map_err(|e| e.to_string())?;
         let mut summary = json!({
@@ -383,8 +419,16 @@ impl App {
     /// One line for systemd's `STATUS=`.
     pub fn status_line(&self) -> String {
         let live = self.store.catalog().ok().flatten().map_or(0, |c| c.meta.live);
-        let pending: usize = self.targets().iter().map(|t| self.outbox.depth(t.target.name()).unwrap_or(0)).sum();
-        let last = self.catalogue.state().last_success_at.map_or("never".to_owned(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string());
+        let pending: usize = self
+            .targets()
+            .iter()
+            .map(|t| self.outbox.depth(t.target.name()).unwrap_or(0))
+            .sum();
+        let last = self
+            .catalogue
+            .state()
+            .last_success_at
+            .map_or("never".to_owned(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string());
         format!("{live} products, last import {last}, {pending} operations pending")
     }
 }
@@ -409,7 +453,9 @@ fn grow(d: Duration, max: Duration) -> Duration {
 }
 
 async fn catalogue_loop(app: Arc<App>) {
-    let Some(mut triggers) = app.catalogue.take_triggers() else { return };
+    let Some(mut triggers) = app.catalogue.take_triggers() else {
+        return;
+    };
     let mut retry = app.config().daemon.catalogue_retry;
     let mut next: Option<(DateTime<Utc>, Trigger)> = None;
     loop {
@@ -418,7 +464,10 @@ async fn catalogue_loop(app: Arc<App>) {
             Some(n) => n,
             None => match app.schedule() {
                 Ok(s) if s.missed(app.catalogue.state().last_success_at, now) => (now, Trigger::CatchUp),
-                Ok(s) => (s.next_after(now).unwrap_or(now + chrono::Duration::days(1)), Trigger::Scheduled),
+                Ok(s) => (
+                    s.next_after(now).unwrap_or(now + chrono::Duration::days(1)),
+                    Trigger::Scheduled,
+                ),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot compute the catalogue schedule; retrying in an hour");
                     (now + chrono::Duration::hours(1), Trigger::Scheduled)
@@ -452,7 +501,8 @@ async fn catalogue_loop(app: Arc<App>) {
                 _ => (at, Trigger::Scheduled),
             });
         } else if too_soon {
-            let at = app.clock.now() + chrono::Duration::from_std(app.config().catalogue.min_interval).unwrap_or_default();
+            let at =
+                app.clock.now() + chrono::Duration::from_std(app.config().catalogue.min_interval).unwrap_or_default();
             next = Some((at, Trigger::Scheduled));
         } else {
             retry = app.config().daemon.catalogue_retry;
@@ -461,7 +511,9 @@ async fn catalogue_loop(app: Arc<App>) {
 }
 
 async fn availability_loop(app: Arc<App>) {
-    let Some(mut triggers) = app.availability.take_triggers() else { return };
+    let Some(mut triggers) = app.availability.take_triggers() else {
+        return;
+    };
     let mut next = app.clock.now();
     loop {
         if !app.config().availability.enabled {
@@ -498,7 +550,9 @@ async fn availability_loop(app: Arc<App>) {
 }
 
 async fn refresh_loop(app: Arc<App>) {
-    let Some(mut triggers) = app.refresh.take_triggers() else { return };
+    let Some(mut triggers) = app.refresh.take_triggers() else {
+        return;
+    };
     loop {
         let every = app.config().daemon.refresh_interval;
         let at = app.clock.now() + chrono::Duration::from_std(every).unwrap_or_default();
@@ -509,12 +563,18 @@ async fn refresh_loop(app: Arc<App>) {
             _ = sleep_until(&app.clock, at) => Trigger::Scheduled,
         };
         let (full, scope) = match &trigger {
-            Trigger::Manual { force, product: Some(id) } => (*force, Scope::Products(vec![*id])),
+            Trigger::Manual {
+                force,
+                product: Some(id),
+            } => (*force, Scope::Products(vec![*id])),
             Trigger::Manual { force, product: None } => (*force, Scope::All),
             _ => (false, Scope::All),
         };
         let guard = app.refresh.start(trigger, app.clock.now());
-        let result = app.plan(&scope, full).map(|p| plan_summary(&p)).map_err(|e| e.to_string());
+        let result = app
+            .plan(&scope, full)
+            .map(|p| plan_summary(&p))
+            .map_err(|e| e.to_string());
         app.refresh.finish(guard, app.clock.now(), result);
     }
 }
@@ -681,11 +741,27 @@ pub async fn run_once(app: Arc<App>) -> Result<Value, String> {
         let worker = Worker::new(&app.outbox, t.target.clone(), t.settings.clone()).map_err(|e| e.to_string())?;
         let r = worker.drain(DrainOptions::now()).await.map_err(|e| e.to_string())?;
         if r.dead > 0 || r.pending > 0 {
-            failed.push(format!("target {}: {} dead letters, {} pending", t.target.name(), r.dead, r.pending));
+            failed.push(format!(
+                "target {}: {} dead letters, {} pending",
+                t.target.name(),
+                r.dead,
+                r.pending
+            ));
         }
-        pushes.insert(t.target.name().to_owned(), serde_json::to_value(&r).unwrap_or(Value::Null));
+        pushes.insert(
+            t.target.name().to_owned(),
+            serde_json::to_value(&r).unwrap_or(Value::Null),
+        );
     }
     out["push"] = Value::Object(pushes);
     app.store.flush().map_err(|e| e.to_string())?;
-    if failed.is_empty() { Ok(out) } else { Err(format!("{}\n{}", failed.join("; "), serde_json::to_string_pretty(&out).unwrap_or_default())) }
+    if failed.is_empty() {
+        Ok(out)
+    } else {
+        Err(format!(
+            "{}\n{}",
+            failed.join("; "),
+            serde_json::to_string_pretty(&out).unwrap_or_default()
+        ))
+    }
 }
