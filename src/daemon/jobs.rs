@@ -14,7 +14,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, watch};
 
 use crate::catalog::Id;
 
@@ -24,15 +24,31 @@ use crate::catalog::Id;
 pub enum Trigger {
     /// The schedule.
     Scheduled,
-    /// Start-up catch-up (the last good run is too old).
+    /// Start-up catch-up (the last good run is older than the last scheduled one).
     CatchUp,
+    /// A retry after a failed run (growing back-off, or the time SecuTix allows the next call).
+    Retry,
     /// An operator (`resync`).
     Manual {
         /// Bypass guards (shrink guard, identical-response shortcut) or re-send everything.
         force: bool,
         /// Limit to one product.
         product: Option<Id>,
+        /// After this catalogue import, run an availability poll (`resync all`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        then_availability: bool,
     },
+}
+
+impl Trigger {
+    /// A manual trigger without options.
+    pub fn manual() -> Self {
+        Trigger::Manual {
+            force: false,
+            product: None,
+            then_availability: false,
+        }
+    }
 }
 
 /// A run in progress.
@@ -99,16 +115,26 @@ pub enum Requested {
 }
 
 /// A single-flight job.
+///
+/// The pending trigger and the run in progress live under one lock, so there is no window between "a
+/// trigger was taken" and "the run started" in which a second request could be accepted as a new run.
 #[derive(Debug)]
 pub struct Job {
     /// Name (`catalogue`, `availability`, `refresh`).
     pub name: &'static str,
     /// std mutex: held for field updates only, never across `.await`.
-    state: Mutex<JobState>,
-    /// Capacity one: a second request while one is queued is coalesced.
-    trigger_tx: mpsc::Sender<Trigger>,
-    /// Taken once by the job's loop.
-    trigger_rx: Mutex<Option<mpsc::Receiver<Trigger>>>,
+    inner: Mutex<Inner>,
+    /// Wakes the job's loop when a trigger is pending.
+    wake: Notify,
+    /// Number of the last finished run: `wait_finished` watches it.
+    finished: watch::Sender<u64>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    state: JobState,
+    /// At most one trigger waits; later requests are merged into it.
+    pending: Option<Trigger>,
 }
 
 /// Marks a run in progress; [`Job::finish`] consumes it.
@@ -133,61 +159,83 @@ impl RunGuard {
 impl Job {
     /// A new idle job.
     pub fn new(name: &'static str) -> Self {
-        let (trigger_tx, trigger_rx) = mpsc::channel(1);
         Self {
             name,
-            state: Mutex::new(JobState::default()),
-            trigger_tx,
-            trigger_rx: Mutex::new(Some(trigger_rx)),
+            inner: Mutex::new(Inner::default()),
+            wake: Notify::new(),
+            finished: watch::channel(0).0,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, JobState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The current state.
     pub fn state(&self) -> JobState {
-        self.lock().clone()
+        self.lock().state.clone()
     }
 
-    /// The receiving end of triggers, for the job's loop (once).
-    pub fn take_triggers(&self) -> Option<mpsc::Receiver<Trigger>> {
-        self.trigger_rx.lock().unwrap_or_else(|p| p.into_inner()).take()
-    }
-
-    /// Asks for a run now.
+    /// Asks for a run now. While a run is in progress, or another request waits, the request is merged
+    /// into that run and answered [`Requested::AlreadyRunning`].
     pub fn request(&self, trigger: Trigger) -> Requested {
-        let st = self.lock();
-        if let Some(r) = &st.running {
+        let mut inner = self.lock();
+        if let Some(r) = &inner.state.running {
             return Requested::AlreadyRunning { run: r.id };
         }
-        let next = st.runs + 1;
-        match self.trigger_tx.try_send(trigger) {
-            Ok(()) => Requested::Accepted { run: next },
-            Err(_) => Requested::AlreadyRunning { run: next },
+        let run = inner.state.runs + 1;
+        if let Some(pending) = &mut inner.pending {
+            // Keep the strongest request: a forced one wins over a plain one.
+            if let (Trigger::Manual { force: f, .. }, Trigger::Manual { force: true, .. }) = (pending, &trigger) {
+                *f = true;
+            }
+            return Requested::AlreadyRunning { run };
+        }
+        inner.pending = Some(trigger);
+        drop(inner);
+        self.wake.notify_one();
+        Requested::Accepted { run }
+    }
+
+    /// Waits until a trigger is pending (the job's loop selects on it next to its timer).
+    pub async fn requested(&self) {
+        loop {
+            let notified = self.wake.notified();
+            if self.lock().pending.is_some() {
+                return;
+            }
+            notified.await;
         }
     }
 
-    /// Marks a run as started.
-    pub fn start(&self, trigger: Trigger, now: DateTime<Utc>) -> RunGuard {
-        let mut st = self.lock();
-        st.runs += 1;
-        st.running = Some(Running {
-            id: st.runs,
+    /// Starts a run: a pending manual trigger is taken (it wins over `fallback`, so a request arriving as
+    /// the schedule fires makes one run, not two); without one, `fallback` (schedule, catch-up) is used.
+    /// `None` when a run is already in progress.
+    pub fn start(&self, fallback: Option<Trigger>, now: DateTime<Utc>) -> Option<RunGuard> {
+        let mut inner = self.lock();
+        if inner.state.running.is_some() {
+            return None;
+        }
+        let trigger = inner.pending.take().or(fallback)?;
+        inner.state.runs += 1;
+        let id = inner.state.runs;
+        inner.state.next_run_at = None;
+        inner.state.running = Some(Running {
+            id,
             started_at: now,
             trigger: trigger.clone(),
         });
-        RunGuard {
-            id: st.runs,
+        Some(RunGuard {
+            id,
             started_at: now,
             trigger,
-        }
+        })
     }
 
     /// Records the end of a run.
     pub fn finish(&self, guard: RunGuard, now: DateTime<Utc>, result: Result<serde_json::Value, String>) {
-        let mut st = self.lock();
+        let mut inner = self.lock();
+        let st = &mut inner.state;
         st.running = None;
         let ok = result.is_ok();
         if ok {
@@ -209,16 +257,34 @@ impl Job {
             summary,
             error,
         });
+        drop(inner);
+        self.finished.send_replace(guard.id);
+    }
+
+    /// Adds facts to the summary of the last finished run (e.g. the follow-up run it requested).
+    pub fn annotate_last(&self, key: &str, value: serde_json::Value) {
+        if let Some(last) = self.lock().state.last.as_mut() {
+            if !last.summary.is_object() {
+                last.summary = serde_json::json!({});
+            }
+            last.summary[key] = value;
+        }
+    }
+
+    /// Waits until run `run` (or a later one) has finished.
+    pub async fn wait_finished(&self, run: u64) {
+        let mut rx = self.finished.subscribe();
+        let _ = rx.wait_for(|last| *last >= run).await;
     }
 
     /// Records the next scheduled run.
     pub fn set_next(&self, at: Option<DateTime<Utc>>) {
-        self.lock().next_run_at = at;
+        self.lock().state.next_run_at = at;
     }
 
     /// Seeds the last success (from the store at start-up).
     pub fn set_last_success(&self, at: Option<DateTime<Utc>>) {
-        self.lock().last_success_at = at;
+        self.lock().state.last_success_at = at;
     }
 }
 
@@ -360,27 +426,70 @@ mod tests {
     #[test]
     fn single_flight_coalesces_triggers() {
         let job = Job::new("catalogue");
-        let mut rx = job.take_triggers().expect("receiver");
-        let manual = Trigger::Manual {
-            force: false,
-            product: None,
-        };
+        let manual = Trigger::manual();
         assert_eq!(job.request(manual.clone()), Requested::Accepted { run: 1 });
         assert_eq!(
             job.request(manual.clone()),
             Requested::AlreadyRunning { run: 1 },
             "already requested"
         );
-        let t = rx.try_recv().expect("queued trigger");
-        let guard = job.start(t, Utc::now());
+        let guard = job.start(None, Utc::now()).expect("the pending trigger starts a run");
+        assert_eq!(guard.id(), 1);
+        assert_eq!(guard.trigger(), &manual);
         assert_eq!(
             job.request(manual.clone()),
             Requested::AlreadyRunning { run: 1 },
             "running"
         );
+        assert!(
+            job.start(Some(Trigger::Scheduled), Utc::now()).is_none(),
+            "one run at a time"
+        );
         assert!(job.state().running.is_some());
         job.finish(guard, Utc::now(), Ok(serde_json::json!({"products": 3})));
-        assert!(job.state().running.is_none());
+        let st = job.state();
+        assert!(st.running.is_none());
+        assert_eq!(st.runs, 1, "the coalesced requests made no second run");
+        assert!(job.start(None, Utc::now()).is_none(), "nothing pending after the run");
         assert_eq!(job.request(manual), Requested::Accepted { run: 2 });
+    }
+
+    #[test]
+    fn a_request_as_the_schedule_fires_makes_one_run_and_a_forced_request_wins() {
+        let job = Job::new("catalogue");
+        assert_eq!(job.request(Trigger::manual()), Requested::Accepted { run: 1 });
+        let forced = Trigger::Manual {
+            force: true,
+            product: None,
+            then_availability: false,
+        };
+        assert_eq!(job.request(forced.clone()), Requested::AlreadyRunning { run: 1 });
+        let guard = job.start(Some(Trigger::Scheduled), Utc::now()).expect("run");
+        assert_eq!(
+            guard.trigger(),
+            &forced,
+            "the manual request, made forced, is the run's trigger"
+        );
+        job.finish(guard, Utc::now(), Err("boom".into()));
+        let st = job.state();
+        assert_eq!((st.runs, st.consecutive_failures), (1, 1));
+        assert_eq!(st.last.as_ref().and_then(|l| l.error.as_deref()), Some("boom"));
+        assert!(job.start(None, Utc::now()).is_none());
+    }
+
+    #[tokio::test]
+    async fn wait_finished_returns_once_the_run_is_done() {
+        let job = std::sync::Arc::new(Job::new("refresh"));
+        assert_eq!(job.request(Trigger::manual()), Requested::Accepted { run: 1 });
+        let waiter = {
+            let job = job.clone();
+            tokio::spawn(async move { job.wait_finished(1).await })
+        };
+        job.requested().await;
+        let guard = job.start(None, Utc::now()).expect("run");
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        job.finish(guard, Utc::now(), Ok(serde_json::Value::Null));
+        waiter.await.expect("waiter");
     }
 }
