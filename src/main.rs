@@ -465,6 +465,13 @@ fn run_command(sources: &Sources, once: bool, push_wait: std::time::Duration) ->
             })?;
         let addr = listener.local_addr().context("while reading the control API address")?;
         tracing::info!(%addr, "control API listening");
+        if !addr.ip().is_loopback() {
+            tracing::warn!(
+                %addr,
+                "the control API listens beyond loopback: private endpoints need the token, but keep the port \
+                 behind a firewall and expose only /public/ through a reverse proxy"
+            );
+        }
         // Registered before anything runs, so an early signal is not lost.
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).context("while installing the SIGTERM handler")?;
@@ -619,10 +626,10 @@ fn print_status(doc: &serde_json::Value) {
     println!("jobs:");
     for job in ["catalogue", "availability", "refresh"] {
         let j = &doc["jobs"][job];
-        let mut line = format!("  {job:<13}");
+        let mut parts = Vec::new();
         if !j["running"].is_null() {
-            line.push_str(&format!(
-                "running (run {}, since {}); ",
+            parts.push(format!(
+                "running (run {}, since {})",
                 j["running"]["id"],
                 short_time(&j["running"]["started_at"])
             ));
@@ -634,19 +641,22 @@ fn print_status(doc: &serde_json::Value) {
             } else {
                 "FAILED"
             };
-            line.push_str(&format!(
+            parts.push(format!(
                 "last {ok} at {}: {}",
                 short_time(&last["finished_at"]),
                 summary_line(job, last)
             ));
         } else if j["running"].is_null() {
-            line.push_str("no run yet");
+            parts.push("no run yet".to_owned());
         }
         if !j["next_run_at"].is_null() {
-            line.push_str(&format!("; next {}", short_time(&j["next_run_at"])));
+            parts.push(format!("next {}", short_time(&j["next_run_at"])));
+        } else if job == "availability" && doc["catalogue"]["generation"].is_null() {
+            parts.push("waits for the first catalogue".to_owned());
         }
+        let mut line = format!("  {job:<13}{}", parts.join("; "));
         if let Some(s) = j["schedule"].as_str() {
-            line.push_str(&format!(" ({s}, {})", j["time_zone"].as_str().unwrap_or("UTC")));
+            line.push_str(&format!(" (cron {s}, {})", j["time_zone"].as_str().unwrap_or("UTC")));
         }
         println!("{line}");
     }
@@ -665,10 +675,14 @@ fn print_status(doc: &serde_json::Value) {
             .as_object()
             .map(|m| m.iter().map(|(k, v)| format!("{v} {k}")).collect())
             .unwrap_or_default();
+        let by = if by.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", by.join(", "))
+        };
         println!(
-            "indicators: {} future performances ({}); never fetched {}, stale {}, oldest fetch {}; last change {}",
+            "indicators: {} future performances{by}; never fetched {}, stale {}, oldest fetch {}; last change {}",
             i["future_performances"],
-            by.join(", "),
             i["unknown"],
             i["stale"],
             short_time(&i["oldest_fetched_at"]),
