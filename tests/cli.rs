@@ -50,7 +50,8 @@ async fn cms() -> MockHttp {
 }
 
 struct Site {
-    dir: tempfile::TempDir,
+    /// Keeps the folder (configuration, store, log) alive for the test.
+    _dir: tempfile::TempDir,
     config: PathBuf,
     store: PathBuf,
     log: PathBuf,
