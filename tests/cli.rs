@@ -63,7 +63,7 @@ fn site(secutix: &str, cms: &str, cors: &str) -> Site {
     let config = dir.path().join("config.toml");
     let log = dir.path().join("daemon.log");
     let s = Site {
-        dir,
+        _dir: dir,
         config,
         store,
         log,
