@@ -82,7 +82,7 @@ partner = "Test Partner"
 secret = "test-secret-value"
 request_timeout = "20s"
 [catalogue]
-min_interval = "1s"
+min_interval = "0s"
 [store]
 path = "{store}"
 [control]

@@ -733,7 +733,17 @@ async fn catalogue_loop(app: Arc<App>) {
                 Retry::Schedule => deferred = None,
             },
         }
-        app.catalogue.finish(guard, now, result.map_err(|f| f.message));
+        let result = result.map_err(|f| match (f.retry, deferred) {
+            (Retry::Backoff | Retry::At(_), Some(at)) => {
+                format!(
+                    "{}; the daemon retries at {}",
+                    f.message,
+                    at.format("%Y-%m-%d %H:%M:%S UTC")
+                )
+            }
+            _ => f.message,
+        });
+        app.catalogue.finish(guard, now, result);
         if then_availability && cfg.availability.enabled {
             let r = app.availability.request(Trigger::manual());
             app.catalogue
