@@ -760,7 +760,7 @@ async fn resync(State(app): State<Arc<App>>, Json(body): Json<ResyncRequest>) ->
     };
     let manual = |force: bool, product: Option<i64>, then_availability: bool| Trigger::Manual {
         force,
-        product,
+        products: product.into_iter().collect(),
         then_availability,
     };
     Ok(match scope {

@@ -32,8 +32,9 @@ pub enum Trigger {
     Manual {
         /// Bypass guards (shrink guard, identical-response shortcut) or re-send everything.
         force: bool,
-        /// Limit to one product.
-        product: Option<Id>,
+        /// Limit to these products; empty = everything.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        products: Vec<Id>,
         /// After this catalogue import, run an availability poll (`resync all`).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         then_availability: bool,
@@ -45,8 +46,57 @@ impl Trigger {
     pub fn manual() -> Self {
         Trigger::Manual {
             force: false,
-            product: None,
+            products: Vec::new(),
             then_availability: false,
+        }
+    }
+
+    /// The products a run limits itself to; empty = everything.
+    pub fn products(&self) -> &[Id] {
+        match self {
+            Trigger::Manual { products, .. } => products,
+            _ => &[],
+        }
+    }
+
+    /// True when a run with this trigger does what `other` asks (for coalescing): it covers every product
+    /// `other` names (or everything).
+    pub fn covers(&self, other: &Trigger) -> bool {
+        let mine = self.products();
+        mine.is_empty() || (!other.products().is_empty() && other.products().iter().all(|p| mine.contains(p)))
+    }
+
+    /// Merges `other` into this pending trigger: the union of the products (everything wins), and a forced
+    /// or chained request stays forced or chained.
+    fn absorb(&mut self, other: Trigger) {
+        let covered = self.covers(&other);
+        match (self, other) {
+            (
+                Trigger::Manual {
+                    force,
+                    products,
+                    then_availability,
+                },
+                Trigger::Manual {
+                    force: f2,
+                    products: p2,
+                    then_availability: t2,
+                },
+            ) => {
+                *force |= f2;
+                *then_availability |= t2;
+                if p2.is_empty() {
+                    products.clear();
+                } else if !covered {
+                    for p in p2 {
+                        if !products.contains(&p) {
+                            products.push(p);
+                        }
+                    }
+                }
+            }
+            (me, other @ Trigger::Manual { .. }) => *me = other,
+            _ => {}
         }
     }
 }
@@ -176,19 +226,19 @@ impl Job {
         self.lock().state.clone()
     }
 
-    /// Asks for a run now. While a run is in progress, or another request waits, the request is merged
-    /// into that run and answered [`Requested::AlreadyRunning`].
+    /// Asks for a run now. A request that the run in progress covers (the same products, or it runs for
+    /// everything), or that another waiting request already holds, is merged and answered
+    /// [`Requested::AlreadyRunning`] with the run that will do it; otherwise it is accepted for the next run.
     pub fn request(&self, trigger: Trigger) -> Requested {
         let mut inner = self.lock();
-        if let Some(r) = &inner.state.running {
+        if let Some(r) = &inner.state.running
+            && r.trigger.covers(&trigger)
+        {
             return Requested::AlreadyRunning { run: r.id };
         }
         let run = inner.state.runs + 1;
         if let Some(pending) = &mut inner.pending {
-            // Keep the strongest request: a forced one wins over a plain one.
-            if let (Trigger::Manual { force: f, .. }, Trigger::Manual { force: true, .. }) = (pending, &trigger) {
-                *f = true;
-            }
+            pending.absorb(trigger);
             return Requested::AlreadyRunning { run };
         }
         inner.pending = Some(trigger);
@@ -460,7 +510,7 @@ mod tests {
         assert_eq!(job.request(Trigger::manual()), Requested::Accepted { run: 1 });
         let forced = Trigger::Manual {
             force: true,
-            product: None,
+            products: Vec::new(),
             then_availability: false,
         };
         assert_eq!(job.request(forced.clone()), Requested::AlreadyRunning { run: 1 });
@@ -475,6 +525,51 @@ mod tests {
         assert_eq!((st.runs, st.consecutive_failures), (1, 1));
         assert_eq!(st.last.as_ref().and_then(|l| l.error.as_deref()), Some("boom"));
         assert!(job.start(None, Utc::now()).is_none());
+    }
+
+    fn products(ids: &[Id]) -> Trigger {
+        Trigger::Manual {
+            force: true,
+            products: ids.to_vec(),
+            then_availability: false,
+        }
+    }
+
+    #[test]
+    fn a_request_for_another_product_during_a_run_is_kept_for_the_next_run() {
+        let job = Job::new("availability");
+        assert_eq!(job.request(products(&[1])), Requested::Accepted { run: 1 });
+        let guard = job.start(None, Utc::now()).expect("run 1");
+        assert_eq!(
+            job.request(products(&[1])),
+            Requested::AlreadyRunning { run: 1 },
+            "covered"
+        );
+        assert_eq!(
+            job.request(products(&[2])),
+            Requested::Accepted { run: 2 },
+            "not covered"
+        );
+        assert_eq!(
+            job.request(products(&[3])),
+            Requested::AlreadyRunning { run: 2 },
+            "joins run 2"
+        );
+        job.finish(guard, Utc::now(), Ok(serde_json::Value::Null));
+        let guard = job.start(None, Utc::now()).expect("run 2");
+        assert_eq!(guard.trigger().products(), &[2, 3]);
+        // A run for everything covers any product.
+        job.finish(guard, Utc::now(), Ok(serde_json::Value::Null));
+        assert_eq!(job.request(Trigger::manual()), Requested::Accepted { run: 3 });
+        assert_eq!(job.request(products(&[4])), Requested::AlreadyRunning { run: 3 });
+        let guard = job.start(None, Utc::now()).expect("run 3");
+        assert!(guard.trigger().products().is_empty(), "everything wins");
+        assert!(
+            matches!(guard.trigger(), Trigger::Manual { force: true, .. }),
+            "forced stays forced"
+        );
+        assert_eq!(job.request(products(&[5])), Requested::AlreadyRunning { run: 3 });
+        assert!(Trigger::Scheduled.covers(&products(&[9])));
     }
 
     #[tokio::test]

@@ -508,9 +508,9 @@ impl App {
         Ok(summary)
     }
 
-    /// One availability poll (or one product's). Products whose indicator changed are planned at once; with
-    /// `product`, that product's entry is also re-sent to every target.
-    pub async fn run_availability(&self, product: Option<Id>) -> Result<Value, RunFailure> {
+    /// One availability poll, or one per product of `products`. Products whose indicator changed are
+    /// planned at once; the entries of `products` are also re-sent to every target.
+    pub async fn run_availability(&self, products: &[Id]) -> Result<Value, RunFailure> {
         let no_catalogue = || RunFailure {
             message: "no catalogue yet: the first import has not succeeded".into(),
             retry: Retry::Schedule,
@@ -518,23 +518,49 @@ impl App {
         let Some(view) = self.store.catalog()? else {
             return Err(no_catalogue());
         };
-        if let Some(id) = product
-            && view.product(id)?.is_none()
-        {
-            return Err(RunFailure {
-                message: format!(
-                    "product {id} is not in the catalogue in force; check the id (`secutix-sync entries show`), or \
-                     import first (`secutix-sync resync --catalogue`)"
-                ),
-                retry: Retry::Schedule,
-            });
+        for &id in products {
+            if view.product(id)?.is_none() {
+                return Err(RunFailure {
+                    message: format!(
+                        "product {id} is not in the catalogue in force; check the id (`secutix-sync entries list`), \
+                         or import first (`secutix-sync resync --catalogue`)"
+                    ),
+                    retry: Retry::Schedule,
+                });
+            }
         }
         let cfg = self.config();
         let poller = Poller::new(self.client(), self.store.clone(), cfg.availability.clone())?;
-        let report = poller
-            .poll_once(PollOptions { product })
-            .await
-            .map_err(|e| RunFailure::backoff(e.to_string()))?;
+        let scopes: Vec<Option<Id>> = if products.is_empty() {
+            vec![None]
+        } else {
+            products.iter().copied().map(Some).collect()
+        };
+        let mut report: Option<crate::availability::PollReport> = None;
+        for product in scopes {
+            let r = poller
+                .poll_once(PollOptions { product })
+                .await
+                .map_err(|e| RunFailure::backoff(e.to_string()))?;
+            report = Some(match report {
+                None => r,
+                Some(mut acc) => {
+                    acc.calls += r.calls;
+                    acc.fetched.extend(r.fetched);
+                    acc.stale.extend(r.stale);
+                    acc.pending = r.pending;
+                    acc.changes.extend(r.changes);
+                    acc.dirty.extend(r.dirty);
+                    acc.month_calls = r.month_calls;
+                    acc.next_poll_in = r.next_poll_in;
+                    acc.error = acc.error.or(r.error);
+                    acc
+                }
+            });
+        }
+        let Some(report) = report else {
+            return Err(RunFailure::backoff("no poll ran"));
+        };
         let avail = poller.availability();
         let marks = avail.dirty_products()?;
         let mut summary = json!({
@@ -554,9 +580,9 @@ impl App {
             avail.clear_dirty(&marks)?;
             summary["plan"] = plan_summary(&plan);
         }
-        if let Some(id) = product {
-            let plan = self.plan(&Scope::Products(vec![id]), true)?;
-            summary["product"] = json!(id);
+        if !products.is_empty() {
+            let plan = self.plan(&Scope::Products(products.to_vec()), true)?;
+            summary["products"] = json!(products);
             summary["product_plan"] = plan_summary(&plan);
         }
         let next = self.clock.now() + chrono::Duration::from_std(report.next_poll_in).unwrap_or_default();
@@ -770,11 +796,8 @@ async fn availability_loop(app: Arc<App>) {
         let Some(guard) = app.availability.start(fallback, app.clock.now()) else {
             continue;
         };
-        let product = match guard.trigger() {
-            Trigger::Manual { product, .. } => *product,
-            _ => None,
-        };
-        let result = app.run_availability(product).await;
+        let products = guard.trigger().products().to_vec();
+        let result = app.run_availability(&products).await;
         let now = app.clock.now();
         let wait = match &result {
             Ok(summary) => summary["next_poll_at"]
@@ -806,11 +829,9 @@ async fn refresh_loop(app: Arc<App>) {
             continue;
         };
         let (full, scope) = match guard.trigger() {
-            Trigger::Manual {
-                force,
-                product: Some(id),
-                ..
-            } => (*force, Scope::Products(vec![*id])),
+            Trigger::Manual { force, products, .. } if !products.is_empty() => {
+                (*force, Scope::Products(products.clone()))
+            }
             Trigger::Manual { force, .. } => (*force, Scope::All),
             _ => (false, Scope::All),
         };
@@ -990,7 +1011,7 @@ pub async fn run_once(app: Arc<App>, push_wait: Duration) -> Result<Value, Value
     }
     let has_catalogue = app.store.generation().ok().flatten().is_some();
     if has_catalogue && app.config().availability.enabled {
-        match app.run_availability(None).await {
+        match app.run_availability(&[]).await {
             Ok(v) => out["availability"] = v,
             Err(e) => {
                 out["availability"] = json!({"error": e.message});
