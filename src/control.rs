@@ -315,7 +315,12 @@ fn offline_jobs(store: &Store) -> Value {
         },
         "availability": {
             "running": null,
-            "last": last_poll.map(|p| json!({"summary": p})),
+            "last": last_poll.map(|p| {
+                // Shaped like a finished run, from the poll record's own fields.
+                let v = serde_json::to_value(&p).unwrap_or(Value::Null);
+                json!({"started_at": v["started_at"], "finished_at": v["finished_at"], "ok": v["ok"],
+                       "error": v["error"], "summary": v})
+            }),
             "next_run_at": null,
         },
         "refresh": {"running": null, "last": null, "next_run_at": null},
