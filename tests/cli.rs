@@ -484,3 +484,40 @@ async fn check_tests_the_credentials_and_every_target() {
         "{stdout}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_is_told_ready_status_watchdog_and_stopping() {
+    let secutix = secutix(&[(1000, "Hamlet")]).await;
+    let cms = cms().await;
+    let s = site(&secutix.uri(), &cms.uri(), "https://www.theatre.fr");
+    let socket_path = s.store.with_file_name("notify.sock");
+    let socket = tokio::net::UnixDatagram::bind(&socket_path).expect("bind the notify socket");
+    let log_file = std::fs::File::create(&s.log).expect("log file");
+    let mut daemon = command(&s.config)
+        .arg("run")
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "1000000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log_file))
+        .spawn()
+        .expect("start the daemon");
+    let mut seen = String::new();
+    let mut buf = vec![0u8; 4096];
+    let mut recv_until = async |seen: &mut String, needle: &str| {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while !seen.contains(needle) {
+            let n = tokio::time::timeout_at(deadline, socket.recv(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("no {needle:?} from the daemon; got {seen:?}; log:\n{}", log(&s)))
+                .expect("recv");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            seen.push('\n');
+        }
+    };
+    recv_until(&mut seen, "READY=1").await;
+    assert!(seen.contains("STATUS="), "a status line comes with READY: {seen:?}");
+    recv_until(&mut seen, "WATCHDOG=1").await;
+    kill(&daemon, "TERM");
+    recv_until(&mut seen, "STOPPING=1").await;
+    assert_eq!(exit_of(&s, &mut daemon).await.code(), Some(0), "{}", log(&s));
+}
