@@ -352,6 +352,11 @@ async fn a_trigger_during_a_run_is_merged_and_answered_already_running() {
         Requested::AlreadyRunning { run: 1 }
     );
     t.app.catalogue.wait_finished(1).await;
+    let last = t.app.catalogue.state().last.expect("run 1");
+    assert_eq!(
+        last.summary["then"]["job"], "availability",
+        "`resync all` merged into the running import still gets its poll"
+    );
     // Let the loop come round: the merged requests made no second run.
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(t.app.catalogue.state().runs, 1);

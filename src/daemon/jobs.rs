@@ -51,6 +51,17 @@ impl Trigger {
         }
     }
 
+    /// True for `resync all`: an availability poll follows the import.
+    pub fn then_availability(&self) -> bool {
+        matches!(
+            self,
+            Trigger::Manual {
+                then_availability: true,
+                ..
+            }
+        )
+    }
+
     /// The products a run limits itself to; empty = everything.
     pub fn products(&self) -> &[Id] {
         match self {
@@ -185,6 +196,9 @@ struct Inner {
     state: JobState,
     /// At most one trigger waits; later requests are merged into it.
     pending: Option<Trigger>,
+    /// The run in progress should be followed by an availability poll (`resync all`, also when the request
+    /// was merged into a run that had not asked for one).
+    chain: bool,
 }
 
 /// Marks a run in progress; [`Job::finish`] consumes it.
@@ -234,7 +248,9 @@ impl Job {
         if let Some(r) = &inner.state.running
             && r.trigger.covers(&trigger)
         {
-            return Requested::AlreadyRunning { run: r.id };
+            let id = r.id;
+            inner.chain |= trigger.then_availability();
+            return Requested::AlreadyRunning { run: id };
         }
         let run = inner.state.runs + 1;
         if let Some(pending) = &mut inner.pending {
@@ -267,6 +283,7 @@ impl Job {
             return None;
         }
         let trigger = inner.pending.take().or(fallback)?;
+        inner.chain = trigger.then_availability();
         inner.state.runs += 1;
         let id = inner.state.runs;
         inner.state.next_run_at = None;
@@ -309,6 +326,12 @@ impl Job {
         });
         drop(inner);
         self.finished.send_replace(guard.id);
+    }
+
+    /// Whether the run in progress (or just finished) should be followed by an availability poll; reading
+    /// clears it.
+    pub fn take_chain(&self) -> bool {
+        std::mem::take(&mut self.lock().chain)
     }
 
     /// Adds facts to the summary of the last finished run (e.g. the follow-up run it requested).
@@ -570,6 +593,21 @@ mod tests {
         );
         assert_eq!(job.request(products(&[5])), Requested::AlreadyRunning { run: 3 });
         assert!(Trigger::Scheduled.covers(&products(&[9])));
+    }
+
+    #[test]
+    fn resync_all_merged_into_a_running_import_still_chains_a_poll() {
+        let job = Job::new("catalogue");
+        let guard = job.start(Some(Trigger::Scheduled), Utc::now()).expect("scheduled run");
+        let all = Trigger::Manual {
+            force: false,
+            products: Vec::new(),
+            then_availability: true,
+        };
+        assert_eq!(job.request(all), Requested::AlreadyRunning { run: 1 });
+        job.finish(guard, Utc::now(), Ok(serde_json::Value::Null));
+        assert!(job.take_chain(), "the poll is chained after the running import");
+        assert!(!job.take_chain(), "once");
     }
 
     #[tokio::test]

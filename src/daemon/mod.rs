@@ -731,14 +731,7 @@ async fn catalogue_loop(app: Arc<App>) {
             continue;
         };
         at_start = false;
-        let (force, then_availability) = match guard.trigger() {
-            Trigger::Manual {
-                force,
-                then_availability,
-                ..
-            } => (*force, *then_availability),
-            _ => (false, false),
-        };
+        let force = matches!(guard.trigger(), Trigger::Manual { force: true, .. });
         tracing::info!(run = guard.id(), trigger = ?guard.trigger(), "catalogue import starting");
         let result = app.run_catalogue(force).await;
         let now = app.clock.now();
@@ -770,7 +763,7 @@ async fn catalogue_loop(app: Arc<App>) {
             _ => f.message,
         });
         app.catalogue.finish(guard, now, result);
-        if then_availability && cfg.availability.enabled {
+        if app.catalogue.take_chain() && cfg.availability.enabled {
             let r = app.availability.request(Trigger::manual());
             app.catalogue
                 .annotate_last("then", json!({"job": "availability", "run": r.run()}));
