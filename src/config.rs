@@ -922,10 +922,15 @@ impl Config {
                 "is set together with control.token_file; keep only one".into(),
             );
         }
-        if let Some(o) = self.control.cors_origins.iter().find(|o| url::Url::parse(o).is_err()) {
+        if let Some(o) = self
+            .control
+            .cors_origins
+            .iter()
+            .find(|o| o.as_str() != "*" && url::Url::parse(o).is_err())
+        {
             bad(
                 "control.cors_origins",
-                format!("{o:?} is not an origin such as https://www.theatre.fr"),
+                format!("{o:?} is not an origin such as https://www.theatre.fr (or \"*\" for any)"),
             );
         }
         let e = &self.entries;

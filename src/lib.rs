@@ -15,15 +15,24 @@
 //! - [`push`]: the durable outbox per target, acknowledgements, dead letters, the push worker.
 //! - [`targets`]: the CMS targets behind one trait (files, webhook, WordPress, Drupal, pass Culture with its
 //!   contremarque calls), and the field ownership of the CMS ones.
+//! - [`daemon`]: `secutix-sync run`: the jobs (catalogue cron with catch-up, availability polls, refresh),
+//!   single-flight runs, push workers, shutdown with a grace period, reload, systemd notifications.
+//! - [`control`]: the control API (status, resync, entries, metrics, dead letters) and the public
+//!   availability endpoint for the website; [`cli_client`]: the CLI's HTTP client of it.
+//! - [`check`]: live checks of SecuTix credentials and targets; [`logging`]: human, journald or JSON logs.
 //! - [`clock`], [`ratelimit`]: time and pacing, both on tokio's clock so tests run on paused time.
 //! - [`testkit`]: an in-process HTTP mock for tests and benchmarks that need paused time.
 
 pub mod availability;
 pub mod catalog;
+pub mod check;
+pub mod cli_client;
 pub mod clock;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod import;
+pub mod logging;
 pub mod merge;
 pub mod push;
 pub mod ratelimit;

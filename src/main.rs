@@ -43,6 +43,64 @@ enum Command {
         #[arg(long, value_name = "ID")]
         product: Option<i64>,
     },
+    /// Run the service: scheduled imports, availability polls, push workers and the control API.
+    ///
+    /// Stop it with SIGTERM or SIGINT (work in flight gets daemon.shutdown_grace, the store is flushed,
+    /// exit 0); SIGHUP reloads the configuration (an invalid one is refused and the old one stays).
+    /// One daemon per store: a second one is refused. With --once: import, availability poll, push,
+    /// then exit 0 when everything succeeded, 1 otherwise (for cron and tests).
+    Run {
+        /// One cycle (import, availability, push), then exit.
+        #[arg(long)]
+        once: bool,
+        /// With --once: how long to wait for push retries before giving up (they stay in the outbox).
+        #[arg(long, default_value = "2m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+        push_wait: std::time::Duration,
+    },
+    /// Show the daemon's status: jobs, SecuTix calls against the budget, outboxes, dead letters.
+    ///
+    /// Asks the running daemon; when none answers, reads the store directly and says so.
+    Status {
+        /// Print the status document as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask the running daemon to resync (default: everything: import, availability, push).
+    Resync {
+        /// Only the catalogue import (and the plan that follows it).
+        #[arg(long, group = "scope")]
+        catalogue: bool,
+        /// Only an availability poll.
+        #[arg(long, group = "scope")]
+        availability: bool,
+        /// One product: fresh availability, then its entry re-sent to every target.
+        #[arg(long, group = "scope", value_name = "ID")]
+        product: Option<i64>,
+        /// Rebuild every entry and send what the targets lack.
+        #[arg(long, group = "scope")]
+        push: bool,
+        /// Re-send every entry to every target, changed or not.
+        #[arg(long, group = "scope")]
+        full_push: bool,
+        /// With the import: bypass the shrink guard and re-read an identical catalogue.
+        #[arg(long)]
+        force: bool,
+        /// Wait until the run is done and the targets have received everything.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up waiting after this long (the daemon goes on).
+        #[arg(long, default_value = "30m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+        timeout: std::time::Duration,
+    },
+    /// The entries: the documents the targets receive.
+    Entries {
+        #[command(subcommand)]
+        action: EntriesCommand,
+    },
+    /// Check the SecuTix credentials (isCatalogServiceAlive) and every target's reachability.
+    ///
+    /// Uses the configuration file as it is on disk. Exit 0 when everything works, 1 otherwise.
+    Check,
     /// pass Culture contremarques (booking tokens) at the box office.
     ///
     /// Exit codes: 0 done, 1 other error, 2 configuration problem, 3 not found, 4 already used,
@@ -129,6 +187,33 @@ enum PassCultureCommand {
     Cancel(TokenArgs),
 }
 
+#[derive(Debug, Subcommand)]
+enum EntriesCommand {
+    /// One entry (by product id or external id) with its state on every target.
+    Show {
+        /// Product id (1234) or external id (secutix-1234).
+        id: String,
+        /// Print the whole document as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Entries with their sync state, filtered.
+    List {
+        /// Text in the external id, product code or title.
+        #[arg(long, short)]
+        query: Option<String>,
+        /// Only this availability: available, almost_full, sold_out, not_on_sale, unknown.
+        #[arg(long)]
+        availability: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 #[derive(Debug, clap::Args)]
 struct TokenArgs {
     /// The contremarque code, e.g. ABC123.
@@ -146,15 +231,41 @@ struct TokenArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
     let sources = Sources {
         file: cli.config.clone(),
         ..Sources::default()
     };
+    // Logging follows [logging] when the configuration reads; the commands report a bad one themselves.
+    let logging = Config::load(&sources).ok().map(|l| l.config.logging);
+    secutix_sync::logging::init(logging.as_ref());
     let result = match cli.command {
         Command::ValidateConfig => Ok(validate_config_command(&sources)),
         Command::Import { force } => import_command(&sources, force),
         Command::Availability { product } => availability_command(&sources, product),
+        Command::Run { once, push_wait } => run_command(&sources, once, push_wait),
+        Command::Status { json } => status_command(&sources, json),
+        Command::Resync {
+            catalogue,
+            availability,
+            product,
+            push,
+            full_push,
+            force,
+            wait,
+            timeout,
+        } => {
+            let scope = match (catalogue, availability, product, push, full_push) {
+                (true, ..) => "catalogue".to_owned(),
+                (_, true, ..) => "availability".to_owned(),
+                (_, _, Some(id), ..) => format!("product:{id}"),
+                (_, _, _, true, _) => "push".to_owned(),
+                (.., true) => "push --full".to_owned(),
+                _ => "all".to_owned(),
+            };
+            resync_command(&sources, scope, force, wait, timeout)
+        }
+        Command::Entries { action } => entries_command(&sources, action),
+        Command::Check => check_command(&sources),
         Command::Passculture { action } => passculture_command(&sources, action),
         Command::Push(args) => push_command(&sources, args),
         Command::Dlq { action } => dlq_command(&sources, action),
@@ -166,15 +277,6 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SECUTIX_SYNC_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 /// Loads the configuration and logs unknown keys as warnings.
@@ -876,4 +978,520 @@ fn dlq_command(sources: &Sources, command: DlqCommand) -> anyhow::Result<ExitCod
             Ok(ExitCode::from(push_exit::OK))
         }
     }
+}
+
+fn run_command(sources: &Sources, once: bool, push_wait: std::time::Duration) -> anyhow::Result<ExitCode> {
+    use secutix_sync::daemon::{self, App, DaemonError};
+    let config = load_config(sources)?.config;
+    let store = open_store(&config).context("while opening the store (one secutix-sync daemon per store)")?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let app = App::build(config.clone(), sources.clone(), store)?;
+        if once {
+            let (code, summary) = match daemon::run_once(app, push_wait).await {
+                Ok(v) => (ExitCode::SUCCESS, v),
+                Err(v) => (ExitCode::from(1), v),
+            };
+            print_once(&summary);
+            return Ok(code);
+        }
+        let listener = tokio::net::TcpListener::bind(&config.control.listen)
+            .await
+            .map_err(|e| DaemonError::Listen {
+                addr: config.control.listen.clone(),
+                reason: e.to_string(),
+            })?;
+        let addr = listener.local_addr().context("while reading the control API address")?;
+        tracing::info!(%addr, "control API listening");
+        if !addr.ip().is_loopback() {
+            tracing::warn!(
+                %addr,
+                "the control API listens beyond loopback: private endpoints need the token, but keep the port \
+                 behind a firewall and expose only /public/ through a reverse proxy"
+            );
+        }
+        // Registered before anything runs, so an early signal is not lost.
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("while installing the SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("while installing the SIGINT handler")?;
+        let hup = signal(SignalKind::hangup()).context("while installing the SIGHUP handler")?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = int.recv() => tracing::info!("SIGINT received"),
+            }
+        };
+        let reload = Box::pin(futures_util::stream::unfold(hup, |mut hup| async move {
+            hup.recv().await.map(|_| {
+                tracing::info!("SIGHUP received: reloading the configuration");
+                ((), hup)
+            })
+        }));
+        daemon::run(app, listener, shutdown, reload).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn print_once(summary: &serde_json::Value) {
+    use secutix_sync::cli_client::summary_line;
+    let as_last = |v: &serde_json::Value| match v["error"].as_str() {
+        Some(e) => serde_json::json!({"ok": false, "error": e}),
+        None => serde_json::json!({"ok": true, "summary": v}),
+    };
+    for job in ["catalogue", "availability"] {
+        if !summary[job].is_null() {
+            println!("{job}: {}", summary_line(job, &as_last(&summary[job])));
+        }
+    }
+    if let Some(pushes) = summary["push"].as_object() {
+        for (name, r) in pushes {
+            match r["error"].as_str() {
+                Some(e) => println!("push {name}: {e}"),
+                None => println!(
+                    "push {name}: {} delivered, {} retried, {} dead letters, {} pending",
+                    r["delivered"], r["retried"], r["dead"], r["pending"]
+                ),
+            }
+        }
+    }
+    if let Some(failed) = summary["failed"].as_array() {
+        for f in failed {
+            eprintln!("failed: {}", f.as_str().unwrap_or_default());
+        }
+    }
+}
+
+/// The daemon's client, or why the CLI should read the store instead (`Err` with the reason).
+enum Daemon {
+    Running(secutix_sync::cli_client::ControlClient),
+    Absent(String),
+}
+
+fn find_daemon(config: &Config) -> anyhow::Result<Daemon> {
+    use secutix_sync::cli_client::{ClientError, ControlClient};
+    match ControlClient::from_config(config) {
+        Ok(c) => Ok(Daemon::Running(c)),
+        Err(e @ ClientError::NoToken { .. }) => Ok(Daemon::Absent(e.to_string())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Runs `online` against the daemon; when no daemon answers, runs `offline` on the store, after a note.
+fn with_daemon_or_store<T>(
+    config: &Config,
+    online: impl AsyncFnOnce(&secutix_sync::cli_client::ControlClient) -> Result<T, secutix_sync::cli_client::ClientError>,
+    offline: impl FnOnce(&Store) -> anyhow::Result<T>,
+) -> anyhow::Result<(T, bool)> {
+    use secutix_sync::cli_client::ClientError;
+    let rt = runtime()?;
+    let absent = match find_daemon(config)? {
+        Daemon::Running(client) => match rt.block_on(online(&client)) {
+            Ok(v) => return Ok((v, true)),
+            Err(e @ ClientError::NotRunning { .. }) => e.to_string(),
+            Err(e) => return Err(e.into()),
+        },
+        Daemon::Absent(why) => why,
+    };
+    eprintln!(
+        "{absent}; reading the store at {} directly",
+        config.store.path.display()
+    );
+    let store = Store::open(
+        &config.store.path,
+        config.store.cache_mib,
+        secutix_sync::clock::system(),
+    )
+    .context("while opening the store (no daemon answered its control API)")?;
+    Ok((offline(&store)?, false))
+}
+
+fn status_command(sources: &Sources, json: bool) -> anyhow::Result<ExitCode> {
+    let config = load_config(sources)?.config;
+    let (doc, _) = with_daemon_or_store(
+        &config,
+        async |c| c.status().await,
+        |store| {
+            let outbox = secutix_sync::push::Outbox::open(store)?;
+            Ok(secutix_sync::control::status_document(&config, store, &outbox, None))
+        },
+    )?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print_status(&doc);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn short_time(v: &serde_json::Value) -> String {
+    v.as_str()
+        .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok())
+        .map_or("never".to_owned(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+}
+
+fn print_status(doc: &serde_json::Value) {
+    use secutix_sync::cli_client::summary_line;
+    let d = &doc["daemon"];
+    if d["running"].as_bool() == Some(true) {
+        println!(
+            "secutix-sync {}: daemon running (pid {}, since {})",
+            doc["version"].as_str().unwrap_or("?"),
+            d["pid"],
+            short_time(&d["started_at"])
+        );
+    } else {
+        println!(
+            "secutix-sync {}: no daemon running; read from the store {}",
+            doc["version"].as_str().unwrap_or("?"),
+            doc["store"].as_str().unwrap_or("?")
+        );
+    }
+    println!(
+        "institution {} ({})",
+        doc["institution"].as_str().unwrap_or("?"),
+        doc["transport"].as_str().unwrap_or("?")
+    );
+    let c = &doc["catalogue"];
+    match c["generation"].as_u64() {
+        Some(g) => println!(
+            "catalogue: {} products, {} tombstones (generation {g}); last good import {}",
+            c["products"],
+            c["tombstones"],
+            short_time(&c["last_good_import_at"])
+        ),
+        None => println!("catalogue: none yet (no successful import)"),
+    }
+    println!("jobs:");
+    for job in ["catalogue", "availability", "refresh"] {
+        let j = &doc["jobs"][job];
+        let mut parts = Vec::new();
+        if !j["running"].is_null() {
+            parts.push(format!(
+                "running (run {}, since {})",
+                j["running"]["id"],
+                short_time(&j["running"]["started_at"])
+            ));
+        }
+        let last = &j["last"];
+        if !last.is_null() && !last["finished_at"].is_null() {
+            let ok = if last["ok"].as_bool() == Some(true) {
+                "ok"
+            } else {
+                "FAILED"
+            };
+            parts.push(format!(
+                "last {ok} at {}: {}",
+                short_time(&last["finished_at"]),
+                summary_line(job, last)
+            ));
+        } else if j["running"].is_null() {
+            parts.push("no run yet".to_owned());
+        }
+        if !j["next_run_at"].is_null() {
+            parts.push(format!("next {}", short_time(&j["next_run_at"])));
+        } else if job == "availability" && doc["catalogue"]["generation"].is_null() {
+            parts.push("waits for the first catalogue".to_owned());
+        }
+        let mut line = format!("  {job:<13}{}", parts.join("; "));
+        if let Some(s) = j["schedule"].as_str() {
+            line.push_str(&format!(" (cron {s}, {})", j["time_zone"].as_str().unwrap_or("UTC")));
+        }
+        println!("{line}");
+    }
+    let s = &doc["secutix"];
+    println!(
+        "SecuTix calls: {} this month of a budget of {} ({} %), {} today",
+        s["calls_this_month"], s["monthly_call_budget"], s["budget_used_percent"], s["calls_today"]
+    );
+    let a = &doc["availability"];
+    if a["enabled"].as_bool() == Some(false) {
+        println!("availability: polling disabled (availability.enabled = false)");
+    }
+    let i = &a["indicators"];
+    if !i.is_null() {
+        let by: Vec<String> = i["by_status"]
+            .as_object()
+            .map(|m| m.iter().map(|(k, v)| format!("{v} {k}")).collect())
+            .unwrap_or_default();
+        let by = if by.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", by.join(", "))
+        };
+        println!(
+            "indicators: {} future performances{by}; never fetched {}, stale {}, oldest fetch {}; last change {}",
+            i["future_performances"],
+            i["unknown"],
+            i["stale"],
+            short_time(&i["oldest_fetched_at"]),
+            short_time(&a["last_change_at"])
+        );
+    }
+    println!("targets:");
+    match doc["targets"].as_object() {
+        Some(m) if !m.is_empty() => {
+            for (name, t) in m {
+                let enabled = if t["enabled"].as_bool() == Some(false) {
+                    ", disabled"
+                } else {
+                    ""
+                };
+                println!(
+                    "  {name} ({}{enabled}): {} pending, {} dead letters, {} acknowledged",
+                    t["kind"].as_str().unwrap_or("?"),
+                    t["outbox"],
+                    t["dead_letters"],
+                    t["acknowledged"]
+                );
+                if let Some(e) = t["last_error"].as_str() {
+                    println!(
+                        "    last error: {e} (next attempt {})",
+                        short_time(&t["next_attempt_at"])
+                    );
+                }
+            }
+        }
+        _ => println!("  none configured ([[targets]])"),
+    }
+}
+
+fn resync_command(
+    sources: &Sources,
+    scope: String,
+    force: bool,
+    wait: bool,
+    timeout: std::time::Duration,
+) -> anyhow::Result<ExitCode> {
+    use secutix_sync::cli_client::{ClientError, Progress, WaitOutcome, wait_resync};
+    use std::io::IsTerminal;
+    let config = load_config(sources)?.config;
+    let client = match find_daemon(&config)? {
+        Daemon::Running(c) => c,
+        Daemon::Absent(why) => anyhow::bail!(
+            "{why}. resync asks the running daemon; start it (systemctl start secutix-sync), or run one \
+             cycle without it: secutix-sync run --once"
+        ),
+    };
+    let rt = runtime()?;
+    let request = secutix_sync::control::ResyncRequest { scope, force };
+    let answer = match rt.block_on(client.resync(&request)) {
+        Ok(a) => a,
+        Err(e @ ClientError::NotRunning { .. }) => {
+            anyhow::bail!("{e}. Start the daemon, or run one cycle without it: secutix-sync run --once")
+        }
+        Err(e) => return Err(e.into()),
+    };
+    println!("{}", answer.message);
+    if !wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let tty = std::io::stderr().is_terminal();
+    let bar = if tty {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.enable_steady_tick(std::time::Duration::from_millis(120));
+        Some(b)
+    } else {
+        None
+    };
+    let show = |p: &Progress| {
+        let line = match p {
+            Progress::Queued { job, run } => format!("{job} run {run}: queued"),
+            Progress::Running { job, run, elapsed_secs } => format!("{job} run {run}: running ({elapsed_secs}s)"),
+            Progress::Finished { job, run, ok, line } => {
+                format!("{job} run {run}: {} {line}", if *ok { "done:" } else { "FAILED:" })
+            }
+            Progress::Pushing { pending, total } => format!("push: {}/{total} delivered", total - pending),
+            Progress::Delivered => "push: everything delivered".to_owned(),
+            Progress::Waiting { pending, errors } => format!(
+                "push: {pending} operations wait for a retry ({}); the daemon keeps trying",
+                errors.join("; ")
+            ),
+        };
+        match &bar {
+            Some(b) => match p {
+                Progress::Finished { .. } | Progress::Delivered | Progress::Waiting { .. } => b.println(line),
+                Progress::Pushing { pending, total } => {
+                    if b.length().is_none() {
+                        b.set_style(
+                            indicatif::ProgressStyle::with_template("{spinner} push [{bar:40}] {pos}/{len} {msg}")
+                                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                        );
+                    }
+                    b.set_length(*total);
+                    b.set_position(total - pending);
+                }
+                _ => b.set_message(line),
+            },
+            None => println!("{line}"),
+        }
+    };
+    let outcome = rt.block_on(wait_resync(
+        &client,
+        &answer,
+        std::time::Duration::from_millis(500),
+        timeout,
+        show,
+    ))?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    Ok(match outcome {
+        WaitOutcome::Done => ExitCode::SUCCESS,
+        WaitOutcome::Failed(e) => {
+            eprintln!("resync failed: {e}");
+            ExitCode::from(1)
+        }
+        WaitOutcome::Pending(n) => {
+            eprintln!("{n} operations are still pending; see `secutix-sync status`");
+            ExitCode::from(1)
+        }
+        WaitOutcome::TimedOut => {
+            eprintln!(
+                "still not done after {}; the daemon goes on (see `secutix-sync status`)",
+                humantime::format_duration(timeout)
+            );
+            ExitCode::from(1)
+        }
+    })
+}
+
+fn entries_command(sources: &Sources, action: EntriesCommand) -> anyhow::Result<ExitCode> {
+    let config = load_config(sources)?.config;
+    match action {
+        EntriesCommand::Show { id, json } => {
+            let (doc, _) = with_daemon_or_store(
+                &config,
+                async |c| c.entry(&id).await,
+                |store| {
+                    let outbox = secutix_sync::push::Outbox::open(store)?;
+                    Ok(secutix_sync::control::entry_document(&config, &outbox, &id)?)
+                },
+            )?;
+            let Some(doc) = doc else {
+                eprintln!(
+                    "no entry {}; list them with `secutix-sync entries list`",
+                    secutix_sync::control::external_id_of(&id)
+                );
+                return Ok(ExitCode::from(1));
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let e = &doc["entry"];
+            let title = e["title"]
+                .as_object()
+                .and_then(|m| m.values().next())
+                .and_then(|v| v.as_str())
+                .unwrap_or("");
+            println!(
+                "{} {title:?}: {}, {}, availability {}",
+                e["external_id"].as_str().unwrap_or("?"),
+                if e["published"].as_bool() == Some(true) {
+                    "published"
+                } else {
+                    "unpublished"
+                },
+                if e["on_sale"].as_bool() == Some(true) {
+                    "on sale"
+                } else {
+                    "not on sale"
+                },
+                e["availability"]["status"].as_str().unwrap_or("?")
+            );
+            println!("content hash {}", doc["content_hash"].as_str().unwrap_or("?"));
+            if let Some(targets) = doc["targets"].as_object() {
+                for (name, t) in targets {
+                    let mut line = format!("  {name}: {}", t["state"].as_str().unwrap_or("?"));
+                    if !t["acked"].is_null() {
+                        line.push_str(&format!(
+                            " (last acknowledged {} at {})",
+                            t["acked"]["kind"].as_str().unwrap_or("?"),
+                            short_time(&t["acked"]["acked_at"])
+                        ));
+                    }
+                    if let Some(err) = t["pending"]["last_error"].as_str() {
+                        line.push_str(&format!("; last error: {err}"));
+                    }
+                    println!("{line}");
+                }
+            }
+            println!("{}", serde_json::to_string_pretty(e)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        EntriesCommand::List {
+            query,
+            availability,
+            limit,
+            json,
+        } => {
+            let q = secutix_sync::control::EntriesQuery {
+                q: query,
+                availability,
+                limit: Some(limit),
+                offset: None,
+            };
+            let (doc, _) = with_daemon_or_store(
+                &config,
+                async |c| c.entries(&q).await,
+                |store| {
+                    let outbox = secutix_sync::push::Outbox::open(store)?;
+                    Ok(secutix_sync::control::entries_document(&config, &outbox, &q)?)
+                },
+            )?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            for e in doc["entries"].as_array().into_iter().flatten() {
+                let title = e["title"]
+                    .as_object()
+                    .and_then(|m| m.values().next())
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("");
+                let states: Vec<String> = e["targets"]
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("?")))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                println!(
+                    "{:<20} {:<12} {title}  [{}]",
+                    e["external_id"].as_str().unwrap_or("?"),
+                    e["availability"]["status"].as_str().unwrap_or("?"),
+                    states.join(" ")
+                );
+            }
+            println!("{} entries", doc["total"]);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn check_command(sources: &Sources) -> anyhow::Result<ExitCode> {
+    let config = load_config(sources)?.config;
+    let store = match open_store(&config) {
+        Ok(s) => s,
+        Err(e)
+            if e.downcast_ref::<secutix_sync::store::StoreError>()
+                .is_some_and(|s| matches!(s, secutix_sync::store::StoreError::Locked { .. })) =>
+        {
+            eprintln!(
+                "note: the running daemon holds the store; this check's SecuTix call is not counted in its ledger"
+            );
+            Store::temporary(secutix_sync::clock::system())?
+        }
+        Err(e) => return Err(e),
+    };
+    let rt = runtime()?;
+    let lines = rt.block_on(secutix_sync::check::run_checks(&config, &store));
+    let _ = store.flush();
+    let mut ok = true;
+    for l in &lines {
+        ok &= l.ok;
+        println!("{} {}: {}", if l.ok { "OK  " } else { "FAIL" }, l.what, l.detail);
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

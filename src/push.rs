@@ -360,6 +360,33 @@ impl Outbox {
             .collect()
     }
 
+    /// Every stored entry, in external id order.
+    pub fn entries(&self) -> Result<Vec<StoredEntry>, StoreError> {
+        self.entries
+            .iter()
+            .values()
+            .map(|v| decode(&v.map_err(self.err())?, "entry"))
+            .collect()
+    }
+
+    /// The pending operation of `target` for `external_id`.
+    pub fn pending_item(&self, target: &str, external_id: &str) -> Result<Option<OutboxItem>, StoreError> {
+        let t = self.trees(target)?;
+        t.outbox
+            .get(external_id)
+            .map_err(self.err())?
+            .map(|v| decode(&v, external_id))
+            .transpose()
+    }
+
+    /// True when the current version of `external_id` is a dead letter of `target`.
+    pub fn is_dead(&self, target: &str, external_id: &str) -> Result<bool, StoreError> {
+        self.trees(target)?
+            .dead_ids
+            .contains_key(external_id)
+            .map_err(self.err())
+    }
+
     /// Number of pending operations of `target`.
     pub fn depth(&self, target: &str) -> Result<usize, StoreError> {
         Ok(self.trees(target)?.outbox.len())

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, watch};
 
 use crate::catalog::Id;
 
@@ -24,15 +24,92 @@ use crate::catalog::Id;
 pub enum Trigger {
     /// The schedule.
     Scheduled,
-    /// Start-up catch-up (the last good run is too old).
+    /// Start-up catch-up (the last good run is older than the last scheduled one).
     CatchUp,
+    /// A retry after a failed run (growing back-off, or the time SecuTix allows the next call).
+    Retry,
     /// An operator (`resync`).
     Manual {
         /// Bypass guards (shrink guard, identical-response shortcut) or re-send everything.
         force: bool,
-        /// Limit to one product.
-        product: Option<Id>,
+        /// Limit to these products; empty = everything.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        products: Vec<Id>,
+        /// After this catalogue import, run an availability poll (`resync all`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        then_availability: bool,
     },
+}
+
+impl Trigger {
+    /// A manual trigger without options.
+    pub fn manual() -> Self {
+        Trigger::Manual {
+            force: false,
+            products: Vec::new(),
+            then_availability: false,
+        }
+    }
+
+    /// True for `resync all`: an availability poll follows the import.
+    pub fn then_availability(&self) -> bool {
+        matches!(
+            self,
+            Trigger::Manual {
+                then_availability: true,
+                ..
+            }
+        )
+    }
+
+    /// The products a run limits itself to; empty = everything.
+    pub fn products(&self) -> &[Id] {
+        match self {
+            Trigger::Manual { products, .. } => products,
+            _ => &[],
+        }
+    }
+
+    /// True when a run with this trigger does what `other` asks (for coalescing): it covers every product
+    /// `other` names (or everything).
+    pub fn covers(&self, other: &Trigger) -> bool {
+        let mine = self.products();
+        mine.is_empty() || (!other.products().is_empty() && other.products().iter().all(|p| mine.contains(p)))
+    }
+
+    /// Merges `other` into this pending trigger: the union of the products (everything wins), and a forced
+    /// or chained request stays forced or chained.
+    fn absorb(&mut self, other: Trigger) {
+        let covered = self.covers(&other);
+        match (self, other) {
+            (
+                Trigger::Manual {
+                    force,
+                    products,
+                    then_availability,
+                },
+                Trigger::Manual {
+                    force: f2,
+                    products: p2,
+                    then_availability: t2,
+                },
+            ) => {
+                *force |= f2;
+                *then_availability |= t2;
+                if p2.is_empty() {
+                    products.clear();
+                } else if !covered {
+                    for p in p2 {
+                        if !products.contains(&p) {
+                            products.push(p);
+                        }
+                    }
+                }
+            }
+            (me, other @ Trigger::Manual { .. }) => *me = other,
+            _ => {}
+        }
+    }
 }
 
 /// A run in progress.
@@ -99,16 +176,29 @@ pub enum Requested {
 }
 
 /// A single-flight job.
+///
+/// The pending trigger and the run in progress live under one lock, so there is no window between "a
+/// trigger was taken" and "the run started" in which a second request could be accepted as a new run.
 #[derive(Debug)]
 pub struct Job {
     /// Name (`catalogue`, `availability`, `refresh`).
     pub name: &'static str,
     /// std mutex: held for field updates only, never across `.await`.
-    state: Mutex<JobState>,
-    /// Capacity one: a second request while one is queued is coalesced.
-    trigger_tx: mpsc::Sender<Trigger>,
-    /// Taken once by the job's loop.
-    trigger_rx: Mutex<Option<mpsc::Receiver<Trigger>>>,
+    inner: Mutex<Inner>,
+    /// Wakes the job's loop when a trigger is pending.
+    wake: Notify,
+    /// Number of the last finished run: `wait_finished` watches it.
+    finished: watch::Sender<u64>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    state: JobState,
+    /// At most one trigger waits; later requests are merged into it.
+    pending: Option<Trigger>,
+    /// The run in progress should be followed by an availability poll (`resync all`, also when the request
+    /// was merged into a run that had not asked for one).
+    chain: bool,
 }
 
 /// Marks a run in progress; [`Job::finish`] consumes it.
@@ -133,61 +223,86 @@ impl RunGuard {
 impl Job {
     /// A new idle job.
     pub fn new(name: &'static str) -> Self {
-        let (trigger_tx, trigger_rx) = mpsc::channel(1);
         Self {
             name,
-            state: Mutex::new(JobState::default()),
-            trigger_tx,
-            trigger_rx: Mutex::new(Some(trigger_rx)),
+            inner: Mutex::new(Inner::default()),
+            wake: Notify::new(),
+            finished: watch::channel(0).0,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, JobState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The current state.
     pub fn state(&self) -> JobState {
-        self.lock().clone()
+        self.lock().state.clone()
     }
 
-    /// The receiving end of triggers, for the job's loop (once).
-    pub fn take_triggers(&self) -> Option<mpsc::Receiver<Trigger>> {
-        self.trigger_rx.lock().unwrap_or_else(|p| p.into_inner()).take()
-    }
-
-    /// Asks for a run now.
+    /// Asks for a run now. A request that the run in progress covers (the same products, or it runs for
+    /// everything), or that another waiting request already holds, is merged and answered
+    /// [`Requested::AlreadyRunning`] with the run that will do it; otherwise it is accepted for the next run.
     pub fn request(&self, trigger: Trigger) -> Requested {
-        let st = self.lock();
-        if let Some(r) = &st.running {
-            return Requested::AlreadyRunning { run: r.id };
+        let mut inner = self.lock();
+        if let Some(r) = &inner.state.running
+            && r.trigger.covers(&trigger)
+        {
+            let id = r.id;
+            inner.chain |= trigger.then_availability();
+            return Requested::AlreadyRunning { run: id };
         }
-        let next = st.runs + 1;
-        match self.trigger_tx.try_send(trigger) {
-            Ok(()) => Requested::Accepted { run: next },
-            Err(_) => Requested::AlreadyRunning { run: next },
+        let run = inner.state.runs + 1;
+        if let Some(pending) = &mut inner.pending {
+            pending.absorb(trigger);
+            return Requested::AlreadyRunning { run };
+        }
+        inner.pending = Some(trigger);
+        drop(inner);
+        self.wake.notify_one();
+        Requested::Accepted { run }
+    }
+
+    /// Waits until a trigger is pending (the job's loop selects on it next to its timer).
+    pub async fn requested(&self) {
+        loop {
+            let notified = self.wake.notified();
+            if self.lock().pending.is_some() {
+                return;
+            }
+            notified.await;
         }
     }
 
-    /// Marks a run as started.
-    pub fn start(&self, trigger: Trigger, now: DateTime<Utc>) -> RunGuard {
-        let mut st = self.lock();
-        st.runs += 1;
-        st.running = Some(Running {
-            id: st.runs,
+    /// Starts a run: a pending manual trigger is taken (it wins over `fallback`, so a request arriving as
+    /// the schedule fires makes one run, not two); without one, `fallback` (schedule, catch-up) is used.
+    /// `None` when a run is already in progress.
+    pub fn start(&self, fallback: Option<Trigger>, now: DateTime<Utc>) -> Option<RunGuard> {
+        let mut inner = self.lock();
+        if inner.state.running.is_some() {
+            return None;
+        }
+        let trigger = inner.pending.take().or(fallback)?;
+        inner.chain = trigger.then_availability();
+        inner.state.runs += 1;
+        let id = inner.state.runs;
+        inner.state.next_run_at = None;
+        inner.state.running = Some(Running {
+            id,
             started_at: now,
             trigger: trigger.clone(),
         });
-        RunGuard {
-            id: st.runs,
+        Some(RunGuard {
+            id,
             started_at: now,
             trigger,
-        }
+        })
     }
 
     /// Records the end of a run.
     pub fn finish(&self, guard: RunGuard, now: DateTime<Utc>, result: Result<serde_json::Value, String>) {
-        let mut st = self.lock();
+        let mut inner = self.lock();
+        let st = &mut inner.state;
         st.running = None;
         let ok = result.is_ok();
         if ok {
@@ -209,16 +324,40 @@ impl Job {
             summary,
             error,
         });
+        drop(inner);
+        self.finished.send_replace(guard.id);
+    }
+
+    /// Whether the run in progress (or just finished) should be followed by an availability poll; reading
+    /// clears it.
+    pub fn take_chain(&self) -> bool {
+        std::mem::take(&mut self.lock().chain)
+    }
+
+    /// Adds facts to the summary of the last finished run (e.g. the follow-up run it requested).
+    pub fn annotate_last(&self, key: &str, value: serde_json::Value) {
+        if let Some(last) = self.lock().state.last.as_mut() {
+            if !last.summary.is_object() {
+                last.summary = serde_json::json!({});
+            }
+            last.summary[key] = value;
+        }
+    }
+
+    /// Waits until run `run` (or a later one) has finished.
+    pub async fn wait_finished(&self, run: u64) {
+        let mut rx = self.finished.subscribe();
+        let _ = rx.wait_for(|last| *last >= run).await;
     }
 
     /// Records the next scheduled run.
     pub fn set_next(&self, at: Option<DateTime<Utc>>) {
-        self.lock().next_run_at = at;
+        self.lock().state.next_run_at = at;
     }
 
     /// Seeds the last success (from the store at start-up).
     pub fn set_last_success(&self, at: Option<DateTime<Utc>>) {
-        self.lock().last_success_at = at;
+        self.lock().state.last_success_at = at;
     }
 }
 
@@ -360,27 +499,130 @@ mod tests {
     #[test]
     fn single_flight_coalesces_triggers() {
         let job = Job::new("catalogue");
-        let mut rx = job.take_triggers().expect("receiver");
-        let manual = Trigger::Manual {
-            force: false,
-            product: None,
-        };
+        let manual = Trigger::manual();
         assert_eq!(job.request(manual.clone()), Requested::Accepted { run: 1 });
         assert_eq!(
             job.request(manual.clone()),
             Requested::AlreadyRunning { run: 1 },
             "already requested"
         );
-        let t = rx.try_recv().expect("queued trigger");
-        let guard = job.start(t, Utc::now());
+        let guard = job.start(None, Utc::now()).expect("the pending trigger starts a run");
+        assert_eq!(guard.id(), 1);
+        assert_eq!(guard.trigger(), &manual);
         assert_eq!(
             job.request(manual.clone()),
             Requested::AlreadyRunning { run: 1 },
             "running"
         );
+        assert!(
+            job.start(Some(Trigger::Scheduled), Utc::now()).is_none(),
+            "one run at a time"
+        );
         assert!(job.state().running.is_some());
         job.finish(guard, Utc::now(), Ok(serde_json::json!({"products": 3})));
-        assert!(job.state().running.is_none());
+        let st = job.state();
+        assert!(st.running.is_none());
+        assert_eq!(st.runs, 1, "the coalesced requests made no second run");
+        assert!(job.start(None, Utc::now()).is_none(), "nothing pending after the run");
         assert_eq!(job.request(manual), Requested::Accepted { run: 2 });
+    }
+
+    #[test]
+    fn a_request_as_the_schedule_fires_makes_one_run_and_a_forced_request_wins() {
+        let job = Job::new("catalogue");
+        assert_eq!(job.request(Trigger::manual()), Requested::Accepted { run: 1 });
+        let forced = Trigger::Manual {
+            force: true,
+            products: Vec::new(),
+            then_availability: false,
+        };
+        assert_eq!(job.request(forced.clone()), Requested::AlreadyRunning { run: 1 });
+        let guard = job.start(Some(Trigger::Scheduled), Utc::now()).expect("run");
+        assert_eq!(
+            guard.trigger(),
+            &forced,
+            "the manual request, made forced, is the run's trigger"
+        );
+        job.finish(guard, Utc::now(), Err("boom".into()));
+        let st = job.state();
+        assert_eq!((st.runs, st.consecutive_failures), (1, 1));
+        assert_eq!(st.last.as_ref().and_then(|l| l.error.as_deref()), Some("boom"));
+        assert!(job.start(None, Utc::now()).is_none());
+    }
+
+    fn products(ids: &[Id]) -> Trigger {
+        Trigger::Manual {
+            force: true,
+            products: ids.to_vec(),
+            then_availability: false,
+        }
+    }
+
+    #[test]
+    fn a_request_for_another_product_during_a_run_is_kept_for_the_next_run() {
+        let job = Job::new("availability");
+        assert_eq!(job.request(products(&[1])), Requested::Accepted { run: 1 });
+        let guard = job.start(None, Utc::now()).expect("run 1");
+        assert_eq!(
+            job.request(products(&[1])),
+            Requested::AlreadyRunning { run: 1 },
+            "covered"
+        );
+        assert_eq!(
+            job.request(products(&[2])),
+            Requested::Accepted { run: 2 },
+            "not covered"
+        );
+        assert_eq!(
+            job.request(products(&[3])),
+            Requested::AlreadyRunning { run: 2 },
+            "joins run 2"
+        );
+        job.finish(guard, Utc::now(), Ok(serde_json::Value::Null));
+        let guard = job.start(None, Utc::now()).expect("run 2");
+        assert_eq!(guard.trigger().products(), &[2, 3]);
+        // A run for everything covers any product.
+        job.finish(guard, Utc::now(), Ok(serde_json::Value::Null));
+        assert_eq!(job.request(Trigger::manual()), Requested::Accepted { run: 3 });
+        assert_eq!(job.request(products(&[4])), Requested::AlreadyRunning { run: 3 });
+        let guard = job.start(None, Utc::now()).expect("run 3");
+        assert!(guard.trigger().products().is_empty(), "everything wins");
+        assert!(
+            matches!(guard.trigger(), Trigger::Manual { force: true, .. }),
+            "forced stays forced"
+        );
+        assert_eq!(job.request(products(&[5])), Requested::AlreadyRunning { run: 3 });
+        assert!(Trigger::Scheduled.covers(&products(&[9])));
+    }
+
+    #[test]
+    fn resync_all_merged_into_a_running_import_still_chains_a_poll() {
+        let job = Job::new("catalogue");
+        let guard = job.start(Some(Trigger::Scheduled), Utc::now()).expect("scheduled run");
+        let all = Trigger::Manual {
+            force: false,
+            products: Vec::new(),
+            then_availability: true,
+        };
+        assert_eq!(job.request(all), Requested::AlreadyRunning { run: 1 });
+        job.finish(guard, Utc::now(), Ok(serde_json::Value::Null));
+        assert!(job.take_chain(), "the poll is chained after the running import");
+        assert!(!job.take_chain(), "once");
+    }
+
+    #[tokio::test]
+    async fn wait_finished_returns_once_the_run_is_done() {
+        let job = std::sync::Arc::new(Job::new("refresh"));
+        assert_eq!(job.request(Trigger::manual()), Requested::Accepted { run: 1 });
+        let waiter = {
+            let job = job.clone();
+            tokio::spawn(async move { job.wait_finished(1).await })
+        };
+        job.requested().await;
+        let guard = job.start(None, Utc::now()).expect("run");
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        job.finish(guard, Utc::now(), Ok(serde_json::Value::Null));
+        waiter.await.expect("waiter");
     }
 }

@@ -203,14 +203,26 @@ impl Target for WebhookTarget {
     }
 
     async fn check(&self) -> Result<String, TargetError> {
+        // HEAD on the base URL with the configured headers: proves the receiver answers and, for receivers
+        // that check them on every route, that the credentials are accepted.
         let what = format!("webhook {}", self.name);
-        let resp = self
-            .http
-            .head(&self.url)
-            .send()
-            .await
-            .map_err(|e| classify_transport(&what, &e))?;
-        Ok(format!("{} answered HTTP {} to HEAD", self.url, resp.status().as_u16()))
+        let mut req = self.http.head(&self.url);
+        for (k, v) in &self.headers {
+            req = req.header(k.as_str(), v.expose_secret());
+        }
+        let resp = req.send().await.map_err(|e| classify_transport(&what, &e))?;
+        let status = resp.status().as_u16();
+        match status {
+            401 | 403 => Err(TargetError::permanent(format!(
+                "{what}: {} refused the request (HTTP {status}); check targets.webhook.headers",
+                self.url
+            ))),
+            s if s >= 500 => Err(TargetError::retry(format!(
+                "{what}: {} answered HTTP {status}: the receiver has a problem",
+                self.url
+            ))),
+            _ => Ok(format!("{} answered HTTP {status} to HEAD", self.url)),
+        }
     }
 }
 

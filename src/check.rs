@@ -1,0 +1,87 @@
+//! `secutix-sync check`: live checks of a configuration, before it is put into service.
+//!
+//! - SecuTix: `isCatalogServiceAlive` proves the base URL, the transport and the credentials (one call,
+//!   counted in the store's monthly ledger when the store is available);
+//! - every enabled target: [`Target::check`](crate::targets::Target::check) (a writable folder, a receiver
+//!   that answers and accepts the configured headers, an API key that works…).
+//!
+//! The checks read the configuration on disk, not the one a running daemon holds, so an edited file can be
+//! checked before `systemctl reload`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::secutix::Client;
+use crate::store::Store;
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckLine {
+    /// What was checked (`secutix`, `target website`).
+    pub what: String,
+    /// True when it works.
+    pub ok: bool,
+    /// What was found, or what failed and what to do.
+    pub detail: String,
+}
+
+/// Runs every check; never fails as a whole (each failure is a line).
+pub async fn run_checks(config: &Config, store: &Store) -> Vec<CheckLine> {
+    let mut lines = Vec::new();
+    let started = Instant::now();
+    let secutix = match Client::new(&config.secutix, Arc::new(store.clone()), store.clock().clone()) {
+        Ok(client) => match client.is_alive().await {
+            Ok(()) => CheckLine {
+                what: "secutix".into(),
+                ok: true,
+                detail: format!(
+                    "isCatalogServiceAlive answered at {} in {} ms: credentials accepted",
+                    client.base_url(),
+                    started.elapsed().as_millis()
+                ),
+            },
+            Err(e) => CheckLine {
+                what: "secutix".into(),
+                ok: false,
+                detail: e.to_string(),
+            },
+        },
+        Err(e) => CheckLine {
+            what: "secutix".into(),
+            ok: false,
+            detail: e.to_string(),
+        },
+    };
+    lines.push(secutix);
+    for t in &config.targets {
+        let what = format!("target {} ({:?})", t.name, t.kind).to_lowercase();
+        if !t.enabled {
+            lines.push(CheckLine {
+                what,
+                ok: true,
+                detail: "disabled (targets.enabled = false): not checked".into(),
+            });
+            continue;
+        }
+        let line = match crate::targets::build(t, store) {
+            Ok(target) => match target.check().await {
+                Ok(detail) => CheckLine { what, ok: true, detail },
+                Err(e) => CheckLine {
+                    what,
+                    ok: false,
+                    detail: e.to_string(),
+                },
+            },
+            Err(e) => CheckLine {
+                what,
+                ok: false,
+                detail: e.to_string(),
+            },
+        };
+        lines.push(line);
+    }
+    lines
+}

@@ -1,0 +1,624 @@
+//! The operator CLI's side of the control API: an HTTP client of the running daemon.
+//!
+//! sled allows one process per store, so while the daemon runs, `status`, `resync`, `entries` (and `dlq`)
+//! go through its control API. [`ControlClient::from_config`] finds the daemon the way the daemon finds
+//! itself: `control.listen` (or, when it asks for port 0, the address the daemon wrote into
+//! `<store.path>/control-address`) and the control token (`control.token`, `control.token_file` or
+//! `<store.path>/control-token`). [`ClientError::NotRunning`] tells the caller to fall back to the store.
+//!
+//! [`wait_resync`] follows a resync to its end (the job's run, a chained run, then the outbox draining) and
+//! reports [`Progress`] events, which the CLI shows as a progress bar on a terminal or as plain lines.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::control::{EntriesQuery, ResyncRequest};
+use crate::push::DeadLetter;
+
+/// What went wrong talking to the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Nothing answers at the address: no daemon runs (or it listens elsewhere).
+    #[error("no secutix-sync daemon answers at {addr} (control.listen): {reason}")]
+    NotRunning {
+        /// The address tried.
+        addr: String,
+        /// The connection error.
+        reason: String,
+    },
+    /// No token exists yet: no daemon ever started on this store.
+    #[error("no control token in {path}: no daemon has started on this store yet")]
+    NoToken {
+        /// Where it was looked for.
+        path: String,
+    },
+    /// The token cannot be read.
+    #[error("{0}")]
+    Token(String),
+    /// The daemon refused the token.
+    #[error(
+        "the daemon at {addr} refused the control token; the CLI must use the daemon's configuration \
+         (--config) and be able to read its token"
+    )]
+    Unauthorized {
+        /// The address.
+        addr: String,
+    },
+    /// The daemon answered with an error.
+    #[error("the daemon answered HTTP {status}: {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// The daemon's message.
+        message: String,
+    },
+    /// Another transport failure (timeout…).
+    #[error("talking to the daemon at {addr} failed: {reason}")]
+    Http {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// An answer that is not what this version expects.
+    #[error("unexpected answer from the daemon ({what}): {reason}; are the CLI and the daemon the same version?")]
+    Decode {
+        /// The request.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A client of one daemon's control API.
+#[derive(Debug, Clone)]
+pub struct ControlClient {
+    base: String,
+    token: SecretString,
+    http: reqwest::Client,
+}
+
+/// The daemon's answer to `POST /resync`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ResyncAnswer {
+    /// `accepted` or `already_running`.
+    pub status: String,
+    /// The job that runs it (`catalogue`, `availability`, `refresh`).
+    pub job: String,
+    /// The run that covers the request.
+    pub run: u64,
+    /// A job the run chains into (`availability` after the import of `resync all`).
+    pub then: Option<String>,
+    /// For operators.
+    pub message: String,
+}
+
+impl ResyncAnswer {
+    /// True when the request was merged into a run already in progress or requested.
+    pub fn already_running(&self) -> bool {
+        self.status == "already_running"
+    }
+}
+
+/// The address of the daemon of `config`: `control.listen`, with a wildcard host read as loopback, or the
+/// address file when the port is 0.
+pub fn daemon_address(config: &Config) -> String {
+    let listen = config.control.listen.trim();
+    let parsed: Option<std::net::SocketAddr> = listen.parse().ok();
+    match parsed {
+        Some(a) if a.port() == 0 => {
+            let file = config.store.path.join(crate::daemon::ADDRESS_FILE);
+            std::fs::read_to_string(file)
+                .ok()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| listen.to_owned())
+        }
+        Some(a) if a.ip().is_unspecified() => {
+            let host = if a.is_ipv6() { "[::1]" } else { "127.0.0.1" };
+            format!("{host}:{}", a.port())
+        }
+        _ => listen.to_owned(),
+    }
+}
+
+impl ControlClient {
+    /// A client of the API at `base` (`http://127.0.0.1:8087`) with `token`.
+    pub fn new(base: impl Into<String>, token: SecretString) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(3))
+            .user_agent(concat!("secutix-sync-cli/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        Self {
+            base: base.into().trim_end_matches('/').to_owned(),
+            token,
+            http,
+        }
+    }
+
+    /// The client of the daemon described by `config`.
+    pub fn from_config(config: &Config) -> Result<Self, ClientError> {
+        let token = match crate::daemon::read_control_token(config) {
+            Ok(Some((t, _))) => t,
+            Ok(None) => {
+                return Err(ClientError::NoToken {
+                    path: config.store.path.join(crate::daemon::TOKEN_FILE).display().to_string(),
+                });
+            }
+            Err(e) => return Err(ClientError::Token(e.to_string())),
+        };
+        Ok(Self::new(format!("http://{}", daemon_address(config)), token))
+    }
+
+    /// `http://host:port`.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn addr(&self) -> String {
+        self.base.trim_start_matches("http://").to_owned()
+    }
+
+    fn transport(&self, e: reqwest::Error) -> ClientError {
+        if e.is_connect() {
+            let mut reason = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                reason = s.to_string();
+                src = s.source();
+            }
+            ClientError::NotRunning {
+                addr: self.addr(),
+                reason,
+            }
+        } else {
+            ClientError::Http {
+                addr: self.addr(),
+                reason: e.to_string(),
+            }
+        }
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder, what: &str) -> Result<reqwest::Response, ClientError> {
+        let resp = req
+            .bearer_auth(self.token.expose_secret())
+            .send()
+            .await
+            .map_err(|e| self.transport(e))?;
+        let status = resp.status().as_u16();
+        if status == 401 {
+            return Err(ClientError::Unauthorized { addr: self.addr() });
+        }
+        if (200..300).contains(&status) || status == 409 {
+            return Ok(resp);
+        }
+        let text = resp.text().await.unwrap_or_default();
+        let message = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| format!("{what}: {}", crate::secutix::snippet(text.as_bytes())));
+        Err(ClientError::Api { status, message })
+    }
+
+    async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<T, ClientError> {
+        let resp = self.send(req, what).await?;
+        let bytes = resp.bytes().await.map_err(|e| self.transport(e))?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+            what: what.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// `GET /healthz`: Ok when the daemon answers.
+    pub async fn health(&self) -> Result<(), ClientError> {
+        self.send(self.http.get(self.url("/healthz")), "GET /healthz")
+            .await
+            .map(|_| ())
+    }
+
+    /// `GET /readyz`: the readiness document (`ready` is false when not ready).
+    pub async fn ready(&self) -> Result<Value, ClientError> {
+        let resp = self
+            .http
+            .get(self.url("/readyz"))
+            .send()
+            .await
+            .map_err(|e| self.transport(e))?;
+        let bytes = resp.bytes().await.map_err(|e| self.transport(e))?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+            what: "GET /readyz".into(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// `GET /status`.
+    pub async fn status(&self) -> Result<Value, ClientError> {
+        self.json(self.http.get(self.url("/status")), "GET /status").await
+    }
+
+    /// `GET /metrics` (Prometheus text).
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        let resp = self.send(self.http.get(self.url("/metrics")), "GET /metrics").await?;
+        resp.text().await.map_err(|e| self.transport(e))
+    }
+
+    /// `POST /resync`. An "already running" answer is a success too.
+    pub async fn resync(&self, req: &ResyncRequest) -> Result<ResyncAnswer, ClientError> {
+        self.json(self.http.post(self.url("/resync")).json(req), "POST /resync")
+            .await
+    }
+
+    /// `GET /entries/{id}`; `None` when there is no such entry.
+    pub async fn entry(&self, id: &str) -> Result<Option<Value>, ClientError> {
+        let path = format!("/entries/{}", urlencode(id));
+        match self.json(self.http.get(self.url(&path)), "GET /entries/{id}").await {
+            Ok(v) => Ok(Some(v)),
+            Err(ClientError::Api { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET /entries` with filters.
+    pub async fn entries(&self, q: &EntriesQuery) -> Result<Value, ClientError> {
+        let mut params: Vec<(&str, String)> = Vec::new();
+        if let Some(v) = &q.q {
+            params.push(("q", v.clone()));
+        }
+        if let Some(v) = &q.availability {
+            params.push(("availability", v.clone()));
+        }
+        if let Some(v) = q.limit {
+            params.push(("limit", v.to_string()));
+        }
+        if let Some(v) = q.offset {
+            params.push(("offset", v.to_string()));
+        }
+        self.json(self.http.get(self.url("/entries")).query(&params), "GET /entries")
+            .await
+    }
+
+    /// `GET /dlq`: dead letters of one target or of all.
+    pub async fn dead_letters(&self, target: Option<&str>) -> Result<Vec<DeadLetter>, ClientError> {
+        #[derive(Deserialize)]
+        struct List {
+            dead_letters: Vec<DeadLetter>,
+        }
+        let mut req = self.http.get(self.url("/dlq"));
+        if let Some(t) = target {
+            req = req.query(&[("target", t)]);
+        }
+        let list: List = self.json(req, "GET /dlq").await?;
+        Ok(list.dead_letters)
+    }
+
+    /// Replays one dead letter of `target` (`Some(id)`) or all of them. Returns (replayed, superseded).
+    pub async fn replay(&self, target: &str, id: Option<u64>) -> Result<(u64, u64), ClientError> {
+        #[derive(Deserialize)]
+        struct Replayed {
+            replayed: u64,
+            superseded: u64,
+        }
+        let path = match id {
+            Some(id) => format!("/dlq/{}/{id}/replay", urlencode(target)),
+            None => format!("/dlq/{}/replay", urlencode(target)),
+        };
+        let r: Replayed = self.json(self.http.post(self.url(&path)), "POST /dlq/…/replay").await?;
+        Ok((r.replayed, r.superseded))
+    }
+
+    /// Drops one dead letter of `target`; returns it.
+    pub async fn drop_dead_letter(&self, target: &str, id: u64) -> Result<DeadLetter, ClientError> {
+        #[derive(Deserialize)]
+        struct Dropped {
+            dropped: DeadLetter,
+        }
+        let path = format!("/dlq/{}/{id}", urlencode(target));
+        let d: Dropped = self.json(self.http.delete(self.url(&path)), "DELETE /dlq/…").await?;
+        Ok(d.dropped)
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// What [`wait_resync`] reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress {
+    /// The run is queued (another run of the job finishes first, or the loop has not picked it up).
+    Queued {
+        /// Job.
+        job: String,
+        /// Run.
+        run: u64,
+    },
+    /// The run is in progress.
+    Running {
+        /// Job.
+        job: String,
+        /// Run.
+        run: u64,
+        /// Seconds since it started.
+        elapsed_secs: i64,
+    },
+    /// The run finished.
+    Finished {
+        /// Job.
+        job: String,
+        /// Run.
+        run: u64,
+        /// It succeeded.
+        ok: bool,
+        /// A one-line summary (counts, or the error).
+        line: String,
+    },
+    /// Operations still to deliver, out of the most seen since the push phase began.
+    Pushing {
+        /// Pending now, all targets.
+        pending: u64,
+        /// The most pending seen.
+        total: u64,
+    },
+    /// Everything was delivered.
+    Delivered,
+    /// Operations wait for a retry (the target fails); the daemon keeps trying.
+    Waiting {
+        /// Pending operations.
+        pending: u64,
+        /// The targets' last errors.
+        errors: Vec<String>,
+    },
+}
+
+/// How [`wait_resync`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitOutcome {
+    /// Every run succeeded and the outboxes are empty.
+    Done,
+    /// A run failed (its error).
+    Failed(String),
+    /// Runs succeeded; operations still wait for retries.
+    Pending(u64),
+    /// The time limit came first.
+    TimedOut,
+}
+
+/// A one-line summary of a finished run's JSON.
+pub fn summary_line(job: &str, last: &Value) -> String {
+    if let Some(e) = last["error"].as_str() {
+        return e.to_owned();
+    }
+    let s = &last["summary"];
+    let plan = |p: &Value| -> String {
+        if p.is_null() {
+            return String::new();
+        }
+        let ops: u64 = p["targets"]
+            .as_object()
+            .map(|m| {
+                m.values()
+                    .map(|t| {
+                        ["create", "update", "unpublish", "delete"]
+                            .iter()
+                            .map(|k| t[*k].as_u64().unwrap_or(0))
+                            .sum::<u64>()
+                    })
+                    .sum()
+            })
+            .unwrap_or(0);
+        format!(
+            "; {} entries, {} changed, {ops} operations queued",
+            p["entries"].as_u64().unwrap_or(0),
+            p["changed"].as_u64().unwrap_or(0)
+        )
+    };
+    match job {
+        "catalogue" => {
+            let c = &s["counts"];
+            let head = if s["outcome"] == "unchanged" {
+                format!("catalogue unchanged ({} products)", c["products"].as_u64().unwrap_or(0))
+            } else {
+                format!(
+                    "import #{}: {} products (added {}, changed {}, removed {})",
+                    s["id"].as_u64().unwrap_or(0),
+                    c["products"].as_u64().unwrap_or(0),
+                    c["added"].as_u64().unwrap_or(0),
+                    c["changed"].as_u64().unwrap_or(0),
+                    c["removed"].as_u64().unwrap_or(0)
+                )
+            };
+            format!("{head}{}", plan(&s["plan"]))
+        }
+        "availability" => format!(
+            "{} SecuTix calls, {} products fetched, {} indicator changes{}{}",
+            s["calls"].as_u64().unwrap_or(0),
+            s["fetched"].as_u64().unwrap_or(0),
+            s["changes"].as_u64().unwrap_or(0),
+            plan(&s["plan"]),
+            plan(&s["product_plan"])
+        ),
+        _ => plan(s).trim_start_matches("; ").to_owned(),
+    }
+}
+
+/// Follows `answer` to its end: the run (and the run it chains into), then the outboxes, polling `/status`
+/// every `every`, for at most `timeout`. `on` receives every change.
+pub async fn wait_resync(
+    client: &ControlClient,
+    answer: &ResyncAnswer,
+    every: Duration,
+    timeout: Duration,
+    mut on: impl FnMut(&Progress),
+) -> Result<WaitOutcome, ClientError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last_event: Option<Progress> = None;
+    let mut emit = |p: Progress, on: &mut dyn FnMut(&Progress)| {
+        if last_event.as_ref() != Some(&p) {
+            on(&p);
+            last_event = Some(p);
+        }
+    };
+    let mut runs = vec![(answer.job.clone(), answer.run)];
+    let mut failure = None;
+    while let Some((job, run)) = runs.pop() {
+        loop {
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(WaitOutcome::TimedOut);
+            }
+            let status = client.status().await?;
+            let state = &status["jobs"][&job];
+            let now = status["now"]
+                .as_str()
+                .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok());
+            if state["last"]["id"].as_u64().is_some_and(|id| id >= run) {
+                let last = &state["last"];
+                let ok = last["ok"].as_bool().unwrap_or(false);
+                emit(
+                    Progress::Finished {
+                        job: job.clone(),
+                        run,
+                        ok,
+                        line: summary_line(&job, last),
+                    },
+                    &mut on,
+                );
+                if !ok {
+                    failure = Some(format!("{job}: {}", summary_line(&job, last)));
+                }
+                if let (Some(next_job), Some(next_run)) = (
+                    last["summary"]["then"]["job"].as_str(),
+                    last["summary"]["then"]["run"].as_u64(),
+                ) {
+                    runs.push((next_job.to_owned(), next_run));
+                }
+                break;
+            }
+            if state["running"]["id"].as_u64() == Some(run) {
+                let started = state["running"]["started_at"]
+                    .as_str()
+                    .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok());
+                let elapsed_secs = match (now, started) {
+                    (Some(n), Some(s)) => (n - s).num_seconds().max(0),
+                    _ => 0,
+                };
+                emit(
+                    Progress::Running {
+                        job: job.clone(),
+                        run,
+                        elapsed_secs,
+                    },
+                    &mut on,
+                );
+            } else {
+                emit(Progress::Queued { job: job.clone(), run }, &mut on);
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+    if let Some(f) = failure {
+        return Ok(WaitOutcome::Failed(f));
+    }
+    let mut total = 0;
+    loop {
+        let status = client.status().await?;
+        let now = status["now"]
+            .as_str()
+            .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok());
+        let targets = status["targets"].as_object().cloned().unwrap_or_default();
+        let pending: u64 = targets.values().map(|t| t["outbox"].as_u64().unwrap_or(0)).sum();
+        if pending == 0 {
+            emit(Progress::Delivered, &mut on);
+            return Ok(WaitOutcome::Done);
+        }
+        total = total.max(pending);
+        // Every pending operation waits for a retry later than the next poll: the target is failing.
+        let waiting = targets
+            .values()
+            .filter(|t| t["outbox"].as_u64().unwrap_or(0) > 0)
+            .all(|t| {
+                let next = t["next_attempt_at"]
+                    .as_str()
+                    .and_then(|x| x.parse::<chrono::DateTime<chrono::Utc>>().ok());
+                matches!((next, now), (Some(n), Some(now)) if n > now + chrono::Duration::seconds(30))
+                    && !t["last_error"].is_null()
+            });
+        if waiting {
+            let errors = targets
+                .iter()
+                .filter_map(|(name, t)| t["last_error"].as_str().map(|e| format!("{name}: {e}")))
+                .collect();
+            emit(Progress::Waiting { pending, errors }, &mut on);
+            return Ok(WaitOutcome::Pending(pending));
+        }
+        emit(Progress::Pushing { pending, total }, &mut on);
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(WaitOutcome::TimedOut);
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn cfg(listen: &str, store: &std::path::Path) -> Config {
+        Config::load(&crate::config::Sources {
+            file: None,
+            env: Some(BTreeMap::new()),
+            overrides: Some(format!(
+                "[secutix]\ninstitution = \"MOSA\"\noperator = \"MOSA_WEBSYNC\"\npartner = \"P\"\nsecret = \"s\"\n\
+                 [store]\npath = {:?}\n[control]\nlisten = {listen:?}\n",
+                store.display().to_string()
+            )),
+        })
+        .expect("config")
+        .config
+    }
+
+    #[test]
+    fn the_daemon_address_comes_from_the_config_or_the_address_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(daemon_address(&cfg("127.0.0.1:8087", dir.path())), "127.0.0.1:8087");
+        assert_eq!(daemon_address(&cfg("0.0.0.0:9000", dir.path())), "127.0.0.1:9000");
+        let c = cfg("127.0.0.1:0", dir.path());
+        assert_eq!(daemon_address(&c), "127.0.0.1:0", "no address file yet");
+        std::fs::write(dir.path().join(crate::daemon::ADDRESS_FILE), "127.0.0.1:41234\n").expect("write");
+        assert_eq!(daemon_address(&c), "127.0.0.1:41234");
+    }
+
+    #[test]
+    fn no_token_means_no_daemon_ever_started() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = ControlClient::from_config(&cfg("127.0.0.1:8087", dir.path())).expect_err("no token");
+        assert!(matches!(err, ClientError::NoToken { .. }), "{err}");
+    }
+
+    #[test]
+    fn summary_lines_name_the_counts_or_the_error() {
+        let last = serde_json::json!({"ok": true, "summary": {"id": 3, "outcome": "success",
+            "counts": {"products": 24, "added": 2, "changed": 1, "removed": 0},
+            "plan": {"entries": 24, "changed": 3, "targets": {"website": {"create": 2, "update": 1, "unpublish": 0, "delete": 0}}}}});
+        assert_eq!(
+            summary_line("catalogue", &last),
+            "import #3: 24 products (added 2, changed 1, removed 0); 24 entries, 3 changed, 3 operations queued"
+        );
+        let failed = serde_json::json!({"ok": false, "error": "SecuTix refused the credentials"});
+        assert_eq!(summary_line("catalogue", &failed), "SecuTix refused the credentials");
+    }
+}

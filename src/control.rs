@@ -1,0 +1,1002 @@
+//! The control API (axum), default `127.0.0.1:8087`, and the documents it serves.
+//!
+//! | Route | Auth | What |
+//! |---|---|---|
+//! | `GET /healthz` | no | liveness: the process answers |
+//! | `GET /readyz` | no | 200 when the store answers and the last good import is recent enough, else 503 with why |
+//! | `GET /status` | bearer | jobs (last and next runs, counts, errors), catalogue, SecuTix calls against the budget, outbox and dead letters per target, indicator freshness |
+//! | `GET /metrics` | bearer | Prometheus text format |
+//! | `GET /entries` | bearer | entries with their sync state per target (`?q=`, `?availability=`, `?limit=`, `?offset=`) |
+//! | `GET /entries/{id}` | bearer | one entry (external id or product id) with acks, pending and dead operations |
+//! | `POST /resync` | bearer | `{"scope": "all" \| "catalogue" \| "availability" \| "product:<id>" \| "push" \| "push --full", "force": bool}` |
+//! | `GET /dlq` | bearer | dead letters (`?target=`) |
+//! | `POST /dlq/{target}/replay` | bearer | replay all of a target's dead letters |
+//! | `POST /dlq/{target}/{id}/replay` | bearer | replay one |
+//! | `DELETE /dlq/{target}/{id}` | bearer | drop one |
+//! | `GET /public/availability` | no | indicators and booking links for the website's JavaScript; `ETag`, `Cache-Control`, CORS |
+//! | `GET /public/availability/{productId}` | no | one product |
+//!
+//! The public document is built from the stored entries after each plan and served from memory: website
+//! visitors never cause SecuTix calls. The bearer token is compared in constant time.
+//!
+//! [`status_document`] and [`entry_document`] also work without a running daemon (the CLI reads the store
+//! directly when no daemon answers), so online and offline output have one shape.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use crate::catalog::Translated;
+use crate::config::Config;
+use crate::daemon::jobs::{JobState, Requested, Trigger};
+use crate::daemon::{App, Metrics};
+use crate::merge::{self, Availability, Entry};
+use crate::push::{Outbox, StoredEntry};
+use crate::store::{Store, StoreError};
+
+/// The public availability document and its validators, rebuilt after plans.
+#[derive(Debug, Clone, Default)]
+pub struct PublicSnapshot {
+    /// `/public/availability` body.
+    pub body: bytes::Bytes,
+    /// Strong ETag of `body`.
+    pub etag: String,
+    /// One product's body and ETag, by product id.
+    pub products: BTreeMap<String, (bytes::Bytes, String)>,
+}
+
+/// One product in the public document.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PublicProduct {
+    /// SecuTix product id.
+    pub product_id: String,
+    /// External id (`secutix-<productId>`).
+    pub external_id: String,
+    /// Title per language (for labels; the website has its own texts).
+    pub title: Translated,
+    /// At least one future performance on sale now.
+    pub on_sale: bool,
+    /// Rolled-up indicator: `{"status": "available", "code": 1}`.
+    pub availability: Availability,
+    /// "Book" link per language (empty unless on sale and not sold out).
+    pub booking_url: BTreeMap<String, String>,
+    /// Future performances.
+    pub performances: Vec<PublicPerformance>,
+}
+
+/// One performance in the public document.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PublicPerformance {
+    /// Performance id.
+    pub id: String,
+    /// Start (venue time zone, RFC 3339 with offset).
+    pub start: Option<String>,
+    /// On sale now.
+    pub on_sale: bool,
+    /// Indicator.
+    pub availability: Availability,
+    /// "Book this date" link per language (empty unless on sale and not full).
+    pub booking_url: BTreeMap<String, String>,
+}
+
+fn etag_of(bytes: &[u8]) -> String {
+    format!("\"{}\"", &blake3::hash(bytes).to_hex()[..32])
+}
+
+fn public_product(e: &Entry) -> PublicProduct {
+    PublicProduct {
+        product_id: e.product_id.clone(),
+        external_id: e.external_id.clone(),
+        title: e.title.clone(),
+        on_sale: e.on_sale,
+        availability: e.availability,
+        booking_url: e.booking_url.clone(),
+        performances: e
+            .performances
+            .iter()
+            .filter(|p| !p.past)
+            .map(|p| PublicPerformance {
+                id: p.id.clone(),
+                start: p.start.clone(),
+                on_sale: p.on_sale,
+                availability: p.availability,
+                booking_url: p.booking_url.clone(),
+            })
+            .collect(),
+    }
+}
+
+impl PublicSnapshot {
+    /// Builds the document from the stored entries (published ones).
+    pub fn build(outbox: &Outbox) -> Result<Self, StoreError> {
+        let mut products = Vec::new();
+        let mut per = BTreeMap::new();
+        for e in outbox.entries()? {
+            if !e.entry.published {
+                continue;
+            }
+            let p = public_product(&e.entry);
+            let body = bytes::Bytes::from(serde_json::to_vec(&p).unwrap_or_default());
+            per.insert(p.product_id.clone(), (body.clone(), etag_of(&body)));
+            products.push(p);
+        }
+        let body = bytes::Bytes::from(
+            serde_json::to_vec(&json!({ "schema_version": merge::SCHEMA_VERSION, "products": products }))
+                .unwrap_or_default(),
+        );
+        Ok(Self {
+            etag: etag_of(&body),
+            body,
+            products: per,
+        })
+    }
+}
+
+/// The API router.
+pub fn router(app: Arc<App>) -> Router {
+    let private = Router::new()
+        .route("/status", get(status))
+        .route("/metrics", get(metrics))
+        .route("/entries", get(entries))
+        .route("/entries/{id}", get(entry))
+        .route("/resync", post(resync))
+        .route("/dlq", get(dlq_list))
+        .route("/dlq/{target}/replay", post(dlq_replay_all))
+        .route("/dlq/{target}/{id}/replay", post(dlq_replay))
+        .route("/dlq/{target}/{id}", delete(dlq_drop))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), require_token));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/public/availability", get(public_all).options(preflight))
+        .route("/public/availability/{product_id}", get(public_one).options(preflight))
+        .merge(private)
+        .with_state(app)
+}
+
+/// An API error as JSON with a status.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+/// True when `header` (an `Authorization` value) carries `expected` as a bearer token. Constant time in the
+/// token's content; an empty expected token matches nothing.
+pub fn bearer_matches(header: Option<&str>, expected: &str) -> bool {
+    let given = header
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .unwrap_or("")
+        .trim();
+    !expected.is_empty() && bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
+}
+
+async fn require_token(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    if bearer_matches(header, app.control_token().expose_secret()) {
+        return next.run(req).await;
+    }
+    let mut resp = ApiError(
+        StatusCode::UNAUTHORIZED,
+        "missing or wrong bearer token: send Authorization: Bearer <token> (control.token, control.token_file, or \
+         <store.path>/control-token)"
+            .into(),
+    )
+    .into_response();
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"secutix-sync\""),
+    );
+    resp
+}
+
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    let max_age = app.config().daemon.catalogue_max_age;
+    let now = app.clock.now();
+    let last = app.catalogue.state().last_success_at;
+    let fresh = last.is_some_and(|t| (now - t).to_std().unwrap_or_default() <= max_age);
+    let store_ok = app.store.generation().is_ok();
+    let reason = match (store_ok, last, fresh) {
+        (false, _, _) => Some("the store does not answer".to_owned()),
+        (_, None, _) => Some("no good catalogue import yet".to_owned()),
+        (_, Some(t), false) => Some(format!(
+            "the last good import ({t}) is older than daemon.catalogue_max_age ({})",
+            crate::secutix::human(max_age)
+        )),
+        _ => None,
+    };
+    let body = json!({
+        "ready": reason.is_none(),
+        "reason": reason,
+        "store": if store_ok { "open" } else { "failing" },
+        "last_good_import": last,
+        "catalogue_max_age_secs": max_age.as_secs(),
+    });
+    let code = if reason.is_none() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body)).into_response()
+}
+
+/// How fresh the indicators of future performances are.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Freshness {
+    /// Future performances of live products.
+    pub future_performances: u64,
+    /// Of those, with a stored availability.
+    pub known: u64,
+    /// Never fetched.
+    pub unknown: u64,
+    /// Whose last refresh failed.
+    pub stale: u64,
+    /// Future performances per indicator (`available`, `almost_full`, `sold_out`, `not_on_sale`, `unknown`).
+    pub by_status: BTreeMap<String, u64>,
+    /// Oldest fetch time among the known ones.
+    pub oldest_fetched_at: Option<DateTime<Utc>>,
+}
+
+/// Counts the indicators of future performances. The stored record is read through its serialised form
+/// (`fetched_at`, `stale`) so this module depends only on contract A's `Serialize`.
+pub fn freshness(store: &Store, now: DateTime<Utc>) -> Result<Freshness, StoreError> {
+    let mut f = Freshness::default();
+    let Some(view) = store.catalog()? else {
+        return Ok(f);
+    };
+    let avail = crate::availability::AvailabilityStore::new(store)?;
+    for record in view.products() {
+        let record = record?;
+        if record.removed_at.is_some() {
+            continue;
+        }
+        for perf in record.product.performances().iter().filter(|p| !p.is_past(now)) {
+            f.future_performances += 1;
+            let stored = avail.performance(record.product.id, perf.id)?;
+            let s = crate::availability::performance_status(&record.product, perf, stored.as_ref(), now);
+            let status = merge::AvailabilityStatus::from_level(s.level.map(|l| l.code()), s.on_sale);
+            *f.by_status.entry(status.as_str().to_owned()).or_default() += 1;
+            match stored.map(|a| serde_json::to_value(&a).unwrap_or(Value::Null)) {
+                None => f.unknown += 1,
+                Some(v) => {
+                    f.known += 1;
+                    if v["stale"].as_bool() == Some(true) {
+                        f.stale += 1;
+                    }
+                    if let Some(t) = v["fetched_at"].as_str().and_then(|t| t.parse::<DateTime<Utc>>().ok()) {
+                        f.oldest_fetched_at = Some(f.oldest_fetched_at.map_or(t, |o| o.min(t)));
+                    }
+                }
+            }
+        }
+    }
+    Ok(f)
+}
+
+fn kind_name(kind: crate::config::TargetKind) -> String {
+    format!("{kind:?}").to_lowercase()
+}
+
+/// The job states of a daemon that is not running, from what the store remembers.
+fn offline_jobs(store: &Store) -> Value {
+    let last_import = store.import_history(1).ok().and_then(|h| h.into_iter().next());
+    let last_good = store.last_good_import().ok().flatten();
+    let last_poll = crate::availability::AvailabilityStore::new(store)
+        .ok()
+        .and_then(|a| a.last_poll().ok().flatten());
+    json!({
+        "catalogue": {
+            "running": null,
+            "last": last_import.map(|r| json!({
+                "id": r.id, "started_at": r.started_at, "finished_at": r.finished_at,
+                "ok": r.error.is_none(), "error": r.error, "summary": r,
+            })),
+            "last_success_at": last_good.map(|r| r.finished_at),
+            "next_run_at": null,
+        },
+        "availability": {
+            "running": null,
+            "last": last_poll.map(|p| {
+                // Shaped like a finished run, from the poll record's own fields.
+                let v = serde_json::to_value(&p).unwrap_or(Value::Null);
+                json!({"started_at": v["started_at"], "finished_at": v["finished_at"], "ok": v["ok"],
+                       "error": v["error"], "summary": v})
+            }),
+            "next_run_at": null,
+        },
+        "refresh": {"running": null, "last": null, "next_run_at": null},
+    })
+}
+
+fn job_json(state: JobState, extra: Value) -> Value {
+    let mut v = serde_json::to_value(state).unwrap_or(Value::Null);
+    if let (Value::Object(m), Value::Object(x)) = (&mut v, extra) {
+        m.extend(x);
+    }
+    v
+}
+
+/// The `/status` document. With `live` (a running daemon) the jobs' live state and the counters since start
+/// are included; without, what the store remembers.
+pub fn status_document(cfg: &Config, store: &Store, outbox: &Outbox, live: Option<&App>) -> Value {
+    let now = store.clock().now();
+    let catalogue = store.catalog().ok().flatten();
+    let history = store.import_history(1).unwrap_or_default();
+    let last_good = store.last_good_import().ok().flatten();
+    let avail = crate::availability::AvailabilityStore::new(store).ok();
+    let last_poll = avail.as_ref().and_then(|a| a.last_poll().ok().flatten());
+    let recent = avail
+        .as_ref()
+        .and_then(|a| a.recent_changes(1).ok())
+        .unwrap_or_default();
+    let mut targets = serde_json::Map::new();
+    for t in &cfg.targets {
+        let name = t.name.as_str();
+        let pending = outbox.pending(name).unwrap_or_default();
+        let oldest = pending.iter().map(|p| p.enqueued_at).min();
+        let next_attempt = pending.iter().map(|p| p.next_attempt_at).min();
+        let last_error = pending
+            .iter()
+            .filter(|p| p.last_error.is_some())
+            .max_by_key(|p| p.attempts)
+            .and_then(|p| p.last_error.clone());
+        let dead = outbox.dead_letters(&[name.to_owned()]).map(|d| d.len()).unwrap_or(0);
+        let acked = outbox.acks(name).map(|a| a.len()).unwrap_or(0);
+        let mut row = json!({
+            "kind": kind_name(t.kind),
+            "enabled": t.enabled,
+            "outbox": pending.len(),
+            "oldest_pending_since": oldest,
+            "next_attempt_at": next_attempt,
+            "last_error": last_error,
+            "dead_letters": dead,
+            "acknowledged": acked,
+        });
+        if let Some(app) = live {
+            row["delivered_since_start"] = json!(Metrics::get(&app.metrics.delivered, name));
+            row["failed_attempts_since_start"] = json!(Metrics::get(&app.metrics.retried, name));
+            row["dead_since_start"] = json!(Metrics::get(&app.metrics.dead, name));
+        }
+        targets.insert(name.to_owned(), row);
+    }
+    let schedule = json!({
+        "schedule": cfg.daemon.catalogue_schedule,
+        "time_zone": if cfg.daemon.time_zone.is_empty() { store.time_zone().name().to_owned() } else { cfg.daemon.time_zone.clone() },
+    });
+    let (daemon, jobs) = match live {
+        Some(app) => (
+            json!({"running": true, "pid": std::process::id(), "started_at": app.started_at}),
+            json!({
+                "catalogue": job_json(app.catalogue.state(), schedule),
+                "availability": job_json(app.availability.state(), json!({})),
+                "refresh": job_json(app.refresh.state(), json!({"interval_secs": cfg.daemon.refresh_interval.as_secs()})),
+            }),
+        ),
+        None => {
+            let mut jobs = offline_jobs(store);
+            if let (Value::Object(m), Value::Object(x)) = (&mut jobs["catalogue"], schedule) {
+                m.extend(x);
+            }
+            (json!({"running": false}), jobs)
+        }
+    };
+    let calls = store.calls_in_month(now);
+    let budget = cfg.availability.monthly_call_budget;
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "now": now,
+        "daemon": daemon,
+        "institution": cfg.secutix.institution,
+        "transport": format!("{:?}", cfg.secutix.transport).to_lowercase(),
+        "store": cfg.store.path,
+        "jobs": jobs,
+        "catalogue": {
+            "generation": catalogue.as_ref().map(|c| c.meta.generation),
+            "imported_at": catalogue.as_ref().and_then(|c| c.meta.imported_at),
+            "products": catalogue.as_ref().map(|c| c.meta.live),
+            "tombstones": catalogue.as_ref().map(|c| c.meta.tombstones),
+            "last_import": history.first(),
+            "last_good_import_at": last_good.map(|r| r.finished_at),
+        },
+        "secutix": {
+            "calls_this_month": calls,
+            "calls_today": store.calls_on_day(now),
+            "monthly_call_budget": budget,
+            "budget_used_percent": if budget == 0 { 0.0 } else { (calls as f64 * 1000.0 / budget as f64).round() / 10.0 },
+            "bytes_this_month": store.bytes_in_month(now),
+        },
+        "availability": {
+            "enabled": cfg.availability.enabled,
+            "last_poll": last_poll,
+            "last_change_at": recent.first().map(|c| c.at),
+            "indicators": freshness(store, now).ok(),
+        },
+        "targets": targets,
+    })
+}
+
+async fn status(State(app): State<Arc<App>>) -> Json<Value> {
+    Json(app.status())
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    use std::fmt::Write;
+    let now = app.clock.now();
+    let cfg = app.config();
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, samples: Vec<(String, f64)>| {
+        let _ = writeln!(
+            out,
+            "# HELP secutix_sync_{name} {help}\n# TYPE secutix_sync_{name} gauge"
+        );
+        for (labels, v) in samples {
+            let _ = writeln!(out, "secutix_sync_{name}{labels} {v}");
+        }
+    };
+    let one = |v: f64| vec![(String::new(), v)];
+    let cat = app.store.catalog().ok().flatten();
+    gauge("up", "1 while the daemon runs.", one(1.0));
+    gauge(
+        "catalogue_products",
+        "Products in the catalogue in force, by state.",
+        vec![
+            (
+                "{state=\"live\"}".into(),
+                cat.as_ref().map_or(0.0, |c| c.meta.live as f64),
+            ),
+            (
+                "{state=\"tombstone\"}".into(),
+                cat.as_ref().map_or(0.0, |c| c.meta.tombstones as f64),
+            ),
+        ],
+    );
+    let ts = |t: Option<DateTime<Utc>>| t.map_or(0.0, |t| t.timestamp() as f64);
+    gauge(
+        "catalogue_last_success_timestamp_seconds",
+        "End of the last good import (Unix time; 0 = never).",
+        one(ts(app.catalogue.state().last_success_at)),
+    );
+    gauge(
+        "secutix_calls_month",
+        "SecuTix calls this month (venue time zone).",
+        one(app.store.calls_in_month(now) as f64),
+    );
+    gauge(
+        "secutix_calls_day",
+        "SecuTix calls today (venue time zone).",
+        one(app.store.calls_on_day(now) as f64),
+    );
+    gauge(
+        "secutix_call_budget_month",
+        "Configured monthly SecuTix call budget (availability.monthly_call_budget).",
+        one(cfg.availability.monthly_call_budget as f64),
+    );
+    gauge(
+        "secutix_bytes_month",
+        "Bytes received from SecuTix this month.",
+        one(app.store.bytes_in_month(now) as f64),
+    );
+    let jobs = [
+        ("catalogue", &app.catalogue),
+        ("availability", &app.availability),
+        ("refresh", &app.refresh),
+    ];
+    let states: Vec<(&str, JobState)> = jobs.iter().map(|(n, j)| (*n, j.state())).collect();
+    let per_job = |f: &dyn Fn(&JobState) -> f64| -> Vec<(String, f64)> {
+        states.iter().map(|(n, s)| (format!("{{job=\"{n}\"}}"), f(s))).collect()
+    };
+    gauge(
+        "job_running",
+        "1 while the job runs.",
+        per_job(&|s| if s.running.is_some() { 1.0 } else { 0.0 }),
+    );
+    gauge(
+        "job_consecutive_failures",
+        "Failed runs in a row.",
+        per_job(&|s| f64::from(s.consecutive_failures)),
+    );
+    gauge(
+        "job_last_success_timestamp_seconds",
+        "End of the job's last successful run (Unix time; 0 = none since start).",
+        per_job(&|s| ts(s.last_success_at)),
+    );
+    gauge(
+        "job_next_run_timestamp_seconds",
+        "Next scheduled run (Unix time; 0 = none scheduled).",
+        per_job(&|s| ts(s.next_run_at)),
+    );
+    if let Ok(f) = freshness(&app.store, now) {
+        gauge(
+            "indicator_performances",
+            "Future performances by indicator.",
+            f.by_status
+                .iter()
+                .map(|(k, v)| (format!("{{status=\"{k}\"}}"), *v as f64))
+                .collect(),
+        );
+        gauge(
+            "indicator_stale_performances",
+            "Future performances whose last availability refresh failed.",
+            one(f.stale as f64),
+        );
+        gauge(
+            "indicator_oldest_fetch_timestamp_seconds",
+            "Oldest availability fetch among future performances (Unix time; 0 = none).",
+            one(ts(f.oldest_fetched_at)),
+        );
+    }
+    let mut depth = Vec::new();
+    let mut dead = Vec::new();
+    for t in &cfg.targets {
+        let n = &t.name;
+        depth.push((format!("{{target=\"{n}\"}}"), app.outbox.depth(n).unwrap_or(0) as f64));
+        dead.push((
+            format!("{{target=\"{n}\"}}"),
+            app.outbox
+                .dead_letters(std::slice::from_ref(n))
+                .map(|d| d.len())
+                .unwrap_or(0) as f64,
+        ));
+    }
+    gauge("outbox_depth", "Operations waiting to be sent, per target.", depth);
+    gauge("dead_letters", "Operations that failed for good, per target.", dead);
+    for (metric, help, m) in [
+        (
+            "push_delivered_total",
+            "Operations acknowledged since start.",
+            &app.metrics.delivered,
+        ),
+        (
+            "push_failed_attempts_total",
+            "Failed attempts since start.",
+            &app.metrics.retried,
+        ),
+        (
+            "push_dead_total",
+            "Operations moved to dead letters since start.",
+            &app.metrics.dead,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP secutix_sync_{metric} {help}\n# TYPE secutix_sync_{metric} counter"
+        );
+        for t in &cfg.targets {
+            let _ = writeln!(
+                out,
+                "secutix_sync_{metric}{{target=\"{}\"}} {}",
+                t.name,
+                Metrics::get(m, &t.name)
+            );
+        }
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        out,
+    )
+        .into_response()
+}
+
+/// Filters of `GET /entries`.
+#[derive(Debug, Default, Deserialize)]
+pub struct EntriesQuery {
+    /// Text in the external id, product code or title (case-insensitive).
+    pub q: Option<String>,
+    /// Rolled-up status: `available`, `almost_full`, `sold_out`, `not_on_sale`, `unknown`.
+    pub availability: Option<String>,
+    /// Page size (default 100, at most 1000).
+    pub limit: Option<usize>,
+    /// Entries to skip.
+    pub offset: Option<usize>,
+}
+
+fn sync_state(cfg: &Config, outbox: &Outbox, external_id: &str, hash: &str) -> serde_json::Map<String, Value> {
+    let mut out = serde_json::Map::new();
+    for t in &cfg.targets {
+        let name = t.name.as_str();
+        let ack = outbox.acked(name, external_id).ok().flatten();
+        let state = if outbox.pending_item(name, external_id).ok().flatten().is_some() {
+            "pending"
+        } else if outbox.is_dead(name, external_id).unwrap_or(false) {
+            "dead"
+        } else if ack.as_ref().is_some_and(|a| a.content_hash == hash) {
+            "synced"
+        } else if ack.is_none() {
+            "not_sent"
+        } else {
+            "outdated"
+        };
+        out.insert(name.to_owned(), json!(state));
+    }
+    out
+}
+
+/// The `/entries` document.
+pub fn entries_document(cfg: &Config, outbox: &Outbox, q: &EntriesQuery) -> Result<Value, StoreError> {
+    let needle = q.q.as_deref().map(str::to_lowercase);
+    let mut rows = Vec::new();
+    let mut total = 0usize;
+    let (offset, limit) = (q.offset.unwrap_or(0), q.limit.unwrap_or(100).min(1000));
+    for StoredEntry { content_hash, entry } in outbox.entries()? {
+        if let Some(n) = &needle {
+            let hay = format!(
+                "{} {} {:?}",
+                entry.external_id,
+                entry.product_code.clone().unwrap_or_default(),
+                entry.title.0
+            )
+            .to_lowercase();
+            if !hay.contains(n) {
+                continue;
+            }
+        }
+        if let Some(a) = &q.availability
+            && entry.availability.status.as_str() != a
+        {
+            continue;
+        }
+        total += 1;
+        if total <= offset || rows.len() >= limit {
+            continue;
+        }
+        rows.push(json!({
+            "external_id": entry.external_id,
+            "product_code": entry.product_code,
+            "title": entry.title,
+            "published": entry.published,
+            "on_sale": entry.on_sale,
+            "availability": entry.availability,
+            "next_performance": entry.next_performance.as_ref().and_then(|n| n.start.clone()),
+            "targets": sync_state(cfg, outbox, &entry.external_id, &content_hash),
+        }));
+    }
+    Ok(json!({ "total": total, "offset": offset, "entries": rows }))
+}
+
+async fn entries(State(app): State<Arc<App>>, Query(q): Query<EntriesQuery>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(entries_document(&app.config(), &app.outbox, &q)?))
+}
+
+/// `secutix-<id>` for a bare product id, else the id as given.
+pub fn external_id_of(id: &str) -> String {
+    match id.trim().parse::<i64>() {
+        Ok(n) => merge::external_id(n),
+        Err(_) => id.trim().to_owned(),
+    }
+}
+
+/// One entry with its state on every target (`GET /entries/{id}`); `None` when there is no such entry.
+pub fn entry_document(cfg: &Config, outbox: &Outbox, id: &str) -> Result<Option<Value>, StoreError> {
+    let external_id = external_id_of(id);
+    let Some(stored) = outbox.entry(&external_id)? else {
+        return Ok(None);
+    };
+    let states = sync_state(cfg, outbox, &external_id, &stored.content_hash);
+    let mut targets = serde_json::Map::new();
+    for t in &cfg.targets {
+        let name = t.name.as_str();
+        let dead: Vec<_> = outbox
+            .dead_letters(&[name.to_owned()])?
+            .into_iter()
+            .filter(|d| d.item.external_id == external_id)
+            .collect();
+        targets.insert(
+            name.to_owned(),
+            json!({
+                "state": states.get(name),
+                "acked": outbox.acked(name, &external_id)?,
+                "pending": outbox.pending_item(name, &external_id)?,
+                "dead_letters": dead,
+            }),
+        );
+    }
+    Ok(Some(json!({
+        "content_hash": stored.content_hash,
+        "entry": stored.entry,
+        "targets": targets,
+    })))
+}
+
+async fn entry(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    match entry_document(&app.config(), &app.outbox, &id)? {
+        Some(doc) => Ok(Json(doc)),
+        None => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no entry {}; see GET /entries", external_id_of(&id)),
+        )),
+    }
+}
+
+/// The body of `POST /resync`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResyncRequest {
+    /// `all`, `catalogue`, `availability`, `product:<id>`, `push` or `push --full`.
+    pub scope: String,
+    /// For `catalogue` and `all`: bypass the shrink guard and re-read an identical response.
+    #[serde(default)]
+    pub force: bool,
+}
+
+async fn resync(State(app): State<Arc<App>>, Json(body): Json<ResyncRequest>) -> Result<Response, ApiError> {
+    if app.shutdown.is_cancelled() {
+        return Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the daemon is shutting down; try again once it is back".into(),
+        ));
+    }
+    let scope = body.scope.trim();
+    let availability_enabled = app.config().availability.enabled;
+    let answer = |job: &str, r: Requested, then: Option<&str>| {
+        let code = match r {
+            Requested::Accepted { .. } => StatusCode::ACCEPTED,
+            Requested::AlreadyRunning { .. } => StatusCode::CONFLICT,
+        };
+        let mut v = serde_json::to_value(&r).unwrap_or(Value::Null);
+        v["job"] = json!(job);
+        v["scope"] = json!(scope);
+        if let Some(t) = then {
+            v["then"] = json!(t);
+        }
+        v["message"] = json!(match r {
+            Requested::Accepted { run } => format!("{job} run {run} requested"),
+            Requested::AlreadyRunning { run } =>
+                format!("{job} is already running (run {run}); this request is merged into it"),
+        });
+        (code, Json(v)).into_response()
+    };
+    let manual = |force: bool, product: Option<i64>, then_availability: bool| Trigger::Manual {
+        force,
+        products: product.into_iter().collect(),
+        then_availability,
+    };
+    Ok(match scope {
+        "catalogue" => answer(
+            "catalogue",
+            app.catalogue.request(manual(body.force, None, false)),
+            None,
+        ),
+        "availability" if !availability_enabled => {
+            return Err(ApiError(
+                StatusCode::CONFLICT,
+                "availability polling is disabled (availability.enabled = false)".into(),
+            ));
+        }
+        "availability" => answer(
+            "availability",
+            app.availability.request(manual(false, None, false)),
+            None,
+        ),
+        "all" => {
+            // Import, then (chained by the catalogue job) a poll; each plans and wakes the push workers.
+            let then = availability_enabled.then_some("availability");
+            answer(
+                "catalogue",
+                app.catalogue.request(manual(body.force, None, availability_enabled)),
+                then,
+            )
+        }
+        "push" => answer("refresh", app.refresh.request(manual(false, None, false)), None),
+        "push --full" | "push-full" | "full-push" => {
+            answer("refresh", app.refresh.request(manual(true, None, false)), None)
+        }
+        s if s.starts_with("product:") => {
+            let id: i64 = s["product:".len()..].trim().parse().map_err(|_| {
+                ApiError(
+                    StatusCode::BAD_REQUEST,
+                    format!("{s:?}: expected product:<SecuTix product id>"),
+                )
+            })?;
+            let known = app
+                .store
+                .catalog()?
+                .map(|c| c.product(id))
+                .transpose()?
+                .flatten()
+                .is_some();
+            if !known {
+                return Err(ApiError(
+                    StatusCode::NOT_FOUND,
+                    format!("product {id} is not in the catalogue in force; resync --catalogue first if it is new"),
+                ));
+            }
+            if availability_enabled {
+                // Fresh availability for this product, then its entry re-sent to every target.
+                answer(
+                    "availability",
+                    app.availability.request(manual(true, Some(id), false)),
+                    None,
+                )
+            } else {
+                answer("refresh", app.refresh.request(manual(true, Some(id), false)), None)
+            }
+        }
+        other => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "unknown scope {other:?}: use all, catalogue, availability, product:<id>, push or \"push --full\""
+                ),
+            ));
+        }
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct DlqQuery {
+    target: Option<String>,
+}
+
+fn target_names(app: &App, only: Option<&str>) -> Result<Vec<String>, ApiError> {
+    let names: Vec<String> = app.config().targets.iter().map(|t| t.name.clone()).collect();
+    match only {
+        Some(t) if names.iter().any(|n| n == t) => Ok(vec![t.to_owned()]),
+        Some(t) => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no target {t:?}; targets: {}", names.join(", ")),
+        )),
+        None => Ok(names),
+    }
+}
+
+async fn dlq_list(State(app): State<Arc<App>>, Query(q): Query<DlqQuery>) -> Result<Json<Value>, ApiError> {
+    let names = target_names(&app, q.target.as_deref())?;
+    Ok(Json(json!({ "dead_letters": app.outbox.dead_letters(&names)? })))
+}
+
+fn push_error(e: crate::push::PushError) -> ApiError {
+    match e {
+        crate::push::PushError::NotFound(m) => ApiError(StatusCode::NOT_FOUND, m),
+        other => ApiError(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+    }
+}
+
+async fn dlq_replay_all(State(app): State<Arc<App>>, Path(target): Path<String>) -> Result<Json<Value>, ApiError> {
+    target_names(&app, Some(&target))?;
+    let (replayed, superseded) = app.outbox.replay(&target, None).map_err(push_error)?;
+    app.wake_workers();
+    Ok(Json(json!({ "replayed": replayed, "superseded": superseded })))
+}
+
+async fn dlq_replay(
+    State(app): State<Arc<App>>,
+    Path((target, id)): Path<(String, u64)>,
+) -> Result<Json<Value>, ApiError> {
+    target_names(&app, Some(&target))?;
+    let (replayed, superseded) = app.outbox.replay(&target, Some(id)).map_err(push_error)?;
+    app.wake_workers();
+    Ok(Json(json!({ "replayed": replayed, "superseded": superseded })))
+}
+
+async fn dlq_drop(
+    State(app): State<Arc<App>>,
+    Path((target, id)): Path<(String, u64)>,
+) -> Result<Json<Value>, ApiError> {
+    target_names(&app, Some(&target))?;
+    let dl = app.outbox.drop_dead_letter(&target, id).map_err(push_error)?;
+    Ok(Json(json!({ "dropped": dl })))
+}
+
+fn cors(app: &App, req_headers: &HeaderMap, resp: &mut Response) {
+    let origin = req_headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
+    let h = resp.headers_mut();
+    h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    let allowed = |o: &str| {
+        app.config()
+            .control
+            .cors_origins
+            .iter()
+            .any(|allowed| allowed == "*" || allowed.trim_end_matches('/') == o)
+    };
+    if let Some(o) = origin
+        && allowed(o)
+        && let Ok(v) = HeaderValue::from_str(o)
+    {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("ETag"));
+    }
+}
+
+fn cached(app: &App, headers: &HeaderMap, body: bytes::Bytes, etag: &str) -> Response {
+    let max_age = app.config().control.public_max_age.as_secs();
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .map(|t| t.trim().trim_start_matches("W/"))
+                .any(|t| t == etag || t == "*")
+        });
+    let mut resp = if matches {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    };
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        h.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={max_age}")) {
+        h.insert(header::CACHE_CONTROL, v);
+    }
+    cors(app, headers, &mut resp);
+    resp
+}
+
+async fn public_all(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let snap = app.public();
+    cached(&app, &headers, snap.body.clone(), &snap.etag)
+}
+
+async fn public_one(State(app): State<Arc<App>>, Path(product_id): Path<String>, headers: HeaderMap) -> Response {
+    let snap = app.public();
+    let key = product_id.trim_start_matches("secutix-");
+    match snap.products.get(key) {
+        Some((body, etag)) => cached(&app, &headers, body.clone(), etag),
+        None => {
+            let mut resp =
+                ApiError(StatusCode::NOT_FOUND, format!("no published product {product_id}")).into_response();
+            cors(&app, &headers, &mut resp);
+            resp
+        }
+    }
+}
+
+async fn preflight(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    cors(&app, &headers, &mut resp);
+    let h = resp.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("If-None-Match"),
+    );
+    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_token_must_match_exactly() {
+        assert!(bearer_matches(Some("Bearer s3cret"), "s3cret"));
+        assert!(bearer_matches(Some("bearer s3cret"), "s3cret"));
+        assert!(!bearer_matches(Some("Bearer s3cre"), "s3cret"));
+        assert!(!bearer_matches(Some("Bearer s3cretX"), "s3cret"));
+        assert!(!bearer_matches(Some("Basic s3cret"), "s3cret"));
+        assert!(!bearer_matches(None, "s3cret"));
+        assert!(
+            !bearer_matches(Some("Bearer "), ""),
+            "an empty token never opens the API"
+        );
+    }
+
+    #[test]
+    fn bare_product_ids_become_external_ids() {
+        assert_eq!(external_id_of("1000"), "secutix-1000");
+        assert_eq!(external_id_of(" secutix-1000 "), "secutix-1000");
+    }
+}

@@ -1,0 +1,523 @@
+//! End-to-end with the real binary: `secutix-sync run` against a mock SecuTix and a mock CMS (webhook
+//! target) on loopback, driven through the operator CLI (`resync --wait`, `status`, `entries show`),
+//! stopped with SIGTERM; SIGHUP reloads; `run --once`; `check`; one daemon per store.
+//!
+//! These tests run on real time (another process is involved): every wait polls with a bounded deadline.
+
+mod common;
+#[path = "common/secutix_mock.rs"]
+mod secutix_mock;
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Output, Stdio};
+use std::time::Duration;
+
+use secutix_mock::{MockSecutix, catalogue_of, shifted};
+use secutix_sync::push::Outbox;
+use secutix_sync::store::Store;
+use secutix_sync::testkit::{MockHttp, Reply};
+use serde_json::Value;
+use tokio::process::{Child, Command};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_secutix-sync")
+}
+
+/// The base of the tests' catalogues: performances are ten days after it. Whole seconds, fixed for the
+/// test run, so that one catalogue served twice is byte-identical.
+fn catalogue_base() -> chrono::DateTime<chrono::Utc> {
+    static BASE: std::sync::OnceLock<chrono::DateTime<chrono::Utc>> = std::sync::OnceLock::new();
+    *BASE.get_or_init(|| chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp(), 0).unwrap_or_default())
+}
+
+/// A mock SecuTix serving `products`, with performances ten days from [`catalogue_base`].
+async fn secutix(products: &[(i64, &str)]) -> MockSecutix {
+    MockSecutix::start(
+        shifted(catalogue_of(products), catalogue_base()),
+        secutix_sync::clock::system(),
+    )
+    .await
+}
+
+/// A mock CMS accepting every PUT and HEAD under /hooks.
+async fn cms() -> MockHttp {
+    let m = MockHttp::start().await;
+    m.handle("PUT", "/hooks/", |_| Some(Reply::status(200)));
+    m.on("HEAD", "/hooks", [Reply::status(200)]);
+    m
+}
+
+struct Site {
+    /// Keeps the folder (configuration, store, log) alive for the test.
+    _dir: tempfile::TempDir,
+    config: PathBuf,
+    store: PathBuf,
+    log: PathBuf,
+}
+
+fn site(secutix: &str, cms: &str, cors: &str) -> Site {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    let config = dir.path().join("config.toml");
+    let log = dir.path().join("daemon.log");
+    let s = Site {
+        _dir: dir,
+        config,
+        store,
+        log,
+    };
+    write_config(&s, secutix, cms, cors, "30 5 * * *");
+    s
+}
+
+fn write_config(s: &Site, secutix: &str, cms: &str, cors: &str, schedule: &str) {
+    let toml = format!(
+        r#"[secutix]
+institution = "MOSA"
+base_url = "{secutix}"
+operator = "MOSA_WEBSYNC"
+partner = "Test Partner"
+secret = "test-secret-value"
+request_timeout = "20s"
+[catalogue]
+min_interval = "0s"
+[store]
+path = "{store}"
+[control]
+listen = "127.0.0.1:0"
+cors_origins = ["{cors}"]
+[daemon]
+time_zone = "Europe/Paris"
+catalogue_schedule = "{schedule}"
+shutdown_grace = "10s"
+[[targets]]
+name = "website"
+kind = "webhook"
+backoff_initial = "1s"
+backoff_max = "2s"
+[targets.webhook]
+url = "{cms}/hooks"
+"#,
+        store = s.store.display()
+    );
+    std::fs::write(&s.config, toml).expect("write config");
+}
+
+fn command(config: &Path) -> Command {
+    let mut c = Command::new(bin());
+    c.env_clear()
+        .env("SECUTIX_SYNC_LOG", "info,secutix_sync=debug")
+        .arg("--config")
+        .arg(config)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    c
+}
+
+fn start(s: &Site) -> Child {
+    let log = std::fs::File::create(&s.log).expect("log file");
+    command(&s.config)
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("start the daemon")
+}
+
+async fn cli(s: &Site, args: &[&str]) -> Output {
+    command(&s.config)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .await
+        .expect("run the CLI")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn log(s: &Site) -> String {
+    std::fs::read_to_string(&s.log).unwrap_or_default()
+}
+
+/// Polls `f` every 50 ms until it gives `Some`, for at most [`DEADLINE`].
+async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+    s: &Site,
+    what: &str,
+    mut f: impl FnMut() -> F,
+) -> T {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}; daemon log:\n{}",
+            log(s)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits for the control API and `/readyz`; returns the base URL and the generated token.
+async fn ready(s: &Site) -> (String, String) {
+    let addr_file = s.store.join(secutix_sync::daemon::ADDRESS_FILE);
+    let base = eventually(s, "the control address file", || async {
+        std::fs::read_to_string(&addr_file)
+            .ok()
+            .map(|a| format!("http://{}", a.trim()))
+            .filter(|a| a.len() > "http://".len())
+    })
+    .await;
+    let http = reqwest::Client::new();
+    eventually(s, "/readyz", || async {
+        let r = http.get(format!("{base}/readyz")).send().await.ok()?;
+        (r.status() == 200).then_some(())
+    })
+    .await;
+    let token = std::fs::read_to_string(s.store.join(secutix_sync::daemon::TOKEN_FILE))
+        .expect("generated token")
+        .trim()
+        .to_owned();
+    (base, token)
+}
+
+fn kill(child: &Child, signal: &str) {
+    let pid = child.id().expect("pid").to_string();
+    let ok = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(&pid)
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+}
+
+async fn exit_of(s: &Site, child: &mut Child) -> ExitStatus {
+    match tokio::time::timeout(DEADLINE, child.wait()).await {
+        Ok(status) => status.expect("wait"),
+        Err(_) => panic!("the daemon did not exit; log:\n{}", log(s)),
+    }
+}
+
+fn puts(cms: &MockHttp, id: &str) -> usize {
+    cms.requests()
+        .iter()
+        .filter(|r| r.method == "PUT" && r.uri == format!("/hooks/{id}"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_syncs_resyncs_through_the_cli_and_stops_cleanly_on_sigterm() {
+    let secutix = secutix(&[(1000, "Hamlet"), (1001, "Phèdre"), (1002, "Tartuffe")]).await;
+    let cms = cms().await;
+    let s = site(&secutix.uri(), &cms.uri(), "https://www.theatre.fr");
+    let mut daemon = start(&s);
+    let (base, token) = ready(&s).await;
+    // The catch-up import at start (no import yet) reached the CMS.
+    eventually(&s, "the first push", || async {
+        (puts(&cms, "secutix-1000") == 1 && puts(&cms, "secutix-1002") == 1).then_some(())
+    })
+    .await;
+
+    // One daemon per store.
+    let second = cli(&s, &["run"]).await;
+    assert_eq!(second.status.code(), Some(1));
+    assert!(
+        text(&second.stderr).contains("in use by another secutix-sync process"),
+        "{}",
+        text(&second.stderr)
+    );
+
+    // SecuTix changes: a new product, a new title. `resync --wait` imports, polls, pushes.
+    secutix.set_catalogue(shifted(
+        catalogue_of(&[
+            (1000, "Hamlet (reprise)"),
+            (1001, "Phèdre"),
+            (1002, "Tartuffe"),
+            (1003, "Le Cid"),
+        ]),
+        catalogue_base(),
+    ));
+    let out = cli(&s, &["resync", "--wait", "--timeout", "1m"]).await;
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}\n{}", text(&out.stderr), log(&s));
+    assert!(stdout.contains("catalogue run 2 requested"), "{stdout}");
+    assert!(
+        stdout.contains("catalogue run 2: done: import #2: 4 products (added 1, changed 1"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("availability run"), "the chained poll: {stdout}");
+    assert!(stdout.contains("push: everything delivered"), "{stdout}");
+    assert_eq!(puts(&cms, "secutix-1003"), 1, "the new product reached the CMS");
+    assert_eq!(puts(&cms, "secutix-1000"), 2, "the changed one was sent again");
+    assert_eq!(puts(&cms, "secutix-1001"), 1, "an unchanged one was not");
+    let sent = cms
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.uri == "/hooks/secutix-1003")
+        .expect("PUT");
+    assert_eq!(sent.json()["title"]["fr"], "Le Cid");
+
+    // Operators' views through the API.
+    let out = cli(&s, &["status"]).await;
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("daemon running"), "{stdout}");
+    assert!(stdout.contains("catalogue: 4 products"), "{stdout}");
+    assert!(
+        stdout.contains("website (webhook): 0 pending, 0 dead letters, 4 acknowledged"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("SecuTix calls:"), "{stdout}");
+    let out = cli(&s, &["entries", "show", "1003"]).await;
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("secutix-1003 \"Le Cid\": published"), "{stdout}");
+    assert!(stdout.contains("website: synced"), "{stdout}");
+    let out = cli(&s, &["entries", "show", "4242"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no entry secutix-4242"));
+    let out = cli(&s, &["resync", "--product", "1003"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("availability run"), "{}", text(&out.stdout));
+
+    // The token protects the API; the public endpoint needs none.
+    let http = reqwest::Client::new();
+    assert_eq!(
+        http.get(format!("{base}/status"))
+            .send()
+            .await
+            .expect("status")
+            .status(),
+        401
+    );
+    let r = http
+        .get(format!("{base}/status"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("status");
+    assert_eq!(r.status(), 200);
+    let public: Value = http
+        .get(format!("{base}/public/availability"))
+        .send()
+        .await
+        .expect("public")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(public["products"].as_array().map(Vec::len), Some(4));
+
+    // SIGTERM: clean exit, store flushed, address file gone.
+    eventually(&s, "the product resync to finish", || async {
+        (puts(&cms, "secutix-1003") == 2).then_some(())
+    })
+    .await;
+    kill(&daemon, "TERM");
+    let status = exit_of(&s, &mut daemon).await;
+    assert_eq!(status.code(), Some(0), "log:\n{}", log(&s));
+    let l = log(&s);
+    assert!(
+        l.contains("SIGTERM received") && l.contains("stopped; store flushed"),
+        "{l}"
+    );
+    assert!(!s.store.join(secutix_sync::daemon::ADDRESS_FILE).exists());
+
+    // Without a daemon, status reads the store and says so.
+    let out = cli(&s, &["status"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("reading the store"), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("no daemon running"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("website (webhook): 0 pending"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = cli(&s, &["entries", "show", "secutix-1000", "--json"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc["entry"]["title"]["fr"], "Hamlet (reprise)");
+    let out = cli(&s, &["resync"]).await;
+    assert_eq!(out.status.code(), Some(1), "resync needs a daemon");
+    assert!(text(&out.stderr).contains("run --once"), "{}", text(&out.stderr));
+
+    // The store is consistent: nothing pending, every entry acknowledged at its current hash.
+    let store = Store::open(&s.store, 16, secutix_sync::clock::system()).expect("reopen the store");
+    let outbox = Outbox::open(&store).expect("outbox");
+    assert_eq!(outbox.depth("website").expect("depth"), 0);
+    let entries = outbox.entries().expect("entries");
+    assert_eq!(entries.len(), 4);
+    for e in &entries {
+        let ack = outbox
+            .acked("website", &e.entry.external_id)
+            .expect("ack")
+            .expect("acknowledged");
+        assert_eq!(ack.content_hash, e.content_hash, "{}", e.entry.external_id);
+    }
+    assert_eq!(store.import_history(10).expect("history").len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_and_an_invalid_configuration_keeps_the_old_one() {
+    let secutix = secutix(&[(1000, "Hamlet")]).await;
+    let cms = cms().await;
+    let s = site(&secutix.uri(), &cms.uri(), "https://www.theatre.fr");
+    let mut daemon = start(&s);
+    let (base, token) = ready(&s).await;
+    let http = reqwest::Client::new();
+    let allowed = |origin: &'static str| {
+        let http = http.clone();
+        let base = base.clone();
+        async move {
+            let r = http
+                .get(format!("{base}/public/availability"))
+                .header("Origin", origin)
+                .send()
+                .await
+                .expect("public");
+            r.headers()
+                .get("access-control-allow-origin")
+                .map(|v| v.to_str().unwrap_or("").to_owned())
+        }
+    };
+    assert_eq!(
+        allowed("https://www.theatre.fr").await.as_deref(),
+        Some("https://www.theatre.fr")
+    );
+    assert_eq!(allowed("https://new.theatre.fr").await, None);
+
+    // An invalid file: refused, the old configuration stays.
+    std::fs::write(&s.config, "[daemon]\ncatalogue_schedule = \"every morning\"\n").expect("write");
+    kill(&daemon, "HUP");
+    eventually(&s, "the refusal in the log", || async {
+        log(&s).contains("configuration reload refused").then_some(())
+    })
+    .await;
+    let l = log(&s);
+    assert!(l.contains("daemon.catalogue_schedule"), "the log names the key: {l}");
+    assert_eq!(
+        allowed("https://www.theatre.fr").await.as_deref(),
+        Some("https://www.theatre.fr")
+    );
+    let status: Value = http
+        .get(format!("{base}/status"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(status["jobs"]["catalogue"]["schedule"], "30 5 * * *");
+
+    // A valid file is applied.
+    write_config(&s, &secutix.uri(), &cms.uri(), "https://new.theatre.fr", "0 6 * * *");
+    kill(&daemon, "HUP");
+    eventually(&s, "the new CORS origin", || async {
+        (allowed("https://new.theatre.fr").await.as_deref() == Some("https://new.theatre.fr")).then_some(())
+    })
+    .await;
+    assert_eq!(allowed("https://www.theatre.fr").await, None);
+    kill(&daemon, "TERM");
+    assert_eq!(exit_of(&s, &mut daemon).await.code(), Some(0), "{}", log(&s));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_once_does_one_cycle_and_reports_failure_with_exit_1() {
+    let secutix = secutix(&[(1000, "Hamlet"), (1001, "Phèdre")]).await;
+    let cms = cms().await;
+    let s = site(&secutix.uri(), &cms.uri(), "https://www.theatre.fr");
+    let out = cli(&s, &["run", "--once"]).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains("catalogue: import #1: 2 products"), "{stdout}");
+    assert!(
+        stdout.contains("push website: 2 delivered, 0 retried, 0 dead letters, 0 pending"),
+        "{stdout}"
+    );
+    assert_eq!((puts(&cms, "secutix-1000"), puts(&cms, "secutix-1001")), (1, 1));
+
+    // SecuTix refuses the credentials: exit 1, and the error says what to check.
+    secutix.refuse_credentials(true);
+    let out = cli(&s, &["run", "--once"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("failed: catalogue: SecuTix refused the credentials"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("secutix.secret_file"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_tests_the_credentials_and_every_target() {
+    let secutix = secutix(&[(1000, "Hamlet")]).await;
+    let cms = cms().await;
+    let s = site(&secutix.uri(), &cms.uri(), "https://www.theatre.fr");
+    let out = cli(&s, &["check"]).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", text(&out.stderr));
+    assert!(
+        stdout.contains("OK   secutix: isCatalogServiceAlive answered"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("OK   target website (webhook)"), "{stdout}");
+    assert_eq!(secutix.calls("isCatalogServiceAlive").len(), 1);
+
+    secutix.refuse_credentials(true);
+    cms.on("HEAD", "/hooks", [Reply::status(403)]);
+    let out = cli(&s, &["check"]).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL secutix: SecuTix refused the credentials"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("FAIL target website (webhook)") && stdout.contains("HTTP 403"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_is_told_ready_status_watchdog_and_stopping() {
+    let secutix = secutix(&[(1000, "Hamlet")]).await;
+    let cms = cms().await;
+    let s = site(&secutix.uri(), &cms.uri(), "https://www.theatre.fr");
+    let socket_path = s.store.with_file_name("notify.sock");
+    let socket = tokio::net::UnixDatagram::bind(&socket_path).expect("bind the notify socket");
+    let log_file = std::fs::File::create(&s.log).expect("log file");
+    let mut daemon = command(&s.config)
+        .arg("run")
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "1000000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log_file))
+        .spawn()
+        .expect("start the daemon");
+    let mut seen = String::new();
+    let mut buf = vec![0u8; 4096];
+    let mut recv_until = async |seen: &mut String, needle: &str| {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while !seen.contains(needle) {
+            let n = tokio::time::timeout_at(deadline, socket.recv(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("no {needle:?} from the daemon; got {seen:?}; log:\n{}", log(&s)))
+                .expect("recv");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            seen.push('\n');
+        }
+    };
+    recv_until(&mut seen, "READY=1").await;
+    assert!(seen.contains("STATUS="), "a status line comes with READY: {seen:?}");
+    recv_until(&mut seen, "WATCHDOG=1").await;
+    kill(&daemon, "TERM");
+    recv_until(&mut seen, "STOPPING=1").await;
+    assert_eq!(exit_of(&s, &mut daemon).await.code(), Some(0), "{}", log(&s));
+}
