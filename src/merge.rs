@@ -98,8 +98,37 @@ pub struct PerformanceStatus {
     pub on_sale: bool,
 }
 
-/// Computes a performance's status for `now` (provided by the availability module).
-pub type StatusFn<'a> = dyn Fn(&Product, &Performance, DateTime<Utc>) -> PerformanceStatus + 'a;
+/// Where entries get their availability statuses (the availability module provides the real one,
+/// [`crate::availability::StoredStatuses`]).
+pub trait StatusSource {
+    /// One performance of `product` at `now`.
+    fn performance(&self, product: &Product, perf: &Performance, now: DateTime<Utc>) -> PerformanceStatus;
+
+    /// A product without performances (no event: a pass, a membership, goods) at `now`, from its
+    /// product-level availability.
+    fn product(&self, product: &Product, now: DateTime<Utc>) -> PerformanceStatus;
+}
+
+/// A plain function knows performances only: for a product without performances, the catalogue alone
+/// decides whether it is on sale (state, sale periods) and the level is unknown, like a performance whose
+/// availability was never fetched.
+impl<F> StatusSource for F
+where
+    F: Fn(&Product, &Performance, DateTime<Utc>) -> PerformanceStatus,
+{
+    fn performance(&self, product: &Product, perf: &Performance, now: DateTime<Utc>) -> PerformanceStatus {
+        self(product, perf, now)
+    }
+
+    fn product(&self, product: &Product, now: DateTime<Utc>) -> PerformanceStatus {
+        crate::availability::product_status(product, None, now).to_merge()
+    }
+}
+
+/// Computes the statuses of a product's performances, or of a product without performances, for `now`
+/// (provided by the availability module; any `Fn(&Product, &Performance, DateTime<Utc>) -> PerformanceStatus`
+/// works too).
+pub type StatusFn<'a> = dyn StatusSource + 'a;
 
 /// An amount as a decimal string and in minor units.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -225,9 +254,11 @@ pub struct Entry {
     pub state: Option<String>,
     /// Minimum age, when set.
     pub minimum_age: Option<i64>,
-    /// At least one future performance is on sale.
+    /// At least one future performance is on sale (a product without performances, such as a pass: the
+    /// product itself).
     pub on_sale: bool,
-    /// Rolled-up availability: 1 if any on-sale future performance is 1, else 2 if any is 2, else 3.
+    /// Rolled-up availability: 1 if any on-sale future performance is 1, else 2 if any is 2, else 3; a
+    /// product without performances (a pass, a simple product) has its own, polled at product level.
     pub availability: Availability,
     /// "Book" link per language; empty unless on sale and not sold out.
     pub booking_url: BTreeMap<String, String>,
@@ -422,7 +453,7 @@ pub fn build_entry(record: &ProductRecord, ctx: &MergeContext<'_>) -> Entry {
     let mut next: Option<NextPerformance> = None;
     for perf in p.performances() {
         let past = perf.is_past(ctx.now);
-        let mut status = (ctx.status)(p, perf, ctx.now);
+        let mut status = ctx.status.performance(p, perf, ctx.now);
         if !live || past {
             status.on_sale = false;
         }
@@ -498,7 +529,17 @@ pub fn build_entry(record: &ProductRecord, ctx: &MergeContext<'_>) -> Entry {
             prices,
         });
     }
-    let rolled = roll_up(perf_statuses.iter().copied());
+    // A product without performances (a pass, a simple product) has its own availability; a dated event
+    // rolls its performances up.
+    let rolled = if p.event.is_none() {
+        let mut s = ctx.status.product(p, ctx.now);
+        if !live {
+            s.on_sale = false;
+        }
+        AvailabilityStatus::from_level(s.level, s.on_sale)
+    } else {
+        roll_up(perf_statuses.iter().copied())
+    };
     let on_sale = rolled != AvailabilityStatus::NotOnSale;
     let amounts = if future_amounts.is_empty() {
         &all_amounts
@@ -693,6 +734,10 @@ mod tests {
             .collect();
         let status =
             move |_: &Product, p: &Performance, _: DateTime<Utc>| levels.get(&p.id).copied().unwrap_or_default();
+        entry_by(&status, rec)
+    }
+
+    fn entry_by(status: &StatusFn<'_>, rec: &ProductRecord) -> Entry {
         let opts = options();
         let pos = pos();
         let season = Season {
@@ -720,10 +765,84 @@ mod tests {
                 options: &opts,
                 pos: Some(&pos),
                 seasons: &seasons,
-                status: &status,
+                status,
                 now: t(0),
             },
         )
+    }
+
+    /// A pass: a product without performances, with a product-level availability.
+    fn pass(state: Option<State>) -> ProductRecord {
+        let mut rec = record(vec![]);
+        rec.product.event = None;
+        rec.product.family = Some(ProductFamily::Pass);
+        rec.product.state = state;
+        rec
+    }
+
+    /// Product-level statuses by product id; performances are never asked for.
+    struct PassStatuses(BTreeMap<Id, PerformanceStatus>);
+
+    impl StatusSource for PassStatuses {
+        fn performance(&self, _: &Product, p: &Performance, _: DateTime<Utc>) -> PerformanceStatus {
+            panic!("a pass has no performance to ask about ({})", p.id)
+        }
+        fn product(&self, p: &Product, _: DateTime<Utc>) -> PerformanceStatus {
+            self.0.get(&p.id).copied().unwrap_or_default()
+        }
+    }
+
+    #[test]
+    fn a_product_without_performances_shows_its_own_indicator_and_book_link() {
+        let rec = pass(Some(State::Running));
+        let id = rec.product.id;
+        let of = |level: Option<u8>, on_sale: bool| {
+            entry_by(
+                &PassStatuses([(id, PerformanceStatus { level, on_sale })].into()),
+                &rec,
+            )
+        };
+        let e = of(Some(2), true);
+        assert_eq!(e.availability.status, AvailabilityStatus::AlmostFull);
+        assert_eq!(e.availability.code, Some(2));
+        assert!(e.on_sale);
+        assert_eq!(
+            e.booking_url.get("fr").map(String::as_str),
+            Some("https://mosa.shop.secutix.com/api/1/redirect/product?id=10228321399304&lang=fr")
+        );
+        assert!(e.performances.is_empty() && e.next_performance.is_none());
+
+        let sold_out = of(Some(3), true);
+        assert_eq!(sold_out.availability.status, AvailabilityStatus::SoldOut);
+        assert!(sold_out.on_sale && sold_out.booking_url.is_empty(), "no Book link when full");
+        let closed = of(Some(1), false);
+        assert_eq!(closed.availability.status, AvailabilityStatus::NotOnSale);
+        assert!(!closed.on_sale && closed.booking_url.is_empty());
+        let unknown = of(None, true);
+        assert_eq!(unknown.availability.status, AvailabilityStatus::Unknown);
+        assert!(!unknown.booking_url.is_empty(), "on sale, level not fetched yet: bookable");
+
+        // Removed from the feed: not on sale, whatever was last polled.
+        let mut gone = rec.clone();
+        gone.removed_at = Some(t(-1));
+        let e = entry_by(&PassStatuses([(id, PerformanceStatus { level: Some(1), on_sale: true })].into()), &gone);
+        assert_eq!(e.availability.status, AvailabilityStatus::NotOnSale);
+        assert!(!e.published && e.booking_url.is_empty());
+    }
+
+    #[test]
+    fn a_plain_status_function_leaves_a_pass_to_the_catalogue() {
+        let never = |_: &Product, p: &Performance, _: DateTime<Utc>| -> PerformanceStatus {
+            panic!("a pass has no performance to ask about ({})", p.id)
+        };
+        let open = entry_by(&never, &pass(Some(State::Running)));
+        assert_eq!(open.availability.status, AvailabilityStatus::Unknown);
+        assert!(open.on_sale);
+        let suspended = entry_by(&never, &pass(Some(State::Suspended)));
+        assert_eq!(suspended.availability.status, AvailabilityStatus::NotOnSale);
+        // A dated event without any performance is not on sale (nothing to book).
+        let empty = entry_by(&never, &record(vec![]));
+        assert_eq!(empty.availability.status, AvailabilityStatus::NotOnSale);
     }
 
     #[test]

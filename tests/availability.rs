@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;
-use secutix_sync::availability::{Level, PollOptions, PollReport, Poller, performance_status};
+use secutix_sync::availability::{self, Level, PollOptions, PollReport, Poller, performance_status};
 use secutix_sync::clock::SharedClock;
 use secutix_sync::config::{Config, Transport};
-use secutix_sync::merge::AvailabilityStatus;
+use secutix_sync::merge::{AvailabilityStatus, EntryOptions};
+use secutix_sync::push::{Outbox, Scope};
 use secutix_sync::secutix::availability::{AvailabilityMethod, parse_answer};
 use secutix_sync::store::Store;
 use secutix_sync::testkit::{MockHttp, Recorded, Reply};
@@ -558,7 +559,7 @@ async fn every_accepted_shape_through_the_wire_and_unknown_levels_change_nothing
 async fn products_without_performances_use_get_product_availability() {
     let mut pass = common::product(7, "Pass musées", &[]);
     pass["event"] = Value::Null;
-    let h = harness("rest", "", catalogue(vec![pass]), |s| {
+    let h = harness("rest", "far_every = 1", catalogue(vec![pass]), |s| {
         s.product_answers.insert(7, json!({"level": "LIMITED"}));
     })
     .await;
@@ -572,6 +573,59 @@ async fn products_without_performances_use_get_product_availability() {
     assert_eq!(stored.level, Some(Level::AlmostFull));
     assert_eq!(r.dirty, vec![7]);
     assert_eq!(r.changes[0].performance_id, None);
+
+    // The entry shows the pass's own indicator and its Book link, as the daemon and `push` plan it.
+    let entry = |h: &Harness| {
+        let outbox = Outbox::open(&h.store).expect("outbox");
+        let status = availability::status_fn(h.poller.availability().clone());
+        outbox
+            .plan(&[], &entry_options(), &status, &Scope::All, false, false)
+            .expect("plan");
+        outbox.entry("secutix-7").expect("read").expect("entry").entry
+    };
+    let e = entry(&h);
+    assert_eq!((e.availability.status, e.availability.code), (AvailabilityStatus::AlmostFull, Some(2)));
+    assert!(e.on_sale);
+    assert_eq!(
+        e.booking_url.get("fr").map(String::as_str),
+        Some("https://mosa.shop.example/api/1/redirect/product?id=7&lang=fr")
+    );
+
+    // Sold out: red, no Book link. Then SecuTix takes it off sale.
+    h.clear_dirty();
+    let mut next = r.next_poll_in;
+    for (answer, status, bookable) in [
+        (json!({"level": "SOLD_OUT"}), AvailabilityStatus::SoldOut, false),
+        (json!({"level": "OUTSIDE_SALE_PERIOD"}), AvailabilityStatus::NotOnSale, false),
+        (json!({"level": "GOOD"}), AvailabilityStatus::Available, true),
+    ] {
+        {
+            let now = h.clock.now();
+            let mut s = h.sim();
+            s.product_answers.insert(7, answer.clone());
+            s.touch(7, now);
+        }
+        h.wait(next).await;
+        let r = h.poll().await;
+        next = r.next_poll_in;
+        h.clear_dirty();
+        assert_eq!((r.error.as_deref(), r.dirty.as_slice()), (None, &[7][..]), "{answer}");
+        let e = entry(&h);
+        assert_eq!(e.availability.status, status, "{answer}");
+        assert_eq!(!e.booking_url.is_empty(), bookable, "{answer}: {:?}", e.booking_url);
+        assert_eq!(e.on_sale, status != AvailabilityStatus::NotOnSale, "{answer}");
+    }
+}
+
+fn entry_options() -> EntryOptions {
+    EntryOptions {
+        languages: vec!["fr".into()],
+        mapping_version: 1,
+        shop_url: "https://mosa.shop.example".into(),
+        book_url: "{shop}/api/1/redirect/product?id={product_id}&lang={LANGUAGE}".into(),
+        performance_url: String::new(),
+        links: BTreeMap::new(),
+    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -5,7 +5,8 @@
 //!   on sale", leniently, because the response fields are not public.
 //! - [`performance_status`] / [`product_status`]: what the website shows at a given time, combining the
 //!   catalogue (state, sale periods, past) with what was last fetched. `merge` calls it through its
-//!   `StatusFn` and does the roll-up per product ([`crate::merge::roll_up`]).
+//!   `StatusFn` ([`StoredStatuses`]) and does the roll-up per product ([`crate::merge::roll_up`]); a product
+//!   without performances has its own product-level status.
 //! - [`store`]: the sled trees (per-performance availability, per-product bookkeeping, dirty marks, change
 //!   log, poll history, planner state). Everything survives restarts.
 //! - [`planner`]: the call budget: what is left this month (venue time zone), the pacing, the tiers
@@ -245,18 +246,34 @@ pub fn performance_status(
     status_in(sale_window(product, Some(perf), now), stored)
 }
 
-/// The status function `merge` and `Outbox::plan` take ([`crate::merge::StatusFn`]): the catalogue combined
-/// with what `avail` last fetched. A store error reading one performance counts as "never fetched" (the
-/// catalogue alone decides) and is logged, so one unreadable record cannot stop a plan.
-pub fn status_fn(
+/// The statuses `merge` and `Outbox::plan` take ([`crate::merge::StatusFn`]): the catalogue combined with
+/// what `avail` last fetched, per performance and, for products without performances, per product.
+pub fn status_fn(avail: AvailabilityStore) -> StoredStatuses {
+    StoredStatuses { avail }
+}
+
+/// [`crate::merge::StatusSource`] over the stored availability. A store error reading one record counts as
+/// "never fetched" (the catalogue alone decides) and is logged, so one unreadable record cannot stop a plan.
+#[derive(Clone)]
+pub struct StoredStatuses {
     avail: AvailabilityStore,
-) -> impl Fn(&Product, &Performance, DateTime<Utc>) -> crate::merge::PerformanceStatus {
-    move |product, perf, now| {
-        let stored = avail.performance(product.id, perf.id).unwrap_or_else(|e| {
+}
+
+impl crate::merge::StatusSource for StoredStatuses {
+    fn performance(&self, product: &Product, perf: &Performance, now: DateTime<Utc>) -> crate::merge::PerformanceStatus {
+        let stored = self.avail.performance(product.id, perf.id).unwrap_or_else(|e| {
             tracing::warn!(product = product.id, performance = perf.id, error = %e, "cannot read the stored availability");
             None
         });
         performance_status(product, perf, stored.as_ref(), now).to_merge()
+    }
+
+    fn product(&self, product: &Product, now: DateTime<Utc>) -> crate::merge::PerformanceStatus {
+        let stored = self.avail.product_level(product.id).unwrap_or_else(|e| {
+            tracing::warn!(product = product.id, error = %e, "cannot read the stored product availability");
+            None
+        });
+        product_status(product, stored.as_ref(), now).to_merge()
     }
 }
 

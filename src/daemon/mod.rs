@@ -39,11 +39,10 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::availability::{self, AvailabilityStore, PollOptions, Poller};
-use crate::catalog::{Id, Performance, Product};
+use crate::catalog::Id;
 use crate::clock::SharedClock;
 use crate::config::{Config, Sources};
 use crate::import::{ImportError, ImportOptions, run_import};
-use crate::merge::PerformanceStatus;
 use crate::push::{DrainOptions, DrainReport, Outbox, PlanReport, PlanTarget, PushSettings, Scope, Worker};
 use crate::secutix::{CallError, Client};
 use crate::store::{ImportOutcome, Store, StoreError};
@@ -329,18 +328,6 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
-fn status_fn(store: &Store) -> Result<impl Fn(&Product, &Performance, DateTime<Utc>) -> PerformanceStatus, StoreError> {
-    let avail = AvailabilityStore::new(store)?;
-    Ok(move |product: &Product, perf: &Performance, now: DateTime<Utc>| {
-        let stored = avail.performance(product.id, perf.id).ok().flatten();
-        let s = availability::performance_status(product, perf, stored.as_ref(), now);
-        PerformanceStatus {
-            level: s.level.map(|l| l.code()),
-            on_sale: s.on_sale,
-        }
-    })
-}
-
 impl App {
     /// Builds the handle. `store` is opened by the caller: its lock is the single-instance guard.
     pub fn build(config: Config, sources: Sources, store: Store) -> Result<Arc<Self>, DaemonError> {
@@ -467,7 +454,7 @@ impl App {
     /// and refreshes the public document.
     pub fn plan(&self, scope: &Scope, full: bool) -> Result<PlanReport, StoreError> {
         let cfg = self.config();
-        let status = status_fn(&self.store)?;
+        let status = availability::status_fn(AvailabilityStore::new(&self.store)?);
         let report = {
             let _one_at_a_time = self.plan_lock.lock().unwrap_or_else(|p| p.into_inner());
             self.outbox.plan(
