@@ -14,7 +14,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::secutix::Client;
+use crate::secutix::{CallError, Client};
 use crate::store::Store;
 
 /// The outcome of one check.
@@ -26,6 +26,22 @@ pub struct CheckLine {
     pub ok: bool,
     /// What was found, or what failed and what to do.
     pub detail: String,
+}
+
+/// What a failed `isCatalogServiceAlive` means for the operator: the error (what happened), then what to
+/// check when SecuTix could not be reached at all (this is one call, no retry).
+fn secutix_failure(e: &CallError, base_url: &str) -> String {
+    match e {
+        CallError::Network { .. } | CallError::Timeout { .. } => format!(
+            "SecuTix is unreachable from this server: {e}. Check that {base_url} is the right address \
+             (secutix.environment, secutix.base_url), that this server may open HTTPS connections to it \
+             (firewall, proxy, DNS), then run `secutix-sync check` again"
+        ),
+        CallError::Http { status: 500.., .. } | CallError::RateLimited { .. } => {
+            format!("SecuTix answered but cannot serve now: {e}. Try again in a few minutes")
+        }
+        _ => e.to_string(),
+    }
 }
 
 /// Runs every check; never fails as a whole (each failure is a line).
@@ -46,7 +62,7 @@ pub async fn run_checks(config: &Config, store: &Store) -> Vec<CheckLine> {
             Err(e) => CheckLine {
                 what: "secutix".into(),
                 ok: false,
-                detail: e.to_string(),
+                detail: secutix_failure(&e, client.base_url()),
             },
         },
         Err(e) => CheckLine {

@@ -486,6 +486,28 @@ async fn check_tests_the_credentials_and_every_target() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_says_when_secutix_is_unreachable_and_what_to_do() {
+    // A port nobody listens on: bind one, then close it.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    let cms = cms().await;
+    let s = site(&url, &cms.uri(), "https://www.theatre.fr");
+    let out = cli(&s, &["check"]).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", text(&out.stderr));
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("FAIL secutix"))
+        .unwrap_or_else(|| panic!("a secutix line: {stdout}"));
+    assert!(line.contains("SecuTix is unreachable from this server"), "{line}");
+    assert!(line.contains(&format!("cannot reach SecuTix at {url}")), "{line}");
+    assert!(line.contains("secutix.base_url") && line.contains("firewall"), "{line}");
+    assert!(!line.contains("gave up") && !line.contains("of retries"), "{line}");
+    assert!(stdout.contains("OK   target website (webhook)"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn systemd_is_told_ready_status_watchdog_and_stopping() {
     let secutix = secutix(&[(1000, "Hamlet")]).await;
     let cms = cms().await;

@@ -9,6 +9,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
+/// Says that a check did not run, on a `SKIPPED: ` line written straight to stderr (not the captured test
+/// output) in one write, so `.ci/run`'s summary lists it, like the WordPress tests.
+fn skipped(why: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_all(format!("SKIPPED: {why}\n").as_bytes());
+}
+
 const SERVICE: &str = include_str!("../systemd/secutix-sync.service");
 const TEMPLATE: &str = include_str!("../systemd/secutix-sync@.service");
 
@@ -183,7 +190,10 @@ fn claimed_exposure(text: &str) -> String {
 fn systemd_analyze_verifies_and_rates_the_units() {
     if Command::new("systemd-analyze").arg("--version").output().is_err() {
         // The structural checks above still run; this one needs the tool.
-        eprintln!("systemd-analyze is not installed (Debian: apt-get install systemd): verify and security skipped");
+        skipped(
+            "systemd::systemd_analyze_verifies_and_rates_the_units: systemd-analyze is not installed (Debian: \
+             apt-get install systemd); verify and security not run",
+        );
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -241,7 +251,10 @@ fn systemd_analyze_verifies_and_rates_the_units() {
 fn systemd_sysusers_creates_the_service_user() {
     let file = concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/secutix-sync.sysusers");
     if Command::new("systemd-sysusers").arg("--version").output().is_err() {
-        eprintln!("systemd-sysusers is not installed: skipped");
+        skipped(
+            "systemd::systemd_sysusers_creates_the_service_user: systemd-sysusers is not installed (Debian: \
+             apt-get install systemd); the service user is not created in a scratch root",
+        );
         return;
     }
     // Into an empty root: nothing on this machine changes.

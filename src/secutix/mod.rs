@@ -755,7 +755,12 @@ impl Client {
                     if let CallError::RateLimited { wait: ra, .. } = &e {
                         delay = delay.max(*ra);
                     }
-                    if Instant::now() + delay > policy.deadline || policy.initial.is_zero() {
+                    if policy.initial.is_zero() {
+                        // A single attempt by design (checks, availability calls the poller counts): the
+                        // failure itself says what happened; there were no retries to speak of.
+                        return Err(e);
+                    }
+                    if Instant::now() + delay > policy.deadline {
                         return Err(CallError::Deadline {
                             call: format!("{}/{method}", service.rest_name()),
                             waited: started.elapsed(),
