@@ -291,6 +291,16 @@ impl ControlClient {
             .await
     }
 
+    /// `GET /push/plan`: what a push would send now, computed by the daemon on its own entries (a dry run:
+    /// nothing is written, nothing is sent).
+    pub async fn push_plan(&self, target: Option<&str>) -> Result<Value, ClientError> {
+        let mut req = self.http.get(self.url("/push/plan"));
+        if let Some(t) = target {
+            req = req.query(&[("target", t)]);
+        }
+        self.json(req, "GET /push/plan").await
+    }
+
     /// `GET /dlq`: dead letters of one target or of all.
     pub async fn dead_letters(&self, target: Option<&str>) -> Result<Vec<DeadLetter>, ClientError> {
         #[derive(Deserialize)]
@@ -455,6 +465,20 @@ pub fn summary_line(job: &str, last: &Value) -> String {
     }
 }
 
+/// How [`wait_for`] follows a resync.
+#[derive(Debug, Clone)]
+pub struct WaitOptions {
+    /// Time between two looks at `/status`.
+    pub every: Duration,
+    /// Give up after this long (the daemon goes on).
+    pub timeout: Duration,
+    /// How long to go on waiting once every pending operation waits for a retry (the target fails);
+    /// zero = report [`WaitOutcome::Pending`] at once.
+    pub retry_wait: Duration,
+    /// Only these targets' outboxes count; `None` = every target.
+    pub targets: Option<Vec<String>>,
+}
+
 /// Follows `answer` to its end: the run (and the run it chains into), then the outboxes, polling `/status`
 /// every `every`, for at most `timeout`. `on` receives every change.
 pub async fn wait_resync(
@@ -462,9 +486,27 @@ pub async fn wait_resync(
     answer: &ResyncAnswer,
     every: Duration,
     timeout: Duration,
+    on: impl FnMut(&Progress),
+) -> Result<WaitOutcome, ClientError> {
+    let opts = WaitOptions {
+        every,
+        timeout,
+        retry_wait: Duration::ZERO,
+        targets: None,
+    };
+    wait_for(client, answer, &opts, on).await
+}
+
+/// [`wait_resync`] with every option: the outboxes of `opts.targets` only, and waiting up to
+/// `opts.retry_wait` for operations in back-off.
+pub async fn wait_for(
+    client: &ControlClient,
+    answer: &ResyncAnswer,
+    opts: &WaitOptions,
     mut on: impl FnMut(&Progress),
 ) -> Result<WaitOutcome, ClientError> {
-    let deadline = tokio::time::Instant::now() + timeout;
+    let every = opts.every;
+    let deadline = tokio::time::Instant::now() + opts.timeout;
     let mut last_event: Option<Progress> = None;
     let mut emit = |p: Progress, on: &mut dyn FnMut(&Progress)| {
         if last_event.as_ref() != Some(&p) {
@@ -533,12 +575,16 @@ pub async fn wait_resync(
         return Ok(WaitOutcome::Failed(f));
     }
     let mut total = 0;
+    let mut retry_deadline: Option<tokio::time::Instant> = None;
     loop {
         let status = client.status().await?;
         let now = status["now"]
             .as_str()
             .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok());
-        let targets = status["targets"].as_object().cloned().unwrap_or_default();
+        let mut targets = status["targets"].as_object().cloned().unwrap_or_default();
+        if let Some(only) = &opts.targets {
+            targets.retain(|name, _| only.contains(name));
+        }
         let pending: u64 = targets.values().map(|t| t["outbox"].as_u64().unwrap_or(0)).sum();
         if pending == 0 {
             emit(Progress::Delivered, &mut on);
@@ -562,8 +608,14 @@ pub async fn wait_resync(
                 .filter_map(|(name, t)| t["last_error"].as_str().map(|e| format!("{name}: {e}")))
                 .collect();
             emit(Progress::Waiting { pending, errors }, &mut on);
-            return Ok(WaitOutcome::Pending(pending));
+            let until = *retry_deadline.get_or_insert_with(|| tokio::time::Instant::now() + opts.retry_wait);
+            if tokio::time::Instant::now() >= until.min(deadline) {
+                return Ok(WaitOutcome::Pending(pending));
+            }
+            tokio::time::sleep(every).await;
+            continue;
         }
+        retry_deadline = None;
         emit(Progress::Pushing { pending, total }, &mut on);
         if tokio::time::Instant::now() >= deadline {
             return Ok(WaitOutcome::TimedOut);

@@ -9,6 +9,7 @@
 //! | `GET /entries` | bearer | entries with their sync state per target (`?q=`, `?availability=`, `?limit=`, `?offset=`) |
 //! | `GET /entries/{id}` | bearer | one entry (external id or product id) with acks, pending and dead operations |
 //! | `POST /resync` | bearer | `{"scope": "all" \| "catalogue" \| "availability" \| "product:<id>" \| "push" \| "push --full", "force": bool}` |
+//! | `GET /push/plan` | bearer | dry run of a push: what each target would receive (`?target=`); writes and sends nothing |
 //! | `GET /dlq` | bearer | dead letters (`?target=`) |
 //! | `POST /dlq/{target}/replay` | bearer | replay all of a target's dead letters |
 //! | `POST /dlq/{target}/{id}/replay` | bearer | replay one |
@@ -151,6 +152,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/entries", get(entries))
         .route("/entries/{id}", get(entry))
         .route("/resync", post(resync))
+        .route("/push/plan", get(push_plan))
         .route("/dlq", get(dlq_list))
         .route("/dlq/{target}/replay", post(dlq_replay_all))
         .route("/dlq/{target}/{id}/replay", post(dlq_replay))
@@ -840,13 +842,111 @@ async fn resync(State(app): State<Arc<App>>, Json(body): Json<ResyncRequest>) ->
     })
 }
 
+/// The plan of a push as operators read it (`secutix-sync push`, `GET /push/plan`): per target, in the
+/// configuration's order, the counts and each operation with the product's title.
+pub fn plan_document(
+    targets: &[&crate::config::TargetConfig],
+    plan: &crate::push::PlanReport,
+    outbox: &Outbox,
+    view: &crate::store::CatalogView,
+    options: &merge::EntryOptions,
+) -> Value {
+    let langs = if options.languages.is_empty() {
+        view.meta.pos.as_ref().map(|p| p.languages.clone()).unwrap_or_default()
+    } else {
+        options.languages.clone()
+    };
+    let lang = langs.first().map_or("fr", String::as_str);
+    let title = |external_id: &str| -> String {
+        merge::product_id_of(external_id)
+            .and_then(|id| view.product(id).ok().flatten())
+            .and_then(|r| r.product.name.get(lang, &[]).map(str::to_owned))
+            .unwrap_or_default()
+    };
+    let rows: Vec<Value> = targets
+        .iter()
+        .map(|t| {
+            let p = plan.targets.get(&t.name).cloned().unwrap_or_default();
+            let operations: Vec<Value> = p
+                .operations
+                .iter()
+                .map(|(kind, id, first)| {
+                    let op = match (kind, first) {
+                        (crate::targets::OpKind::Upsert, true) => "create",
+                        (crate::targets::OpKind::Upsert, false) => "update",
+                        (k, _) => k.as_str(),
+                    };
+                    json!({"op": op, "external_id": id, "title": title(id)})
+                })
+                .collect();
+            json!({
+                "name": t.name,
+                "kind": kind_name(t.kind),
+                "create": p.create, "update": p.update, "unpublish": p.unpublish, "delete": p.delete,
+                "unchanged": p.unchanged, "dead": p.dead, "dropped": p.dropped, "skipped": p.skipped,
+                "waiting": outbox.depth(&t.name).unwrap_or(0),
+                "operations": operations,
+            })
+        })
+        .collect();
+    json!({"entries": plan.entries, "changed_entries": plan.changed_entries, "targets": rows})
+}
+
+#[derive(Debug, Deserialize)]
+struct PlanQuery {
+    target: Option<String>,
+}
+
+/// A dry run of `push` in the running daemon: its configuration, its entries, its statuses.
+async fn push_plan(State(app): State<Arc<App>>, Query(q): Query<PlanQuery>) -> Result<Json<Value>, ApiError> {
+    let cfg = app.config();
+    let targets: Vec<&crate::config::TargetConfig> = match q.target.as_deref() {
+        Some(name) => match cfg.targets.iter().find(|t| t.name == name) {
+            Some(t) if !t.enabled => {
+                return Err(ApiError(
+                    StatusCode::BAD_REQUEST,
+                    format!("target {name} is disabled (enabled = false in its [[targets]] table)"),
+                ));
+            }
+            Some(t) => vec![t],
+            None => {
+                let names: Vec<&str> = cfg.targets.iter().map(|t| t.name.as_str()).collect();
+                return Err(ApiError(
+                    StatusCode::NOT_FOUND,
+                    format!("no target named {name:?} in the daemon's configuration (targets: {})", names.join(", ")),
+                ));
+            }
+        },
+        None => cfg.targets.iter().filter(|t| t.enabled).collect(),
+    };
+    let Some(view) = app.store.catalog()? else {
+        return Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the daemon has no catalogue yet: its first import has not succeeded (see GET /status)".into(),
+        ));
+    };
+    let plan_targets: Vec<_> = targets.iter().map(|t| crate::targets::plan_target(t)).collect();
+    let options = cfg.entries.options();
+    let plan = app.dry_run(&plan_targets, &options)?;
+    let mut doc = plan_document(&targets, &plan, &app.outbox, &view, &options);
+    doc["daemon"] = json!({"pid": std::process::id(), "started_at": app.started_at});
+    Ok(Json(doc))
+}
+
 #[derive(Debug, Deserialize)]
 struct DlqQuery {
     target: Option<String>,
 }
 
+/// The targets dead letters may belong to: the configured ones, then those the store remembers (a target
+/// removed from the configuration keeps its dead letters), as `secutix-sync dlq` does on the store.
 fn target_names(app: &App, only: Option<&str>) -> Result<Vec<String>, ApiError> {
-    let names: Vec<String> = app.config().targets.iter().map(|t| t.name.clone()).collect();
+    let mut names: Vec<String> = app.config().targets.iter().map(|t| t.name.clone()).collect();
+    for name in app.outbox.targets_in_store() {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
     match only {
         Some(t) if names.iter().any(|n| n == t) => Ok(vec![t.to_owned()]),
         Some(t) => Err(ApiError(

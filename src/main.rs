@@ -640,17 +640,69 @@ fn push_targets<'a>(
     }
 }
 
-/// A product's title for listings: the first configured language, else any.
-fn product_title(view: &secutix_sync::store::CatalogView, external_id: &str, langs: &[String]) -> String {
-    let Some(id) = secutix_sync::merge::product_id_of(external_id) else {
-        return String::new();
+/// The running daemon's client when one answers; otherwise `None`, after saying on stderr why the command
+/// works on the store directly.
+fn daemon_or_store(
+    config: &Config,
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<Option<secutix_sync::cli_client::ControlClient>> {
+    use secutix_sync::cli_client::ClientError;
+    let why = match find_daemon(config)? {
+        Daemon::Running(client) => match rt.block_on(client.health()) {
+            Ok(()) => return Ok(Some(client)),
+            Err(e @ ClientError::NotRunning { .. }) => e.to_string(),
+            Err(e) => return Err(e.into()),
+        },
+        Daemon::Absent(why) => why,
     };
-    let lang = langs.first().map(String::as_str).unwrap_or("fr");
-    view.product(id)
-        .ok()
-        .flatten()
-        .and_then(|r| r.product.name.get(lang, &[]).map(str::to_owned))
-        .unwrap_or_default()
+    eprintln!("{why}; working on the store at {} directly", config.store.path.display());
+    Ok(None)
+}
+
+/// One target's plan line: `target NAME (kind): create …; unchanged …`.
+fn print_plan_line(name: &str, kind: &str, p: &serde_json::Value) {
+    let n = |k: &str| p[k].as_u64().unwrap_or(0);
+    println!(
+        "target {name} ({kind}): create {}, update {}, unpublish {}, delete {}; unchanged {}, dead letters {}, \
+         dropped {}, not selected {}",
+        n("create"),
+        n("update"),
+        n("unpublish"),
+        n("delete"),
+        n("unchanged"),
+        n("dead"),
+        n("dropped"),
+        n("skipped")
+    );
+}
+
+/// Prints a plan document ([`secutix_sync::control::plan_document`]); with `operations`, one line each.
+fn print_plan(doc: &serde_json::Value, operations: bool) {
+    println!(
+        "entries: {} built, {} changed since the last plan",
+        doc["entries"], doc["changed_entries"]
+    );
+    for t in doc["targets"].as_array().into_iter().flatten() {
+        print_plan_line(
+            t["name"].as_str().unwrap_or("?"),
+            t["kind"].as_str().unwrap_or("?"),
+            t,
+        );
+        if operations {
+            for op in t["operations"].as_array().into_iter().flatten() {
+                println!(
+                    "  {:<9} {:<24} {}",
+                    op["op"].as_str().unwrap_or("?"),
+                    op["external_id"].as_str().unwrap_or("?"),
+                    op["title"].as_str().unwrap_or("")
+                );
+            }
+            let waiting = t["waiting"].as_u64().unwrap_or(0);
+            if waiting > 0 {
+                println!("  {waiting} operation(s) already in the outbox would be sent too");
+            }
+        }
+    }
 }
 
 fn push_command(sources: &Sources, args: PushArgs) -> anyhow::Result<ExitCode> {
@@ -669,6 +721,10 @@ fn push_command(sources: &Sources, args: PushArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(push_exit::CONFIG));
         }
     };
+    let rt = runtime()?;
+    if let Some(client) = daemon_or_store(&config, &rt)? {
+        return push_through_daemon(&rt, &client, &targets, &args);
+    }
     let store = match open_store(&config) {
         Ok(s) => s,
         Err(e) => {
@@ -704,54 +760,15 @@ fn push_command(sources: &Sources, args: PushArgs) -> anyhow::Result<ExitCode> {
     let plan = outbox
         .plan(&plan_targets, &options, &status, &Scope::All, false, args.dry_run)
         .context("while planning the entries")?;
-    let langs = if options.languages.is_empty() {
-        view.meta.pos.as_ref().map(|p| p.languages.clone()).unwrap_or_default()
-    } else {
-        options.languages.clone()
-    };
     if args.dry_run {
         println!("dry run: nothing is written to the store and nothing is sent");
     }
-    println!(
-        "entries: {} built, {} changed since the last plan",
-        plan.entries, plan.changed_entries
-    );
-    for cfg in &targets {
-        let p = plan.targets.get(&cfg.name).cloned().unwrap_or_default();
-        let waiting = outbox.depth(&cfg.name)?;
-        println!(
-            "target {} ({}): create {}, update {}, unpublish {}, delete {}; unchanged {}, dead letters {}, dropped {}, \
-             not selected {}",
-            cfg.name,
-            format!("{:?}", cfg.kind).to_lowercase(),
-            p.create,
-            p.update,
-            p.unpublish,
-            p.delete,
-            p.unchanged,
-            p.dead,
-            p.dropped,
-            p.skipped
-        );
-        if args.dry_run {
-            for (kind, id, first) in &p.operations {
-                let what = match (kind, first) {
-                    (secutix_sync::targets::OpKind::Upsert, true) => "create",
-                    (secutix_sync::targets::OpKind::Upsert, false) => "update",
-                    (k, _) => k.as_str(),
-                };
-                println!("  {what:<9} {id:<24} {}", product_title(&view, id, &langs));
-            }
-            if waiting > 0 {
-                println!("  {waiting} operation(s) already in the outbox would be sent too");
-            }
-        }
-    }
+    let doc = secutix_sync::control::plan_document(&targets, &plan, &outbox, &view, &options);
+    print_plan(&doc, args.dry_run);
     if args.dry_run {
         return Ok(ExitCode::from(push_exit::OK));
     }
 
-    let rt = runtime()?;
     let results = rt.block_on(async {
         let stop = tokio_util::sync::CancellationToken::new();
         let on_signal = stop.clone();
@@ -837,8 +854,230 @@ fn push_command(sources: &Sources, args: PushArgs) -> anyhow::Result<ExitCode> {
     }))
 }
 
+/// How long `push` follows the daemon's push (plus `--wait`) before it stops waiting; the daemon goes on.
+const PUSH_THROUGH_DAEMON_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// `push` while a daemon runs: the daemon owns the store, so it plans and sends (`resync` scope `push`), and
+/// this follows it like `resync --wait`. `--dry-run` shows the daemon's own plan (`GET /push/plan`).
+fn push_through_daemon(
+    rt: &tokio::runtime::Runtime,
+    client: &secutix_sync::cli_client::ControlClient,
+    targets: &[&secutix_sync::config::TargetConfig],
+    args: &PushArgs,
+) -> anyhow::Result<ExitCode> {
+    use secutix_sync::cli_client::{ClientError, WaitOptions, WaitOutcome, wait_for};
+    let api_error = |e: ClientError| -> anyhow::Result<ExitCode> {
+        match e {
+            ClientError::Api {
+                status: 400 | 404,
+                message,
+            } => {
+                eprintln!("{message}");
+                Ok(ExitCode::from(push_exit::CONFIG))
+            }
+            ClientError::Api { message, .. } => {
+                eprintln!("push failed: {message}");
+                Ok(ExitCode::from(push_exit::FAILED))
+            }
+            other => Err(other.into()),
+        }
+    };
+    if args.dry_run {
+        let doc = match rt.block_on(client.push_plan(args.target.as_deref())) {
+            Ok(d) => d,
+            Err(e) => return api_error(e),
+        };
+        println!(
+            "dry run by the running daemon (pid {}, control API {}): the plan is computed from the daemon's \
+             configuration and entries; nothing is written and nothing is sent",
+            doc["daemon"]["pid"],
+            client.base_url()
+        );
+        print_plan(&doc, true);
+        return Ok(ExitCode::from(push_exit::OK));
+    }
+    eprintln!(
+        "a secutix-sync daemon runs on this store (control API {}): it plans and sends the push; following it",
+        client.base_url()
+    );
+    let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
+    let counter = |status: &serde_json::Value, name: &str, key: &str| status["targets"][name][key].as_u64().unwrap_or(0);
+    let before = rt.block_on(client.status())?;
+    let request = secutix_sync::control::ResyncRequest {
+        scope: "push".into(),
+        force: false,
+    };
+    let answer = match rt.block_on(client.resync(&request)) {
+        Ok(a) => a,
+        Err(e) => return api_error(e),
+    };
+    println!("{}", answer.message);
+    if args.target.is_some() {
+        println!("the daemon plans every enabled target, as its own refresh does; this waits for {}", names.join(", "));
+    }
+    let opts = WaitOptions {
+        every: std::time::Duration::from_millis(500),
+        timeout: PUSH_THROUGH_DAEMON_TIMEOUT + args.wait,
+        retry_wait: args.wait,
+        targets: Some(names.clone()),
+    };
+    let view = ProgressView::new();
+    let outcome = rt.block_on(wait_for(client, &answer, &opts, |p| view.show(p)));
+    view.finish();
+    let outcome = outcome?;
+    let after = rt.block_on(client.status())?;
+    let plan = &after["jobs"][&answer.job]["last"]["summary"];
+    let (mut dead, mut pending) = (0u64, 0u64);
+    for t in targets {
+        let name = t.name.as_str();
+        if !plan["targets"][name].is_null() {
+            print_plan_line(name, &format!("{:?}", t.kind).to_lowercase(), &plan["targets"][name]);
+        }
+        let delivered = counter(&after, name, "delivered_since_start").saturating_sub(counter(&before, name, "delivered_since_start"));
+        let new_dead = counter(&after, name, "dead_since_start").saturating_sub(counter(&before, name, "dead_since_start"));
+        let waiting = counter(&after, name, "outbox");
+        println!(
+            "target {name}: delivered {delivered}, moved to dead letters {new_dead}, still pending {waiting} (by the \
+             daemon while this push ran)"
+        );
+        if let Some(e) = after["targets"][name]["last_error"].as_str().filter(|_| waiting > 0) {
+            println!("  last error: {e}; the daemon retries");
+        }
+        if counter(&after, name, "dead_letters") > 0 {
+            println!("  {} dead letter(s): see `secutix-sync dlq list --target {name}`", counter(&after, name, "dead_letters"));
+        }
+        dead += new_dead;
+        pending += waiting;
+    }
+    Ok(ExitCode::from(match outcome {
+        WaitOutcome::Failed(e) => {
+            eprintln!("push failed: {e}");
+            push_exit::FAILED
+        }
+        _ if dead > 0 => push_exit::DEAD,
+        WaitOutcome::TimedOut => {
+            eprintln!(
+                "still not delivered after {}; the daemon goes on (see `secutix-sync status`)",
+                humantime::format_duration(opts.timeout)
+            );
+            push_exit::PENDING
+        }
+        WaitOutcome::Pending(_) => push_exit::PENDING,
+        WaitOutcome::Done if pending > 0 => push_exit::PENDING,
+        WaitOutcome::Done => push_exit::OK,
+    }))
+}
+
+/// Where `dlq` finds the dead letters: the running daemon (through its control API) or the store.
+enum DeadLetters {
+    Daemon(secutix_sync::cli_client::ControlClient),
+    Store {
+        outbox: secutix_sync::push::Outbox,
+        tz: chrono_tz::Tz,
+        /// Configured targets and those the store remembers (a target removed from the configuration keeps
+        /// its dead letters).
+        known: Vec<String>,
+    },
+}
+
+/// Why a `dlq` step did not happen.
+enum DlqFailure {
+    /// No such target (exit 2).
+    NoTarget(String),
+    /// No such dead letter (exit 3).
+    NoLetter,
+    /// Anything else (exit 1).
+    Other(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for DlqFailure {
+    fn from(e: E) -> Self {
+        DlqFailure::Other(e.into())
+    }
+}
+
+impl DeadLetters {
+    fn list(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        target: Option<&str>,
+    ) -> Result<Vec<secutix_sync::push::DeadLetter>, DlqFailure> {
+        use secutix_sync::cli_client::ClientError;
+        match self {
+            DeadLetters::Daemon(c) => match rt.block_on(c.dead_letters(target)) {
+                Ok(l) => Ok(l),
+                Err(ClientError::Api { status: 404, message }) => Err(DlqFailure::NoTarget(message)),
+                Err(e) => Err(e.into()),
+            },
+            DeadLetters::Store { outbox, known, .. } => {
+                let scope = match target {
+                    Some(t) if known.iter().any(|k| k == t) => vec![t.to_owned()],
+                    Some(t) => {
+                        return Err(DlqFailure::NoTarget(format!(
+                            "no target named {t:?} in the configuration or the store (targets: {})",
+                            if known.is_empty() {
+                                "none".to_owned()
+                            } else {
+                                known.join(", ")
+                            }
+                        )));
+                    }
+                    None => known.clone(),
+                };
+                Ok(outbox.dead_letters(&scope)?)
+            }
+        }
+    }
+
+    fn replay(&self, rt: &tokio::runtime::Runtime, target: &str, id: Option<u64>) -> Result<(u64, u64), DlqFailure> {
+        use secutix_sync::cli_client::ClientError;
+        use secutix_sync::push::PushError;
+        match self {
+            DeadLetters::Daemon(c) => match rt.block_on(c.replay(target, id)) {
+                Ok(r) => Ok(r),
+                Err(ClientError::Api { status: 404, .. }) => Err(DlqFailure::NoLetter),
+                Err(e) => Err(e.into()),
+            },
+            DeadLetters::Store { outbox, .. } => match outbox.replay(target, id) {
+                Ok(r) => Ok(r),
+                Err(PushError::NotFound(_)) => Err(DlqFailure::NoLetter),
+                Err(e) => Err(e.into()),
+            },
+        }
+    }
+
+    fn drop(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        target: &str,
+        id: u64,
+    ) -> Result<secutix_sync::push::DeadLetter, DlqFailure> {
+        use secutix_sync::cli_client::ClientError;
+        use secutix_sync::push::PushError;
+        match self {
+            DeadLetters::Daemon(c) => match rt.block_on(c.drop_dead_letter(target, id)) {
+                Ok(d) => Ok(d),
+                Err(ClientError::Api { status: 404, .. }) => Err(DlqFailure::NoLetter),
+                Err(e) => Err(e.into()),
+            },
+            DeadLetters::Store { outbox, .. } => match outbox.drop_dead_letter(target, id) {
+                Ok(d) => Ok(d),
+                Err(PushError::NotFound(_)) => Err(DlqFailure::NoLetter),
+                Err(e) => Err(e.into()),
+            },
+        }
+    }
+
+    /// Who sends a replayed operation.
+    fn sender(&self) -> &'static str {
+        match self {
+            DeadLetters::Daemon(_) => "the daemon sends it now",
+            DeadLetters::Store { .. } => "the next push (or the daemon) sends it",
+        }
+    }
+}
+
 fn dlq_command(sources: &Sources, command: DlqCommand) -> anyhow::Result<ExitCode> {
-    use secutix_sync::push::{DeadLetter, Outbox, PushError};
     let config = match load_config(sources) {
         Ok(l) => l.config,
         Err(e) => {
@@ -846,125 +1085,151 @@ fn dlq_command(sources: &Sources, command: DlqCommand) -> anyhow::Result<ExitCod
             return Ok(ExitCode::from(push_exit::CONFIG));
         }
     };
-    let store = match open_store(&config) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("{e:#}");
-            return Ok(ExitCode::from(push_exit::FAILED));
+    let rt = runtime()?;
+    let letters = match daemon_or_store(&config, &rt)? {
+        Some(client) => {
+            eprintln!(
+                "a secutix-sync daemon runs on this store: dead letters through its control API ({})",
+                client.base_url()
+            );
+            DeadLetters::Daemon(client)
+        }
+        None => {
+            let store = match open_store(&config) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("{e:#}");
+                    return Ok(ExitCode::from(push_exit::FAILED));
+                }
+            };
+            let outbox = secutix_sync::push::Outbox::open(&store)?;
+            let mut known: Vec<String> = config.targets.iter().map(|t| t.name.clone()).collect();
+            for name in outbox.targets_in_store() {
+                if !known.contains(&name) {
+                    known.push(name);
+                }
+            }
+            DeadLetters::Store {
+                tz: store.time_zone(),
+                outbox,
+                known,
+            }
         }
     };
-    let outbox = Outbox::open(&store)?;
-    // Configured targets and those the store remembers (a target removed from the configuration keeps
-    // its dead letters).
-    let mut known: Vec<String> = config.targets.iter().map(|t| t.name.clone()).collect();
-    for name in outbox.targets_in_store() {
-        if !known.contains(&name) {
-            known.push(name);
+    match dlq_run(&rt, &letters, command) {
+        Ok(code) => Ok(code),
+        Err(DlqFailure::NoTarget(message)) => {
+            eprintln!("{message}");
+            Ok(ExitCode::from(push_exit::CONFIG))
         }
+        Err(DlqFailure::NoLetter) => Ok(ExitCode::from(push_exit::NO_SUCH_DEAD_LETTER)),
+        Err(DlqFailure::Other(e)) => Err(e),
     }
+}
+
+fn dlq_run(rt: &tokio::runtime::Runtime, letters: &DeadLetters, command: DlqCommand) -> Result<ExitCode, DlqFailure> {
     let target = match &command {
         DlqCommand::List { target, .. } | DlqCommand::Replay { target, .. } | DlqCommand::Drop { target, .. } => {
             target.clone()
         }
     };
-    if let Some(t) = &target
-        && !known.contains(t)
-    {
-        eprintln!(
-            "no target named {t:?} in the configuration or the store (targets: {})",
-            if known.is_empty() {
-                "none".to_owned()
-            } else {
-                known.join(", ")
-            }
-        );
-        return Ok(ExitCode::from(push_exit::CONFIG));
-    }
-    let scope: Vec<String> = match &target {
-        Some(t) => vec![t.clone()],
-        None => known.clone(),
-    };
-    let tz = store.time_zone();
-    let when =
-        |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&tz).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    // The target of dead letter `id` within the scope.
-    let find = |id: u64| -> anyhow::Result<Option<DeadLetter>> {
-        Ok(outbox.dead_letters(&scope)?.into_iter().find(|d| d.id == id))
-    };
+    // Also checks the target's name.
+    let all = letters.list(rt, target.as_deref())?;
     let missing = |id: u64| {
         eprintln!(
             "no dead letter {id}{}; see `secutix-sync dlq list`",
             target.as_ref().map(|t| format!(" for target {t}")).unwrap_or_default()
         );
-        Ok(ExitCode::from(push_exit::NO_SUCH_DEAD_LETTER))
+        DlqFailure::NoLetter
     };
     match command {
         DlqCommand::List { json, .. } => {
-            let letters = outbox.dead_letters(&scope)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&letters)?);
-            } else if letters.is_empty() {
-                println!("no dead letters");
-            } else {
-                println!(
-                    "{:<20} {:<16} {:<9} {:<24} {:>8}  FAILED AT",
-                    "ID", "TARGET", "OPERATION", "ENTRY", "ATTEMPTS"
-                );
-                for d in &letters {
-                    println!(
-                        "{:<20} {:<16} {:<9} {:<24} {:>8}  {}",
-                        d.id,
-                        d.target,
-                        d.item.kind.as_str(),
-                        d.item.external_id,
-                        d.item.attempts,
-                        when(d.failed_at)
-                    );
-                    println!("    error: {}", d.error);
-                }
-                println!(
-                    "{} dead letter(s). `secutix-sync dlq replay ID` sends one again, `dlq drop ID` forgets it",
-                    letters.len()
-                );
+                println!("{}", serde_json::to_string_pretty(&all)?);
+                return Ok(ExitCode::from(push_exit::OK));
             }
-            Ok(ExitCode::from(push_exit::OK))
-        }
-        DlqCommand::Replay { id: Some(id), .. } => {
-            let Some(d) = find(id)? else { return missing(id) };
-            match outbox.replay(&d.target, Some(id)) {
-                Ok((1, _)) => println!(
-                    "dead letter {id} ({} {}) is back in the outbox of {}: the next push (or the daemon) sends it",
+            if all.is_empty() {
+                println!("no dead letters");
+                return Ok(ExitCode::from(push_exit::OK));
+            }
+            let tz = match letters {
+                DeadLetters::Store { tz, .. } => *tz,
+                DeadLetters::Daemon(c) => rt
+                    .block_on(c.status())
+                    .ok()
+                    .and_then(|s| s["jobs"]["catalogue"]["time_zone"].as_str().and_then(|t| t.parse().ok()))
+                    .unwrap_or(chrono_tz::UTC),
+            };
+            println!(
+                "{:<20} {:<16} {:<9} {:<24} {:>8}  FAILED AT",
+                "ID", "TARGET", "OPERATION", "ENTRY", "ATTEMPTS"
+            );
+            for d in &all {
+                println!(
+                    "{:<20} {:<16} {:<9} {:<24} {:>8}  {}",
+                    d.id,
+                    d.target,
                     d.item.kind.as_str(),
                     d.item.external_id,
-                    d.target
+                    d.item.attempts,
+                    d.failed_at
+                        .with_timezone(&tz)
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                );
+                println!("    error: {}", d.error);
+            }
+            println!(
+                "{} dead letter(s). `secutix-sync dlq replay ID` sends one again, `dlq drop ID` forgets it",
+                all.len()
+            );
+        }
+        DlqCommand::Replay { id: Some(id), .. } => {
+            let Some(d) = all.iter().find(|d| d.id == id) else {
+                return Err(missing(id));
+            };
+            match letters.replay(rt, &d.target, Some(id)) {
+                Ok((1, _)) => println!(
+                    "dead letter {id} ({} {}) is back in the outbox of {}: {}",
+                    d.item.kind.as_str(),
+                    d.item.external_id,
+                    d.target,
+                    letters.sender()
                 ),
                 Ok(_) => println!(
                     "dead letter {id} removed: a newer operation for {} is already waiting in the outbox of {}",
                     d.item.external_id, d.target
                 ),
-                Err(PushError::NotFound(_)) => return missing(id),
-                Err(e) => return Err(e.into()),
+                Err(DlqFailure::NoLetter) => return Err(missing(id)),
+                Err(e) => return Err(e),
             }
-            Ok(ExitCode::from(push_exit::OK))
         }
         DlqCommand::Replay { id: None, .. } => {
+            let mut scope: Vec<String> = target.into_iter().collect();
+            for d in &all {
+                if !scope.contains(&d.target) {
+                    scope.push(d.target.clone());
+                }
+            }
             let (mut replayed, mut superseded) = (0, 0);
             for t in &scope {
-                let (r, s) = outbox.replay(t, None)?;
+                let (r, s) = letters.replay(rt, t, None)?;
                 if r + s > 0 {
                     println!("target {t}: {r} back in the outbox, {s} superseded by a newer operation");
                 }
                 replayed += r;
                 superseded += s;
             }
-            println!(
-                "{replayed} dead letter(s) replayed, {superseded} superseded; the next push (or the daemon) sends them"
-            );
-            Ok(ExitCode::from(push_exit::OK))
+            let sender = match letters {
+                DeadLetters::Daemon(_) => "the daemon sends them now",
+                DeadLetters::Store { .. } => "the next push (or the daemon) sends them",
+            };
+            println!("{replayed} dead letter(s) replayed, {superseded} superseded; {sender}");
         }
         DlqCommand::Drop { id, .. } => {
-            let Some(d) = find(id)? else { return missing(id) };
-            match outbox.drop_dead_letter(&d.target, id) {
+            let Some(d) = all.iter().find(|d| d.id == id) else {
+                return Err(missing(id));
+            };
+            match letters.drop(rt, &d.target, id) {
                 Ok(d) => println!(
                     "dead letter {id} ({} {}) of {} dropped: this version is not sent again; a change of the \
                      entry is",
@@ -972,12 +1237,12 @@ fn dlq_command(sources: &Sources, command: DlqCommand) -> anyhow::Result<ExitCod
                     d.item.external_id,
                     d.target
                 ),
-                Err(PushError::NotFound(_)) => return missing(id),
-                Err(e) => return Err(e.into()),
+                Err(DlqFailure::NoLetter) => return Err(missing(id)),
+                Err(e) => return Err(e),
             }
-            Ok(ExitCode::from(push_exit::OK))
         }
     }
+    Ok(ExitCode::from(push_exit::OK))
 }
 
 fn run_command(sources: &Sources, once: bool, push_wait: std::time::Duration) -> anyhow::Result<ExitCode> {
@@ -1255,6 +1520,64 @@ fn print_status(doc: &serde_json::Value) {
     }
 }
 
+/// How `resync --wait` and `push` (through the daemon) show progress: a spinner and a bar on a terminal,
+/// plain lines otherwise.
+struct ProgressView {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl ProgressView {
+    fn new() -> Self {
+        use std::io::IsTerminal;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = indicatif::ProgressBar::new_spinner();
+            b.enable_steady_tick(std::time::Duration::from_millis(120));
+            b
+        });
+        Self { bar }
+    }
+
+    fn show(&self, p: &secutix_sync::cli_client::Progress) {
+        use secutix_sync::cli_client::Progress;
+        let line = match p {
+            Progress::Queued { job, run } => format!("{job} run {run}: queued"),
+            Progress::Running { job, run, elapsed_secs } => format!("{job} run {run}: running ({elapsed_secs}s)"),
+            Progress::Finished { job, run, ok, line } => {
+                format!("{job} run {run}: {} {line}", if *ok { "done:" } else { "FAILED:" })
+            }
+            Progress::Pushing { pending, total } => format!("push: {}/{total} delivered", total - pending),
+            Progress::Delivered => "push: everything delivered".to_owned(),
+            Progress::Waiting { pending, errors } => format!(
+                "push: {pending} operations wait for a retry ({}); the daemon keeps trying",
+                errors.join("; ")
+            ),
+        };
+        match &self.bar {
+            Some(b) => match p {
+                Progress::Finished { .. } | Progress::Delivered | Progress::Waiting { .. } => b.println(line),
+                Progress::Pushing { pending, total } => {
+                    if b.length().is_none() {
+                        b.set_style(
+                            indicatif::ProgressStyle::with_template("{spinner} push [{bar:40}] {pos}/{len} {msg}")
+                                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                        );
+                    }
+                    b.set_length(*total);
+                    b.set_position(total - pending);
+                }
+                _ => b.set_message(line),
+            },
+            None => println!("{line}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
 fn resync_command(
     sources: &Sources,
     scope: String,
@@ -1262,8 +1585,7 @@ fn resync_command(
     wait: bool,
     timeout: std::time::Duration,
 ) -> anyhow::Result<ExitCode> {
-    use secutix_sync::cli_client::{ClientError, Progress, WaitOutcome, wait_resync};
-    use std::io::IsTerminal;
+    use secutix_sync::cli_client::{ClientError, WaitOutcome, wait_resync};
     let config = load_config(sources)?.config;
     let client = match find_daemon(&config)? {
         Daemon::Running(c) => c,
@@ -1285,56 +1607,16 @@ fn resync_command(
     if !wait {
         return Ok(ExitCode::SUCCESS);
     }
-    let tty = std::io::stderr().is_terminal();
-    let bar = if tty {
-        let b = indicatif::ProgressBar::new_spinner();
-        b.enable_steady_tick(std::time::Duration::from_millis(120));
-        Some(b)
-    } else {
-        None
-    };
-    let show = |p: &Progress| {
-        let line = match p {
-            Progress::Queued { job, run } => format!("{job} run {run}: queued"),
-            Progress::Running { job, run, elapsed_secs } => format!("{job} run {run}: running ({elapsed_secs}s)"),
-            Progress::Finished { job, run, ok, line } => {
-                format!("{job} run {run}: {} {line}", if *ok { "done:" } else { "FAILED:" })
-            }
-            Progress::Pushing { pending, total } => format!("push: {}/{total} delivered", total - pending),
-            Progress::Delivered => "push: everything delivered".to_owned(),
-            Progress::Waiting { pending, errors } => format!(
-                "push: {pending} operations wait for a retry ({}); the daemon keeps trying",
-                errors.join("; ")
-            ),
-        };
-        match &bar {
-            Some(b) => match p {
-                Progress::Finished { .. } | Progress::Delivered | Progress::Waiting { .. } => b.println(line),
-                Progress::Pushing { pending, total } => {
-                    if b.length().is_none() {
-                        b.set_style(
-                            indicatif::ProgressStyle::with_template("{spinner} push [{bar:40}] {pos}/{len} {msg}")
-                                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-                        );
-                    }
-                    b.set_length(*total);
-                    b.set_position(total - pending);
-                }
-                _ => b.set_message(line),
-            },
-            None => println!("{line}"),
-        }
-    };
+    let view = ProgressView::new();
     let outcome = rt.block_on(wait_resync(
         &client,
         &answer,
         std::time::Duration::from_millis(500),
         timeout,
-        show,
-    ))?;
-    if let Some(b) = &bar {
-        b.finish_and_clear();
-    }
+        |p| view.show(p),
+    ));
+    view.finish();
+    let outcome = outcome?;
     Ok(match outcome {
         WaitOutcome::Done => ExitCode::SUCCESS,
         WaitOutcome::Failed(e) => {

@@ -1,11 +1,15 @@
 //! `secutix-sync push` and `secutix-sync dlq`, run as the real binary against a mock SecuTix (the fixtures),
 //! a `files` target in a temporary folder and a mock webhook receiver, all on loopback: a dry run sends
 //! nothing, a push delivers, a 400 lands in `dlq list` with its error, `replay` re-queues it, `drop` removes
-//! it for good, and the exit codes are the documented ones.
+//! it for good, and the exit codes are the documented ones; the same commands while a daemon (`run`) holds
+//! the store go through its control API and say so.
+//!
+//! The daemon test runs on real time (another process is involved): every wait polls with a deadline.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use secutix_sync::testkit::{MockHttp, Reply};
 use serde_json::Value;
@@ -123,6 +127,15 @@ cache_mib = 16
 [entries]
 shop_url = "https://grandquai.shop.secutix.example"
 mapping_version = {mapping_version}
+
+[catalogue]
+min_interval = "0s"
+
+[availability]
+enabled = false
+
+[control]
+listen = "127.0.0.1:0"
 
 [[targets]]
 name = "site"
@@ -337,4 +350,197 @@ async fn push_without_a_catalogue_says_to_import_first() {
         "{r:?}"
     );
     assert_eq!(v.hook.requests().len(), 0);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The same commands while the daemon holds the store
+// ---------------------------------------------------------------------------------------------------------
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+struct Daemon {
+    child: tokio::process::Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// `secutix-sync run`, then waits for its control API to be ready.
+    async fn start(v: &Venue, cfg: &Path) -> Self {
+        let log = v.dir.path().join("daemon.log");
+        let child = tokio::process::Command::new(BIN)
+            .arg("--config")
+            .arg(cfg)
+            .arg("run")
+            .env_clear()
+            .env("SECUTIX_SYNC_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the daemon");
+        let d = Self { child, log };
+        let addr_file = v.dir.path().join("store").join(secutix_sync::daemon::ADDRESS_FILE);
+        let http = reqwest::Client::new();
+        d.eventually("the control API to be ready", || async {
+            let addr = std::fs::read_to_string(&addr_file).ok()?;
+            let r = http.get(format!("http://{}/readyz", addr.trim())).send().await.ok()?;
+            (r.status() == 200).then_some(())
+        })
+        .await;
+        d
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn eventually<T, F: std::future::Future<Output = Option<T>>>(&self, what: &str, mut f: impl FnMut() -> F) -> T {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            if let Some(v) = f().await {
+                return v;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}; daemon log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let pid = self.child.id().expect("pid").to_string();
+        let ok = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(&pid)
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+    }
+
+    async fn stop(mut self) {
+        self.signal("TERM");
+        let status = tokio::time::timeout(DEADLINE, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("the daemon did not stop; log:\n{}", self.log()))
+            .expect("wait");
+        assert_eq!(status.code(), Some(0), "log:\n{}", self.log());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_daemon_running_push_and_dlq_go_through_its_control_api() {
+    let v = Venue::start().await;
+    let cfg = v.config(1);
+    v.refuse(&[RECITAL]);
+    // The daemon imports at start (catch-up), plans every entry and sends it; the hook refuses one.
+    let daemon = Daemon::start(&v, &cfg).await;
+    let letters = daemon
+        .eventually("the refused entry in the dead letters", || async {
+            let r = run(&cfg, &["dlq", "list", "--json"]).await;
+            assert_eq!(r.code, 0, "{r:?}");
+            assert!(
+                r.stderr.contains("a secutix-sync daemon runs on this store") && r.stderr.contains("control API"),
+                "says it goes through the daemon: {r:?}"
+            );
+            let letters: Vec<Value> = serde_json::from_str(&r.stdout).expect("JSON");
+            (letters.len() == 1 && v.puts_to(RENCONTRE) == 1).then_some(letters)
+        })
+        .await;
+    assert_eq!(letters[0]["item"]["external_id"], RECITAL);
+    assert_eq!(letters[0]["target"], "hook");
+    let id = letters[0]["id"].as_u64().expect("id").to_string();
+    let r = run(&cfg, &["dlq", "list"]).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains(RECITAL) && r.stdout.contains("title too long"), "{r:?}");
+
+    // The dry run is the daemon's own plan; it sends nothing.
+    let sent = v.hook.requests().len();
+    let r = run(&cfg, &["push", "--dry-run"]).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains("dry run by the running daemon") && r.stdout.contains("nothing is sent"),
+        "{r:?}"
+    );
+    assert!(
+        r.stdout.contains(
+            "target hook (webhook): create 0, update 0, unpublish 0, delete 0; unchanged 3, dead letters 1"
+        ),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("target site (files): create 0, update 0"), "{r:?}");
+    assert_eq!(v.hook.requests().len(), sent);
+
+    // Replay through the daemon: it sends the operation at once.
+    v.refuse(&[]);
+    let r = run(&cfg, &["dlq", "replay", &id]).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains("back in the outbox of hook: the daemon sends it now"),
+        "{r:?}"
+    );
+    daemon
+        .eventually("the replayed operation delivered", || async { (v.puts_to(RECITAL) == 2).then_some(()) })
+        .await;
+    assert!(dead_letters(&cfg).await.is_empty());
+
+    // A new mapping version, reloaded by the daemon: `push` asks the daemon and follows it to the end.
+    let cfg = v.config(2);
+    daemon.signal("HUP");
+    daemon
+        .eventually("the reload", || async { daemon.log().contains("configuration reloaded").then_some(()) })
+        .await;
+    let r = run(&cfg, &["push", "--dry-run", "--target", "hook"]).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("target hook (webhook): create 0, update 4"), "{r:?}");
+    assert!(r.stdout.contains(&format!("update    {RENCONTRE}")), "one line per operation: {r:?}");
+    assert!(!r.stdout.contains("target site"), "{r:?}");
+    v.refuse(&[RENCONTRE]);
+    let r = run(&cfg, &["push", "--target", "hook"]).await;
+    assert_eq!(r.code, 4, "a dead letter in this push: {r:?}");
+    assert!(r.stderr.contains("it plans and sends the push"), "{r:?}");
+    assert!(r.stdout.contains("refresh run"), "{r:?}");
+    assert!(r.stdout.contains("target hook (webhook): create 0, update 4"), "{r:?}");
+    assert!(
+        r.stdout.contains("target hook: delivered 3, moved to dead letters 1, still pending 0"),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("dlq list --target hook"), "{r:?}");
+    assert_eq!(v.puts_to(RENCONTRE), 2);
+
+    // Drop it through the daemon; the next push sends nothing and exits 0.
+    let letters = dead_letters(&cfg).await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let id = letters[0]["id"].as_u64().expect("id").to_string();
+    let r = run(&cfg, &["dlq", "drop", &id, "--target", "hook"]).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("dropped"), "{r:?}");
+    let sent = v.hook.requests().len();
+    let r = run(&cfg, &["push", "--target", "hook"]).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("unchanged 3, dead letters 0, dropped 1"), "{r:?}");
+    assert!(r.stdout.contains("push: everything delivered"), "{r:?}");
+    assert_eq!(v.hook.requests().len(), sent, "nothing to send");
+
+    // The documented exit codes, through the daemon.
+    let r = run(&cfg, &["dlq", "drop", &id]).await;
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.stderr.contains(&format!("no dead letter {id}")), "{r:?}");
+    let r = run(&cfg, &["dlq", "list", "--target", "cms"]).await;
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("no target \"cms\""), "{r:?}");
+    let r = run(&cfg, &["push", "--target", "cms"]).await;
+    assert_eq!(r.code, 2, "{r:?}");
+
+    // Once the daemon is stopped, the same commands work on the store and say so.
+    daemon.stop().await;
+    let r = run(&cfg, &["dlq", "list"]).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("working on the store at"), "{r:?}");
+    assert!(r.stdout.contains("no dead letters"), "{r:?}");
+    let r = run(&cfg, &["push", "--dry-run"]).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.starts_with("dry run: nothing is written"), "{r:?}");
 }

@@ -475,6 +475,15 @@ impl App {
         Ok(report)
     }
 
+    /// The plan of every entry for `targets`, without writing or sending anything (`push --dry-run` while
+    /// the daemon runs), with the statuses the daemon plans with.
+    pub fn dry_run(&self, targets: &[PlanTarget], options: &crate::merge::EntryOptions) -> Result<PlanReport, StoreError> {
+        let status = availability::status_fn(AvailabilityStore::new(&self.store)?);
+        // The same view a real plan would have: not in the middle of another plan.
+        let _one_at_a_time = self.plan_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.outbox.plan(targets, options, &status, &Scope::All, false, true)
+    }
+
     /// Makes the push workers look at their outboxes again (after a replay).
     pub fn wake_workers(&self) {
         self.plan_version.send_modify(|v| *v += 1);
@@ -649,7 +658,7 @@ pub fn plan_summary(p: &PlanReport) -> Value {
         "changed": p.changed_entries,
         "targets": p.targets.iter().map(|(k, t)| (k.clone(), json!({
             "create": t.create, "update": t.update, "unpublish": t.unpublish, "delete": t.delete,
-            "unchanged": t.unchanged, "dead": t.dead,
+            "unchanged": t.unchanged, "dead": t.dead, "dropped": t.dropped, "skipped": t.skipped,
         }))).collect::<serde_json::Map<_, _>>(),
     })
 }
