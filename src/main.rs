@@ -113,7 +113,9 @@ enum Command {
     },
     /// Build the entries, queue what each target lacks, and send the outbox once; prints the counts.
     ///
-    /// Works on the store directly: stop the daemon first (one process per store).
+    /// While a daemon runs (it holds the store), the daemon does it: `push` asks it (resync scope `push`)
+    /// and follows it until the targets have everything; `--dry-run` prints the daemon's own plan. Without
+    /// a daemon, it works on the store directly. Either way it says which.
     /// Exit codes: 0 everything due was delivered (or the dry run was printed), 1 the push could not run
     /// (store, no catalogue yet), 2 configuration problem (no such target, bad target settings),
     /// 3 some operations are still pending after a temporary failure (retried by the next push or the
@@ -121,7 +123,8 @@ enum Command {
     Push(PushArgs),
     /// Dead letters: operations a target refused for good or that failed too many times.
     ///
-    /// Works on the store directly: stop the daemon first (one process per store).
+    /// Through the running daemon's control API when one answers (a replayed operation is sent at once),
+    /// on the store directly otherwise; it says which.
     /// Exit codes: 0 done, 1 store failure, 2 configuration problem (no such target), 3 no such dead letter.
     Dlq {
         #[command(subcommand)]
@@ -138,6 +141,7 @@ struct PushArgs {
     #[arg(long)]
     dry_run: bool,
     /// Also wait up to this long for operations in back-off (e.g. "2m"); default: send what is due and stop.
+    /// Through a daemon: how long to keep following operations the daemon retries.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "0s")]
     wait: std::time::Duration,
 }
