@@ -913,7 +913,10 @@ async fn push_plan(State(app): State<Arc<App>>, Query(q): Query<PlanQuery>) -> R
                 let names: Vec<&str> = cfg.targets.iter().map(|t| t.name.as_str()).collect();
                 return Err(ApiError(
                     StatusCode::NOT_FOUND,
-                    format!("no target named {name:?} in the daemon's configuration (targets: {})", names.join(", ")),
+                    format!(
+                        "no target named {name:?} in the daemon's configuration (targets: {})",
+                        names.join(", ")
+                    ),
                 ));
             }
         },

@@ -659,7 +659,10 @@ fn daemon_or_store(
         },
         Daemon::Absent(why) => why,
     };
-    eprintln!("{why}; working on the store at {} directly", config.store.path.display());
+    eprintln!(
+        "{why}; working on the store at {} directly",
+        config.store.path.display()
+    );
     Ok(None)
 }
 
@@ -687,11 +690,7 @@ fn print_plan(doc: &serde_json::Value, operations: bool) {
         doc["entries"], doc["changed_entries"]
     );
     for t in doc["targets"].as_array().into_iter().flatten() {
-        print_plan_line(
-            t["name"].as_str().unwrap_or("?"),
-            t["kind"].as_str().unwrap_or("?"),
-            t,
-        );
+        print_plan_line(t["name"].as_str().unwrap_or("?"), t["kind"].as_str().unwrap_or("?"), t);
         if operations {
             for op in t["operations"].as_array().into_iter().flatten() {
                 println!(
@@ -905,7 +904,8 @@ fn push_through_daemon(
         client.base_url()
     );
     let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
-    let counter = |status: &serde_json::Value, name: &str, key: &str| status["targets"][name][key].as_u64().unwrap_or(0);
+    let counter =
+        |status: &serde_json::Value, name: &str, key: &str| status["targets"][name][key].as_u64().unwrap_or(0);
     let before = rt.block_on(client.status())?;
     let request = secutix_sync::control::ResyncRequest {
         scope: "push".into(),
@@ -917,7 +917,10 @@ fn push_through_daemon(
     };
     println!("{}", answer.message);
     if args.target.is_some() {
-        println!("the daemon plans every enabled target, as its own refresh does; this waits for {}", names.join(", "));
+        println!(
+            "the daemon plans every enabled target, as its own refresh does; this waits for {}",
+            names.join(", ")
+        );
     }
     let opts = WaitOptions {
         every: std::time::Duration::from_millis(500),
@@ -937,8 +940,13 @@ fn push_through_daemon(
         if !plan["targets"][name].is_null() {
             print_plan_line(name, &format!("{:?}", t.kind).to_lowercase(), &plan["targets"][name]);
         }
-        let delivered = counter(&after, name, "delivered_since_start").saturating_sub(counter(&before, name, "delivered_since_start"));
-        let new_dead = counter(&after, name, "dead_since_start").saturating_sub(counter(&before, name, "dead_since_start"));
+        let delivered = counter(&after, name, "delivered_since_start").saturating_sub(counter(
+            &before,
+            name,
+            "delivered_since_start",
+        ));
+        let new_dead =
+            counter(&after, name, "dead_since_start").saturating_sub(counter(&before, name, "dead_since_start"));
         let waiting = counter(&after, name, "outbox");
         println!(
             "target {name}: delivered {delivered}, moved to dead letters {new_dead}, still pending {waiting} (by the \
@@ -948,7 +956,10 @@ fn push_through_daemon(
             println!("  last error: {e}; the daemon retries");
         }
         if counter(&after, name, "dead_letters") > 0 {
-            println!("  {} dead letter(s): see `secutix-sync dlq list --target {name}`", counter(&after, name, "dead_letters"));
+            println!(
+                "  {} dead letter(s): see `secutix-sync dlq list --target {name}`",
+                counter(&after, name, "dead_letters")
+            );
         }
         dead += new_dead;
         pending += waiting;
@@ -1161,7 +1172,11 @@ fn dlq_run(rt: &tokio::runtime::Runtime, letters: &DeadLetters, command: DlqComm
                 DeadLetters::Daemon(c) => rt
                     .block_on(c.status())
                     .ok()
-                    .and_then(|s| s["jobs"]["catalogue"]["time_zone"].as_str().and_then(|t| t.parse().ok()))
+                    .and_then(|s| {
+                        s["jobs"]["catalogue"]["time_zone"]
+                            .as_str()
+                            .and_then(|t| t.parse().ok())
+                    })
                     .unwrap_or(chrono_tz::UTC),
             };
             println!(

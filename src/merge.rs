@@ -797,10 +797,7 @@ mod tests {
         let rec = pass(Some(State::Running));
         let id = rec.product.id;
         let of = |level: Option<u8>, on_sale: bool| {
-            entry_by(
-                &PassStatuses([(id, PerformanceStatus { level, on_sale })].into()),
-                &rec,
-            )
+            entry_by(&PassStatuses([(id, PerformanceStatus { level, on_sale })].into()), &rec)
         };
         let e = of(Some(2), true);
         assert_eq!(e.availability.status, AvailabilityStatus::AlmostFull);
@@ -814,18 +811,36 @@ mod tests {
 
         let sold_out = of(Some(3), true);
         assert_eq!(sold_out.availability.status, AvailabilityStatus::SoldOut);
-        assert!(sold_out.on_sale && sold_out.booking_url.is_empty(), "no Book link when full");
+        assert!(
+            sold_out.on_sale && sold_out.booking_url.is_empty(),
+            "no Book link when full"
+        );
         let closed = of(Some(1), false);
         assert_eq!(closed.availability.status, AvailabilityStatus::NotOnSale);
         assert!(!closed.on_sale && closed.booking_url.is_empty());
         let unknown = of(None, true);
         assert_eq!(unknown.availability.status, AvailabilityStatus::Unknown);
-        assert!(!unknown.booking_url.is_empty(), "on sale, level not fetched yet: bookable");
+        assert!(
+            !unknown.booking_url.is_empty(),
+            "on sale, level not fetched yet: bookable"
+        );
 
         // Removed from the feed: not on sale, whatever was last polled.
         let mut gone = rec.clone();
         gone.removed_at = Some(t(-1));
-        let e = entry_by(&PassStatuses([(id, PerformanceStatus { level: Some(1), on_sale: true })].into()), &gone);
+        let e = entry_by(
+            &PassStatuses(
+                [(
+                    id,
+                    PerformanceStatus {
+                        level: Some(1),
+                        on_sale: true,
+                    },
+                )]
+                .into(),
+            ),
+            &gone,
+        );
         assert_eq!(e.availability.status, AvailabilityStatus::NotOnSale);
         assert!(!e.published && e.booking_url.is_empty());
     }

@@ -584,7 +584,10 @@ async fn products_without_performances_use_get_product_availability() {
         outbox.entry("secutix-7").expect("read").expect("entry").entry
     };
     let e = entry(&h);
-    assert_eq!((e.availability.status, e.availability.code), (AvailabilityStatus::AlmostFull, Some(2)));
+    assert_eq!(
+        (e.availability.status, e.availability.code),
+        (AvailabilityStatus::AlmostFull, Some(2))
+    );
     assert!(e.on_sale);
     assert_eq!(
         e.booking_url.get("fr").map(String::as_str),
@@ -596,7 +599,11 @@ async fn products_without_performances_use_get_product_availability() {
     let mut next = r.next_poll_in;
     for (answer, status, bookable) in [
         (json!({"level": "SOLD_OUT"}), AvailabilityStatus::SoldOut, false),
-        (json!({"level": "OUTSIDE_SALE_PERIOD"}), AvailabilityStatus::NotOnSale, false),
+        (
+            json!({"level": "OUTSIDE_SALE_PERIOD"}),
+            AvailabilityStatus::NotOnSale,
+            false,
+        ),
         (json!({"level": "GOOD"}), AvailabilityStatus::Available, true),
     ] {
         {

@@ -395,7 +395,11 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    async fn eventually<T, F: std::future::Future<Output = Option<T>>>(&self, what: &str, mut f: impl FnMut() -> F) -> T {
+    async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+        &self,
+        what: &str,
+        mut f: impl FnMut() -> F,
+    ) -> T {
         let deadline = tokio::time::Instant::now() + DEADLINE;
         loop {
             if let Some(v) = f().await {
@@ -454,7 +458,10 @@ async fn with_a_daemon_running_push_and_dlq_go_through_its_control_api() {
     let id = letters[0]["id"].as_u64().expect("id").to_string();
     let r = run(&cfg, &["dlq", "list"]).await;
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(r.stdout.contains(RECITAL) && r.stdout.contains("title too long"), "{r:?}");
+    assert!(
+        r.stdout.contains(RECITAL) && r.stdout.contains("title too long"),
+        "{r:?}"
+    );
 
     // The dry run is the daemon's own plan; it sends nothing.
     let sent = v.hook.requests().len();
@@ -465,9 +472,8 @@ async fn with_a_daemon_running_push_and_dlq_go_through_its_control_api() {
         "{r:?}"
     );
     assert!(
-        r.stdout.contains(
-            "target hook (webhook): create 0, update 0, unpublish 0, delete 0; unchanged 3, dead letters 1"
-        ),
+        r.stdout
+            .contains("target hook (webhook): create 0, update 0, unpublish 0, delete 0; unchanged 3, dead letters 1"),
         "{r:?}"
     );
     assert!(r.stdout.contains("target site (files): create 0, update 0"), "{r:?}");
@@ -482,7 +488,9 @@ async fn with_a_daemon_running_push_and_dlq_go_through_its_control_api() {
         "{r:?}"
     );
     daemon
-        .eventually("the replayed operation delivered", || async { (v.puts_to(RECITAL) == 2).then_some(()) })
+        .eventually("the replayed operation delivered", || async {
+            (v.puts_to(RECITAL) == 2).then_some(())
+        })
         .await;
     assert!(dead_letters(&cfg).await.is_empty());
 
@@ -490,12 +498,17 @@ async fn with_a_daemon_running_push_and_dlq_go_through_its_control_api() {
     let cfg = v.config(2);
     daemon.signal("HUP");
     daemon
-        .eventually("the reload", || async { daemon.log().contains("configuration reloaded").then_some(()) })
+        .eventually("the reload", || async {
+            daemon.log().contains("configuration reloaded").then_some(())
+        })
         .await;
     let r = run(&cfg, &["push", "--dry-run", "--target", "hook"]).await;
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains("target hook (webhook): create 0, update 4"), "{r:?}");
-    assert!(r.stdout.contains(&format!("update    {RENCONTRE}")), "one line per operation: {r:?}");
+    assert!(
+        r.stdout.contains(&format!("update    {RENCONTRE}")),
+        "one line per operation: {r:?}"
+    );
     assert!(!r.stdout.contains("target site"), "{r:?}");
     v.refuse(&[RENCONTRE]);
     let r = run(&cfg, &["push", "--target", "hook"]).await;
@@ -504,7 +517,8 @@ async fn with_a_daemon_running_push_and_dlq_go_through_its_control_api() {
     assert!(r.stdout.contains("refresh run"), "{r:?}");
     assert!(r.stdout.contains("target hook (webhook): create 0, update 4"), "{r:?}");
     assert!(
-        r.stdout.contains("target hook: delivered 3, moved to dead letters 1, still pending 0"),
+        r.stdout
+            .contains("target hook: delivered 3, moved to dead letters 1, still pending 0"),
         "{r:?}"
     );
     assert!(r.stdout.contains("dlq list --target hook"), "{r:?}");

@@ -13,7 +13,9 @@ use std::process::Command;
 /// output) in one write, so `.ci/run`'s summary lists it, like the WordPress tests.
 fn skipped(why: &str) {
     use std::io::Write;
-    let _ = std::io::stderr().lock().write_all(format!("SKIPPED: {why}\n").as_bytes());
+    let _ = std::io::stderr()
+        .lock()
+        .write_all(format!("SKIPPED: {why}\n").as_bytes());
 }
 
 const SERVICE: &str = include_str!("../systemd/secutix-sync.service");

@@ -260,7 +260,12 @@ pub struct StoredStatuses {
 }
 
 impl crate::merge::StatusSource for StoredStatuses {
-    fn performance(&self, product: &Product, perf: &Performance, now: DateTime<Utc>) -> crate::merge::PerformanceStatus {
+    fn performance(
+        &self,
+        product: &Product,
+        perf: &Performance,
+        now: DateTime<Utc>,
+    ) -> crate::merge::PerformanceStatus {
         let stored = self.avail.performance(product.id, perf.id).unwrap_or_else(|e| {
             tracing::warn!(product = product.id, performance = perf.id, error = %e, "cannot read the stored availability");
             None

@@ -477,7 +477,11 @@ impl App {
 
     /// The plan of every entry for `targets`, without writing or sending anything (`push --dry-run` while
     /// the daemon runs), with the statuses the daemon plans with.
-    pub fn dry_run(&self, targets: &[PlanTarget], options: &crate::merge::EntryOptions) -> Result<PlanReport, StoreError> {
+    pub fn dry_run(
+        &self,
+        targets: &[PlanTarget],
+        options: &crate::merge::EntryOptions,
+    ) -> Result<PlanReport, StoreError> {
         let status = availability::status_fn(AvailabilityStore::new(&self.store)?);
         // The same view a real plan would have: not in the middle of another plan.
         let _one_at_a_time = self.plan_lock.lock().unwrap_or_else(|p| p.into_inner());
