@@ -10,6 +10,8 @@
 //! | `GET /entries/{id}` | bearer | one entry (external id or product id) with acks, pending and dead operations |
 //! | `POST /resync` | bearer | `{"scope": "all" \| "catalogue" \| "availability" \| "product:<id>" \| "push" \| "push --full", "force": bool}` |
 //! | `GET /push/plan` | bearer | dry run of a push: what each target would receive (`?target=`); writes and sends nothing |
+//! | `GET /passculture/bookings/{token}` | bearer | a pass Culture booking (contremarque) for the box office (`?target=`, `?lang=fr\|en`) |
+//! | `POST /passculture/bookings/{token}/{use\|keep\|cancel}` | bearer | validate it, undo that, or cancel it; the same JSON outcome |
 //! | `GET /dlq` | bearer | dead letters (`?target=`) |
 //! | `POST /dlq/{target}/replay` | bearer | replay all of a target's dead letters |
 //! | `POST /dlq/{target}/{id}/replay` | bearer | replay one |
@@ -45,6 +47,7 @@ use crate::daemon::{App, Metrics};
 use crate::merge::{self, Availability, Entry};
 use crate::push::{Outbox, StoredEntry};
 use crate::store::{Store, StoreError};
+use crate::targets::passculture::contremarque::{self, Action, ContremarqueError, Lang};
 
 /// The public availability document and its validators, rebuilt after plans.
 #[derive(Debug, Clone, Default)]
@@ -153,6 +156,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/entries/{id}", get(entry))
         .route("/resync", post(resync))
         .route("/push/plan", get(push_plan))
+        .route("/passculture/bookings/{token}", get(booking_lookup))
+        .route("/passculture/bookings/{token}/{action}", post(booking_action))
         .route("/dlq", get(dlq_list))
         .route("/dlq/{target}/replay", post(dlq_replay_all))
         .route("/dlq/{target}/{id}/replay", post(dlq_replay))
@@ -373,6 +378,9 @@ pub fn status_document(cfg: &Config, store: &Store, outbox: &Outbox, live: Optio
             "dead_letters": dead,
             "acknowledged": acked,
         });
+        if t.kind == crate::config::TargetKind::Passculture {
+            row["passculture"] = passculture_status(store, name);
+        }
         if let Some(app) = live {
             row["delivered_since_start"] = json!(Metrics::get(&app.metrics.delivered, name));
             row["failed_attempts_since_start"] = json!(Metrics::get(&app.metrics.retried, name));
@@ -934,6 +942,141 @@ async fn push_plan(State(app): State<Arc<App>>, Query(q): Query<PlanQuery>) -> R
     let mut doc = plan_document(&targets, &plan, &app.outbox, &view, &options);
     doc["daemon"] = json!({"pid": std::process::id(), "started_at": app.started_at});
     Ok(Json(doc))
+}
+
+#[derive(Debug, Deserialize)]
+struct BoxOfficeQuery {
+    /// The passculture target, when the configuration has several.
+    target: Option<String>,
+    /// `fr` (default) or `en`.
+    lang: Option<String>,
+}
+
+/// The HTTP status of a box-office outcome; the body always carries the outcome code.
+fn box_office_status(e: &ContremarqueError) -> StatusCode {
+    use ContremarqueError::*;
+    match e {
+        InvalidToken => StatusCode::BAD_REQUEST,
+        NotFound => StatusCode::NOT_FOUND,
+        AlreadyUsed
+        | Cancelled
+        | Reimbursed
+        | TooEarly { .. }
+        | NotUsed
+        | HasValidationCodes
+        | TooLate
+        | CancelFailed { .. }
+        | Refused { .. } => StatusCode::CONFLICT,
+        AuthRefused { .. } => StatusCode::BAD_GATEWAY,
+        RateLimited { .. } | Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// A box-office operation through the control API. The answer is the JSON of
+/// [`contremarque::outcome_json`] (the CLI's `--json`): `outcome` and `exit_code` say what happened, `message`
+/// says it in French or English. Nothing about the booking is logged here (the box office logs the booking
+/// id and the outcome only).
+async fn box_office(app: &App, action: Action, token: &str, q: &BoxOfficeQuery) -> Response {
+    let lang = match q.lang.as_deref().map(str::parse::<Lang>).transpose() {
+        Ok(l) => l.unwrap_or_default(),
+        Err(e) => return ApiError(StatusCode::BAD_REQUEST, format!("lang: {e}")).into_response(),
+    };
+    let configuration = |status: StatusCode, message: String| {
+        let body = json!({
+            "ok": false, "action": action, "token": token.trim(), "outcome": "configuration",
+            "exit_code": contremarque::exit_code::CONFIG, "message": message, "lang": lang,
+            "booking": null, "detail": null, "retry_after_secs": null,
+        });
+        (status, Json(body)).into_response()
+    };
+    let cfg = app.config();
+    let name = match contremarque::choose_target(&cfg.targets, q.target.as_deref()) {
+        Ok((t, _)) => t.name.clone(),
+        Err(message) => {
+            let status = if q.target.is_none() && message.contains("several") {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::NOT_FOUND
+            };
+            return configuration(status, message.replace("with --target", "with ?target="));
+        }
+    };
+    let offices = app.passculture();
+    let Some(pc) = offices.get(&name) else {
+        return configuration(
+            StatusCode::NOT_FOUND,
+            format!("the passculture target {name} is not set up in the running daemon; reload it"),
+        );
+    };
+    let office = match &pc.box_office {
+        Ok(o) => o,
+        Err(e) => return configuration(StatusCode::INTERNAL_SERVER_ERROR, e.clone()),
+    };
+    let result = office.run(action, token).await;
+    let status = match &result {
+        Ok(_) => StatusCode::OK,
+        Err(e) => box_office_status(e),
+    };
+    let body = contremarque::outcome_json(action, token, &result, lang, pc.time_zone);
+    let mut resp = (status, Json(body)).into_response();
+    if let Err(ContremarqueError::RateLimited { retry_after_secs }) = &result
+        && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+async fn booking_lookup(
+    State(app): State<Arc<App>>,
+    Path(token): Path<String>,
+    Query(q): Query<BoxOfficeQuery>,
+) -> Response {
+    box_office(&app, Action::Booking, &token, &q).await
+}
+
+async fn booking_action(
+    State(app): State<Arc<App>>,
+    Path((token, action)): Path<(String, String)>,
+    Query(q): Query<BoxOfficeQuery>,
+) -> Response {
+    let action = match action.as_str() {
+        "use" => Action::Use,
+        "keep" => Action::Keep,
+        "cancel" => Action::Cancel,
+        other => {
+            return ApiError(
+                StatusCode::NOT_FOUND,
+                format!("unknown box-office action {other:?}: use, keep or cancel"),
+            )
+            .into_response();
+        }
+    };
+    box_office(&app, action, &token, &q).await
+}
+
+/// The pass Culture side of a `passculture` target in `/status`: its offers with their pass Culture status
+/// (`PENDING` while pass Culture validates, `ACTIVE`, `REJECTED`…), counted by status.
+fn passculture_status(store: &Store, target: &str) -> Value {
+    match crate::targets::passculture::offer_statuses(store, target) {
+        Ok(offers) => {
+            let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
+            for o in &offers {
+                *by_status
+                    .entry(o.status.clone().unwrap_or_else(|| "UNKNOWN".to_owned()))
+                    .or_default() += 1;
+            }
+            json!({
+                "offers": offers.len(),
+                "by_status": by_status,
+                "statuses_read_at": offers.iter().filter_map(|o| o.status_at).max(),
+                "list": offers,
+            })
+        }
+        Err(e) => json!({ "error": e.to_string() }),
+    }
 }
 
 #[derive(Debug, Deserialize)]

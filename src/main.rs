@@ -481,6 +481,7 @@ fn availability_command(sources: &Sources, product: Option<i64>) -> anyhow::Resu
 }
 
 fn passculture_command(sources: &Sources, command: PassCultureCommand) -> anyhow::Result<ExitCode> {
+    use secutix_sync::targets::passculture::contremarque::{Outcome, choose_target, outcome_json};
     let (action, args) = match command {
         PassCultureCommand::Booking(a) => (Action::Booking, a),
         PassCultureCommand::Use(a) => (Action::Use, a),
@@ -495,45 +496,9 @@ fn passculture_command(sources: &Sources, command: PassCultureCommand) -> anyhow
         Ok(l) => l.config,
         Err(e) => return config_problem(format!("{e:#}")),
     };
-    let candidates: Vec<&secutix_sync::config::TargetConfig> = config
-        .targets
-        .iter()
-        .filter(|t| t.kind == secutix_sync::config::TargetKind::Passculture)
-        .collect();
-    let names = || {
-        candidates
-            .iter()
-            .map(|t| t.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let target = match &args.target {
-        Some(name) => match candidates.iter().find(|t| &t.name == name) {
-            Some(t) => *t,
-            None => {
-                return config_problem(format!(
-                    "no passculture target named {name:?} in the configuration (passculture targets: {})",
-                    names()
-                ));
-            }
-        },
-        None => match candidates.as_slice() {
-            [one] => *one,
-            [] => {
-                return config_problem(
-                    "the configuration has no [[targets]] with kind = \"passculture\"; see docs/passculture.md".into(),
-                );
-            }
-            _ => {
-                return config_problem(format!(
-                    "several passculture targets ({}): choose one with --target",
-                    names()
-                ));
-            }
-        },
-    };
-    let Some(settings) = target.passculture.as_ref() else {
-        return config_problem(format!("target {} has no [targets.passculture] table", target.name));
+    let (target, settings) = match choose_target(&config.targets, args.target.as_deref()) {
+        Ok(t) => t,
+        Err(message) => return config_problem(message),
     };
     let tz: chrono_tz::Tz = settings.time_zone.parse().unwrap_or(chrono_tz::Europe::Paris);
     let office = match BoxOffice::new(&target.name, settings) {
@@ -545,50 +510,20 @@ fn passculture_command(sources: &Sources, command: PassCultureCommand) -> anyhow
         .build()
         .context("while starting the async runtime")?;
     let lang = args.lang;
-    let token = args.token.trim().to_ascii_uppercase();
-    let outcome = rt.block_on(async {
-        match action {
-            Action::Booking => office.booking(&args.token).await.map(|b| {
-                let text = b.render(&token, lang, tz);
-                (serde_json::json!({"ok": true, "action": "booking", "booking": b}), text)
-            }),
-            _ => {
-                let done = match action {
-                    Action::Use => office.use_(&args.token).await,
-                    Action::Keep => office.keep(&args.token).await,
-                    _ => office.cancel(&args.token).await,
-                };
-                done.map(|d| {
-                    let text = d.message(lang);
-                    (
-                        serde_json::json!({"ok": true, "action": action, "token": d.token}),
-                        text,
-                    )
-                })
-            }
-        }
-    });
-    match outcome {
-        Ok((json, text)) => {
-            if args.json {
-                println!("{json}");
-            } else {
-                println!("{text}");
-            }
-            Ok(ExitCode::from(exit_code::OK))
-        }
-        Err(e) => {
-            if args.json {
-                println!(
-                    "{}",
-                    serde_json::json!({"ok": false, "action": action, "error": e, "message": e.message(lang)})
-                );
-            } else {
-                println!("{}", e.message(lang));
-            }
-            Ok(ExitCode::from(e.exit_code()))
+    let result = rt.block_on(office.run(action, &args.token));
+    if args.json {
+        println!("{}", outcome_json(action, &args.token, &result, lang, tz));
+    } else {
+        match &result {
+            Ok(Outcome::Found(b)) => println!("{}", b.render(&args.token.trim().to_ascii_uppercase(), lang, tz)),
+            Ok(Outcome::Done(d)) => println!("{}", d.message(lang)),
+            Err(e) => println!("{}", e.message(lang)),
         }
     }
+    Ok(ExitCode::from(match &result {
+        Ok(_) => exit_code::OK,
+        Err(e) => e.exit_code(),
+    }))
 }
 
 /// Exit codes of `push` and `dlq` (documented in their `--help` and in the README).
@@ -1533,6 +1468,7 @@ fn print_status(doc: &serde_json::Value) {
                         short_time(&t["next_attempt_at"])
                     );
                 }
+                print_offer_statuses(&t["passculture"]);
             }
         }
         _ => println!("  none configured ([[targets]])"),
@@ -1593,6 +1529,51 @@ impl ProgressView {
     fn finish(&self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
+        }
+    }
+}
+
+/// The pass Culture lines of a `passculture` target in `status`: offers by status, then those that need a
+/// look (rejected, still in validation, with warnings).
+fn print_offer_statuses(pc: &serde_json::Value) {
+    if let Some(e) = pc["error"].as_str() {
+        println!("    pass Culture offers: cannot read them: {e}");
+        return;
+    }
+    let Some(n) = pc["offers"].as_u64() else { return };
+    let by: Vec<String> = pc["by_status"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| format!("{v} {k}")).collect())
+        .unwrap_or_default();
+    let by = if by.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", by.join(", "))
+    };
+    println!(
+        "    pass Culture offers: {n}{by}; statuses read {}",
+        short_time(&pc["statuses_read_at"])
+    );
+    for o in pc["list"].as_array().into_iter().flatten() {
+        let id = o["external_id"].as_str().unwrap_or("?");
+        let name = o["name"].as_str().unwrap_or("");
+        let offer = o["offer_id"]
+            .as_u64()
+            .map_or_else(|| "not created".to_owned(), |i| format!("offer {i}"));
+        match o["status"].as_str() {
+            Some("REJECTED") => {
+                println!("    REJECTED {id} {name:?} ({offer}): pass Culture refused it; its pro portal says why")
+            }
+            Some("PENDING") => {
+                println!("    PENDING  {id} {name:?} ({offer}): pass Culture is validating it (up to 72 h)")
+            }
+            _ => {}
+        }
+        for w in o["warnings"].as_array().into_iter().flatten() {
+            println!("    warning  {id} {name:?}: {}", w.as_str().unwrap_or("?"));
+        }
+        if let Some(r) = o["image_refused"].as_str() {
+            println!("    image    {id} {name:?}: not published: {r}");
         }
     }
 }

@@ -1,10 +1,13 @@
 //! End-to-end with the real binary: `secutix-sync run` against a mock SecuTix and a mock CMS (webhook
 //! target) on loopback, driven through the operator CLI (`resync --wait`, `status`, `entries show`),
-//! stopped with SIGTERM; SIGHUP reloads; `run --once`; `check`; one daemon per store.
+//! stopped with SIGTERM; SIGHUP reloads; `run --once`; `check`; one daemon per store; pass Culture offer
+//! statuses in `status`.
 //!
 //! These tests run on real time (another process is involved): every wait polls with a bounded deadline.
 
 mod common;
+#[path = "common/passculture_fake.rs"]
+mod passculture_fake;
 #[path = "common/secutix_mock.rs"]
 mod secutix_mock;
 
@@ -16,7 +19,7 @@ use secutix_mock::{MockSecutix, catalogue_of, shifted};
 use secutix_sync::push::Outbox;
 use secutix_sync::store::Store;
 use secutix_sync::testkit::{MockHttp, Reply};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -505,6 +508,84 @@ async fn check_says_when_secutix_is_unreachable_and_what_to_do() {
     assert!(line.contains("secutix.base_url") && line.contains("firewall"), "{line}");
     assert!(!line.contains("gave up") && !line.contains("of retries"), "{line}");
     assert!(stdout.contains("OK   target website (webhook)"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_the_pass_culture_offers_with_and_without_the_daemon() {
+    let secutix = secutix(&[(1000, "Hamlet"), (1001, "Phèdre")]).await;
+    let cms = cms().await;
+    let (pc, fake) = passculture_fake::fake_pass_culture().await;
+    let s = site(&secutix.uri(), &cms.uri(), "https://www.theatre.fr");
+    // The test catalogue's only tariff is the adult one.
+    let target = passculture_fake::target_toml(&pc.uri(), passculture_fake::SELECT_THEATRE)
+        .replace("tariff_codes = [\"J26\"]", "tariff_codes = [\"ADU\"]");
+    // A refresh every second reads the offers' statuses again.
+    let mut toml = std::fs::read_to_string(&s.config).expect("config").replace(
+        "shutdown_grace = \"10s\"",
+        "shutdown_grace = \"10s\"\nrefresh_interval = \"1s\"",
+    );
+    toml.push_str(&target);
+    std::fs::write(&s.config, toml).expect("write config");
+    let mut daemon = start(&s);
+    ready(&s).await;
+    eventually(&s, "the offers on pass Culture", || async {
+        (fake.lock().expect("fake").events.len() == 2).then_some(())
+    })
+    .await;
+    let status = eventually(&s, "the offers acknowledged", || async {
+        let out = cli(&s, &["status"]).await;
+        let stdout = text(&out.stdout);
+        stdout
+            .contains("passculture (passculture): 0 pending")
+            .then_some(stdout)
+    })
+    .await;
+    assert!(status.contains("pass Culture offers: 2 (2 PENDING)"), "{status}");
+    assert!(
+        status.contains("PENDING  secutix-1000 \"Hamlet\"") && status.contains("pass Culture is validating it"),
+        "{status}"
+    );
+    let out = cli(&s, &["status", "--json"]).await;
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc["targets"]["passculture"]["passculture"]["by_status"]["PENDING"], 2);
+
+    // pass Culture validates one offer and rejects the other: the daemon's next refresh reads it.
+    {
+        let mut f = fake.lock().expect("fake");
+        for e in f.events.values_mut() {
+            let status = if e["idAtProvider"] == "1000" {
+                "ACTIVE"
+            } else {
+                "REJECTED"
+            };
+            e.insert("status".into(), json!(status));
+        }
+    }
+    let status = eventually(&s, "the new statuses", || async {
+        let stdout = text(&cli(&s, &["status"]).await.stdout);
+        stdout
+            .contains("pass Culture offers: 2 (1 ACTIVE, 1 REJECTED)")
+            .then_some(stdout)
+    })
+    .await;
+    assert!(
+        status.contains("REJECTED secutix-1001 \"Phèdre\"") && status.contains("its pro portal says why"),
+        "{status}"
+    );
+    assert!(!status.contains("PENDING  "), "{status}");
+
+    // Without the daemon, status reads what the store last knew.
+    kill(&daemon, "TERM");
+    assert_eq!(exit_of(&s, &mut daemon).await.code(), Some(0), "{}", log(&s));
+    let out = cli(&s, &["status"]).await;
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("no daemon running"), "{stdout}");
+    assert!(
+        stdout.contains("pass Culture offers: 2 (1 ACTIVE, 1 REJECTED)"),
+        "{stdout}"
+    );
+    assert!(log(&s).contains("pass Culture rejected the offer"), "{}", log(&s));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,9 +1,12 @@
 //! The daemon in process, on paused time, against a mock SecuTix and a mock CMS (webhook target) on
 //! loopback: catch-up, single-flight, the cron schedule across DST changes, shutdown with a grace period,
 //! reload, and the control API (auth, public endpoint with ETag/CORS, status, resync scopes, entries,
-//! dead letters, metrics). Shaped after zero2prod's `spawn_app`.
+//! dead letters, metrics, pass Culture's box office and offer statuses against the fake pass Culture API).
+//! Shaped after zero2prod's `spawn_app`.
 
 mod common;
+#[path = "common/passculture_fake.rs"]
+mod passculture_fake;
 #[path = "common/secutix_mock.rs"]
 mod secutix_mock;
 
@@ -50,7 +53,7 @@ struct Spawn {
     /// Lines for `[daemon]`.
     daemon: &'static str,
     /// Extra tables at the end.
-    extra: &'static str,
+    extra: String,
     /// An import done before start, at this time.
     seed_import_at: Option<DateTime<Utc>>,
     /// getCatalogDetailed answers after this long.
@@ -63,7 +66,7 @@ impl Default for Spawn {
             catalogue: catalogue_of(&[(1000, "Hamlet"), (1001, "Phèdre"), (1002, "Tartuffe")]),
             start: t0(),
             daemon: "",
-            extra: "",
+            extra: String::new(),
             seed_import_at: None,
             catalogue_delay: Duration::ZERO,
         }
@@ -169,7 +172,7 @@ async fn spawn_app(s: Spawn) -> TestApp {
         cms: cms.uri(),
     };
     let config_file = dir.path().join("config.toml");
-    std::fs::write(&config_file, config_toml(&text, &store_path, s.daemon, s.extra)).expect("write config");
+    std::fs::write(&config_file, config_toml(&text, &store_path, s.daemon, &s.extra)).expect("write config");
     let sources = Sources {
         file: Some(config_file.clone()),
         env: Some(BTreeMap::new()),
@@ -748,7 +751,7 @@ async fn readyz_waits_for_the_first_good_import() {
 #[tokio::test(start_paused = true)]
 async fn status_shows_jobs_calls_budget_outbox_and_indicators() {
     let t = spawn_app(Spawn {
-        extra: "[availability]\nmonthly_call_budget = 8000",
+        extra: "[availability]\nmonthly_call_budget = 8000".into(),
         ..Spawn::default()
     })
     .await;
@@ -970,4 +973,290 @@ async fn the_store_is_consistent_after_shutdown() {
             .expect("acked");
         assert_eq!(ack.content_hash, e.content_hash, "{}", e.entry.external_id);
     }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// pass Culture through the control API
+// ---------------------------------------------------------------------------------------------------------
+
+/// Log lines written while it is the thread's subscriber (the paused-time runtime runs every task here).
+#[derive(Clone, Default)]
+struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("logs").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("logs")).into_owned()
+    }
+}
+
+/// A daemon with a `passculture` target publishing the season's theatre to the fake pass Culture API.
+async fn spawn_with_pass_culture(pc: &MockHttp) -> TestApp {
+    use passculture_fake::{SELECT_THEATRE, show, target_toml, venue_catalog};
+    spawn_app(Spawn {
+        catalogue: venue_catalog(vec![
+            show(1, "Hamlet", "TH", &[(11, 5, 35000, 10000), (12, 6, 35000, 10000)]),
+            show(2, "Phèdre", "TH", &[(21, 7, 30000, 8000)]),
+        ]),
+        daemon: "refresh_interval = \"5m\"",
+        extra: target_toml(&pc.uri(), SELECT_THEATRE),
+        ..Spawn::default()
+    })
+    .await
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_box_office_checks_and_validates_contremarques_through_the_control_api() {
+    use passculture_fake::{booking_json, fake_pass_culture, script};
+    let logs = CapturedLogs::default();
+    let writer = logs.clone();
+    let _logs = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || writer.clone())
+            .finish(),
+    );
+    let (pc, fake) = fake_pass_culture().await;
+    let t = spawn_with_pass_culture(&pc).await;
+    t.synced().await;
+    let call = |method: reqwest::Method, path: &str| {
+        let r = t.authed(method, path);
+        async move {
+            let resp = r.send().await.expect("box office");
+            let code = resp.status().as_u16();
+            let retry_after = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            (code, resp.json::<Value>().await.expect("json"), retry_after)
+        }
+    };
+    let on = |method: &'static str, path: String, reply: Reply| {
+        script(&fake, move |r| r.method == method && r.uri.starts_with(&path), reply)
+    };
+
+    // The token protects the box office like every private endpoint.
+    let r = t.get("/passculture/bookings/ABC123").send().await.expect("get");
+    assert_eq!(r.status(), 401);
+
+    // Look a booking up: the offer, the date in the venue's time, the tariff, the young person's name.
+    on(
+        "GET",
+        "/public/bookings/v1/token/ABC123".into(),
+        Reply::json(&booking_json("CONFIRMED")),
+    );
+    on(
+        "GET",
+        "/public/offers/v1/events/1001/dates".into(),
+        Reply::json(
+            &json!({"dates": [{"id": 1003, "beginningDatetime": "2026-03-07T19:00:00Z",
+            "bookingLimitDatetime": "2026-03-07T17:00:00Z", "idAtProvider": "11-306159079", "priceCategory": null,
+            "quantity": 10, "bookedQuantity": 2}]}),
+        ),
+    );
+    let (code, b, _) = call(reqwest::Method::GET, "/passculture/bookings/abc123").await;
+    assert_eq!(code, 200, "{b}");
+    assert_eq!(
+        (&b["ok"], &b["action"], &b["token"], &b["outcome"], &b["exit_code"]),
+        (
+            &json!(true),
+            &json!("booking"),
+            &json!("ABC123"),
+            &json!("found"),
+            &json!(0)
+        )
+    );
+    assert_eq!(b["message"], "Contremarque ABC123 trouvée.");
+    assert_eq!(b["booking"]["offer_name"], "Hamlet");
+    assert_eq!(b["booking"]["tariff"], "Moins de 26 ans");
+    assert_eq!(b["booking"]["quantity"], 2);
+    assert_eq!(b["booking"]["first_name"], "Jeanne");
+    assert_eq!(b["booking"]["date_local"], "2026-03-07T20:00:00+01:00");
+    assert_eq!(b["booking"]["status_text"], "confirmée, à valider à l'entrée");
+    assert!(b["booking"].get("userEmail").is_none() && !b.to_string().contains("jeanne@example.org"));
+
+    // Use it: pass Culture says it was already used. Plain words in both languages, the CLI's exit code.
+    let already = r#"{"booking": "This booking has already been validated"}"#;
+    on(
+        "PATCH",
+        "/public/bookings/v1/use/token/ABC123".into(),
+        Reply::status(410).body(already),
+    );
+    let (code, b, _) = call(reqwest::Method::POST, "/passculture/bookings/ABC123/use").await;
+    assert_eq!(code, 409, "{b}");
+    assert_eq!(
+        (&b["ok"], &b["outcome"], &b["exit_code"]),
+        (&json!(false), &json!("already_used"), &json!(4))
+    );
+    assert!(
+        b["message"].as_str().expect("message").starts_with("Déjà utilisée"),
+        "{b}"
+    );
+    on(
+        "PATCH",
+        "/public/bookings/v1/use/token/ABC123".into(),
+        Reply::status(410).body(already),
+    );
+    let (_, b, _) = call(reqwest::Method::POST, "/passculture/bookings/ABC123/use?lang=en").await;
+    assert!(
+        b["message"].as_str().expect("message").starts_with("already used"),
+        "{b}"
+    );
+    assert_eq!(b["lang"], "en");
+
+    // Keep (undo a use) succeeds; cancel is too late; pass Culture rate-limits; it is down.
+    on(
+        "PATCH",
+        "/public/bookings/v1/keep/token/ABC123".into(),
+        Reply::status(204),
+    );
+    let (code, b, _) = call(reqwest::Method::POST, "/passculture/bookings/ABC123/keep").await;
+    assert_eq!(
+        (code, &b["outcome"], &b["exit_code"]),
+        (200, &json!("done"), &json!(0)),
+        "{b}"
+    );
+    assert!(b["message"].as_str().expect("message").contains("ABC123"), "{b}");
+    on(
+        "PATCH",
+        "/public/bookings/v1/cancel/token/ABC123".into(),
+        Reply::status(403).body(r#"{"booking": "This booking cannot be cancelled anymore"}"#),
+    );
+    let (code, b, _) = call(reqwest::Method::POST, "/passculture/bookings/ABC123/cancel").await;
+    assert_eq!(
+        (code, &b["outcome"], &b["exit_code"]),
+        (409, &json!("too_late"), &json!(9)),
+        "{b}"
+    );
+    on(
+        "PATCH",
+        "/public/bookings/v1/use/token/ABC123".into(),
+        Reply::status(429).header("retry-after", "30").body("{}"),
+    );
+    let (code, b, retry) = call(reqwest::Method::POST, "/passculture/bookings/ABC123/use").await;
+    assert_eq!(
+        (code, &b["outcome"], &b["exit_code"]),
+        (503, &json!("rate_limited"), &json!(12)),
+        "{b}"
+    );
+    assert_eq!(
+        (b["retry_after_secs"].as_u64(), retry.as_deref()),
+        (Some(30), Some("30"))
+    );
+    on(
+        "GET",
+        "/public/bookings/v1/token/ZZZ999".into(),
+        Reply::status(404).body(r#"{"global": "not found"}"#),
+    );
+    let (code, b, _) = call(reqwest::Method::GET, "/passculture/bookings/zzz999").await;
+    assert_eq!(
+        (code, &b["outcome"], &b["exit_code"]),
+        (404, &json!("not_found"), &json!(3)),
+        "{b}"
+    );
+
+    // Checked before any call: a code that is not a contremarque, an unknown target, an unknown action.
+    let before = pc.requests_to("/public/bookings/").len();
+    let (code, b, _) = call(reqwest::Method::POST, "/passculture/bookings/AB-12/use").await;
+    assert_eq!(
+        (code, &b["outcome"], &b["exit_code"]),
+        (400, &json!("invalid_token"), &json!(13)),
+        "{b}"
+    );
+    let (code, b, _) = call(reqwest::Method::GET, "/passculture/bookings/ABC123?target=nope").await;
+    assert_eq!(
+        (code, &b["outcome"], &b["exit_code"]),
+        (404, &json!("configuration"), &json!(2)),
+        "{b}"
+    );
+    assert!(b["message"].as_str().expect("message").contains("\"nope\""), "{b}");
+    let r = t
+        .authed(reqwest::Method::POST, "/passculture/bookings/ABC123/validate")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        pc.requests_to("/public/bookings/").len(),
+        before,
+        "no call for what is refused first"
+    );
+
+    // No personal data in the logs.
+    let text = logs.text();
+    assert!(
+        text.contains("pass Culture booking looked up"),
+        "the box office logs: {text}"
+    );
+    for personal in ["Jeanne", "Dupont", "jeanne@example.org", "+33600000000", "2007-01-01"] {
+        assert!(!text.contains(personal), "{personal} in the logs:\n{text}");
+    }
+    t.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test(start_paused = true)]
+async fn status_shows_the_pass_culture_offer_statuses_and_reads_them_again() {
+    use passculture_fake::fake_pass_culture;
+    let (pc, fake) = fake_pass_culture().await;
+    let t = spawn_with_pass_culture(&pc).await;
+    t.synced().await;
+    until("the offers published", || {
+        t.app.outbox.depth("passculture").expect("depth") == 0 && fake.lock().expect("fake").events.len() == 2
+    })
+    .await;
+    let s = t.status().await;
+    let p = &s["targets"]["passculture"];
+    assert_eq!(p["kind"], "passculture");
+    assert_eq!(p["passculture"]["offers"], 2, "{p}");
+    assert_eq!(p["passculture"]["by_status"], json!({"PENDING": 2}), "{p}");
+    let hamlet = p["passculture"]["list"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|o| o["external_id"] == "secutix-1")
+        .expect("Hamlet")
+        .clone();
+    assert_eq!((&hamlet["name"], &hamlet["open_dates"]), (&json!("Hamlet"), &json!(2)));
+    assert!(hamlet["offer_id"].as_u64().is_some());
+    assert!(
+        s["targets"]["website"].get("passculture").is_none(),
+        "only passculture targets"
+    );
+
+    // pass Culture validates one offer and rejects the other: the next scheduled refresh reads it.
+    {
+        let mut f = fake.lock().expect("fake");
+        let ids: Vec<u64> = f.events.keys().copied().collect();
+        f.events
+            .get_mut(&ids[0])
+            .expect("offer")
+            .insert("status".into(), json!("ACTIVE"));
+        f.events
+            .get_mut(&ids[1])
+            .expect("offer")
+            .insert("status".into(), json!("REJECTED"));
+    }
+    let runs = t.app.refresh.state().runs;
+    t.app.refresh.wait_finished(runs + 1).await;
+    let last = t.app.refresh.state().last.expect("a refresh run");
+    assert_eq!(
+        last.summary["passculture_statuses"]["passculture"]["updated"], 2,
+        "{}",
+        last.summary
+    );
+    let s = t.status().await;
+    let p = &s["targets"]["passculture"]["passculture"];
+    assert_eq!(p["by_status"], json!({"ACTIVE": 1, "REJECTED": 1}), "{p}");
+    assert!(p["statuses_read_at"].is_string());
+    t.shutdown().await.expect("clean shutdown");
 }

@@ -9,7 +9,7 @@
 //! - the **availability** job: polls at the interval the call-budget planner gives, manual triggers; changed
 //!   indicators are planned right away (only those products). It waits for the first catalogue;
 //! - the **refresh** job: rebuilds every entry every `daemon.refresh_interval` (time-dependent fields) and
-//!   on `resync push` / `push --full`;
+//!   on `resync push` / `push --full`; its scheduled runs also read the pass Culture offers' statuses again;
 //! - one **push worker** per target, woken by every plan (a `watch` counter) and by retry times;
 //! - the **control API** (see `control.rs`);
 //! - a supervisor that feeds the systemd watchdog and updates `STATUS=`.
@@ -47,6 +47,8 @@ use crate::push::{DrainOptions, DrainReport, Outbox, PlanReport, PlanTarget, Pus
 use crate::secutix::{CallError, Client};
 use crate::store::{ImportOutcome, Store, StoreError};
 use crate::targets::Target;
+use crate::targets::passculture::PassCultureTarget;
+use crate::targets::passculture::contremarque::BoxOffice;
 use jobs::{Job, Requested, Schedule, Trigger};
 
 /// Name of the file, in the store folder, that holds the control API's address while the daemon runs
@@ -104,6 +106,40 @@ pub struct TargetRuntime {
     pub settings: PushSettings,
     /// Whether it receives anything.
     pub enabled: bool,
+}
+
+/// What the daemon keeps for one `passculture` target besides its push worker: the box office behind the
+/// control API's `/passculture/bookings/…`, and the reader of the offers' pass Culture statuses.
+pub struct PassCultureRuntime {
+    /// The box office, or why it could not be set up (shown to the caller).
+    pub box_office: Result<BoxOffice, String>,
+    /// Reads the offers' statuses again (`PENDING` → `ACTIVE` / `REJECTED`) on scheduled refresh runs.
+    statuses: Option<PassCultureTarget>,
+    /// How booking dates are shown.
+    pub time_zone: chrono_tz::Tz,
+}
+
+fn build_passculture(config: &Config, store: &Store) -> BTreeMap<String, PassCultureRuntime> {
+    config
+        .targets
+        .iter()
+        .filter(|t| t.kind == crate::config::TargetKind::Passculture)
+        .filter_map(|t| Some((t, t.passculture.as_ref()?)))
+        .map(|(t, settings)| {
+            let statuses = (t.enabled && !settings.selection().is_empty())
+                .then(|| PassCultureTarget::new(&t.name, settings, store))
+                .and_then(|r| {
+                    r.map_err(|e| tracing::warn!(target_name = %t.name, error = %e, "cannot read pass Culture offer statuses"))
+                        .ok()
+                });
+            let runtime = PassCultureRuntime {
+                box_office: BoxOffice::new(&t.name, settings).map_err(|e| e.to_string()),
+                statuses,
+                time_zone: settings.time_zone.parse().unwrap_or(chrono_tz::Europe::Paris),
+            };
+            (t.name.clone(), runtime)
+        })
+        .collect()
 }
 
 /// Counters kept in memory for `/metrics` (reset at restart; Prometheus counters handle that).
@@ -215,6 +251,8 @@ pub struct App {
     config: RwLock<Arc<Config>>,
     client: RwLock<Arc<Client>>,
     targets: RwLock<Arc<Vec<TargetRuntime>>>,
+    /// The `passculture` targets' box offices and status readers, by target name.
+    passculture: RwLock<Arc<BTreeMap<String, PassCultureRuntime>>>,
     control_token: RwLock<SecretString>,
     /// Bumped by every successful reload: loops recompute their timers, workers restart on the new targets.
     config_version: watch::Sender<u64>,
@@ -336,6 +374,7 @@ impl App {
             .with_spool_dir(config.store.path.clone());
         let outbox = Outbox::open(&store)?;
         let targets = build_targets(&config, &store)?;
+        let passculture = build_passculture(&config, &store);
         let control_token = control_token(&config)?;
         let app = Arc::new(Self {
             outbox,
@@ -348,6 +387,7 @@ impl App {
             config: RwLock::new(Arc::new(config)),
             client: RwLock::new(Arc::new(client)),
             targets: RwLock::new(Arc::new(targets)),
+            passculture: RwLock::new(Arc::new(passculture)),
             control_token: RwLock::new(control_token),
             config_version: watch::channel(0).0,
             plan_version: watch::channel(0).0,
@@ -377,6 +417,29 @@ impl App {
     /// The targets in force.
     pub fn targets(&self) -> Arc<Vec<TargetRuntime>> {
         self.targets.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The `passculture` targets' box offices, by target name.
+    pub fn passculture(&self) -> Arc<BTreeMap<String, PassCultureRuntime>> {
+        self.passculture.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Reads the pass Culture status of every published offer again, target by target; the summary per
+    /// target (`updated` offers, or the `error`). A failure is logged and changes nothing else.
+    pub async fn refresh_offer_statuses(&self) -> Value {
+        let mut out = serde_json::Map::new();
+        for (name, pc) in self.passculture().iter() {
+            let Some(reader) = &pc.statuses else { continue };
+            let row = match reader.refresh_statuses().await {
+                Ok(n) => json!({"updated": n}),
+                Err(e) => {
+                    tracing::warn!(target_name = %name, error = %e, "cannot read the pass Culture offer statuses; next try at the next refresh");
+                    json!({"error": e.to_string()})
+                }
+            };
+            out.insert(name.clone(), row);
+        }
+        Value::Object(out)
     }
 
     /// The control API token.
@@ -432,8 +495,10 @@ impl App {
             .with_spool_dir(new.store.path.clone());
         let targets = build_targets(&new, &self.store).map_err(|e| e.to_string())?;
         let token = control_token(&new).map_err(|e| e.to_string())?;
+        let passculture = build_passculture(&new, &self.store);
         *self.client.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(client);
         *self.targets.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(targets);
+        *self.passculture.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(passculture);
         *self.control_token.write().unwrap_or_else(|p| p.into_inner()) = token;
         *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(new);
         self.config_version.send_modify(|v| *v += 1);
@@ -869,10 +934,18 @@ async fn refresh_loop(app: Arc<App>) {
             Trigger::Manual { force, .. } => (*force, Scope::All),
             _ => (false, Scope::All),
         };
-        let result = app
-            .plan(&scope, full)
-            .map(|p| plan_summary(&p))
-            .map_err(|e| e.to_string());
+        let scheduled = matches!(guard.trigger(), Trigger::Scheduled);
+        let result = match app.plan(&scope, full) {
+            Ok(p) => {
+                let mut summary = plan_summary(&p);
+                if scheduled && !app.passculture().is_empty() {
+                    // pass Culture validates new offers within 72 h: its verdict shows in /status.
+                    summary["passculture_statuses"] = app.refresh_offer_statuses().await;
+                }
+                Ok(summary)
+            }
+            Err(e) => Err(e.to_string()),
+        };
         app.refresh.finish(guard, app.clock.now(), result);
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! Every documented answer maps to a typed outcome ([`ContremarqueError`]) with a plain-language message in
 //! French and English and a distinct exit code ([`exit_code`]) that scripts can test. The functions take a
-//! token and return values, so the CLI (`secutix-sync passculture …`) and the control API's box-office page
-//! share them.
+//! token and return values, so the CLI (`secutix-sync passculture …`) and the control API's box-office
+//! endpoints (`/passculture/bookings/…`) share them, and [`outcome_json`] gives both one JSON shape.
 //!
 //! Personal data (names, e-mails, phone numbers, birth dates) is never logged: [`Booking`]'s `Debug` hides
 //! the name, logs carry only the booking id and the outcome, and e-mail, phone and birth date are not even
@@ -329,6 +329,39 @@ pub enum ContremarqueError {
 }
 
 impl ContremarqueError {
+    /// The outcome code of the JSON documents (`--json`, the control API): the variant in snake case.
+    pub fn code(&self) -> &'static str {
+        use ContremarqueError::*;
+        match self {
+            InvalidToken => "invalid_token",
+            NotFound => "not_found",
+            AlreadyUsed => "already_used",
+            Cancelled => "cancelled",
+            Reimbursed => "reimbursed",
+            TooEarly { .. } => "too_early",
+            NotUsed => "not_used",
+            HasValidationCodes => "has_validation_codes",
+            TooLate => "too_late",
+            CancelFailed { .. } => "cancel_failed",
+            Refused { .. } => "refused",
+            AuthRefused { .. } => "auth_refused",
+            RateLimited { .. } => "rate_limited",
+            Unavailable { .. } => "unavailable",
+        }
+    }
+
+    /// pass Culture's own words, when it gave some.
+    pub fn detail(&self) -> Option<&str> {
+        use ContremarqueError::*;
+        match self {
+            TooEarly { detail } | CancelFailed { detail } | Refused { detail, .. } | AuthRefused { detail, .. } => {
+                Some(detail)
+            }
+            Unavailable { detail } => Some(detail),
+            _ => None,
+        }
+    }
+
     /// The exit code of the CLI.
     pub fn exit_code(&self) -> u8 {
         use ContremarqueError::*;
@@ -417,6 +450,127 @@ impl Done {
             (Action::Booking, Lang::Fr) => format!("Contremarque {t} trouvée."),
             (Action::Booking, Lang::En) => format!("Countermark {t} found."),
         }
+    }
+}
+
+/// What a box-office operation gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// `booking`: the booking.
+    Found(Booking),
+    /// `use`, `keep`, `cancel`: done.
+    Done(Done),
+}
+
+/// The outcome of a box-office operation as one JSON object, the same for `secutix-sync passculture … --json`
+/// and the control API (`/passculture/bookings/…`), so a box-office page and a script read one shape:
+///
+/// `{"ok", "action", "token", "outcome", "exit_code", "message", "lang", "booking", "detail", "retry_after_secs"}`
+///
+/// `outcome` is `found` (a booking looked up), `done` (used, kept or cancelled), or the refusal's code
+/// ([`ContremarqueError::code`]); `exit_code` is the CLI's ([`exit_code`]); `message` is the plain-language
+/// message in `lang`; `booking` (for `found`) has the booking's fields plus `date_local` (in `tz`) and
+/// `status_text`; `detail` is pass Culture's own message when it gave one.
+pub fn outcome_json(
+    action: Action,
+    token: &str,
+    result: &Result<Outcome, ContremarqueError>,
+    lang: Lang,
+    tz: chrono_tz::Tz,
+) -> serde_json::Value {
+    use serde_json::{Value, json};
+    let token = normalise_token(token).unwrap_or_else(|_| token.trim().chars().take(32).collect());
+    let mut v = json!({
+        "ok": result.is_ok(),
+        "action": action,
+        "token": token,
+        "lang": lang,
+        "booking": Value::Null,
+        "detail": Value::Null,
+        "retry_after_secs": Value::Null,
+    });
+    match result {
+        Ok(Outcome::Found(b)) => {
+            let mut booking = serde_json::to_value(b).unwrap_or(Value::Null);
+            booking["date_local"] = json!(b.date.map(|d| d.with_timezone(&tz).to_rfc3339()));
+            booking["status_text"] = json!(b.status.describe(lang));
+            v["outcome"] = json!("found");
+            v["exit_code"] = json!(exit_code::OK);
+            v["message"] = json!(
+                Done {
+                    action: Action::Booking,
+                    token: token.clone()
+                }
+                .message(lang)
+            );
+            v["booking"] = booking;
+        }
+        Ok(Outcome::Done(d)) => {
+            v["outcome"] = json!("done");
+            v["exit_code"] = json!(exit_code::OK);
+            v["message"] = json!(d.message(lang));
+        }
+        Err(e) => {
+            v["outcome"] = json!(e.code());
+            v["exit_code"] = json!(e.exit_code());
+            v["message"] = json!(e.message(lang));
+            v["detail"] = json!(e.detail());
+            if let ContremarqueError::RateLimited { retry_after_secs } = e {
+                v["retry_after_secs"] = json!(retry_after_secs);
+            }
+        }
+    }
+    v
+}
+
+/// The `passculture` target the box office uses: `name`, or the only one.
+pub fn choose_target<'a>(
+    targets: &'a [crate::config::TargetConfig],
+    name: Option<&str>,
+) -> Result<(&'a crate::config::TargetConfig, &'a PassCultureSettings), String> {
+    let candidates: Vec<&crate::config::TargetConfig> = targets
+        .iter()
+        .filter(|t| t.kind == crate::config::TargetKind::Passculture)
+        .collect();
+    let names = || {
+        candidates
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let target = match name {
+        Some(name) => match candidates.iter().find(|t| t.name == name) {
+            Some(t) => *t,
+            None => {
+                return Err(format!(
+                    "no passculture target named {name:?} in the configuration (passculture targets: {})",
+                    if candidates.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        names()
+                    }
+                ));
+            }
+        },
+        None => match candidates.as_slice() {
+            [one] => *one,
+            [] => {
+                return Err(
+                    "the configuration has no [[targets]] with kind = \"passculture\"; see docs/passculture.md".into(),
+                );
+            }
+            _ => {
+                return Err(format!(
+                    "several passculture targets ({}): choose one with --target",
+                    names()
+                ));
+            }
+        },
+    };
+    match target.passculture.as_ref() {
+        Some(settings) => Ok((target, settings)),
+        None => Err(format!("target {} has no [targets.passculture] table", target.name)),
     }
 }
 
@@ -583,6 +737,16 @@ impl BoxOffice {
     /// Cancels the booking (`PATCH /public/bookings/v1/cancel/token/{token}`).
     pub async fn cancel(&self, token: &str) -> Result<Done, ContremarqueError> {
         self.patch(Action::Cancel, token).await
+    }
+
+    /// Runs `action` on `token`: what the CLI and the control API call.
+    pub async fn run(&self, action: Action, token: &str) -> Result<Outcome, ContremarqueError> {
+        match action {
+            Action::Booking => self.booking(token).await.map(Outcome::Found),
+            Action::Use => self.use_(token).await.map(Outcome::Done),
+            Action::Keep => self.keep(token).await.map(Outcome::Done),
+            Action::Cancel => self.cancel(token).await.map(Outcome::Done),
+        }
     }
 }
 
