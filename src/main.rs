@@ -157,7 +157,7 @@ enum DlqCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Put dead letters back in the outbox: sent by the next `push` (or the daemon).
+    /// Put dead letters back in the outbox: the running daemon sends them at once (else the next `push`).
     Replay {
         /// The dead letter's ID (from `dlq list`).
         #[arg(required_unless_present = "all", conflicts_with = "all")]

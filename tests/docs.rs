@@ -1,7 +1,8 @@
 //! The operator's documentation keeps up with the code: every entry field is in the README's "Entries"
 //! section, every `[entries]` key has its own comment in `config/default.toml`, and every `[[targets]]`,
 //! `[targets.files]` and `[targets.webhook]` key is in the README's table and in `config/default.toml`.
-//! Field names come from the types themselves (their serde field lists), not from a copy in this file.
+//! Field names come from the types themselves (their serde field lists), not from a copy in this file;
+//! every subcommand of the binary (from its own `--help`) has its line in the README's "Commands" table.
 
 use serde::de::{self, DeserializeOwned, Visitor};
 
@@ -160,4 +161,56 @@ fn every_target_key_is_in_the_readme_and_default_toml() {
         }
     }
     assert!(missing.is_empty(), "target keys not documented: {missing:?}");
+}
+
+/// The subcommands `secutix-sync [args] --help` lists (without `help`).
+fn subcommands(args: &[&str]) -> Vec<String> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_secutix-sync"))
+        .args(args)
+        .arg("--help")
+        .env_clear()
+        .output()
+        .expect("the binary runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let list = text
+        .split("Commands:\n")
+        .nth(1)
+        .map(|rest| rest.split("\n\n").next().unwrap_or(""))
+        .unwrap_or("");
+    list.lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn every_subcommand_has_a_line_with_its_exit_codes_in_the_commands_table() {
+    let text = section("Commands");
+    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("| `")).collect();
+    let top = subcommands(&[]);
+    assert!(top.len() >= 10, "the binary lists its commands: {top:?}");
+    let mut missing = Vec::new();
+    for command in &top {
+        let nested = subcommands(&[command.as_str()]);
+        let row = rows.iter().find(|r| r.starts_with(&format!("| `{command}")));
+        match row {
+            None => missing.push(command.clone()),
+            Some(row) => {
+                for sub in &nested {
+                    // `entries show`/`entries list` have a line each; `dlq list|replay|drop` share one.
+                    let own_line = rows.iter().any(|r| r.starts_with(&format!("| `{command} {sub}")));
+                    if !own_line && !row.contains(sub.as_str()) {
+                        missing.push(format!("{command} {sub}"));
+                    }
+                }
+                let codes = row.rsplit('|').nth(1).unwrap_or("");
+                assert!(
+                    codes.trim_start().starts_with('0'),
+                    "the line of {command} ends with its exit codes: {row}"
+                );
+            }
+        }
+    }
+    assert!(missing.is_empty(), "not in the README's Commands table: {missing:?}");
 }
