@@ -18,9 +18,9 @@
 //!
 //! Records are JSON (readable with `secutix-sync state`, tolerant to added fields).
 
-use std::collections::{BTreeMap, HashSet};
-use std::path::Path;
-use std::sync::Mutex;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize};
@@ -209,6 +209,56 @@ const META: &str = "meta";
 const KEY_GENERATION: &[u8] = b"catalog.generation";
 const KEY_IMPORT_SEQ: &[u8] = b"import.seq";
 
+/// How long after this process dropped its last handle on a store [`Store::open`] may wait for the lock.
+const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Stores this process opened, by canonical folder: open now, or when its last handle was dropped.
+static OPENED: std::sync::LazyLock<Mutex<HashMap<PathBuf, Holding>>> = std::sync::LazyLock::new(Default::default);
+
+#[derive(Debug, Clone, Copy)]
+enum Holding {
+    /// A handle of this process is alive.
+    Open,
+    /// This process dropped its last handle then.
+    Released(std::time::Instant),
+}
+
+fn registry() -> std::sync::MutexGuard<'static, HashMap<PathBuf, Holding>> {
+    OPENED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Shared by every clone of a [`Store`]; dropped with the last one, it records the time in [`OPENED`].
+#[derive(Debug)]
+struct OpenGuard(Option<PathBuf>);
+
+impl OpenGuard {
+    fn register(path: &Path) -> Self {
+        let canonical = path.canonicalize().ok();
+        if let Some(c) = &canonical {
+            registry().insert(c.clone(), Holding::Open);
+        }
+        Self(canonical)
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            registry().insert(c, Holding::Released(std::time::Instant::now()));
+        }
+    }
+}
+
+/// Until when a lock found on `path` may be this process's dropped handle still closing (see
+/// [`Store::open`]); `None` when it belongs to another process or to a live handle.
+fn releasing_until(path: &Path) -> Option<std::time::Instant> {
+    let canonical = path.canonicalize().ok()?;
+    match registry().get(&canonical)? {
+        Holding::Open => None,
+        Holding::Released(at) => Some(*at + RELEASE_WAIT),
+    }
+}
+
 /// The store. Cheap to clone (sled handles are reference-counted).
 #[derive(Clone)]
 pub struct Store {
@@ -220,6 +270,8 @@ pub struct Store {
     clock: SharedClock,
     /// The venue's time zone for day/month call counters, refreshed from the POS configuration.
     tz: std::sync::Arc<Mutex<chrono_tz::Tz>>,
+    /// Dropped with the last clone: tells [`Store::open`] when this process let go of the folder.
+    _guard: Arc<OpenGuard>,
 }
 
 impl std::fmt::Debug for Store {
@@ -241,15 +293,33 @@ fn parse_gen_tree(name: &[u8]) -> Option<u64> {
 
 impl Store {
     /// Opens (or creates) the store in `path`; drops the trees of any unfinished import.
+    ///
+    /// sled allows one open handle per folder (a file lock). When this process dropped its last handle on
+    /// `path` a moment ago, sled's I/O threads may still be finishing jobs that hold the database file
+    /// open (a segment truncation and its fsync, the end of a log write), and so its lock, for a few
+    /// milliseconds (longer on a busy disk): `open` then waits for them, until [`RELEASE_WAIT`] after that
+    /// drop. A lock held by another process, or by a live handle of this process, is reported at once
+    /// ([`StoreError::Locked`]).
     pub fn open(path: &Path, cache_mib: u64, clock: SharedClock) -> Result<Self, StoreError> {
         let p = path.display().to_string();
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_mib.max(1) * 1024 * 1024)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|e| classify(&p, e))?;
-        Self::from_db(db, p, clock)
+        let db = loop {
+            let opened = sled::Config::new()
+                .path(path)
+                .cache_capacity(cache_mib.max(1) * 1024 * 1024)
+                .mode(sled::Mode::HighThroughput)
+                .open();
+            match opened.map_err(|e| classify(&p, e)) {
+                Ok(db) => break db,
+                Err(StoreError::Locked { .. })
+                    if releasing_until(path).is_some_and(|until| std::time::Instant::now() < until) =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let guard = OpenGuard::register(path);
+        Self::from_db(db, p, clock, Arc::new(guard))
     }
 
     /// A store in a temporary folder that disappears with it (tests, `demo`).
@@ -259,10 +329,10 @@ impl Store {
             .cache_capacity(32 * 1024 * 1024)
             .open()
             .map_err(|e| classify("(temporary)", e))?;
-        Self::from_db(db, "(temporary)".into(), clock)
+        Self::from_db(db, "(temporary)".into(), clock, Arc::new(OpenGuard(None)))
     }
 
-    fn from_db(db: sled::Db, path: String, clock: SharedClock) -> Result<Self, StoreError> {
+    fn from_db(db: sled::Db, path: String, clock: SharedClock, guard: Arc<OpenGuard>) -> Result<Self, StoreError> {
         let err = |e| StoreError::Sled {
             path: path.clone(),
             source: e,
@@ -278,6 +348,7 @@ impl Store {
             path,
             clock,
             tz: std::sync::Arc::new(Mutex::new(chrono_tz::UTC)),
+            _guard: guard,
         };
         store.drop_stale_generations()?;
         if let Some(tz) = store
@@ -980,4 +1051,60 @@ fn retain_past_performances(new: &mut Product, old: &Product, now: DateTime<Utc>
         crate::catalog::sort_performances(&mut event.performances);
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_left_by_a_handle_this_process_dropped_is_waited_for() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = crate::clock::system();
+        drop(Store::open(dir.path(), 1, clock.clone()).expect("open"));
+        // What sled's I/O threads do after the last handle went: keep the database file, and its lock, a
+        // little longer. Here a thread holds the lock for 200 ms.
+        let file = std::fs::File::open(dir.path().join("db")).expect("db file");
+        file.lock().expect("lock");
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            locked_tx.send(()).expect("send");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            drop(file);
+        });
+        locked_rx.recv().expect("recv");
+        let store = Store::open(dir.path(), 1, clock).expect("waits for the lock, then opens");
+        holder.join().expect("join");
+        assert_eq!(store.generation().expect("generation"), None);
+    }
+
+    #[test]
+    fn a_lock_of_another_owner_or_of_a_live_handle_is_reported_at_once() {
+        let clock = crate::clock::system();
+        // Never opened by this process: another process holds it.
+        let other = tempfile::tempdir().expect("tempdir");
+        let file = std::fs::File::create(other.path().join("db")).expect("db file");
+        file.lock().expect("lock");
+        assert_eq!(releasing_until(other.path()), None);
+        match Store::open(other.path(), 1, clock.clone()) {
+            Err(StoreError::Locked { path }) => assert_eq!(path, other.path().display().to_string()),
+            r => panic!("expected Locked, got {r:?}"),
+        }
+        drop(file);
+
+        // Open here: a second open is refused without waiting; once dropped, the wait applies.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 1, clock.clone()).expect("open");
+        let copy = store.clone();
+        assert_eq!(releasing_until(dir.path()), None);
+        assert!(matches!(
+            Store::open(dir.path(), 1, clock.clone()),
+            Err(StoreError::Locked { .. })
+        ));
+        drop(store);
+        assert_eq!(releasing_until(dir.path()), None, "a clone is still alive");
+        drop(copy);
+        assert!(releasing_until(dir.path()).is_some_and(|t| t > std::time::Instant::now()));
+        Store::open(dir.path(), 1, clock).expect("reopens");
+    }
 }

@@ -189,20 +189,3 @@ pub fn catalogue_of(products: &[(i64, &str)]) -> Value {
             .collect(),
     )])
 }
-
-/// Opens the store at `path`, waiting (real time, at most 5 s) while a store just dropped in this process
-/// still holds sled's file lock: sled's background threads release it a moment after the last handle goes.
-/// Paused tokio time cannot help here; the lock is the operating system's.
-pub fn open_store(path: &std::path::Path, clock: SharedClock) -> secutix_sync::store::Store {
-    use secutix_sync::store::{Store, StoreError};
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        match Store::open(path, 16, clock.clone()) {
-            Ok(s) => return s,
-            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20))
-            }
-            Err(e) => panic!("cannot open the store {}: {e}", path.display()),
-        }
-    }
-}
