@@ -89,6 +89,7 @@ pub async fn run_import(
         generation: store.generation()?,
         forced: opts.force,
     };
+    store.import_started(&report)?;
     let result = import_inner(client, store, cfg, opts, &mut report).await;
     report.finished_at = store.clock().now();
     match &result {
