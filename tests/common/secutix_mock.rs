@@ -22,6 +22,8 @@ pub const REST: &str = "/tnseb/backend-apis/";
 struct Script {
     catalogue: Value,
     catalogue_delay: Duration,
+    /// Served to getCatalogDetailed instead of `catalogue` (garbage, a stalling stream…).
+    catalogue_reply: Option<Reply>,
     /// Indicator level names by performance id; `GOOD` when absent.
     levels: BTreeMap<i64, String>,
 }
@@ -86,6 +88,12 @@ impl MockSecutix {
         self.script.lock().expect("script").catalogue_delay = d;
     }
 
+    /// Answers getCatalogDetailed with `reply` from now on (`None`: the catalogue again). Availability
+    /// calls still answer from the catalogue set with [`MockSecutix::set_catalogue`].
+    pub fn set_catalogue_reply(&self, reply: Option<Reply>) {
+        self.script.lock().expect("script").catalogue_reply = reply;
+    }
+
     /// Sets the level name (`GOOD`, `LIMITED`, `SOLD_OUT`…) served for a performance.
     pub fn set_level(&self, performance: i64, level: &str) {
         self.script
@@ -128,7 +136,10 @@ fn answer(script: &Mutex<Script>, refuse: &AtomicBool, clock: &SharedClock, req:
     match method.as_str() {
         "getPOSConfig" => Reply::json(&crate::common::pos_config()),
         "isCatalogServiceAlive" => Reply::json(&json!({"statusCode": "success", "requestId": null})),
-        "getCatalogDetailed" => Reply::json(&st.catalogue).delay(st.catalogue_delay),
+        "getCatalogDetailed" => match &st.catalogue_reply {
+            Some(r) => r.clone(),
+            None => Reply::json(&st.catalogue).delay(st.catalogue_delay),
+        },
         "getUpdatedAvailabilities" => {
             let mut products = ids("productIds");
             if products.is_empty() {
