@@ -1,0 +1,751 @@
+//! Fault injection (DESIGN §4, invariants 1, 3, 7, 8), loopback only.
+//!
+//! - **kill -9 during an import** (real binary, real time): the daemon imports a catalogue of a few MB
+//!   that the mock SecuTix streams in pieces; each seed picks the kill point: while the body is on its way
+//!   (the mock stops after a seed-chosen byte and the test kills at that exact point), or a seed-chosen
+//!   moment of the parse, the new generation's writing, the switch or the report (a fraction of the time
+//!   the same import took unharmed). After the restart the store holds the old catalogue or the new one,
+//!   product by product, never a mix; the history records the interrupted import; a later import completes.
+//! - **kill -9 during a push** (real binary, real time): a webhook receiver on raw TCP answers the first
+//!   K requests, then hangs or hangs up (before or after applying the request) on the next ones; the test
+//!   kills the daemon at the seed's point (an acknowledgement just answered, requests in flight), restarts
+//!   it with `run --once` and checks that the receiver holds every entry at its latest content hash, and
+//!   that every re-delivery repeated an earlier request exactly (same `Idempotency-Key`, same body).
+//! - **CMS down for three days** (in process, the daemon's `App` and `run` on paused tokio time, the only
+//!   way to let days pass in a test): unreachable, every entry arrives exactly once when it is back, no
+//!   attempt used up; answering 503, attempts stop at `max_attempts`, the dead letters are replayed through
+//!   the control API and then delivered exactly once.
+//! - **SecuTix answering garbage** to the running daemon (real binary): an HTML page, truncated JSON,
+//!   wrong types, a SOAP fault, an empty 200. The catalogue in force and the CMS stay as they were; `status`
+//!   (CLI and `/status`) shows the error, naming the call and what to do.
+//!
+//! Seeds: `FAULT_SEEDS=1,2,3` replays chosen seeds, `FAULT_SEED_COUNT=50` runs more. A failing seed is
+//! printed with its kill point.
+
+#[path = "common/binary.rs"]
+mod binary;
+mod common;
+#[path = "common/secutix_mock.rs"]
+mod secutix_mock;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use binary::{Site, cli, exit_of, log, ready, start, text};
+use futures_util::FutureExt;
+use secutix_mock::{MockSecutix, shifted};
+use secutix_sync::store::{ImportOutcome, Store};
+use secutix_sync::testkit::Reply;
+use serde_json::{Value, json};
+
+// ---------------------------------------------------------------------------------------------------------
+// Seeds
+
+/// The seeds to run: `FAULT_SEEDS` (comma-separated), else `FAULT_SEED_COUNT` seeds from 1, else `default`.
+fn seeds(default: u64) -> Vec<u64> {
+    if let Ok(list) = std::env::var("FAULT_SEEDS") {
+        return list.split(',').filter_map(|s| s.trim().parse().ok()).collect();
+    }
+    let n = std::env::var("FAULT_SEED_COUNT")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default);
+    (1..=n).collect()
+}
+
+/// splitmix64: a seed gives the same kill points on every machine.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5EED)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `0..n`.
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    /// Uniform in `[0, 1)`.
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Runs `run(seed)` for every seed, one after the other; a failure names its seed and the description
+/// the run gave of its kill point before failing.
+async fn for_each_seed<F, Fut>(name: &str, seeds: Vec<u64>, run: F)
+where
+    F: Fn(u64, Arc<std::sync::Mutex<String>>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for seed in seeds {
+        let point = Arc::new(std::sync::Mutex::new(String::new()));
+        let outcome = std::panic::AssertUnwindSafe(run(seed, point.clone()))
+            .catch_unwind()
+            .await;
+        let point = point.lock().map(|p| p.clone()).unwrap_or_default();
+        match outcome {
+            Ok(()) => eprintln!("{name}: seed {seed} ok ({point})"),
+            Err(e) => {
+                let msg = e
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    .unwrap_or_default();
+                panic!("{name}: seed {seed} failed ({point}); replay with FAULT_SEEDS={seed}\n{msg}");
+            }
+        }
+    }
+}
+
+fn describe(point: &std::sync::Mutex<String>, what: String) {
+    if let Ok(mut p) = point.lock() {
+        *p = what;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Sites and catalogues
+
+/// The base of the catalogues: performances are ten days after it (whole seconds, fixed for the run).
+fn catalogue_base() -> chrono::DateTime<chrono::Utc> {
+    static BASE: std::sync::OnceLock<chrono::DateTime<chrono::Utc>> = std::sync::OnceLock::new();
+    *BASE.get_or_init(|| chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp(), 0).unwrap_or_default())
+}
+
+/// The configuration of a site: the mock SecuTix, a control API on port 0, and `extra` (targets,
+/// `[availability]`…).
+fn configure(s: &Site, secutix: &str, extra: &str) {
+    s.write_config(&format!(
+        r#"[secutix]
+institution = "MOSA"
+base_url = "{secutix}"
+operator = "MOSA_WEBSYNC"
+partner = "Test Partner"
+secret = "test-secret-value"
+request_timeout = "20s"
+calls_per_minute = 60000
+[catalogue]
+min_interval = "0s"
+[store]
+path = "{store}"
+[control]
+listen = "127.0.0.1:0"
+[daemon]
+time_zone = "Europe/Paris"
+catalogue_schedule = "30 5 * * *"
+shutdown_grace = "10s"
+{extra}
+"#,
+        store = s.store.display()
+    ));
+}
+
+/// A catalogue of `ids` titled `"{version} {id}"`, two performances each and a longer description, so
+/// that a few thousand products make a few MB.
+fn catalogue(version: &str, ids: impl Iterator<Item = i64>) -> Value {
+    let products = ids
+        .map(|id| {
+            let mut p = common::product(id, &format!("{version} {id}"), &[(id * 10, 10), (id * 10 + 1, 12)]);
+            p["externalDescription"] = json!({"translations": [
+                {"locale": "fr", "value": format!("<p>{version} {id}: {}</p>", "Une soirée au théâtre. ".repeat(20))},
+                {"locale": "en", "value": format!("<p>{version} {id}: {}</p>", "An evening at the theatre. ".repeat(20))}]});
+            p
+        })
+        .collect();
+    shifted(
+        common::catalog(vec![common::season(1, "S26", -30, products)]),
+        catalogue_base(),
+    )
+}
+
+/// What a reader sees of a catalogue: product id → (French title, tombstone).
+type Seen = BTreeMap<i64, (String, bool)>;
+
+fn seen_in_store(store: &Store) -> Seen {
+    let Some(view) = store.catalog().expect("catalogue view") else {
+        return Seen::new();
+    };
+    view.products()
+        .map(|r| {
+            let r = r.expect("product record");
+            let title = r.product.name.get("fr", &[]).unwrap_or_default().to_owned();
+            (r.product.id, (title, r.removed_at.is_some()))
+        })
+        .collect()
+}
+
+/// What a reader should see after importing `body` over `before`: its products, plus the products of
+/// `before` it no longer lists, as tombstones.
+fn seen_after(body: &Value, before: &Seen) -> Seen {
+    let mut seen: Seen = before.iter().map(|(id, (t, _))| (*id, (t.clone(), true))).collect();
+    for season in body["catalogData"]["seasons"].as_array().into_iter().flatten() {
+        for p in season["products"].as_array().into_iter().flatten() {
+            let title = p["externalName"]["translations"][0]["value"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            seen.insert(p["id"].as_i64().unwrap_or_default(), (title, false));
+        }
+    }
+    seen
+}
+
+/// Names the first products where `got` differs from `want`.
+fn differences(got: &Seen, want: &Seen) -> String {
+    let ids: std::collections::BTreeSet<&i64> = got.keys().chain(want.keys()).collect();
+    let diffs: Vec<String> = ids
+        .into_iter()
+        .filter(|id| got.get(id) != want.get(id))
+        .take(5)
+        .map(|id| format!("{id}: store {:?}, expected {:?}", got.get(id), want.get(id)))
+        .collect();
+    format!(
+        "{} products differ, first: {diffs:?}",
+        got.len().abs_diff(want.len()).max(diffs.len())
+    )
+}
+
+/// A catalogue reply as the mock SecuTix streams it: 64 KiB pieces, 2 ms apart.
+fn streamed(body: &bytes::Bytes, sent: &Arc<tokio::sync::Notify>) -> Reply {
+    Reply::status(200)
+        .header("content-type", "application/json")
+        .body(body.clone())
+        .chunked(64 * 1024, Duration::from_millis(2))
+        .notify_sent(sent.clone())
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 1. kill -9 during an import
+
+/// Products of the old catalogue (A) and of the new one (B): B changes every title, drops the first
+/// tenth of A's products and adds as many, so that a mix of the two is visible product by product.
+const PRODUCTS: i64 = 1500;
+
+/// Copies a folder (a store at rest) into `to`.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("create folder");
+    for e in std::fs::read_dir(from).expect("read folder").flatten() {
+        let target = to.join(e.file_name());
+        if e.file_type().expect("file type").is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// `secutix-sync import` on `s` while the mock streams `body`; returns how long the import went on after
+/// the body was sent (parse, new generation, switch, report, exit).
+async fn timed_import(s: &Site, secutix: &MockSecutix, body: &bytes::Bytes) -> Duration {
+    let sent = Arc::new(tokio::sync::Notify::new());
+    secutix.set_catalogue_reply(Some(streamed(body, &sent)));
+    let import = tokio::spawn(binary::command(&s.config).arg("import").output());
+    sent.notified().await;
+    let body_sent = Instant::now();
+    let out = import.await.expect("join").expect("import");
+    assert!(
+        out.status.success(),
+        "import: {}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    body_sent.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_an_import_leaves_the_old_catalogue_or_the_new_one_never_a_mix() {
+    let a = catalogue("A", 100_000..100_000 + PRODUCTS);
+    let b = catalogue("B", 100_000 + PRODUCTS / 10..100_000 + PRODUCTS + PRODUCTS / 10);
+    let a_bytes = bytes::Bytes::from(a.to_string());
+    let b_bytes = bytes::Bytes::from(b.to_string());
+    let seen_a = seen_after(&a, &Seen::new());
+    let seen_b = seen_after(&b, &seen_a);
+
+    // Once: a store holding A, to start every seed from; and how long importing B over A takes unharmed,
+    // the range of the kill points after the body.
+    let secutix = MockSecutix::start(a.clone(), secutix_sync::clock::system()).await;
+    let calibration = Site::new();
+    configure(&calibration, &secutix.uri(), "[availability]\nenabled = false");
+    timed_import(&calibration, &secutix, &a_bytes).await;
+    let with_a = tempfile::tempdir().expect("tempdir");
+    copy_dir(&calibration.store, with_a.path());
+    secutix.set_catalogue(b.clone());
+    let processing = timed_import(&calibration, &secutix, &b_bytes).await;
+
+    let shared = Arc::new((secutix, with_a, b_bytes, seen_a, seen_b));
+    for_each_seed("kill during import", seeds(6), |seed, point| {
+        let shared = shared.clone();
+        async move {
+            let (secutix, with_a, b_bytes, seen_a, seen_b) = &*shared;
+            let mut rng = Rng::new(seed);
+            let s = Site::new();
+            configure(&s, &secutix.uri(), "[availability]\nenabled = false");
+            copy_dir(with_a.path(), &s.store);
+
+            // Importing B through the daemon, killed at the seed's point.
+            let sent = Arc::new(tokio::sync::Notify::new());
+            let (reply, after_body) = if rng.below(3) == 0 {
+                let at = rng.below(b_bytes.len() as u64) as usize;
+                describe(
+                    &point,
+                    format!("kill after {at} of {} bytes of the body", b_bytes.len()),
+                );
+                (streamed(b_bytes, &sent).stall_after(at), Duration::ZERO)
+            } else {
+                let wait = processing.mul_f64(rng.unit() * 1.25);
+                describe(
+                    &point,
+                    format!("kill {wait:?} after the body was sent (the import takes {processing:?})"),
+                );
+                (streamed(b_bytes, &sent), wait)
+            };
+            secutix.set_catalogue_reply(Some(reply));
+            let mut daemon = start(&s);
+            let (base, token) = ready(&s).await;
+            let r = reqwest::Client::new()
+                .post(format!("{base}/resync"))
+                .bearer_auth(&token)
+                .json(&json!({"scope": "catalogue"}))
+                .send()
+                .await
+                .expect("resync");
+            // 409: the catch-up import at start is this import already.
+            assert!(
+                matches!(r.status().as_u16(), 202 | 409),
+                "{}",
+                r.text().await.unwrap_or_default()
+            );
+            sent.notified().await;
+            tokio::time::sleep(after_body).await;
+            daemon.start_kill().expect("kill -9");
+            exit_of(&s, &mut daemon).await;
+
+            // After the restart: one catalogue or the other, whole; the history says what happened.
+            let store = Store::open(&s.store, 16, secutix_sync::clock::system()).expect("reopen");
+            let seen = seen_in_store(&store);
+            let switched = if seen == *seen_a {
+                false
+            } else if seen == *seen_b {
+                true
+            } else {
+                panic!(
+                    "a mix: against the old catalogue {}; against the new one {}",
+                    differences(&seen, seen_a),
+                    differences(&seen, seen_b)
+                );
+            };
+            let was = point.lock().map(|p| p.clone()).unwrap_or_default();
+            describe(
+                &point,
+                format!("{was}: the {} catalogue in force", if switched { "new" } else { "old" }),
+            );
+            let generation = store.generation().expect("generation");
+            assert_eq!(generation, Some(if switched { 2 } else { 1 }));
+            let leftovers: Vec<String> = store
+                .db()
+                .tree_names()
+                .into_iter()
+                .map(|n| String::from_utf8_lossy(&n).into_owned())
+                .filter(|n| n.starts_with("cat.") && !n.starts_with(&format!("cat.{}.", generation.unwrap_or(0))))
+                .collect();
+            assert!(leftovers.is_empty(), "partial generation trees left: {leftovers:?}");
+            let history = store.import_history(10).expect("history");
+            let summary: Vec<(u64, ImportOutcome, Option<u64>)> =
+                history.iter().map(|r| (r.id, r.outcome, r.generation)).collect();
+            let killed = if switched {
+                ImportOutcome::Success
+            } else {
+                ImportOutcome::Failed
+            };
+            assert_eq!(
+                summary,
+                vec![(2, killed, generation), (1, ImportOutcome::Success, Some(1))],
+                "history: {history:#?}"
+            );
+            if !switched {
+                let error = history[0].error.as_deref().unwrap_or_default();
+                assert!(
+                    error.contains("import #2 was interrupted") && error.contains("previous catalogue stayed in force"),
+                    "{error}"
+                );
+            }
+            drop(store);
+
+            // A later import completes, and the new catalogue is in force.
+            secutix.set_catalogue_reply(None);
+            let out = cli(&s, &["import"]).await;
+            assert!(
+                out.status.success(),
+                "{}\n{}\n{}",
+                text(&out.stdout),
+                text(&out.stderr),
+                log(&s)
+            );
+            let store = Store::open(&s.store, 16, secutix_sync::clock::system()).expect("reopen");
+            let seen = seen_in_store(&store);
+            assert!(seen == *seen_b, "after the next import: {}", differences(&seen, seen_b));
+            let last = &store.import_history(1).expect("history")[0];
+            let expected = if switched {
+                ImportOutcome::Unchanged
+            } else {
+                ImportOutcome::Success
+            };
+            assert_eq!(
+                (last.id, last.outcome, last.generation),
+                (3, expected, Some(2)),
+                "{last:#?}"
+            );
+        }
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 2. kill -9 during a push
+
+/// What the receiver does with a request once its first `healthy` requests were answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// Applies it, then never answers: the answer is lost on the way back.
+    ApplyThenHang,
+    /// Hangs before applying it.
+    Hang,
+    /// Applies it, then closes the connection without answering.
+    ApplyThenClose,
+    /// Reads half of the body, then closes the connection.
+    CloseMidBody,
+}
+
+/// A request the receiver read in full.
+#[derive(Debug, Clone)]
+struct Received {
+    method: String,
+    external_id: String,
+    key: String,
+    body: Vec<u8>,
+    /// Answered 200.
+    answered: bool,
+}
+
+#[derive(Debug, Default)]
+struct CmsState {
+    /// Every request read in full, in order.
+    requests: Vec<Received>,
+    /// What the CMS holds: external id → (idempotency key, body) of the last request it applied.
+    applied: BTreeMap<String, (String, Vec<u8>)>,
+    /// Requests answered normally before the fault applies (`usize::MAX`: no fault).
+    healthy: usize,
+    fault: Option<Fault>,
+}
+
+/// Counters the test waits on: (requests answered 200, requests faulted).
+type Progress = (usize, usize);
+
+/// A webhook receiver (`PUT /hooks/{id}`) on raw TCP, HTTP/1.1 with keep-alive, that can hang or hang up
+/// in the middle of a request, which a handler of an HTTP framework cannot do.
+struct RawCms {
+    addr: std::net::SocketAddr,
+    state: Arc<std::sync::Mutex<CmsState>>,
+    progress: tokio::sync::watch::Receiver<Progress>,
+}
+
+impl RawCms {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let state = Arc::new(std::sync::Mutex::new(CmsState {
+            healthy: usize::MAX,
+            ..CmsState::default()
+        }));
+        let (tx, progress) = tokio::sync::watch::channel((0, 0));
+        let tx = Arc::new(tx);
+        let st = state.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                tokio::spawn(serve_connection(socket, st.clone(), tx.clone()));
+            }
+        });
+        Self { addr, state, progress }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/hooks", self.addr)
+    }
+
+    /// From now on: answer `healthy` more requests, then apply `fault` to every other one.
+    fn script(&self, healthy: usize, fault: Fault) {
+        let mut st = self.state.lock().expect("cms");
+        let answered = self.progress.borrow().0;
+        st.healthy = answered + healthy;
+        st.fault = Some(fault);
+    }
+
+    /// Answers every request from now on.
+    fn heal(&self) {
+        let mut st = self.state.lock().expect("cms");
+        st.healthy = usize::MAX;
+        st.fault = None;
+    }
+
+    /// Waits (at most a minute) until `done` holds for the counters.
+    async fn wait_for(&self, what: &str, done: impl FnMut(&Progress) -> bool) {
+        let mut rx = self.progress.clone();
+        match tokio::time::timeout(binary::DEADLINE, rx.wait_for(done)).await {
+            Ok(Ok(_)) => {}
+            _ => panic!("the receiver never saw {what}; it saw {:?}", *self.progress.borrow()),
+        }
+    }
+}
+
+async fn serve_connection(
+    socket: tokio::net::TcpStream,
+    state: Arc<std::sync::Mutex<CmsState>>,
+    progress: Arc<tokio::sync::watch::Sender<Progress>>,
+) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::io::BufReader::new(socket);
+    loop {
+        // The head: request line and headers.
+        let mut head = Vec::new();
+        loop {
+            let mut line = String::new();
+            match conn.read_line(&mut line).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            if line == "\r\n" {
+                break;
+            }
+            head.push(line.trim_end().to_owned());
+        }
+        let mut parts = head.first().map(|l| l.split(' ')).into_iter().flatten();
+        let method = parts.next().unwrap_or_default().to_owned();
+        let path = parts.next().unwrap_or_default().to_owned();
+        let header = |name: &str| {
+            head.iter().skip(1).find_map(|h| {
+                let (k, v) = h.split_once(':')?;
+                k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+            })
+        };
+        let length: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let key = header("idempotency-key").unwrap_or_default();
+        let fault = {
+            let st = state.lock().expect("cms");
+            (progress.borrow().0 >= st.healthy).then_some(st.fault).flatten()
+        };
+        let faulted = || progress.send_modify(|p| p.1 += 1);
+        if fault == Some(Fault::CloseMidBody) {
+            let mut half = vec![0u8; length / 2];
+            let _ = conn.read_exact(&mut half).await;
+            faulted();
+            return;
+        }
+        let mut body = vec![0u8; length];
+        if conn.read_exact(&mut body).await.is_err() {
+            return;
+        }
+        let external_id = path.trim_start_matches("/hooks/").to_owned();
+        let index = {
+            let mut st = state.lock().expect("cms");
+            st.requests.push(Received {
+                method: method.clone(),
+                external_id: external_id.clone(),
+                key: key.clone(),
+                body: body.clone(),
+                answered: false,
+            });
+            if fault != Some(Fault::Hang) {
+                match method.as_str() {
+                    "DELETE" => {
+                        st.applied.remove(&external_id);
+                    }
+                    _ => {
+                        st.applied.insert(external_id, (key, body));
+                    }
+                }
+            }
+            st.requests.len() - 1
+        };
+        match fault {
+            None => {
+                let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                if conn.get_mut().write_all(ok).await.is_err() || conn.get_mut().flush().await.is_err() {
+                    return;
+                }
+                state.lock().expect("cms").requests[index].answered = true;
+                progress.send_modify(|p| p.0 += 1);
+            }
+            Some(Fault::ApplyThenClose) => {
+                faulted();
+                return;
+            }
+            Some(_) => {
+                // Hang until the client goes away.
+                faulted();
+                let mut sink = Vec::new();
+                let _ = conn.read_to_end(&mut sink).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Products of the push test.
+const PUSHED: i64 = 40;
+
+fn push_site(secutix: &MockSecutix, cms: &RawCms) -> Site {
+    let s = Site::new();
+    configure(
+        &s,
+        &secutix.uri(),
+        &format!(
+            r#"[[targets]]
+name = "website"
+kind = "webhook"
+concurrency = 4
+rate_per_second = 1000
+request_timeout = "30s"
+max_attempts = 1000
+backoff_initial = "50ms"
+backoff_max = "200ms"
+[targets.webhook]
+url = "{}"
+"#,
+            cms.url()
+        ),
+    );
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_push_loses_nothing_and_re_delivers_only_identical_requests() {
+    use secutix_sync::targets::webhook::idempotency_key;
+    let body = catalogue("P", 2000..2000 + PUSHED);
+    for_each_seed("kill during push", seeds(8), |seed, point| {
+        let body = body.clone();
+        async move {
+            let mut rng = Rng::new(seed);
+            let secutix = MockSecutix::start(body, secutix_sync::clock::system()).await;
+            let cms = RawCms::start().await;
+            let s = push_site(&secutix, &cms);
+            let healthy = rng.below(PUSHED as u64 - 4) as usize;
+            let fault = [
+                Fault::ApplyThenHang,
+                Fault::Hang,
+                Fault::ApplyThenClose,
+                Fault::CloseMidBody,
+            ][(seed % 4) as usize];
+            let in_flight = 1 + rng.below(4) as usize;
+            let right_after_an_answer = healthy > 0 && rng.below(2) == 0;
+            cms.script(healthy, fault);
+            let mut daemon = start(&s);
+            if right_after_an_answer {
+                describe(&point, format!("kill right after answer {healthy}, then {fault:?}"));
+                cms.wait_for(&format!("{healthy} answers"), |p| p.0 >= healthy).await;
+            } else {
+                describe(
+                    &point,
+                    format!("kill after {healthy} answers and {in_flight} requests {fault:?}"),
+                );
+                cms.wait_for(&format!("{in_flight} faulted requests"), |p| p.1 >= in_flight)
+                    .await;
+            }
+            daemon.start_kill().expect("kill -9");
+            exit_of(&s, &mut daemon).await;
+
+            // Restart, one cycle: whatever is pending is delivered.
+            cms.heal();
+            let out = cli(&s, &["run", "--once", "--push-wait", "30s"]).await;
+            assert!(
+                out.status.success(),
+                "run --once: {}\n{}\n{}",
+                text(&out.stdout),
+                text(&out.stderr),
+                log(&s)
+            );
+
+            let store = Store::open(&s.store, 16, secutix_sync::clock::system()).expect("reopen");
+            let outbox = secutix_sync::push::Outbox::open(&store).expect("outbox");
+            let entries = outbox.entries().expect("entries");
+            assert_eq!(entries.len(), PUSHED as usize);
+            assert_eq!(outbox.depth("website").expect("depth"), 0, "nothing pending");
+            assert!(outbox.dead_letters(&["website".into()]).expect("dead").is_empty());
+            let st = cms.state.lock().expect("cms");
+            assert_eq!(
+                st.applied.len(),
+                entries.len(),
+                "every entry reached the CMS: {:?}",
+                st.applied.keys()
+            );
+            for e in &entries {
+                let id = &e.entry.external_id;
+                let (key, body) = st
+                    .applied
+                    .get(id)
+                    .unwrap_or_else(|| panic!("{id} never reached the CMS"));
+                assert_eq!(
+                    *key,
+                    idempotency_key(id, &e.content_hash),
+                    "{id}: the CMS holds another version"
+                );
+                let held: Value = serde_json::from_slice(body).expect("json body");
+                assert_eq!(
+                    held,
+                    serde_json::to_value(&e.entry).expect("entry"),
+                    "{id}: the CMS holds another body"
+                );
+                let ack = outbox.acked("website", id).expect("ack").expect("acknowledged");
+                assert_eq!(ack.content_hash, e.content_hash, "{id}");
+            }
+            // Re-deliveries repeat a request exactly; no entry was sent in two versions.
+            let mut by_key: BTreeMap<&str, &Received> = BTreeMap::new();
+            let mut keys_of: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
+            for r in &st.requests {
+                assert_eq!(r.method, "PUT");
+                keys_of.entry(&r.external_id).or_default().insert(&r.key);
+                if let Some(first) = by_key.insert(&r.key, r) {
+                    assert_eq!(first.external_id, r.external_id);
+                    assert!(
+                        first.body == r.body,
+                        "{}: a re-delivery with another body",
+                        r.external_id
+                    );
+                }
+            }
+            assert!(
+                keys_of.values().all(|k| k.len() == 1),
+                "one version per entry: {keys_of:?}"
+            );
+            let mut answered = std::collections::BTreeSet::new();
+            let mut answered_then_resent = std::collections::BTreeSet::new();
+            for r in &st.requests {
+                if answered.contains(&r.external_id) {
+                    answered_then_resent.insert(&r.external_id);
+                }
+                if r.answered {
+                    answered.insert(&r.external_id);
+                }
+            }
+            let was = point.lock().map(|p| p.clone()).unwrap_or_default();
+            describe(
+                &point,
+                format!(
+                    "{was}: {} requests for {} entries; {} answered ones sent again (acknowledgement lost)",
+                    st.requests.len(),
+                    entries.len(),
+                    answered_then_resent.len()
+                ),
+            );
+            secutix.http.stop();
+        }
+    })
+    .await;
+}
