@@ -749,3 +749,206 @@ async fn kill_9_during_a_push_loses_nothing_and_re_delivers_only_identical_reque
     })
     .await;
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// 4. SecuTix answering garbage
+
+/// A mock CMS (webhook receiver) on [`secutix_sync::testkit::MockHttp`] accepting every PUT under /hooks.
+async fn accepting_cms() -> secutix_sync::testkit::MockHttp {
+    let m = secutix_sync::testkit::MockHttp::start().await;
+    m.handle("PUT", "/hooks/", |_| Some(Reply::status(200)));
+    m
+}
+
+/// The webhook target for `cms`.
+fn webhook_target(cms: &str) -> String {
+    format!(
+        "[[targets]]\nname = \"website\"\nkind = \"webhook\"\nbackoff_initial = \"100ms\"\nbackoff_max = \"1s\"\n\
+         [targets.webhook]\nurl = \"{cms}/hooks\"\n"
+    )
+}
+
+/// Waits until the daemon's catalogue job finished `run` and its outbox is empty; returns `/status`.
+async fn settled(s: &Site, base: &str, token: &str, run: u64) -> Value {
+    let http = reqwest::Client::new();
+    binary::eventually(s, &format!("catalogue run {run} and an empty outbox"), || async {
+        let st: Value = http
+            .get(format!("{base}/status"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let job = &st["jobs"]["catalogue"];
+        let done = job["running"].is_null() && job["last"]["id"].as_u64() >= Some(run);
+        (done && st["targets"]["website"]["outbox"] == 0).then_some(st)
+    })
+    .await
+}
+
+/// Feeds each garbage answer to the running daemon's import and checks what an operator sees.
+async fn garbage_is_refused(
+    s: &Site,
+    cms: &secutix_sync::testkit::MockHttp,
+    set_reply: impl Fn(Option<Reply>),
+    cases: Vec<(&str, Reply, &str)>,
+) {
+    let mut daemon = start(s);
+    let (base, token) = ready(s).await;
+    let before = settled(s, &base, &token, 1).await;
+    let generation = before["catalogue"]["generation"].clone();
+    assert_eq!(generation, 1, "{before:#}");
+    let sent = cms.requests().len();
+    assert!(sent > 0, "the good catalogue reached the CMS");
+    for (run, (name, reply, fragment)) in (2u64..).zip(cases) {
+        set_reply(Some(reply));
+        let out = cli(s, &["resync", "--catalogue", "--wait", "--timeout", "30s"]).await;
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}\n{stderr}", text(&out.stdout));
+        assert!(stderr.contains("resync failed: "), "{name}: {stderr}");
+        let status = settled(s, &base, &token, run).await;
+        let error = status["jobs"]["catalogue"]["last"]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert_eq!(status["jobs"]["catalogue"]["last"]["ok"], false, "{name}: {status:#}");
+        for (what, text) in [("/status", error.as_str()), ("resync --wait", stderr.as_str())] {
+            assert!(
+                text.contains("getCatalogDetailed"),
+                "{name}: {what} names the call: {text}"
+            );
+            assert!(text.contains(fragment), "{name}: {what} says what went wrong: {text}");
+            assert!(
+                text.contains("the catalogue in force is unchanged") && text.contains("the daemon retries at"),
+                "{name}: {what} says what happens and what to do: {text}"
+            );
+        }
+        let last_import = &status["catalogue"]["last_import"];
+        assert_eq!(last_import["outcome"], "failed", "{name}: {last_import:#}");
+        assert_eq!(
+            status["catalogue"]["generation"], generation,
+            "{name}: the catalogue in force stays"
+        );
+        let out = cli(s, &["status"]).await;
+        let stdout = text(&out.stdout);
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with("  catalogue "))
+            .unwrap_or_default();
+        assert!(
+            line.contains("last FAILED") && line.contains(&error),
+            "{name}: `status`: {stdout}"
+        );
+        assert!(stdout.contains("(generation 1)"), "{name}: `status`: {stdout}");
+        assert_eq!(cms.requests().len(), sent, "{name}: the CMS saw no change");
+    }
+    set_reply(None);
+    binary::kill(&daemon, "TERM");
+    assert_eq!(exit_of(s, &mut daemon).await.code(), Some(0), "{}", log(s));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secutix_answering_garbage_keeps_the_catalogue_and_status_says_what_failed() {
+    let good = catalogue("G", 3000..3005);
+    let secutix = MockSecutix::start(good.clone(), secutix_sync::clock::system()).await;
+    let cms = accepting_cms().await;
+    let s = Site::new();
+    configure(&s, &secutix.uri(), &webhook_target(&cms.uri()));
+    let body = good.to_string();
+    let mut wrong_type = good.clone();
+    wrong_type["catalogData"]["seasons"][0]["products"][2]["event"]["performances"][0]["start"] = json!({"at": "soon"});
+    garbage_is_refused(
+        &s,
+        &cms,
+        |r| secutix.set_catalogue_reply(r),
+        vec![
+            (
+                "an HTML error page",
+                Reply::status(200)
+                    .header("content-type", "text/html")
+                    .body("<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>"),
+                "an HTML page",
+            ),
+            (
+                "truncated JSON",
+                Reply::json(&good).body(body.as_bytes()[..body.len() / 2].to_vec()),
+                "malformed response",
+            ),
+            (
+                "wrong types",
+                Reply::json(&wrong_type),
+                "catalogData.seasons[0].products[2]",
+            ),
+            ("a 200 with an empty body", Reply::status(200), "an empty body"),
+        ],
+    )
+    .await;
+    let store = Store::open(&s.store, 16, secutix_sync::clock::system()).expect("reopen");
+    assert_eq!(seen_in_store(&store), seen_after(&good, &Seen::new()));
+    let outcomes: Vec<ImportOutcome> = store
+        .import_history(10)
+        .expect("history")
+        .iter()
+        .map(|r| r.outcome)
+        .collect();
+    assert_eq!(
+        outcomes,
+        [[ImportOutcome::Failed; 4].as_slice(), &[ImportOutcome::Success]].concat()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_soap_fault_keeps_the_catalogue_and_status_says_what_failed() {
+    let good = catalogue("G", 3000..3003);
+    let secutix = MockSecutix::start(good.clone(), secutix_sync::clock::system()).await;
+    // SOAP: getPOSConfig and getCatalogDetailed in JAX-WS shape, or the scripted fault.
+    let fault: Arc<std::sync::Mutex<Option<Reply>>> = Arc::default();
+    {
+        let fault = fault.clone();
+        let good = good.clone();
+        secutix.http.handle("POST", "/tnseb/external-remoting/", move |req| {
+            let body = req.text();
+            if body.contains("getPOSConfig") {
+                return Some(Reply::xml(common::soap_response("getPOSConfig", &common::pos_config())));
+            }
+            if body.contains("getCatalogDetailed") {
+                let scripted = fault.lock().expect("fault").clone();
+                return Some(
+                    scripted.unwrap_or_else(|| Reply::xml(common::soap_response("getCatalogDetailed", &good))),
+                );
+            }
+            None
+        });
+    }
+    let cms = accepting_cms().await;
+    let s = Site::new();
+    configure(
+        &s,
+        &secutix.uri(),
+        &format!("[availability]\nenabled = false\n{}", webhook_target(&cms.uri())),
+    );
+    let config = std::fs::read_to_string(&s.config).expect("config");
+    s.write_config(&config.replace(
+        "request_timeout = \"20s\"",
+        "request_timeout = \"20s\"\ntransport = \"soap\"",
+    ));
+    let soap_fault = |status: u16| {
+        Reply::status(status).header("content-type", "text/xml; charset=utf-8").body(
+            r#"<?xml version="1.0" encoding="UTF-8"?><S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"><S:Body><S:Fault><faultcode>S:Server</faultcode><faultstring>java.lang.IllegalStateException: catalogue cache not ready</faultstring></S:Fault></S:Body></S:Envelope>"#,
+        )
+    };
+    garbage_is_refused(
+        &s,
+        &cms,
+        |r| *fault.lock().expect("fault") = r,
+        vec![
+            ("a SOAP fault (HTTP 500)", soap_fault(500), "catalogue cache not ready"),
+            ("a SOAP fault (HTTP 200)", soap_fault(200), "catalogue cache not ready"),
+        ],
+    )
+    .await;
+    let store = Store::open(&s.store, 16, secutix_sync::clock::system()).expect("reopen");
+    assert_eq!(seen_in_store(&store), seen_after(&good, &Seen::new()));
+}
