@@ -182,14 +182,16 @@ pub struct MockHttp {
 impl MockHttp {
     /// Starts on 127.0.0.1, port 0, on the current runtime.
     pub async fn start() -> Self {
-        Self::start_on("127.0.0.1:0".parse().expect("address")).await
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        Self::serve(listener)
     }
 
-    /// Starts on `addr` (e.g. the address of a mock stopped earlier: a server that comes back).
-    pub async fn start_on(addr: SocketAddr) -> Self {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+    /// Serves on `listener`, on the current runtime. A test can keep a port bound without listening
+    /// (`tokio::net::TcpSocket::bind`: connections are refused, a server that is down) and serve on it
+    /// later (`TcpSocket::listen`: the server is back).
+    pub fn serve(listener: tokio::net::TcpListener) -> Self {
         let addr = listener.local_addr().expect("local addr");
         let state: Arc<Mutex<State>> = Arc::default();
         let st = state.clone();

@@ -952,3 +952,271 @@ async fn a_soap_fault_keeps_the_catalogue_and_status_says_what_failed() {
     let store = Store::open(&s.store, 16, secutix_sync::clock::system()).expect("reopen");
     assert_eq!(seen_in_store(&store), seen_after(&good, &Seen::new()));
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// 3. The CMS down for three days (in process, paused time)
+
+const TOKEN: &str = "fault-suite-control-token-0123456789";
+
+/// The daemon in this process (`App` + `daemon::run`) on paused tokio time, as `tests/daemon.rs` runs it.
+struct InProcess {
+    app: Arc<secutix_sync::daemon::App>,
+    base: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), secutix_sync::daemon::DaemonError>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl InProcess {
+    /// Starts it against `secutix`, pushing to a webhook at `cms` with the default push settings (5 s
+    /// first back-off, 30 min at most, 8 attempts); availability polling off.
+    async fn start(secutix: &MockSecutix, cms: &str, clock: secutix_sync::clock::SharedClock) -> Self {
+        use secutix_sync::config::{Config, Sources};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store_path = dir.path().join("store");
+        let config_file = dir.path().join("config.toml");
+        std::fs::write(
+            &config_file,
+            format!(
+                r#"[secutix]
+institution = "MOSA"
+base_url = "{secutix}"
+operator = "MOSA_WEBSYNC"
+partner = "Test Partner"
+secret = "test-secret-value"
+[catalogue]
+min_interval = "0s"
+[store]
+path = "{store}"
+[control]
+listen = "127.0.0.1:0"
+token = "{TOKEN}"
+[daemon]
+time_zone = "Europe/Paris"
+[availability]
+enabled = false
+[[targets]]
+name = "website"
+kind = "webhook"
+[targets.webhook]
+url = "{cms}/hooks"
+"#,
+                secutix = secutix.uri(),
+                store = store_path.display(),
+            ),
+        )
+        .expect("write config");
+        let sources = Sources {
+            file: Some(config_file),
+            env: Some(BTreeMap::new()),
+            overrides: None,
+        };
+        let config: Config = Config::load(&sources).expect("config").config;
+        std::fs::create_dir_all(&store_path).expect("store dir");
+        let store = Store::open(&store_path, 16, clock).expect("store");
+        let app = secutix_sync::daemon::App::build(config, sources, store).expect("app");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(secutix_sync::daemon::run(
+            app.clone(),
+            listener,
+            async move {
+                let _ = stop_rx.await;
+            },
+            futures_util::stream::pending(),
+        ));
+        Self {
+            app,
+            base,
+            stop: Some(stop_tx),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    fn pending(&self) -> Vec<secutix_sync::push::OutboxItem> {
+        self.app.outbox.pending("website").expect("pending")
+    }
+
+    fn dead(&self) -> usize {
+        self.app.outbox.dead_letters(&["website".into()]).expect("dead").len()
+    }
+
+    /// Waits, on tokio time, until `done` holds, for at most `within` of it.
+    async fn until(&self, what: &str, within: Duration, mut done: impl FnMut(&Self) -> bool) {
+        let deadline = tokio::time::Instant::now() + within;
+        while !done(self) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what} did not happen within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.task
+            .take()
+            .expect("task")
+            .await
+            .expect("join")
+            .expect("clean shutdown");
+    }
+}
+
+/// Every entry of the catalogue in force was applied exactly once, at its current hash, by the 2xx
+/// answers among `requests` (PUTs under `/hooks/`, `ok` telling which were answered 2xx).
+fn delivered_once(app: &secutix_sync::daemon::App, requests: &[(secutix_sync::testkit::Recorded, bool)]) {
+    use secutix_sync::targets::webhook::idempotency_key;
+    let entries = app.outbox.entries().expect("entries");
+    let mut applied: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (r, ok) in requests {
+        if *ok {
+            let id = r.uri.trim_start_matches("/hooks/").to_owned();
+            applied
+                .entry(id)
+                .or_default()
+                .push(r.header("idempotency-key").unwrap_or_default());
+        }
+    }
+    assert_eq!(applied.len(), entries.len(), "{applied:?}");
+    for e in &entries {
+        let id = &e.entry.external_id;
+        assert_eq!(
+            applied.get(id),
+            Some(&vec![idempotency_key(id, &e.content_hash)]),
+            "{id}: applied exactly once, at its current hash"
+        );
+    }
+}
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+#[tokio::test(start_paused = true)]
+async fn a_cms_unreachable_for_three_days_gets_everything_once_when_back_without_using_up_attempts() {
+    let clock: secutix_sync::clock::SharedClock = Arc::new(secutix_sync::clock::TokioClock::starting_at(common::t0()));
+    let products: Vec<(i64, String)> = (1000..1020).map(|i| (i, format!("Spectacle {i}"))).collect();
+    let refs: Vec<(i64, &str)> = products.iter().map(|(i, t)| (*i, t.as_str())).collect();
+    let secutix = MockSecutix::start(secutix_mock::catalogue_of(&refs), clock.clone()).await;
+    // The CMS's port is bound but not listening: every connection is refused, until it listens.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+    let cms_url = format!("http://{}", socket.local_addr().expect("addr"));
+    let d = InProcess::start(&secutix, &cms_url, clock.clone()).await;
+    d.until("the first plan", Duration::from_secs(600), |d| {
+        d.pending().len() == refs.len()
+    })
+    .await;
+
+    tokio::time::sleep(3 * DAY).await;
+    let pending = d.pending();
+    assert_eq!(pending.len(), refs.len(), "nothing dropped in three days");
+    assert_eq!(d.dead(), 0, "an unreachable CMS kills no operation");
+    for item in &pending {
+        assert_eq!(item.attempts, 0, "{}: the outage used no attempt", item.external_id);
+        let error = item.last_error.as_deref().unwrap_or_default();
+        assert!(error.contains("cannot connect"), "{error}");
+        assert!(
+            item.next_attempt_at <= clock.now() + chrono::Duration::minutes(30),
+            "{}: probed at least every backoff_max (30 min)",
+            item.external_id
+        );
+    }
+
+    // Back: the next probe gets through and everything follows.
+    let back = tokio::time::Instant::now();
+    let cms = secutix_sync::testkit::MockHttp::serve(socket.listen(64).expect("listen"));
+    cms.handle("PUT", "/hooks/", |_| Some(Reply::status(200)));
+    d.until("the outbox to drain", Duration::from_secs(3600), |d| {
+        d.pending().is_empty()
+    })
+    .await;
+    let requests = cms.requests();
+    let first = requests.iter().map(|r| r.at).min().expect("a request");
+    assert!(
+        first - back <= Duration::from_secs(30 * 60),
+        "probed again within backoff_max"
+    );
+    let answered: Vec<_> = requests.into_iter().map(|r| (r, true)).collect();
+    assert_eq!(answered.len(), refs.len(), "one request per entry, no duplicate");
+    delivered_once(&d.app, &answered);
+    assert_eq!(d.dead(), 0);
+    d.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cms_answering_503_for_three_days_stops_at_max_attempts_and_dlq_replay_delivers_once() {
+    let clock: secutix_sync::clock::SharedClock = Arc::new(secutix_sync::clock::TokioClock::starting_at(common::t0()));
+    let products: Vec<(i64, String)> = (1000..1010).map(|i| (i, format!("Spectacle {i}"))).collect();
+    let refs: Vec<(i64, &str)> = products.iter().map(|(i, t)| (*i, t.as_str())).collect();
+    let secutix = MockSecutix::start(secutix_mock::catalogue_of(&refs), clock.clone()).await;
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let cms = secutix_sync::testkit::MockHttp::start().await;
+    {
+        let down = down.clone();
+        cms.handle("PUT", "/hooks/", move |_| {
+            Some(if down.load(std::sync::atomic::Ordering::SeqCst) {
+                Reply::status(503).body("<html><body>Maintenance</body></html>")
+            } else {
+                Reply::status(200)
+            })
+        });
+    }
+    let d = InProcess::start(&secutix, &cms.uri(), clock.clone()).await;
+    tokio::time::sleep(3 * DAY).await;
+
+    // Attempts ran out (8 each, with back-off), then nothing more was sent for days.
+    assert!(d.pending().is_empty(), "{:?}", d.pending());
+    assert_eq!(d.dead(), refs.len());
+    let mut per_entry: BTreeMap<String, usize> = BTreeMap::new();
+    for r in cms.requests() {
+        *per_entry
+            .entry(r.uri.trim_start_matches("/hooks/").to_owned())
+            .or_default() += 1;
+    }
+    assert!(
+        per_entry.values().all(|n| *n == 8),
+        "max_attempts = 8 each: {per_entry:?}"
+    );
+    let last = cms.requests().iter().map(|r| r.at).max().expect("requests");
+    assert!(
+        tokio::time::Instant::now() - last > 2 * DAY,
+        "no request after the attempts ran out (the planner does not resend a dead version)"
+    );
+    let status: Value = reqwest::Client::new()
+        .get(format!("{}/status", d.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(status["targets"]["website"]["dead_letters"], refs.len(), "{status:#}");
+
+    // Back, and the operator replays the dead letters: each entry is delivered once.
+    down.store(false, std::sync::atomic::Ordering::SeqCst);
+    cms.clear_requests();
+    let r = reqwest::Client::new()
+        .post(format!("{}/dlq/website/replay", d.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("replay");
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap_or_default());
+    d.until(
+        "the replayed operations to be delivered",
+        Duration::from_secs(600),
+        |d| d.pending().is_empty() && d.dead() == 0,
+    )
+    .await;
+    tokio::time::sleep(DAY).await;
+    let answered: Vec<_> = cms.requests().into_iter().map(|r| (r, true)).collect();
+    assert_eq!(answered.len(), refs.len(), "one request per entry after the replay");
+    delivered_once(&d.app, &answered);
+    d.stop().await;
+}
