@@ -18,9 +18,12 @@
 //! - **SecuTix answering garbage** to the running daemon (real binary): an HTML page, truncated JSON,
 //!   wrong types, a SOAP fault, an empty 200. The catalogue in force and the CMS stay as they were; `status`
 //!   (CLI and `/status`) shows the error, naming the call and what to do.
+//! - **SecuTix hanging mid-answer** (real binary): `status` shows the import running while it hangs, then
+//!   `secutix.request_timeout` ends the call and `catalogue.deadline` the run; nothing changes.
 //!
 //! Seeds: `FAULT_SEEDS=1,2,3` replays chosen seeds, `FAULT_SEED_COUNT=50` runs more. A failing seed is
-//! printed with its kill point.
+//! printed with its kill point. The tests run one at a time (`serial`): the kill points after the body
+//! are a share of a duration measured at the start, which other tests running alongside would distort.
 
 #[path = "common/binary.rs"]
 mod binary;
@@ -261,6 +264,7 @@ async fn timed_import(s: &Site, secutix: &MockSecutix, body: &bytes::Bytes) -> D
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial_test::serial]
 async fn kill_9_during_an_import_leaves_the_old_catalogue_or_the_new_one_never_a_mix() {
     let a = catalogue("A", 100_000..100_000 + PRODUCTS);
     let b = catalogue("B", 100_000 + PRODUCTS / 10..100_000 + PRODUCTS + PRODUCTS / 10);
@@ -292,20 +296,29 @@ async fn kill_9_during_an_import_leaves_the_old_catalogue_or_the_new_one_never_a
 
             // Importing B through the daemon, killed at the seed's point.
             let sent = Arc::new(tokio::sync::Notify::new());
-            let (reply, after_body) = if rng.below(3) == 0 {
-                let at = rng.below(b_bytes.len() as u64) as usize;
-                describe(
-                    &point,
-                    format!("kill after {at} of {} bytes of the body", b_bytes.len()),
-                );
-                (streamed(b_bytes, &sent).stall_after(at), Duration::ZERO)
-            } else {
-                let wait = processing.mul_f64(rng.unit() * 1.25);
-                describe(
-                    &point,
-                    format!("kill {wait:?} after the body was sent (the import takes {processing:?})"),
-                );
-                (streamed(b_bytes, &sent), wait)
+            // Seeds take turns: in the body, early in the processing, around the switch.
+            let (reply, after_body) = match seed % 3 {
+                0 => {
+                    let at = rng.below(b_bytes.len() as u64) as usize;
+                    describe(
+                        &point,
+                        format!("kill after {at} of {} bytes of the body", b_bytes.len()),
+                    );
+                    (streamed(b_bytes, &sent).stall_after(at), Duration::ZERO)
+                }
+                turn => {
+                    let share = if turn == 1 {
+                        rng.unit() * 0.8
+                    } else {
+                        0.8 + rng.unit() * 0.45
+                    };
+                    let wait = processing.mul_f64(share);
+                    describe(
+                        &point,
+                        format!("kill {wait:?} after the body was sent (the import takes {processing:?})"),
+                    );
+                    (streamed(b_bytes, &sent), wait)
+                }
             };
             secutix.set_catalogue_reply(Some(reply));
             let mut daemon = start(&s);
@@ -342,11 +355,6 @@ async fn kill_9_during_an_import_leaves_the_old_catalogue_or_the_new_one_never_a
                     differences(&seen, seen_b)
                 );
             };
-            let was = point.lock().map(|p| p.clone()).unwrap_or_default();
-            describe(
-                &point,
-                format!("{was}: the {} catalogue in force", if switched { "new" } else { "old" }),
-            );
             let generation = store.generation().expect("generation");
             assert_eq!(generation, Some(if switched { 2 } else { 1 }));
             let leftovers: Vec<String> = store
@@ -358,6 +366,21 @@ async fn kill_9_during_an_import_leaves_the_old_catalogue_or_the_new_one_never_a
                 .collect();
             assert!(leftovers.is_empty(), "partial generation trees left: {leftovers:?}");
             let history = store.import_history(10).expect("history");
+            let rebuilt = history
+                .first()
+                .is_some_and(|r| r.counts.added == 0 && r.counts.changed == 0);
+            let was = point.lock().map(|p| p.clone()).unwrap_or_default();
+            describe(
+                &point,
+                format!(
+                    "{was}: {}",
+                    match (switched, rebuilt) {
+                        (false, _) => "the old catalogue in force",
+                        (true, true) => "the new catalogue in force, its report rebuilt at the restart",
+                        (true, false) => "the new catalogue in force, its report written",
+                    }
+                ),
+            );
             let summary: Vec<(u64, ImportOutcome, Option<u64>)> =
                 history.iter().map(|r| (r.id, r.outcome, r.generation)).collect();
             let killed = if switched {
@@ -378,6 +401,17 @@ async fn kill_9_during_an_import_leaves_the_old_catalogue_or_the_new_one_never_a
                 );
             }
             drop(store);
+            // `status` without a daemon (the killed one left its control address behind) reads the store.
+            let out = cli(&s, &["status"]).await;
+            let stdout = text(&out.stdout);
+            assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+            assert!(stdout.contains("no daemon running"), "{stdout}");
+            if !switched {
+                assert!(
+                    stdout.contains("last FAILED") && stdout.contains("import #2 was interrupted"),
+                    "{stdout}"
+                );
+            }
 
             // A later import completes, and the new catalogue is in force.
             secutix.set_catalogue_reply(None);
@@ -626,6 +660,7 @@ url = "{}"
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial_test::serial]
 async fn kill_9_during_a_push_loses_nothing_and_re_delivers_only_identical_requests() {
     use secutix_sync::targets::webhook::idempotency_key;
     let body = catalogue("P", 2000..2000 + PUSHED);
@@ -763,7 +798,7 @@ async fn accepting_cms() -> secutix_sync::testkit::MockHttp {
 /// The webhook target for `cms`.
 fn webhook_target(cms: &str) -> String {
     format!(
-        "[[targets]]\nname = \"website\"\nkind = \"webhook\"\nbackoff_initial = \"100ms\"\nbackoff_max = \"1s\"\n\
+        "[[targets]]\nname = \"website\"\nkind = \"webhook\"\nrate_per_second = 1000\nbackoff_initial = \"100ms\"\nbackoff_max = \"1s\"\n\
          [targets.webhook]\nurl = \"{cms}/hooks\"\n"
     )
 }
@@ -850,6 +885,7 @@ async fn garbage_is_refused(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial_test::serial]
 async fn secutix_answering_garbage_keeps_the_catalogue_and_status_says_what_failed() {
     let good = catalogue("G", 3000..3005);
     let secutix = MockSecutix::start(good.clone(), secutix_sync::clock::system()).await;
@@ -900,6 +936,7 @@ async fn secutix_answering_garbage_keeps_the_catalogue_and_status_says_what_fail
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial_test::serial]
 async fn a_soap_fault_keeps_the_catalogue_and_status_says_what_failed() {
     let good = catalogue("G", 3000..3003);
     let secutix = MockSecutix::start(good.clone(), secutix_sync::clock::system()).await;
@@ -1068,20 +1105,18 @@ url = "{cms}/hooks"
     }
 }
 
-/// Every entry of the catalogue in force was applied exactly once, at its current hash, by the 2xx
-/// answers among `requests` (PUTs under `/hooks/`, `ok` telling which were answered 2xx).
-fn delivered_once(app: &secutix_sync::daemon::App, requests: &[(secutix_sync::testkit::Recorded, bool)]) {
+/// `requests` (PUTs under `/hooks/`, all answered 2xx) applied every entry of the catalogue in force
+/// exactly once, at its current hash.
+fn delivered_once(app: &secutix_sync::daemon::App, requests: &[secutix_sync::testkit::Recorded]) {
     use secutix_sync::targets::webhook::idempotency_key;
     let entries = app.outbox.entries().expect("entries");
     let mut applied: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (r, ok) in requests {
-        if *ok {
-            let id = r.uri.trim_start_matches("/hooks/").to_owned();
-            applied
-                .entry(id)
-                .or_default()
-                .push(r.header("idempotency-key").unwrap_or_default());
-        }
+    for r in requests {
+        let id = r.uri.trim_start_matches("/hooks/").to_owned();
+        applied
+            .entry(id)
+            .or_default()
+            .push(r.header("idempotency-key").unwrap_or_default());
     }
     assert_eq!(applied.len(), entries.len(), "{applied:?}");
     for e in &entries {
@@ -1097,6 +1132,7 @@ fn delivered_once(app: &secutix_sync::daemon::App, requests: &[(secutix_sync::te
 const DAY: Duration = Duration::from_secs(86_400);
 
 #[tokio::test(start_paused = true)]
+#[serial_test::serial]
 async fn a_cms_unreachable_for_three_days_gets_everything_once_when_back_without_using_up_attempts() {
     let clock: secutix_sync::clock::SharedClock = Arc::new(secutix_sync::clock::TokioClock::starting_at(common::t0()));
     let products: Vec<(i64, String)> = (1000..1020).map(|i| (i, format!("Spectacle {i}"))).collect();
@@ -1141,14 +1177,14 @@ async fn a_cms_unreachable_for_three_days_gets_everything_once_when_back_without
         first - back <= Duration::from_secs(30 * 60),
         "probed again within backoff_max"
     );
-    let answered: Vec<_> = requests.into_iter().map(|r| (r, true)).collect();
-    assert_eq!(answered.len(), refs.len(), "one request per entry, no duplicate");
-    delivered_once(&d.app, &answered);
+    assert_eq!(requests.len(), refs.len(), "one request per entry, no duplicate");
+    delivered_once(&d.app, &requests);
     assert_eq!(d.dead(), 0);
     d.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
+#[serial_test::serial]
 async fn a_cms_answering_503_for_three_days_stops_at_max_attempts_and_dlq_replay_delivers_once() {
     let clock: secutix_sync::clock::SharedClock = Arc::new(secutix_sync::clock::TokioClock::starting_at(common::t0()));
     let products: Vec<(i64, String)> = (1000..1010).map(|i| (i, format!("Spectacle {i}"))).collect();
@@ -1215,8 +1251,58 @@ async fn a_cms_answering_503_for_three_days_stops_at_max_attempts_and_dlq_replay
     )
     .await;
     tokio::time::sleep(DAY).await;
-    let answered: Vec<_> = cms.requests().into_iter().map(|r| (r, true)).collect();
-    assert_eq!(answered.len(), refs.len(), "one request per entry after the replay");
-    delivered_once(&d.app, &answered);
+    let requests = cms.requests();
+    assert_eq!(requests.len(), refs.len(), "one request per entry after the replay");
+    delivered_once(&d.app, &requests);
     d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial_test::serial]
+async fn a_secutix_that_stalls_mid_answer_is_timed_out_and_status_shows_the_live_run() {
+    let good = catalogue("G", 3000..3020);
+    let body = bytes::Bytes::from(good.to_string());
+    let secutix = MockSecutix::start(good.clone(), secutix_sync::clock::system()).await;
+    let cms = accepting_cms().await;
+    let s = Site::new();
+    configure(
+        &s,
+        &secutix.uri(),
+        &format!("[availability]\nenabled = false\n{}", webhook_target(&cms.uri())),
+    );
+    let config = std::fs::read_to_string(&s.config).expect("config");
+    s.write_config(
+        &config
+            .replace("request_timeout = \"20s\"", "request_timeout = \"2s\"")
+            .replace("min_interval = \"0s\"", "min_interval = \"0s\"\ndeadline = \"4s\""),
+    );
+    let mut daemon = start(&s);
+    let (base, token) = ready(&s).await;
+    settled(&s, &base, &token, 1).await;
+    let sent = cms.requests().len();
+
+    let stalled = Arc::new(tokio::sync::Notify::new());
+    secutix.set_catalogue_reply(Some(streamed(&body, &stalled).stall_after(body.len() / 2)));
+    let out = cli(&s, &["resync", "--catalogue"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    stalled.notified().await;
+    // While SecuTix hangs, the run is live in `status`.
+    let out = cli(&s, &["status"]).await;
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("catalogue    running (run 2"), "{stdout}");
+    // Then secutix.request_timeout ends the call, and the run's deadline the retries.
+    let status = settled(&s, &base, &token, 2).await;
+    let error = status["jobs"]["catalogue"]["last"]["error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        error.contains("catalogService/getCatalogDetailed") && error.contains("secutix.request_timeout"),
+        "{error}"
+    );
+    assert!(error.contains("the catalogue in force is unchanged"), "{error}");
+    assert_eq!(status["catalogue"]["generation"], 1);
+    assert_eq!(cms.requests().len(), sent, "the CMS saw no change");
+    secutix.set_catalogue_reply(None);
+    binary::kill(&daemon, "TERM");
+    assert_eq!(exit_of(&s, &mut daemon).await.code(), Some(0), "{}", log(&s));
 }
