@@ -19,8 +19,9 @@ pub struct ImportOptions {
 /// Why an import did not produce a new catalogue.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    /// SecuTix could not be called or answered badly.
-    #[error(transparent)]
+    /// SecuTix could not be called or answered badly; the message adds that the catalogue in force is
+    /// unchanged and, for an answer the daemon cannot read, what to check.
+    #[error("{}", call_message(.0))]
     Call(#[from] CallError),
     /// The store failed.
     #[error(transparent)]
@@ -28,6 +29,27 @@ pub enum ImportError {
     /// The shrink guard refused the catalogue.
     #[error(transparent)]
     Refused(crate::store::ShrinkRefused),
+}
+
+/// The message of a failed SecuTix call, as an import reports it.
+fn call_message(e: &CallError) -> String {
+    use crate::secutix::parse::ParseError;
+    let bad_answer = matches!(
+        e,
+        CallError::Parse(ParseError::Malformed { .. } | ParseError::Fault { .. })
+            | CallError::UnexpectedBody { .. }
+            | CallError::Status { .. }
+            | CallError::Http { .. }
+    );
+    match e {
+        // Says so already.
+        CallError::InProgressDeadline { .. } => e.to_string(),
+        _ if bad_answer => format!(
+            "{e}; the catalogue in force is unchanged. If this persists, check secutix.base_url (or \
+             secutix.environment) and SecuTix's service status, then send this message to SecuTix support"
+        ),
+        _ => format!("{e}; the catalogue in force is unchanged"),
+    }
 }
 
 impl From<FinishError> for ImportError {
@@ -89,6 +111,7 @@ pub async fn run_import(
         generation: store.generation()?,
         forced: opts.force,
     };
+    store.import_started(&report)?;
     let result = import_inner(client, store, cfg, opts, &mut report).await;
     report.finished_at = store.clock().now();
     match &result {

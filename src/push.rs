@@ -246,7 +246,8 @@ pub struct DrainReport {
     pub dead: u64,
     /// Operations left in the outbox.
     pub pending: u64,
-    /// Earliest retry of what is left.
+    /// Earliest retry of what is left (not before a target-wide pause: `Retry-After`, the next probe of an
+    /// unreachable target).
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
@@ -675,6 +676,22 @@ pub struct Worker {
     settings: PushSettings,
     limiter: Arc<RateLimiter>,
     clock: SharedClock,
+    /// The target-wide pause, kept from one drain to the next: the daemon drains often (every plan,
+    /// every retry time), and a pause or a probe back-off that started over at each drain would let a
+    /// `Retry-After` be ignored and probe an unreachable target every few seconds for as long as it is
+    /// down.
+    pause: std::sync::Mutex<TargetPause>,
+}
+
+/// What a [`Worker`] remembers between drains about its target as a whole.
+#[derive(Debug, Clone, Copy)]
+struct TargetPause {
+    /// Nothing is sent before this (`Retry-After`, an unreachable target's next probe).
+    until: Option<DateTime<Utc>>,
+    /// The target was unreachable: one operation at a time until one gets through.
+    probing: bool,
+    /// The wait before the next probe, doubling up to `backoff_max`.
+    unreachable_wait: Duration,
 }
 
 /// How long [`Worker::drain`] goes on.
@@ -712,6 +729,11 @@ impl Worker {
             outbox: outbox.clone(),
             trees,
             target,
+            pause: std::sync::Mutex::new(TargetPause {
+                until: None,
+                probing: false,
+                unreachable_wait: settings.backoff_initial,
+            }),
             settings,
             limiter,
         })
@@ -875,13 +897,14 @@ impl Worker {
     /// ([`Target::apply_batch`]): one task, one rate-limit token and one `request_timeout` for the batch,
     /// then each operation is acknowledged, retried or buried on its own outcome, as if sent alone.
     pub async fn drain(&self, opts: DrainOptions) -> Result<DrainReport, StoreError> {
+        let pause = *self.pause.lock().unwrap_or_else(|p| p.into_inner());
         let mut st = DrainState {
             report: DrainReport::default(),
             queue: self.load_queue()?,
             in_flight: HashSet::new(),
-            paused_until: None,
-            unreachable_wait: self.settings.backoff_initial,
-            probing: false,
+            paused_until: pause.until,
+            unreachable_wait: pause.unreachable_wait,
+            probing: pause.probing,
         };
         let mut tasks: JoinSet<Settled> = JoinSet::new();
         let batch_max = self.target.max_batch().max(1);
@@ -954,8 +977,13 @@ impl Worker {
         if let Err(e) = self.target.flush().await {
             tracing::error!(target_name = %self.target.name(), error = %e, "target flush failed");
         }
+        *self.pause.lock().unwrap_or_else(|p| p.into_inner()) = TargetPause {
+            until: st.paused_until,
+            probing: st.probing,
+            unreachable_wait: st.unreachable_wait,
+        };
         st.report.pending = self.trees.outbox.len() as u64;
-        st.report.next_attempt_at = st.queue.first().map(|f| f.0);
+        st.report.next_attempt_at = st.queue.first().map(|f| st.paused_until.map_or(f.0, |p| p.max(f.0)));
         Ok(st.report)
     }
 
@@ -1019,8 +1047,11 @@ impl Worker {
                 unreachable: true,
                 ..
             }) => {
-                // Not the operation's fault: pause the target and probe later, attempts untouched.
-                let until = match *batch_pause {
+                // Not the operation's fault: pause the target and probe later, attempts untouched. Several
+                // operations that were in flight together (a batch, the other concurrency slots) make one
+                // pause, not one longer pause each.
+                let current = st.paused_until.filter(|p| st.probing && *p > now);
+                let until = match batch_pause.or(current) {
                     Some(until) => until,
                     None => {
                         if !st.probing {

@@ -18,9 +18,9 @@
 //!
 //! Records are JSON (readable with `secutix-sync state`, tolerant to added fields).
 
-use std::collections::{BTreeMap, HashSet};
-use std::path::Path;
-use std::sync::Mutex;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize};
@@ -208,6 +208,59 @@ pub enum FinishError {
 const META: &str = "meta";
 const KEY_GENERATION: &[u8] = b"catalog.generation";
 const KEY_IMPORT_SEQ: &[u8] = b"import.seq";
+/// The import under way: its report as it started, written (and flushed) before the first SecuTix call and
+/// removed with its final report. Found at open, it means the process stopped mid-import.
+const KEY_IMPORT_RUNNING: &[u8] = b"import.running";
+
+/// How long after this process dropped its last handle on a store [`Store::open`] may wait for the lock.
+const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Stores this process opened, by canonical folder: open now, or when its last handle was dropped.
+static OPENED: std::sync::LazyLock<Mutex<HashMap<PathBuf, Holding>>> = std::sync::LazyLock::new(Default::default);
+
+#[derive(Debug, Clone, Copy)]
+enum Holding {
+    /// A handle of this process is alive.
+    Open,
+    /// This process dropped its last handle then.
+    Released(std::time::Instant),
+}
+
+fn registry() -> std::sync::MutexGuard<'static, HashMap<PathBuf, Holding>> {
+    OPENED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Shared by every clone of a [`Store`]; dropped with the last one, it records the time in [`OPENED`].
+#[derive(Debug)]
+struct OpenGuard(Option<PathBuf>);
+
+impl OpenGuard {
+    fn register(path: &Path) -> Self {
+        let canonical = path.canonicalize().ok();
+        if let Some(c) = &canonical {
+            registry().insert(c.clone(), Holding::Open);
+        }
+        Self(canonical)
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            registry().insert(c, Holding::Released(std::time::Instant::now()));
+        }
+    }
+}
+
+/// Until when a lock found on `path` may be this process's dropped handle still closing (see
+/// [`Store::open`]); `None` when it belongs to another process or to a live handle.
+fn releasing_until(path: &Path) -> Option<std::time::Instant> {
+    let canonical = path.canonicalize().ok()?;
+    match registry().get(&canonical)? {
+        Holding::Open => None,
+        Holding::Released(at) => Some(*at + RELEASE_WAIT),
+    }
+}
 
 /// The store. Cheap to clone (sled handles are reference-counted).
 #[derive(Clone)]
@@ -220,6 +273,8 @@ pub struct Store {
     clock: SharedClock,
     /// The venue's time zone for day/month call counters, refreshed from the POS configuration.
     tz: std::sync::Arc<Mutex<chrono_tz::Tz>>,
+    /// Dropped with the last clone: tells [`Store::open`] when this process let go of the folder.
+    _guard: Arc<OpenGuard>,
 }
 
 impl std::fmt::Debug for Store {
@@ -241,15 +296,33 @@ fn parse_gen_tree(name: &[u8]) -> Option<u64> {
 
 impl Store {
     /// Opens (or creates) the store in `path`; drops the trees of any unfinished import.
+    ///
+    /// sled allows one open handle per folder (a file lock). When this process dropped its last handle on
+    /// `path` a moment ago, sled's I/O threads may still be finishing jobs that hold the database file
+    /// open (a segment truncation and its fsync, the end of a log write), and so its lock, for a few
+    /// milliseconds (longer on a busy disk): `open` then waits for them, until [`RELEASE_WAIT`] after that
+    /// drop. A lock held by another process, or by a live handle of this process, is reported at once
+    /// ([`StoreError::Locked`]).
     pub fn open(path: &Path, cache_mib: u64, clock: SharedClock) -> Result<Self, StoreError> {
         let p = path.display().to_string();
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_mib.max(1) * 1024 * 1024)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|e| classify(&p, e))?;
-        Self::from_db(db, p, clock)
+        let db = loop {
+            let opened = sled::Config::new()
+                .path(path)
+                .cache_capacity(cache_mib.max(1) * 1024 * 1024)
+                .mode(sled::Mode::HighThroughput)
+                .open();
+            match opened.map_err(|e| classify(&p, e)) {
+                Ok(db) => break db,
+                Err(StoreError::Locked { .. })
+                    if releasing_until(path).is_some_and(|until| std::time::Instant::now() < until) =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let guard = OpenGuard::register(path);
+        Self::from_db(db, p, clock, Arc::new(guard))
     }
 
     /// A store in a temporary folder that disappears with it (tests, `demo`).
@@ -259,10 +332,10 @@ impl Store {
             .cache_capacity(32 * 1024 * 1024)
             .open()
             .map_err(|e| classify("(temporary)", e))?;
-        Self::from_db(db, "(temporary)".into(), clock)
+        Self::from_db(db, "(temporary)".into(), clock, Arc::new(OpenGuard(None)))
     }
 
-    fn from_db(db: sled::Db, path: String, clock: SharedClock) -> Result<Self, StoreError> {
+    fn from_db(db: sled::Db, path: String, clock: SharedClock, guard: Arc<OpenGuard>) -> Result<Self, StoreError> {
         let err = |e| StoreError::Sled {
             path: path.clone(),
             source: e,
@@ -278,8 +351,10 @@ impl Store {
             path,
             clock,
             tz: std::sync::Arc::new(Mutex::new(chrono_tz::UTC)),
+            _guard: guard,
         };
         store.drop_stale_generations()?;
+        store.recover_interrupted_import()?;
         if let Some(tz) = store
             .catalog()?
             .and_then(|v| v.meta.pos)
@@ -417,7 +492,71 @@ impl Store {
             .unwrap_or(1))
     }
 
-    /// Appends an import report.
+    /// Marks `report`'s import as under way, durably, before it calls SecuTix: if the process stops before
+    /// [`Store::record_import`], the next open records it as interrupted (see
+    /// [`Store::recover_interrupted_import`]), so the history never loses a run.
+    pub fn import_started(&self, report: &ImportReport) -> Result<(), StoreError> {
+        self.meta
+            .insert(KEY_IMPORT_RUNNING, encode(report, "import.running")?)
+            .map_err(self.err())?;
+        self.flush()
+    }
+
+    /// Records, at open, the import a stopped process left unfinished (killed, crashed, power cut). Its
+    /// report says what is in force: when the catalogue switch happened before the stop, the import
+    /// succeeded and its report is rebuilt from the new generation (the counts of changes are lost);
+    /// otherwise it failed and the catalogue it started from stayed in force.
+    fn recover_interrupted_import(&self) -> Result<(), StoreError> {
+        let Some(v) = self.meta.get(KEY_IMPORT_RUNNING).map_err(self.err())? else {
+            return Ok(());
+        };
+        let started: Option<ImportReport> = serde_json::from_slice(&v).ok();
+        let recorded = match &started {
+            Some(r) => self.imports.contains_key(r.id.to_be_bytes()).map_err(self.err())?,
+            None => true,
+        };
+        if let (Some(mut report), false) = (started, recorded) {
+            let now = self.generation()?;
+            let view = self.catalog()?;
+            if now.is_some() && now != report.generation {
+                let meta = view.map(|v| v.meta).unwrap_or_default();
+                report.outcome = ImportOutcome::Success;
+                report.finished_at = meta.imported_at.unwrap_or(report.started_at);
+                report.counts.products = meta.live;
+                report.counts.seasons = meta.seasons;
+                report.error = None;
+                tracing::warn!(
+                    import = report.id,
+                    generation = ?now,
+                    "import #{} was interrupted after its catalogue came into force; its report is rebuilt \
+                     from the new generation (the counts of changes are lost)",
+                    report.id
+                );
+            } else {
+                report.outcome = ImportOutcome::Failed;
+                report.finished_at = self.clock.now().max(report.started_at);
+                report.error = Some(format!(
+                    "import #{} was interrupted: secutix-sync stopped before the import finished (killed, crashed, \
+                     the machine went down, or a shutdown past daemon.shutdown_grace); the previous catalogue \
+                     stayed in force. The next scheduled import fetches the catalogue again; to import now, run \
+                     `secutix-sync resync --catalogue`",
+                    report.id
+                ));
+                tracing::warn!(
+                    import = report.id,
+                    "the last import was interrupted; the previous catalogue stayed in force"
+                );
+            }
+            report.generation = now;
+            self.imports
+                .insert(report.id.to_be_bytes(), encode(&report, "import report")?)
+                .map_err(self.err())?;
+        }
+        self.meta.remove(KEY_IMPORT_RUNNING).map_err(self.err())?;
+        self.flush()
+    }
+
+    /// Appends an import report (and ends the mark of [`Store::import_started`]).
     pub fn record_import(&self, report: &ImportReport) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(report).map_err(|e| StoreError::Corrupt {
             key: "import".into(),
@@ -426,14 +565,20 @@ impl Store {
         self.imports
             .insert(report.id.to_be_bytes(), bytes)
             .map_err(self.err())?;
+        let running = self.meta.get(KEY_IMPORT_RUNNING).map_err(self.err())?;
+        if running
+            .and_then(|v| serde_json::from_slice::<ImportReport>(&v).ok())
+            .is_none_or(|r| r.id == report.id)
+        {
+            self.meta.remove(KEY_IMPORT_RUNNING).map_err(self.err())?;
+        }
         // Keep the last 500 reports.
         while self.imports.len() > 500 {
             if self.imports.pop_min().map_err(self.err())?.is_none() {
                 break;
             }
         }
-        self.imports.flush().map_err(self.err())?;
-        Ok(())
+        self.flush()
     }
 
     /// The most recent import reports, newest first.
@@ -980,4 +1125,174 @@ fn retain_past_performances(new: &mut Product, old: &Product, now: DateTime<Utc>
         crate::catalog::sort_performances(&mut event.performances);
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn product(id: Id) -> Product {
+        Product {
+            id,
+            code: None,
+            season_id: None,
+            season_code: None,
+            family: Some(ProductFamily::SingleEntry),
+            family_sub_type: None,
+            state: None,
+            name: crate::catalog::Translated::from_pairs([("fr", "x")]),
+            short_name: Default::default(),
+            description: Default::default(),
+            images: Default::default(),
+            detail_url: None,
+            sale_periods: vec![],
+            sub_topic_codes: vec![],
+            event: None,
+        }
+    }
+
+    fn import(store: &Store, ids: &[Id]) -> ImportCounts {
+        let mut txn = store.begin_import(&["SINGLE_ENTRY".into()]).expect("begin");
+        for &id in ids {
+            txn.product(Some(0), product(id)).expect("stage");
+        }
+        txn.finish(&FinishOptions {
+            force: false,
+            shrink_guard_ratio: 0.5,
+            season_codes: vec![],
+            product_codes: vec![],
+            pos: None,
+            body_hash: None,
+        })
+        .expect("finish")
+    }
+
+    fn started(store: &Store) -> ImportReport {
+        let now = store.clock().now();
+        ImportReport {
+            id: store.next_import_id().expect("id"),
+            started_at: now,
+            finished_at: now,
+            outcome: ImportOutcome::Failed,
+            error: None,
+            counts: ImportCounts::default(),
+            bytes: 0,
+            calls: 0,
+            generation: store.generation().expect("generation"),
+            forced: false,
+        }
+    }
+
+    #[test]
+    fn an_import_the_process_did_not_finish_is_in_the_history_after_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = crate::clock::system();
+        {
+            let store = Store::open(dir.path(), 1, clock.clone()).expect("open");
+            let mut first = started(&store);
+            store.import_started(&first).expect("mark");
+            first.counts = import(&store, &[1, 2, 3]);
+            first.outcome = ImportOutcome::Success;
+            first.generation = store.generation().expect("generation");
+            store.record_import(&first).expect("record");
+            // Import 2 stops before the switch.
+            store.import_started(&started(&store)).expect("mark");
+        }
+        {
+            let store = Store::open(dir.path(), 1, clock.clone()).expect("reopen");
+            let history = store.import_history(10).expect("history");
+            assert_eq!(history.iter().map(|r| r.id).collect::<Vec<_>>(), vec![2, 1]);
+            let interrupted = &history[0];
+            assert_eq!(interrupted.outcome, ImportOutcome::Failed);
+            assert_eq!(interrupted.generation, Some(1), "the catalogue it started from stayed");
+            let error = interrupted.error.as_deref().unwrap_or_default();
+            assert!(error.contains("import #2 was interrupted"), "{error}");
+            assert!(error.contains("resync --catalogue"), "says what to do: {error}");
+            assert_eq!(store.last_good_import().expect("good").map(|r| r.id), Some(1));
+            // Import 3 stops after the switch, before its report.
+            store.import_started(&started(&store)).expect("mark");
+            import(&store, &[1, 2, 3, 4]);
+        }
+        let store = Store::open(dir.path(), 1, clock.clone()).expect("reopen");
+        let history = store.import_history(10).expect("history");
+        assert_eq!(history.iter().map(|r| r.id).collect::<Vec<_>>(), vec![3, 2, 1]);
+        let switched = &history[0];
+        assert_eq!(switched.outcome, ImportOutcome::Success, "{switched:?}");
+        assert_eq!(switched.generation, Some(2));
+        assert_eq!(switched.counts.products, 4);
+        assert_eq!(switched.error, None);
+        drop(store);
+        let store = Store::open(dir.path(), 1, clock).expect("reopen");
+        assert_eq!(store.import_history(10).expect("history").len(), 3, "recorded once");
+    }
+
+    #[test]
+    fn a_finished_import_leaves_no_mark() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = crate::clock::system();
+        {
+            let store = Store::open(dir.path(), 1, clock.clone()).expect("open");
+            let mut report = started(&store);
+            store.import_started(&report).expect("mark");
+            report.counts = import(&store, &[1]);
+            report.outcome = ImportOutcome::Success;
+            report.generation = store.generation().expect("generation");
+            store.record_import(&report).expect("record");
+        }
+        let store = Store::open(dir.path(), 1, clock).expect("reopen");
+        let history = store.import_history(10).expect("history");
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].outcome, ImportOutcome::Success);
+    }
+
+    #[test]
+    fn a_lock_left_by_a_handle_this_process_dropped_is_waited_for() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = crate::clock::system();
+        drop(Store::open(dir.path(), 1, clock.clone()).expect("open"));
+        // What sled's I/O threads do after the last handle went: keep the database file, and its lock, a
+        // little longer. Here a thread holds the lock for 200 ms.
+        let file = std::fs::File::open(dir.path().join("db")).expect("db file");
+        file.lock().expect("lock");
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            locked_tx.send(()).expect("send");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            drop(file);
+        });
+        locked_rx.recv().expect("recv");
+        let store = Store::open(dir.path(), 1, clock).expect("waits for the lock, then opens");
+        holder.join().expect("join");
+        assert_eq!(store.generation().expect("generation"), None);
+    }
+
+    #[test]
+    fn a_lock_of_another_owner_or_of_a_live_handle_is_reported_at_once() {
+        let clock = crate::clock::system();
+        // Never opened by this process: another process holds it.
+        let other = tempfile::tempdir().expect("tempdir");
+        let file = std::fs::File::create(other.path().join("db")).expect("db file");
+        file.lock().expect("lock");
+        assert_eq!(releasing_until(other.path()), None);
+        match Store::open(other.path(), 1, clock.clone()) {
+            Err(StoreError::Locked { path }) => assert_eq!(path, other.path().display().to_string()),
+            r => panic!("expected Locked, got {r:?}"),
+        }
+        drop(file);
+
+        // Open here: a second open is refused without waiting; once dropped, the wait applies.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 1, clock.clone()).expect("open");
+        let copy = store.clone();
+        assert_eq!(releasing_until(dir.path()), None);
+        assert!(matches!(
+            Store::open(dir.path(), 1, clock.clone()),
+            Err(StoreError::Locked { .. })
+        ));
+        drop(store);
+        assert_eq!(releasing_until(dir.path()), None, "a clone is still alive");
+        drop(copy);
+        assert!(releasing_until(dir.path()).is_some_and(|t| t > std::time::Instant::now()));
+        Store::open(dir.path(), 1, clock).expect("reopens");
+    }
 }

@@ -57,6 +57,12 @@ pub struct Reply {
     pub body: Bytes,
     /// Wait before answering (tokio time).
     pub delay: Duration,
+    /// Send the body in pieces of this many bytes, this long apart (tokio time).
+    pub chunks: Option<(usize, Duration)>,
+    /// Send only this many bytes of the body, then hold the connection without sending more.
+    pub stall_after: Option<usize>,
+    /// Notified once the body, or what `stall_after` lets through, has been handed to the connection.
+    pub sent: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl Reply {
@@ -67,6 +73,9 @@ impl Reply {
             headers: Vec::new(),
             body: Bytes::new(),
             delay: Duration::ZERO,
+            chunks: None,
+            stall_after: None,
+            sent: None,
         }
     }
     /// 200 with a JSON body.
@@ -95,6 +104,53 @@ impl Reply {
     pub fn delay(mut self, d: Duration) -> Self {
         self.delay = d;
         self
+    }
+    /// Streams the body in pieces of `size` bytes, `pause` apart (a slow peer).
+    pub fn chunked(mut self, size: usize, pause: Duration) -> Self {
+        self.chunks = Some((size.max(1), pause));
+        self
+    }
+    /// Sends the first `n` bytes of the body, then stalls: the connection stays open and nothing more
+    /// comes (a peer that hangs mid-answer). The body goes out with chunked encoding, so the client cannot
+    /// tell from the headers.
+    pub fn stall_after(mut self, n: usize) -> Self {
+        self.stall_after = Some(n);
+        self
+    }
+    /// Notifies `sent` once the body (or, with [`Reply::stall_after`], its first bytes) has been handed to
+    /// the connection: a test can act at that exact point (kill the client, say).
+    pub fn notify_sent(mut self, sent: Arc<tokio::sync::Notify>) -> Self {
+        self.sent = Some(sent);
+        self
+    }
+
+    /// The response body: whole, or a stream when the reply is chunked, stalls or reports progress.
+    fn into_body(self) -> axum::body::Body {
+        if self.chunks.is_none() && self.stall_after.is_none() && self.sent.is_none() {
+            return axum::body::Body::from(self.body);
+        }
+        let limit = self.stall_after.unwrap_or(usize::MAX).min(self.body.len());
+        let (size, pause) = self.chunks.unwrap_or((self.body.len().max(1), Duration::ZERO));
+        let state = (self.body, 0usize, self.sent, self.stall_after.is_some());
+        let stream = futures_util::stream::unfold(state, move |(body, offset, sent, stall)| async move {
+            if offset >= limit {
+                // Polled again after the last piece: the connection has everything we meant to send.
+                if let Some(n) = &sent {
+                    n.notify_one();
+                }
+                if stall {
+                    std::future::pending::<()>().await;
+                }
+                return None;
+            }
+            if offset > 0 && !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+            let end = (offset + size).min(limit);
+            let piece = body.slice(offset..end);
+            Some((Ok::<_, std::io::Error>(piece), (body, end, sent, stall)))
+        });
+        axum::body::Body::from_stream(stream)
     }
 }
 
@@ -129,6 +185,13 @@ impl MockHttp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
+        Self::serve(listener)
+    }
+
+    /// Serves on `listener`, on the current runtime. A test can keep a port bound without listening
+    /// (`tokio::net::TcpSocket::bind`: connections are refused, a server that is down) and serve on it
+    /// later (`TcpSocket::listen`: the server is back).
+    pub fn serve(listener: tokio::net::TcpListener) -> Self {
         let addr = listener.local_addr().expect("local addr");
         let state: Arc<Mutex<State>> = Arc::default();
         let st = state.clone();
@@ -237,15 +300,17 @@ async fn answer(st: Arc<Mutex<State>>, method: Method, uri: Uri, headers: Header
             }
         }
     };
-    let Some(reply) = reply else {
+    let Some(mut reply) = reply else {
         return (StatusCode::NOT_FOUND, format!("mock: no route for {method} {uri}")).into_response();
     };
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }
-    let mut resp = Response::new(axum::body::Body::from(reply.body));
-    *resp.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    for (k, v) in reply.headers {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = std::mem::take(&mut reply.headers);
+    let mut resp = Response::new(reply.into_body());
+    *resp.status_mut() = status;
+    for (k, v) in headers {
         if let (Ok(k), Ok(v)) = (
             axum::http::HeaderName::from_bytes(k.as_bytes()),
             axum::http::HeaderValue::from_str(&v),

@@ -5,28 +5,21 @@
 //!
 //! These tests run on real time (another process is involved): every wait polls with a bounded deadline.
 
+#[path = "common/binary.rs"]
+mod binary;
 mod common;
 #[path = "common/passculture_fake.rs"]
 mod passculture_fake;
 #[path = "common/secutix_mock.rs"]
 mod secutix_mock;
 
-use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Output, Stdio};
-use std::time::Duration;
-
+use binary::{DEADLINE, Site, cli, eventually, exit_of, kill, log, ready, start, text};
 use secutix_mock::{MockSecutix, catalogue_of, shifted};
 use secutix_sync::push::Outbox;
 use secutix_sync::store::Store;
 use secutix_sync::testkit::{MockHttp, Reply};
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
-
-const DEADLINE: Duration = Duration::from_secs(60);
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_secutix-sync")
-}
+use std::process::Stdio;
 
 /// The base of the tests' catalogues: performances are ten days after it. Whole seconds, fixed for the
 /// test run, so that one catalogue served twice is byte-identical.
@@ -52,25 +45,8 @@ async fn cms() -> MockHttp {
     m
 }
 
-struct Site {
-    /// Keeps the folder (configuration, store, log) alive for the test.
-    _dir: tempfile::TempDir,
-    config: PathBuf,
-    store: PathBuf,
-    log: PathBuf,
-}
-
 fn site(secutix: &str, cms: &str, cors: &str) -> Site {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = dir.path().join("store");
-    let config = dir.path().join("config.toml");
-    let log = dir.path().join("daemon.log");
-    let s = Site {
-        _dir: dir,
-        config,
-        store,
-        log,
-    };
+    let s = Site::new();
     write_config(&s, secutix, cms, cors, "30 5 * * *");
     s
 }
@@ -105,106 +81,7 @@ url = "{cms}/hooks"
 "#,
         store = s.store.display()
     );
-    std::fs::write(&s.config, toml).expect("write config");
-}
-
-fn command(config: &Path) -> Command {
-    let mut c = Command::new(bin());
-    c.env_clear()
-        .env("SECUTIX_SYNC_LOG", "info,secutix_sync=debug")
-        .arg("--config")
-        .arg(config)
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    c
-}
-
-fn start(s: &Site) -> Child {
-    let log = std::fs::File::create(&s.log).expect("log file");
-    command(&s.config)
-        .arg("run")
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("start the daemon")
-}
-
-async fn cli(s: &Site, args: &[&str]) -> Output {
-    command(&s.config)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .await
-        .expect("run the CLI")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn log(s: &Site) -> String {
-    std::fs::read_to_string(&s.log).unwrap_or_default()
-}
-
-/// Polls `f` every 50 ms until it gives `Some`, for at most [`DEADLINE`].
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    s: &Site,
-    what: &str,
-    mut f: impl FnMut() -> F,
-) -> T {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}; daemon log:\n{}",
-            log(s)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Waits for the control API and `/readyz`; returns the base URL and the generated token.
-async fn ready(s: &Site) -> (String, String) {
-    let addr_file = s.store.join(secutix_sync::daemon::ADDRESS_FILE);
-    let base = eventually(s, "the control address file", || async {
-        std::fs::read_to_string(&addr_file)
-            .ok()
-            .map(|a| format!("http://{}", a.trim()))
-            .filter(|a| a.len() > "http://".len())
-    })
-    .await;
-    let http = reqwest::Client::new();
-    eventually(s, "/readyz", || async {
-        let r = http.get(format!("{base}/readyz")).send().await.ok()?;
-        (r.status() == 200).then_some(())
-    })
-    .await;
-    let token = std::fs::read_to_string(s.store.join(secutix_sync::daemon::TOKEN_FILE))
-        .expect("generated token")
-        .trim()
-        .to_owned();
-    (base, token)
-}
-
-fn kill(child: &Child, signal: &str) {
-    let pid = child.id().expect("pid").to_string();
-    let ok = std::process::Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(&pid)
-        .status()
-        .expect("kill");
-    assert!(ok.success());
-}
-
-async fn exit_of(s: &Site, child: &mut Child) -> ExitStatus {
-    match tokio::time::timeout(DEADLINE, child.wait()).await {
-        Ok(status) => status.expect("wait"),
-        Err(_) => panic!("the daemon did not exit; log:\n{}", log(s)),
-    }
+    s.write_config(&toml);
 }
 
 fn puts(cms: &MockHttp, id: &str) -> usize {
@@ -596,7 +473,7 @@ async fn systemd_is_told_ready_status_watchdog_and_stopping() {
     let socket_path = s.store.with_file_name("notify.sock");
     let socket = tokio::net::UnixDatagram::bind(&socket_path).expect("bind the notify socket");
     let log_file = std::fs::File::create(&s.log).expect("log file");
-    let mut daemon = command(&s.config)
+    let mut daemon = binary::command(&s.config)
         .arg("run")
         .env("NOTIFY_SOCKET", &socket_path)
         .env("WATCHDOG_USEC", "1000000")

@@ -26,6 +26,7 @@ use secutix_sync::daemon::jobs::{Requested, Trigger};
 use secutix_sync::daemon::{self, App, DaemonError};
 use secutix_sync::import::{ImportOptions, run_import};
 use secutix_sync::push::Outbox;
+use secutix_sync::store::Store;
 use secutix_sync::testkit::{MockHttp, Reply};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
@@ -136,7 +137,7 @@ url = "{cms}/hooks"
 
 async fn seed_import(store_path: &Path, at: DateTime<Utc>, secutix: &MockSecutix) {
     let clock: SharedClock = Arc::new(TokioClock::starting_at(at));
-    let store = secutix_mock::open_store(store_path, clock);
+    let store = Store::open(store_path, 16, clock).expect("store opens");
     let cfg = common::config(&secutix.uri(), "rest", "");
     let client = common::client(&cfg, &store);
     run_import(&client, &store, &cfg.catalogue, ImportOptions::default())
@@ -180,7 +181,7 @@ async fn spawn_app(s: Spawn) -> TestApp {
     };
     let config: Config = Config::load(&sources).expect("config").config;
     std::fs::create_dir_all(&store_path).expect("store dir");
-    let store = secutix_mock::open_store(&store_path, clock);
+    let store = Store::open(&store_path, 16, clock).expect("store opens");
     let app = App::build(config, sources, store).expect("app");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
@@ -961,7 +962,7 @@ async fn the_store_is_consistent_after_shutdown() {
     let app = t.app.clone();
     t.shutdown().await.expect("clean shutdown");
     drop(app);
-    let store = secutix_mock::open_store(&store_path, Arc::new(TokioClock::starting_at(t0())));
+    let store = Store::open(&store_path, 16, Arc::new(TokioClock::starting_at(t0()))).expect("store reopens");
     let outbox = Outbox::open(&store).expect("outbox");
     assert_eq!(outbox.depth("website").expect("depth"), 0);
     let entries = outbox.entries().expect("entries");

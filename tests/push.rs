@@ -304,6 +304,88 @@ async fn an_unreachable_target_is_probed_without_using_up_attempts() {
     assert!(outbox.pending("site").expect("pending").iter().all(|i| i.attempts == 0));
 }
 
+#[tokio::test(start_paused = true)]
+async fn an_unreachable_target_drained_again_and_again_is_probed_with_a_growing_back_off() {
+    let clock = clock();
+    let (store, _dir) = store(&clock);
+    import_body(&store, &three_products(), false);
+    let outbox = Outbox::open(&store).expect("outbox");
+    // A port bound without listening: every connection is refused.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+    let url = format!("http://{}/hook", socket.local_addr().expect("addr"));
+    plan(&outbox, &["site"], &Arc::default());
+    // Drained the way the daemon's worker loop drains: one worker, again and again with `max_wait` 0,
+    // sleeping until the `next_attempt_at` each drain reports. Twelve hours down.
+    let worker = Worker::new(&outbox, webhook("site", &url, None), settings()).expect("worker");
+    let start = tokio::time::Instant::now();
+    let mut probes = Vec::new();
+    while tokio::time::Instant::now() - start < Duration::from_secs(12 * 3600) {
+        let report = worker.drain(DrainOptions::now()).await.expect("drain");
+        assert_eq!((report.delivered, report.dead, report.pending), (0, 0, 3));
+        let next = report.next_attempt_at.expect("a next attempt");
+        probes.push(next);
+        let wait = (next - clock.now()).to_std().unwrap_or_default();
+        tokio::time::sleep(wait.max(Duration::from_millis(10))).await;
+    }
+    // 5 s, 10 s, … doubling up to backoff_max (30 min, jittered down to no less than half): a few dozen
+    // probes in twelve hours, not one every 5 seconds.
+    assert!(probes.len() < 60, "{} probes in twelve hours", probes.len());
+    let gaps: Vec<i64> = probes.windows(2).map(|w| (w[1] - w[0]).num_seconds()).collect();
+    assert!(
+        gaps.iter().rev().take(5).all(|g| *g >= 15 * 60),
+        "the back-off reached backoff_max: {gaps:?}"
+    );
+    assert!(outbox.pending("site").expect("pending").iter().all(|i| i.attempts == 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_pauses_the_whole_target_across_drains() {
+    let clock = clock();
+    let (store, _dir) = store(&clock);
+    import_body(&store, &three_products(), false);
+    let outbox = Outbox::open(&store).expect("outbox");
+    let m = MockHttp::start().await;
+    m.handle("PUT", "/hook/", |_| Some(Reply::status(204)));
+    m.on(
+        "PUT",
+        "/hook/secutix-1",
+        [
+            Reply::status(503).header("retry-after", "600").body("maintenance"),
+            Reply::status(204),
+        ],
+    );
+    plan(&outbox, &["site"], &Arc::default());
+    let worker = Worker::new(
+        &outbox,
+        webhook("site", &format!("{}/hook", m.uri()), None),
+        PushSettings {
+            concurrency: 1,
+            ..settings()
+        },
+    )
+    .expect("worker");
+    let report = worker.drain(DrainOptions::now()).await.expect("drain");
+    assert_eq!(
+        (report.delivered, report.retried),
+        (0, 1),
+        "secutix-1 goes first and gets the 503"
+    );
+    let paused = report.next_attempt_at.expect("next attempt");
+    assert!(paused >= clock.now() + chrono::Duration::seconds(600), "{paused}");
+    // The daemon drains again at every plan: nothing goes out before the pause ends.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let report = worker.drain(DrainOptions::now()).await.expect("drain");
+    assert_eq!(
+        (report.delivered, m.requests().len()),
+        (0, 1),
+        "the target is paused for 600 s"
+    );
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    let report = worker.drain(DrainOptions::now()).await.expect("drain");
+    assert_eq!((report.delivered, report.pending), (3, 0));
+}
+
 #[test]
 fn a_push_killed_after_sending_but_before_the_ack_is_resent_and_nothing_is_lost() {
     let dir = tempfile::tempdir().expect("tempdir");

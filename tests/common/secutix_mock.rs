@@ -22,6 +22,8 @@ pub const REST: &str = "/tnseb/backend-apis/";
 struct Script {
     catalogue: Value,
     catalogue_delay: Duration,
+    /// Served to getCatalogDetailed instead of `catalogue` (garbage, a stalling stream…).
+    catalogue_reply: Option<Reply>,
     /// Indicator level names by performance id; `GOOD` when absent.
     levels: BTreeMap<i64, String>,
 }
@@ -86,6 +88,12 @@ impl MockSecutix {
         self.script.lock().expect("script").catalogue_delay = d;
     }
 
+    /// Answers getCatalogDetailed with `reply` from now on (`None`: the catalogue again). Availability
+    /// calls still answer from the catalogue set with [`MockSecutix::set_catalogue`].
+    pub fn set_catalogue_reply(&self, reply: Option<Reply>) {
+        self.script.lock().expect("script").catalogue_reply = reply;
+    }
+
     /// Sets the level name (`GOOD`, `LIMITED`, `SOLD_OUT`…) served for a performance.
     pub fn set_level(&self, performance: i64, level: &str) {
         self.script
@@ -128,7 +136,10 @@ fn answer(script: &Mutex<Script>, refuse: &AtomicBool, clock: &SharedClock, req:
     match method.as_str() {
         "getPOSConfig" => Reply::json(&crate::common::pos_config()),
         "isCatalogServiceAlive" => Reply::json(&json!({"statusCode": "success", "requestId": null})),
-        "getCatalogDetailed" => Reply::json(&st.catalogue).delay(st.catalogue_delay),
+        "getCatalogDetailed" => match &st.catalogue_reply {
+            Some(r) => r.clone(),
+            None => Reply::json(&st.catalogue).delay(st.catalogue_delay),
+        },
         "getUpdatedAvailabilities" => {
             let mut products = ids("productIds");
             if products.is_empty() {
@@ -188,21 +199,4 @@ pub fn catalogue_of(products: &[(i64, &str)]) -> Value {
             .map(|(id, title)| crate::common::product(*id, title, &[(id + 4000, 10)]))
             .collect(),
     )])
-}
-
-/// Opens the store at `path`, waiting (real time, at most 5 s) while a store just dropped in this process
-/// still holds sled's file lock: sled's background threads release it a moment after the last handle goes.
-/// Paused tokio time cannot help here; the lock is the operating system's.
-pub fn open_store(path: &std::path::Path, clock: SharedClock) -> secutix_sync::store::Store {
-    use secutix_sync::store::{Store, StoreError};
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        match Store::open(path, 16, clock.clone()) {
-            Ok(s) => return s,
-            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20))
-            }
-            Err(e) => panic!("cannot open the store {}: {e}", path.display()),
-        }
-    }
 }
