@@ -15,11 +15,13 @@
 //!   calls, …).
 //! - [`clock`], [`ratelimit`]: time and pacing, both on tokio's clock so tests run on paused time.
 //! - [`testkit`]: an in-process HTTP mock for tests and benchmarks that need paused time.
+//! - [`generator`]: deterministic catalogues of any size in every wire format (benchmarks, simulator, tests).
 
 pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod generator;
 pub mod import;
 pub mod merge;
 pub mod push;
