@@ -281,25 +281,81 @@ const SENTENCES_EN: &[&str] = &[
     "Running time about 1 h 30, no interval.",
 ];
 
-/// Tariffs: code, names, kind, share of the full price (percent), and whether it is the children's tariff.
-const TARIFFS: &[(&str, &str, &str, &str, i64, bool)] = &[
-    ("ADU", "Plein tarif", "Full price", "FULL", 100, false),
-    ("J26", "Moins de 26 ans", "Under 26", "REDUCED", 50, false),
-    ("SEN", "Senior", "Senior", "REDUCED", 85, false),
-    ("ENF", "Enfant", "Child", "REDUCED", 40, true),
+/// A tariff (audience sub-category).
+struct Tariff {
+    code: &'static str,
+    fr: &'static str,
+    en: &'static str,
+    /// `audienceCategoryKind`.
+    kind: &'static str,
+    /// Share of the full price, percent.
+    share: i64,
+    /// Offered for family shows only.
+    children: bool,
+}
+
+const TARIFFS: &[Tariff] = &[
+    Tariff {
+        code: "ADU",
+        fr: "Plein tarif",
+        en: "Full price",
+        kind: "FULL",
+        share: 100,
+        children: false,
+    },
+    Tariff {
+        code: "J26",
+        fr: "Moins de 26 ans",
+        en: "Under 26",
+        kind: "REDUCED",
+        share: 50,
+        children: false,
+    },
+    Tariff {
+        code: "SEN",
+        fr: "Senior",
+        en: "Senior",
+        kind: "REDUCED",
+        share: 85,
+        children: false,
+    },
+    Tariff {
+        code: "ENF",
+        fr: "Enfant",
+        en: "Child",
+        kind: "REDUCED",
+        share: 40,
+        children: true,
+    },
 ];
 
-/// Audience categories holding the tariffs: code, names, main and secondary category, tariff positions.
-const AUDIENCE_CATEGORIES: &[(&str, &str, &str, &str, &str, &[usize])] = &[
-    ("PLEIN", "Plein tarif", "Full price", "OCCASIONAL", "INDIVIDUAL", &[0]),
-    (
-        "REDUIT",
-        "Tarifs réduits",
-        "Reduced prices",
-        "OCCASIONAL",
-        "INDIVIDUAL",
-        &[1, 2, 3],
-    ),
+/// An audience category holding tariffs (positions in [`TARIFFS`]).
+struct AudienceCategory {
+    code: &'static str,
+    fr: &'static str,
+    en: &'static str,
+    main: &'static str,
+    secondary: &'static str,
+    tariffs: &'static [usize],
+}
+
+const AUDIENCE_CATEGORIES: &[AudienceCategory] = &[
+    AudienceCategory {
+        code: "PLEIN",
+        fr: "Plein tarif",
+        en: "Full price",
+        main: "OCCASIONAL",
+        secondary: "INDIVIDUAL",
+        tariffs: &[0],
+    },
+    AudienceCategory {
+        code: "REDUIT",
+        fr: "Tarifs réduits",
+        en: "Reduced prices",
+        main: "OCCASIONAL",
+        secondary: "INDIVIDUAL",
+        tariffs: &[1, 2, 3],
+    },
 ];
 
 const SEAT_CATEGORY_NAMES: &[(&str, &str)] = &[
@@ -555,9 +611,16 @@ impl Generator {
         let s = &self.seasons[k as usize];
         let (base, subs, levels) = self.season_ids(k);
         let mut audience_sub_categories = Vec::new();
-        for (c, (code, fr, en, ..)) in AUDIENCE_CATEGORIES.iter().enumerate() {
-            for &t in AUDIENCE_CATEGORIES[c].5 {
-                let (tcode, tfr, ten, kind, ..) = TARIFFS[t];
+        for (c, cat) in AUDIENCE_CATEGORIES.iter().enumerate() {
+            let (code, fr, en) = (&cat.code, &cat.fr, &cat.en);
+            for &t in cat.tariffs {
+                let Tariff {
+                    code: tcode,
+                    fr: tfr,
+                    en: ten,
+                    kind,
+                    ..
+                } = TARIFFS[t];
                 audience_sub_categories.push(AudienceSubCategory {
                     id: subs[t],
                     code: Some(tcode.into()),
@@ -603,12 +666,20 @@ impl Generator {
         let cats: Vec<Value> = AUDIENCE_CATEGORIES
             .iter()
             .enumerate()
-            .map(|(c, (code, fr, en, main, secondary, tariffs))| {
+            .map(|(c, cat)| {
+                let AudienceCategory {
+                    code,
+                    fr,
+                    en,
+                    main,
+                    secondary,
+                    tariffs,
+                } = cat;
                 json!({
                     "id": base + 900 + c as i64, "code": code, "mainCategory": main, "secondaryCategory": secondary,
                     "externalName": translations(&[("fr", Some(fr)), ("en", Some(en))]),
                     "audienceSubCategories": tariffs.iter().map(|&t| {
-                        let (tcode, tfr, ten, kind, ..) = TARIFFS[t];
+                        let Tariff { code: tcode, fr: tfr, en: ten, kind, .. } = TARIFFS[t];
                         json!({"id": subs[t], "code": tcode, "audienceCategoryKind": kind,
                                "externalName": translations(&[("fr", Some(tfr)), ("en", Some(ten))]),
                                "externalDescription": translations(&[("fr", None)]),
@@ -675,7 +746,9 @@ impl Generator {
             None
         };
         let (_, subs, levels) = self.season_ids(plan.season);
-        let tariffs: Vec<usize> = (0..TARIFFS.len()).filter(|&t| !TARIFFS[t].5 || genre.family).collect();
+        let tariffs: Vec<usize> = (0..TARIFFS.len())
+            .filter(|&t| !TARIFFS[t].children || genre.family)
+            .collect();
         let subscriber_prices = r.chance(15);
         let duration = if r.chance(80) {
             Some(3600 + 1800 * r.below(4) as i64)
@@ -705,7 +778,7 @@ impl Generator {
         };
         for &(seat, institution_seat, share) in &cells {
             for &t in &tariffs {
-                let amount = round(genre.base_price * share / 100 * TARIFFS[t].4 / 100);
+                let amount = round(genre.base_price * share / 100 * TARIFFS[t].share / 100);
                 prices.push(Price {
                     seat_category_id: seat,
                     institution_seat_category_id: Some(institution_seat),
@@ -1321,7 +1394,7 @@ mod tests {
             );
         }
         assert!(
-            cat.products.iter().any(|(_, p)| p.name.0.get("en").is_none()),
+            cat.products.iter().any(|(_, p)| !p.name.0.contains_key("en")),
             "some English names are null"
         );
         assert!(

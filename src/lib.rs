@@ -16,6 +16,8 @@
 //! - [`clock`], [`ratelimit`]: time and pacing, both on tokio's clock so tests run on paused time.
 //! - [`testkit`]: an in-process HTTP mock for tests and benchmarks that need paused time.
 //! - [`generator`]: deterministic catalogues of any size in every wire format (benchmarks, simulator, tests).
+//! - [`simulator`]: a SecuTix simulator on loopback (catalogue and availability, REST and SOAP) for the
+//!   demo, the benchmarks and the tests.
 
 pub mod catalog;
 pub mod clock;
@@ -27,6 +29,7 @@ pub mod merge;
 pub mod push;
 pub mod ratelimit;
 pub mod secutix;
+pub mod simulator;
 pub mod store;
 pub mod targets;
 pub mod testkit;
