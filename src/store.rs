@@ -145,6 +145,9 @@ pub struct ImportCounts {
     pub duplicates: u64,
     /// Past performances kept although SecuTix no longer lists them.
     pub retained_performances: u64,
+    /// Unchanged products taken without being parsed: their bytes were the same as at the import in force.
+    #[serde(default)]
+    pub reused: u64,
 }
 
 /// How an import ended.
@@ -944,21 +947,49 @@ impl std::fmt::Debug for ImportTxn {
     }
 }
 
-/// A staged product: its bytes in the staging file, or "the same bytes as product `id` in force".
+/// A staged product: its bytes in the staging file (with what finish needs without decoding them), or "the
+/// same bytes as the product in force".
 enum Staged {
-    Bytes { offset: u64, len: u32, wire: WireHash },
-    Unchanged { wire: WireHash },
+    Bytes {
+        offset: u64,
+        len: u32,
+        wire: WireHash,
+        /// Performances the feed listed.
+        performances: u32,
+        /// Their latest start, epoch ms.
+        last_start_ms: Option<i64>,
+        /// The product carried its own `seasonId`.
+        wire_season_id: bool,
+        code: Option<String>,
+    },
+    Unchanged {
+        wire: WireHash,
+    },
 }
 
 impl Staged {
     fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(1 + 12 + 32);
+        let mut v = Vec::with_capacity(64);
         match self {
-            Staged::Bytes { offset, len, wire } => {
+            Staged::Bytes {
+                offset,
+                len,
+                wire,
+                performances,
+                last_start_ms,
+                wire_season_id,
+                code,
+            } => {
                 v.push(0);
                 v.extend_from_slice(&offset.to_be_bytes());
                 v.extend_from_slice(&len.to_be_bytes());
                 v.extend_from_slice(wire);
+                v.extend_from_slice(&performances.to_be_bytes());
+                v.extend_from_slice(&last_start_ms.unwrap_or(i64::MIN).to_be_bytes());
+                v.push(u8::from(*wire_season_id) | (u8::from(code.is_some()) << 1));
+                if let Some(c) = code {
+                    v.extend_from_slice(c.as_bytes());
+                }
             }
             Staged::Unchanged { wire } => {
                 v.push(1);
@@ -970,17 +1001,78 @@ impl Staged {
 
     fn decode(v: &[u8]) -> Option<Self> {
         match v.first()? {
-            0 if v.len() == 45 => Some(Staged::Bytes {
-                offset: u64::from_be_bytes(v[1..9].try_into().ok()?),
-                len: u32::from_be_bytes(v[9..13].try_into().ok()?),
-                wire: v[13..45].try_into().ok()?,
-            }),
+            0 if v.len() >= 58 => {
+                let last = i64::from_be_bytes(v[49..57].try_into().ok()?);
+                let flags = v[57];
+                Some(Staged::Bytes {
+                    offset: u64::from_be_bytes(v[1..9].try_into().ok()?),
+                    len: u32::from_be_bytes(v[9..13].try_into().ok()?),
+                    wire: v[13..45].try_into().ok()?,
+                    performances: u32::from_be_bytes(v[45..49].try_into().ok()?),
+                    last_start_ms: (last != i64::MIN).then_some(last),
+                    wire_season_id: flags & 1 != 0,
+                    code: (flags & 2 != 0).then(|| String::from_utf8_lossy(&v[58..]).into_owned()),
+                })
+            }
             1 if v.len() == 33 => Some(Staged::Unchanged {
                 wire: v[1..33].try_into().ok()?,
             }),
             _ => None,
         }
     }
+}
+
+/// The staged bytes of a product (`{"id":…,"code":…,"season_id":X,"season_code":null,…}`, as serde writes
+/// [`Product`]) with its season applied, as decoding, setting `season_id`/`season_code` and encoding again
+/// would give, without the decoding. `None` when the bytes are not of that shape: the caller then decodes.
+fn apply_season(bytes: &[u8], season: &Season) -> Option<Vec<u8>> {
+    const SEASON_ID: &[u8] = b",\"season_id\":";
+    const NO_SEASON_CODE: &[u8] = b",\"season_code\":null,";
+    if !bytes.starts_with(b"{\"id\":") {
+        return None;
+    }
+    // Inside a JSON string a quote is escaped, so these markers can only be the fields themselves.
+    let at = memchr::memmem::find(bytes, SEASON_ID)? + SEASON_ID.len();
+    let rest = &bytes[at..];
+    let value_len = memchr::memmem::find(rest, NO_SEASON_CODE)?;
+    let value = &rest[..value_len];
+    let own: Option<Id> = match value {
+        b"null" => None,
+        v => Some(std::str::from_utf8(v).ok()?.parse().ok()?),
+    };
+    let mut out = Vec::with_capacity(bytes.len() + 32);
+    out.extend_from_slice(&bytes[..at]);
+    match own.or(season.id) {
+        Some(id) => out.extend_from_slice(id.to_string().as_bytes()),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"season_code\":");
+    serde_json::to_writer(&mut out, &season.code).ok()?;
+    out.push(b',');
+    out.extend_from_slice(&rest[value_len + NO_SEASON_CODE.len()..]);
+    Some(out)
+}
+
+/// [`ProductRecord`] without its product, serialised after it by [`splice_record`].
+#[derive(Serialize)]
+struct RecordTail<'a> {
+    feed_hash: &'a str,
+    first_seen: DateTime<Utc>,
+    changed_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    removed_at: Option<DateTime<Utc>>,
+}
+
+/// The bytes of a [`ProductRecord`] from the product's bytes and the rest, as encoding the record would
+/// give, without decoding the product.
+fn splice_record(product: &[u8], tail: &RecordTail<'_>) -> Result<Vec<u8>, StoreError> {
+    let t = encode(tail, "record")?;
+    let mut out = Vec::with_capacity(product.len() + t.len() + 12);
+    out.extend_from_slice(b"{\"product\":");
+    out.extend_from_slice(product);
+    out.push(b',');
+    out.extend_from_slice(t.get(1..).unwrap_or_default());
+    Ok(out)
 }
 
 fn staging_key(id: Id, season_index: Option<u32>) -> [u8; 12] {
@@ -1006,6 +1098,10 @@ impl CatalogSink for ImportTxn {
         self.season_staging
             .insert(index.to_be_bytes(), serde_json::to_vec(&season)?)?;
         Ok(())
+    }
+
+    fn skips_known_products(&self) -> bool {
+        !self.known.is_empty()
     }
 
     fn product_bytes(&mut self, season_index: Option<u32>, hash: &WireHash) -> Result<bool, SinkError> {
@@ -1037,10 +1133,17 @@ impl CatalogSink for ImportTxn {
         }
         let bytes = serde_json::to_vec(&product)?;
         let (offset, len) = self.staging_out.append(&bytes)?;
-        self.staging.insert(
-            staging_key(product.id, season_index),
-            Staged::Bytes { offset, len, wire }.encode(),
-        )?;
+        let staged = Staged::Bytes {
+            offset,
+            len,
+            wire,
+            performances: u32::try_from(product.performances().len()).unwrap_or(u32::MAX),
+            last_start_ms: product.last_start().map(|t| t.timestamp_millis()),
+            wire_season_id: product.season_id.is_some(),
+            code: product.code,
+        };
+        self.staging
+            .insert(staging_key(product.id, season_index), staged.encode())?;
         Ok(())
     }
 }
@@ -1170,9 +1273,13 @@ impl ImportTxn {
                 Some(p) => p.entry(id)?,
                 None => None,
             };
-            // The product as SecuTix sent it, season applied; or the record in force, when its bytes are the
-            // same and it was taken from the same season.
-            let (mut product, wire, wire_season_id) = match staged {
+            // The product as SecuTix sent it, season applied: as bytes (the common case, never decoded when
+            // the product is new or unchanged), or decoded.
+            enum Feed {
+                Bytes(Vec<u8>),
+                Decoded(Box<Product>),
+            }
+            let (feed, wire, wire_season_id, code, feed_performances, feed_last_start) = match staged {
                 Staged::Unchanged { wire } => {
                     let (Some(prev), Some(e)) = (&previous, &prev_entry) else {
                         return Err(StoreError::Corrupt {
@@ -1202,6 +1309,7 @@ impl ImportTxn {
                         counts.products += 1;
                         counts.performances += u64::from(e.performances);
                         counts.unchanged += 1;
+                        counts.reused += 1;
                         kept.insert(id);
                         return Ok(());
                     }
@@ -1213,33 +1321,53 @@ impl ImportTxn {
                     if !e.wire_season_id {
                         p.season_id = None;
                     }
-                    (p, wire, e.wire_season_id)
+                    if let Some(season) = season {
+                        p.season_id = p.season_id.or(season.id);
+                        p.season_code = season.code.clone();
+                    }
+                    let last = p.last_start().map(|t| t.timestamp_millis());
+                    let n = u32::try_from(p.performances().len()).unwrap_or(u32::MAX);
+                    let code = p.code.clone();
+                    (Feed::Decoded(Box::new(p)), wire, e.wire_season_id, code, n, last)
                 }
-                Staged::Bytes { offset, len, wire } => {
+                Staged::Bytes {
+                    offset,
+                    len,
+                    wire,
+                    performances,
+                    last_start_ms,
+                    wire_season_id,
+                    code,
+                } => {
                     let bytes = staging_out
                         .read(offset, len)
                         .map_err(store.io(format!("reading {}", staging_out.path.display())))?;
-                    let p: Product = decode(&bytes, "staged product")?;
-                    let wsid = p.season_id.is_some();
-                    (p, wire, wsid)
+                    let feed = match season {
+                        None => Feed::Bytes(bytes),
+                        Some(season) => match apply_season(&bytes, season) {
+                            Some(b) => Feed::Bytes(b),
+                            None => {
+                                let mut p: Product = decode(&bytes, "staged product")?;
+                                p.season_id = p.season_id.or(season.id);
+                                p.season_code = season.code.clone();
+                                Feed::Decoded(Box::new(p))
+                            }
+                        },
+                    };
+                    (feed, wire, wire_season_id, code, performances, last_start_ms)
                 }
             };
-            if let Some(season) = season {
-                product.season_id = product.season_id.or(season.id);
-                product.season_code = season.code.clone();
-            }
             if !opts.product_codes.is_empty()
-                && !product
-                    .code
-                    .as_ref()
-                    .is_some_and(|c| opts.product_codes.iter().any(|s| s == c))
+                && !code.as_ref().is_some_and(|c| opts.product_codes.iter().any(|s| s == c))
             {
                 counts.skipped += 1;
                 return Ok(());
             }
-            let feed_bytes = encode(&product, "product")?;
+            let feed_bytes = match &feed {
+                Feed::Bytes(b) => std::borrow::Cow::Borrowed(b.as_slice()),
+                Feed::Decoded(p) => std::borrow::Cow::Owned(encode(p, "product")?),
+            };
             let feed_hash = *blake3::hash(&feed_bytes).as_bytes();
-            let feed_performances = u32::try_from(product.performances().len()).unwrap_or(u32::MAX);
             counts.products += 1;
             counts.performances += u64::from(feed_performances);
             kept.insert(id);
@@ -1248,49 +1376,60 @@ impl ImportTxn {
                 wire_season_id,
                 offset: 0,
                 len: 0,
-                last_start_ms: None,
+                last_start_ms: feed_last_start,
                 performances: feed_performances,
                 season_fp,
                 feed_hash,
                 wire_hash: wire,
-                code: product.code.clone(),
+                code,
             };
-            match (&previous, &prev_entry) {
+            let record = match (&previous, &prev_entry) {
                 (Some(prev), Some(e)) if !e.tombstone && e.feed_hash == feed_hash => {
                     // Unchanged: copy the stored record as is (retained performances included).
-                    let bytes = prev.record_bytes(&format!("product {id}"), e)?;
-                    let (offset, len) = out.append(&bytes).map_err(write_err)?;
-                    entry.offset = offset;
-                    entry.len = len;
                     entry.last_start_ms = e.last_start_ms;
                     counts.unchanged += 1;
+                    prev.record_bytes(&format!("product {id}"), e)?
                 }
-                _ => {
-                    let old = match (&previous, &prev_entry) {
-                        (Some(prev), Some(e)) => Some(prev.record(id, e)?),
-                        _ => None,
+                (Some(prev), Some(e)) => {
+                    // Changed, or back after a tombstone: keep what the record in force knows.
+                    let old = prev.record(id, e)?;
+                    let product = match feed {
+                        Feed::Decoded(p) => *p,
+                        Feed::Bytes(b) => decode(&b, "staged product")?,
                     };
                     let mut record = ProductRecord {
                         product,
                         feed_hash: hash_hex(&feed_hash),
-                        first_seen: old.as_ref().map_or(now, |o| o.first_seen),
+                        first_seen: old.first_seen,
                         changed_at: now,
                         removed_at: None,
                     };
-                    if let Some(old) = &old {
-                        counts.retained_performances +=
-                            retain_past_performances(&mut record.product, &old.product, now);
+                    counts.retained_performances += retain_past_performances(&mut record.product, &old.product, now);
+                    if e.tombstone {
+                        counts.added += 1;
+                    } else {
+                        counts.changed += 1;
                     }
-                    match &prev_entry {
-                        Some(e) if !e.tombstone => counts.changed += 1,
-                        _ => counts.added += 1,
-                    }
-                    let (offset, len) = out.append(&encode(&record, "product")?).map_err(write_err)?;
-                    entry.offset = offset;
-                    entry.len = len;
                     entry.last_start_ms = record.product.last_start().map(|t| t.timestamp_millis());
+                    encode(&record, "product")?
                 }
-            }
+                _ => {
+                    counts.added += 1;
+                    let hex = hash_hex(&feed_hash);
+                    splice_record(
+                        &feed_bytes,
+                        &RecordTail {
+                            feed_hash: &hex,
+                            first_seen: now,
+                            changed_at: now,
+                            removed_at: None,
+                        },
+                    )?
+                }
+            };
+            let (offset, len) = out.append(&record).map_err(write_err)?;
+            entry.offset = offset;
+            entry.len = len;
             products.insert(id.to_be_bytes(), entry.encode()).map_err(&err)?;
             Ok(())
         };
@@ -1442,4 +1581,116 @@ fn retain_past_performances(new: &mut Product, old: &Product, now: DateTime<Utc>
         crate::catalog::sort_performances(&mut event.performances);
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Translated;
+
+    fn product(season_id: Option<Id>, code: &str) -> Product {
+        Product {
+            id: 42,
+            code: Some(code.to_owned()),
+            season_id,
+            season_code: None,
+            family: Some(ProductFamily::SingleEntry),
+            family_sub_type: None,
+            state: None,
+            name: Translated::from_pairs([("fr", "Le \"season_id\":1, piège")]),
+            short_name: Translated::default(),
+            description: Translated::default(),
+            images: Default::default(),
+            detail_url: None,
+            sale_periods: vec![],
+            sub_topic_codes: vec![],
+            event: None,
+        }
+    }
+
+    #[test]
+    fn applying_a_season_to_bytes_equals_decoding_setting_and_encoding() {
+        let season = Season {
+            id: Some(77),
+            code: Some("S\"26".into()),
+            state: None,
+            start: None,
+            end: None,
+            name: Translated::default(),
+            audience_sub_categories: vec![],
+            price_levels: vec![],
+        };
+        for (own, code) in [(None, "P1"), (Some(5), ",\"season_id\":9,\"season_code\":null,")] {
+            let p = product(own, code);
+            let bytes = serde_json::to_vec(&p).expect("encode");
+            let mut expected = p.clone();
+            expected.season_id = own.or(season.id);
+            expected.season_code = season.code.clone();
+            assert_eq!(
+                apply_season(&bytes, &season).expect("the shape serde writes"),
+                serde_json::to_vec(&expected).expect("encode"),
+                "own season id {own:?}"
+            );
+        }
+        let mut with_code = product(None, "P1");
+        with_code.season_code = Some("X".into());
+        let bytes = serde_json::to_vec(&with_code).expect("encode");
+        assert_eq!(apply_season(&bytes, &season), None, "another shape: the caller decodes");
+    }
+
+    #[test]
+    fn a_spliced_record_equals_the_encoded_record() {
+        let now = Utc::now();
+        let p = product(Some(3), "P2");
+        let record = ProductRecord {
+            product: p.clone(),
+            feed_hash: "ab".repeat(32),
+            first_seen: now,
+            changed_at: now,
+            removed_at: None,
+        };
+        let tail = RecordTail {
+            feed_hash: &record.feed_hash,
+            first_seen: now,
+            changed_at: now,
+            removed_at: None,
+        };
+        let spliced = splice_record(&serde_json::to_vec(&p).expect("encode"), &tail).expect("splice");
+        assert_eq!(spliced, serde_json::to_vec(&record).expect("encode"));
+    }
+
+    #[test]
+    fn index_and_staging_entries_round_trip() {
+        let e = IndexEntry {
+            tombstone: true,
+            wire_season_id: true,
+            offset: 1 << 40,
+            len: 77,
+            last_start_ms: Some(-5),
+            performances: 25,
+            season_fp: 9,
+            feed_hash: [3; 32],
+            wire_hash: [4; 32],
+            code: Some("TH00042".into()),
+        };
+        assert_eq!(IndexEntry::decode(&e.encode()), Some(e.clone()));
+        let none = IndexEntry {
+            last_start_ms: None,
+            code: None,
+            ..e
+        };
+        assert_eq!(IndexEntry::decode(&none.encode()), Some(none));
+        let s = Staged::Bytes {
+            offset: 12,
+            len: 34,
+            wire: [1; 32],
+            performances: 3,
+            last_start_ms: None,
+            wire_season_id: false,
+            code: Some("C".into()),
+        };
+        assert!(
+            matches!(Staged::decode(&s.encode()), Some(Staged::Bytes { offset: 12, len: 34, performances: 3, code: Some(c), .. }) if c == "C")
+        );
+    }
 }

@@ -24,6 +24,12 @@ pub trait CatalogSink {
         let _ = (season_index, hash);
         Ok(false)
     }
+    /// True when [`CatalogSink::product_bytes`] may answer `true`: the parser then fingerprints each product
+    /// before parsing it. Otherwise it parses first and fingerprints the same bytes afterwards (one pass less);
+    /// `product_bytes` is still called, before `product`, to hand the sink the fingerprint.
+    fn skips_known_products(&self) -> bool {
+        false
+    }
 }
 
 /// BLAKE3 of a product's bytes as sent (see [`wire_hash`]).
