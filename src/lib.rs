@@ -22,6 +22,9 @@
 //! - [`check`]: live checks of SecuTix credentials and targets; [`logging`]: human, journald or JSON logs.
 //! - [`clock`], [`ratelimit`]: time and pacing, both on tokio's clock so tests run on paused time.
 //! - [`testkit`]: an in-process HTTP mock for tests and benchmarks that need paused time.
+//! - [`generator`]: deterministic catalogues of any size in every wire format (benchmarks, simulator, tests).
+//! - [`simulator`]: a SecuTix simulator on loopback (catalogue and availability, REST and SOAP) for the
+//!   demo, the benchmarks and the tests.
 
 pub mod availability;
 pub mod catalog;
@@ -31,12 +34,14 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod generator;
 pub mod import;
 pub mod logging;
 pub mod merge;
 pub mod push;
 pub mod ratelimit;
 pub mod secutix;
+pub mod simulator;
 pub mod store;
 pub mod targets;
 pub mod testkit;

@@ -1,24 +1,37 @@
-//! Everything sled: the catalogue in generations, import history, the SecuTix call ledger.
+//! Everything persistent: the catalogue in generations, import history, the SecuTix call ledger.
 //!
 //! # The catalogue in generations
-//! A catalogue lives in the trees `cat.<N>.products`, `cat.<N>.hashes` and `cat.<N>.seasons`; the key
-//! `catalog.generation` of the `meta` tree says which `N` is in force. An import writes generation `N+1`
-//! while readers keep using `N`, then switches the pointer with **one** insert and flushes. A crash or an
-//! error before that insert leaves `N` in force; the partial trees are dropped at the next open or import.
+//! A generation `N` is an index tree `cat.<N>.products` (product id → where its record is, plus what an import
+//! compares without reading it: feed hash, wire hash, last start, tombstone flag, code), the trees
+//! `cat.<N>.seasons` and `cat.<N>.meta`, and an append-only **record file** `records/cat.<N>.records` in the
+//! store folder holding the product records. The key `catalog.generation` of the `meta` tree says which `N`
+//! is in force. An import writes generation `N+1` while readers keep using `N`, syncs its record file, then
+//! switches the pointer with **one** insert and flushes. A crash or an error before that insert leaves `N`
+//! in force; the partial trees and files are dropped at the next open or import.
 //! Each generation is complete: unchanged products are copied (their stored bytes, without parsing), so a
 //! generation never depends on an older one, and tombstones (products SecuTix stopped listing) are carried
 //! forward with the time they disappeared.
 //!
+//! Why records live in files and not in sled values: sled 0.34 keeps every large value it was given in
+//! memory, whatever its `cache_capacity` (measured: 152 MB of 40 KB values → 163 MB resident), so a large
+//! catalogue would sit in the daemon's memory twice. sled keeps the small index; the page cache keeps the
+//! records.
+//!
 //! # Import
-//! [`ImportTxn`] is a [`CatalogSink`]: products arrive one at a time from the parser and go to a staging
-//! tree keyed `(product id, season position)`, so duplicates across seasons sit next to each other.
-//! [`ImportTxn::finish`] resolves duplicates (the season starting latest wins), applies filters, compares
-//! with the generation in force, keeps past performances SecuTix no longer lists, writes tombstones,
-//! applies the shrink guard and switches.
+//! [`ImportTxn`] is a [`CatalogSink`]: products arrive one at a time from the parser, are appended to a
+//! staging file, and indexed in a staging tree keyed `(product id, season position)`, so duplicates across
+//! seasons sit next to each other. A product whose bytes are the same as in the generation in force (same
+//! wire hash, same conversion settings) is not even parsed: it is staged as "unchanged" and its record is
+//! copied. [`ImportTxn::finish`] resolves duplicates (the season starting latest wins), applies filters,
+//! compares with the generation in force, keeps past performances SecuTix no longer lists, writes
+//! tombstones, applies the shrink guard and switches.
 //!
 //! Records are JSON (readable with `secutix-sync state`, tolerant to added fields).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::io::{BufWriter, Seek, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -28,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{Id, PosConfig, Product, ProductFamily, Season};
 use crate::clock::SharedClock;
 use crate::secutix::CallLedger;
-use crate::secutix::parse::{CatalogSink, SinkError};
+use crate::secutix::parse::{CatalogSink, SinkError, WireHash};
 
 /// Store failures.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +62,16 @@ pub enum StoreError {
     Locked {
         /// The store folder.
         path: String,
+    },
+    /// A record file could not be written or read (disk full, permissions, a file removed by hand).
+    #[error("the store at {path} failed on {what}: {source}. Check the disk and the folder's permissions")]
+    Io {
+        /// The store folder.
+        path: String,
+        /// The file and operation.
+        what: String,
+        /// The I/O error.
+        source: std::io::Error,
     },
     /// A record could not be decoded.
     #[error("the store record {key} is unreadable: {reason}")]
@@ -93,6 +116,10 @@ pub struct GenerationMeta {
     pub tombstones: u64,
     /// Seasons.
     pub seasons: u64,
+    /// What the wire hashes of this generation depend on besides the bytes (conversion version, product
+    /// families, time zone): an import with another fingerprint parses every product again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire_fingerprint: Option<String>,
 }
 
 /// Counts of one import.
@@ -118,6 +145,9 @@ pub struct ImportCounts {
     pub duplicates: u64,
     /// Past performances kept although SecuTix no longer lists them.
     pub retained_performances: u64,
+    /// Unchanged products taken without being parsed: their bytes were the same as at the import in force.
+    #[serde(default)]
+    pub reused: u64,
 }
 
 /// How an import ended.
@@ -275,6 +305,10 @@ pub struct Store {
     tz: std::sync::Arc<Mutex<chrono_tz::Tz>>,
     /// Dropped with the last clone: tells [`Store::open`] when this process let go of the folder.
     _guard: Arc<OpenGuard>,
+    /// Folder of the generations' record files.
+    records_dir: PathBuf,
+    /// The temporary folder of a [`Store::temporary`] store, removed with the last clone.
+    _temporary: Option<Arc<tempfile::TempDir>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -292,6 +326,14 @@ fn gen_tree(g: u64, name: &str) -> String {
 fn parse_gen_tree(name: &[u8]) -> Option<u64> {
     let s = std::str::from_utf8(name).ok()?;
     s.strip_prefix("cat.")?.split('.').next()?.parse().ok()
+}
+
+fn records_file(dir: &Path, g: u64) -> PathBuf {
+    dir.join(format!("cat.{g}.records"))
+}
+
+fn staging_file(dir: &Path, g: u64) -> PathBuf {
+    dir.join(format!("cat.{g}.staging"))
 }
 
 impl Store {
@@ -322,7 +364,7 @@ impl Store {
             }
         };
         let guard = OpenGuard::register(path);
-        Self::from_db(db, p, clock, Arc::new(guard))
+        Self::from_db(db, p, clock, path.join("records"), None, Arc::new(guard))
     }
 
     /// A store in a temporary folder that disappears with it (tests, `demo`).
@@ -332,14 +374,42 @@ impl Store {
             .cache_capacity(32 * 1024 * 1024)
             .open()
             .map_err(|e| classify("(temporary)", e))?;
-        Self::from_db(db, "(temporary)".into(), clock, Arc::new(OpenGuard(None)))
+        let dir = tempfile::Builder::new()
+            .prefix("secutix-sync-store-")
+            .tempdir()
+            .map_err(|e| StoreError::Io {
+                path: "(temporary)".into(),
+                what: "creating a temporary folder".into(),
+                source: e,
+            })?;
+        let records = dir.path().to_owned();
+        Self::from_db(
+            db,
+            "(temporary)".into(),
+            clock,
+            records,
+            Some(Arc::new(dir)),
+            Arc::new(OpenGuard(None)),
+        )
     }
 
-    fn from_db(db: sled::Db, path: String, clock: SharedClock, guard: Arc<OpenGuard>) -> Result<Self, StoreError> {
+    fn from_db(
+        db: sled::Db,
+        path: String,
+        clock: SharedClock,
+        records_dir: PathBuf,
+        temporary: Option<Arc<tempfile::TempDir>>,
+        guard: Arc<OpenGuard>,
+    ) -> Result<Self, StoreError> {
         let err = |e| StoreError::Sled {
             path: path.clone(),
             source: e,
         };
+        std::fs::create_dir_all(&records_dir).map_err(|e| StoreError::Io {
+            path: path.clone(),
+            what: format!("creating {}", records_dir.display()),
+            source: e,
+        })?;
         let meta = db.open_tree(META).map_err(err)?;
         let imports = db.open_tree("imports").map_err(err)?;
         let calls = db.open_tree("calls").map_err(err)?;
@@ -352,6 +422,8 @@ impl Store {
             clock,
             tz: std::sync::Arc::new(Mutex::new(chrono_tz::UTC)),
             _guard: guard,
+            records_dir,
+            _temporary: temporary,
         };
         store.drop_stale_generations()?;
         store.recover_interrupted_import()?;
@@ -369,6 +441,15 @@ impl Store {
     fn err(&self) -> impl Fn(sled::Error) -> StoreError + '_ {
         |e| StoreError::Sled {
             path: self.path.clone(),
+            source: e,
+        }
+    }
+
+    fn io(&self, what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+        let what = what.into();
+        move |e| StoreError::Io {
+            path: self.path.clone(),
+            what,
             source: e,
         }
     }
@@ -414,6 +495,17 @@ impl Store {
                 self.db.drop_tree(&name).map_err(self.err())?;
             }
         }
+        let entries =
+            std::fs::read_dir(&self.records_dir).map_err(self.io(format!("listing {}", self.records_dir.display())))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if let Some(g) = parse_gen_tree(name.as_encoded_bytes())
+                && Some(g) != current
+            {
+                // Readers of an older generation keep their open file; the name goes now.
+                std::fs::remove_file(entry.path()).map_err(self.io(format!("removing {}", entry.path().display())))?;
+            }
+        }
         Ok(())
     }
 
@@ -432,11 +524,19 @@ impl Store {
                 ..Default::default()
             },
         };
-        let hashes = self.db.open_tree(gen_tree(g, "hashes")).map_err(self.err())?;
+        let path = records_file(&self.records_dir, g);
+        let file = File::open(&path).map_err(|e| StoreError::Io {
+            path: self.path.clone(),
+            what: format!(
+                "opening the records of generation {g} ({}); if it was removed, run `secutix-sync import --force`",
+                path.display()
+            ),
+            source: e,
+        })?;
         Ok(Some(CatalogView {
             products,
             seasons,
-            hashes,
+            file: Arc::new(file),
             meta,
         }))
     }
@@ -456,7 +556,7 @@ impl Store {
         *self.tz.lock().unwrap_or_else(|p| p.into_inner()) = tz;
     }
 
-    /// Starts an import: drops leftovers, prepares generation N+1's staging trees.
+    /// Starts an import: drops leftovers, prepares generation N+1's staging tree and file.
     pub fn begin_import(&self, families: &[String]) -> Result<ImportTxn, StoreError> {
         self.drop_stale_generations()?;
         let next = self.generation()?.map_or(1, |g| g + 1);
@@ -467,14 +567,44 @@ impl Store {
             .map_err(self.err())?;
         staging.clear().map_err(self.err())?;
         season_staging.clear().map_err(self.err())?;
+        let families: Vec<ProductFamily> = families.iter().map(|f| ProductFamily::parse(f)).collect();
+        let fingerprint = wire_fingerprint(&families, self.time_zone());
+        // Products whose bytes are unchanged since the generation in force (same settings) need no parsing.
+        let mut known = HashMap::new();
+        if let Some(view) = self.catalog()?
+            && view.meta.wire_fingerprint.as_deref() == Some(fingerprint.as_str())
+        {
+            for r in view.products.iter() {
+                let (k, v) = r.map_err(self.err())?;
+                if let (Ok(id), Some(e)) = (<[u8; 8]>::try_from(k.as_ref()), IndexEntry::decode(&v))
+                    && !e.tombstone
+                    && e.wire_hash != [0; 32]
+                {
+                    known.insert(e.wire_hash, Id::from_be_bytes(id));
+                }
+            }
+        }
+        let staging_path = staging_file(&self.records_dir, next);
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&staging_path)
+            .map_err(self.io(format!("creating {}", staging_path.display())))?;
         Ok(ImportTxn {
             store: self.clone(),
             generation: next,
             staging,
             season_staging,
-            families: families.iter().map(|f| ProductFamily::parse(f)).collect(),
+            staging_out: RecordWriter::new(file, staging_path),
+            families,
+            fingerprint,
+            known,
+            pending_wire: None,
             received: 0,
             skipped: 0,
+            unparsed: 0,
         })
     }
 
@@ -718,37 +848,210 @@ fn hash_hex(h: &[u8; 32]) -> String {
     hex::encode(h)
 }
 
+/// What the wire hashes of a generation depend on besides the bytes.
+fn wire_fingerprint(families: &[ProductFamily], tz: chrono_tz::Tz) -> String {
+    let mut h = crate::secutix::parse::wire_hasher();
+    let mut names: Vec<&str> = families.iter().map(ProductFamily::as_str).collect();
+    names.sort_unstable();
+    h.update(names.join(",").as_bytes());
+    h.update(b"|");
+    h.update(tz.name().as_bytes());
+    h.finalize().to_hex().to_string()
+}
+
+/// A fingerprint of the season a product was taken from (its id and code end up in the record).
+fn season_fingerprint(season: Option<&Season>) -> u64 {
+    let mut h = blake3::Hasher::new();
+    if let Some(s) = season {
+        h.update(&s.id.unwrap_or(0).to_be_bytes());
+        h.update(s.code.as_deref().unwrap_or("").as_bytes());
+    }
+    let b = h.finalize();
+    u64::from_be_bytes(b.as_bytes()[..8].try_into().unwrap_or([0; 8]))
+}
+
+/// A product's entry in a generation's index: where its record is in the record file, and what an import
+/// compares without reading the record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct IndexEntry {
+    /// SecuTix no longer lists the product.
+    tombstone: bool,
+    /// The product's season id came from the product itself (`seasonId`), not from its season.
+    wire_season_id: bool,
+    /// Byte offset of the record in the generation's record file.
+    offset: u64,
+    /// Length of the record.
+    len: u32,
+    /// Latest performance start (retained ones included), epoch ms: the shrink guard's "has ended".
+    last_start_ms: Option<i64>,
+    /// Performances SecuTix listed (retained ones excluded): the import counts.
+    performances: u32,
+    /// [`season_fingerprint`] of the season the product was taken from.
+    season_fp: u64,
+    /// BLAKE3 of the product as built from the feed (season applied).
+    feed_hash: [u8; 32],
+    /// [`WireHash`] of the product's bytes as sent; zeros when unknown.
+    wire_hash: WireHash,
+    /// Product code, for the `catalogue.product_codes` filter.
+    code: Option<String>,
+}
+
+const INDEX_FIXED: usize = 1 + 8 + 4 + 8 + 4 + 8 + 32 + 32;
+
+impl IndexEntry {
+    fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(INDEX_FIXED + 1 + self.code.as_ref().map_or(0, String::len));
+        v.push(u8::from(self.tombstone) | (u8::from(self.wire_season_id) << 1) | (u8::from(self.code.is_some()) << 2));
+        v.extend_from_slice(&self.offset.to_be_bytes());
+        v.extend_from_slice(&self.len.to_be_bytes());
+        v.extend_from_slice(&self.last_start_ms.unwrap_or(i64::MIN).to_be_bytes());
+        v.extend_from_slice(&self.performances.to_be_bytes());
+        v.extend_from_slice(&self.season_fp.to_be_bytes());
+        v.extend_from_slice(&self.feed_hash);
+        v.extend_from_slice(&self.wire_hash);
+        if let Some(c) = &self.code {
+            v.extend_from_slice(c.as_bytes());
+        }
+        v
+    }
+
+    fn decode(v: &[u8]) -> Option<Self> {
+        if v.len() < INDEX_FIXED {
+            return None;
+        }
+        let u64_at = |i: usize| v[i..i + 8].try_into().ok().map(u64::from_be_bytes);
+        let flags = v[0];
+        let last = i64::from_be_bytes(v[13..21].try_into().ok()?);
+        Some(Self {
+            tombstone: flags & 1 != 0,
+            wire_season_id: flags & 2 != 0,
+            offset: u64_at(1)?,
+            len: u32::from_be_bytes(v[9..13].try_into().ok()?),
+            last_start_ms: (last != i64::MIN).then_some(last),
+            performances: u32::from_be_bytes(v[21..25].try_into().ok()?),
+            season_fp: u64_at(25)?,
+            feed_hash: v[33..65].try_into().ok()?,
+            wire_hash: v[65..97].try_into().ok()?,
+            code: (flags & 4 != 0).then(|| String::from_utf8_lossy(&v[INDEX_FIXED..]).into_owned()),
+        })
+    }
+}
+
+/// Appends records to a file and says where each one is.
+struct RecordWriter {
+    out: BufWriter<File>,
+    len: u64,
+    path: PathBuf,
+}
+
+impl RecordWriter {
+    fn new(file: File, path: PathBuf) -> Self {
+        Self {
+            out: BufWriter::with_capacity(256 * 1024, file),
+            len: 0,
+            path,
+        }
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> std::io::Result<(u64, u32)> {
+        let len = u32::try_from(bytes.len()).map_err(|_| std::io::Error::other("a record larger than 4 GiB"))?;
+        self.out.write_all(bytes)?;
+        let at = self.len;
+        self.len += bytes.len() as u64;
+        Ok((at, len))
+    }
+
+    /// Writes what is buffered; the file can then be read at any offset handed out.
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+
+    /// Flushes and syncs the file to disk.
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.out.flush()?;
+        self.out.get_ref().sync_data()
+    }
+
+    /// Empties the file.
+    fn truncate(&mut self) -> std::io::Result<()> {
+        self.out.flush()?;
+        let f = self.out.get_mut();
+        f.set_len(0)?;
+        f.rewind()?;
+        self.len = 0;
+        Ok(())
+    }
+
+    fn read(&self, offset: u64, len: u32) -> std::io::Result<Vec<u8>> {
+        read_at(self.out.get_ref(), offset, len)
+    }
+}
+
+fn read_at(file: &File, offset: u64, len: u32) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len as usize];
+    file.read_exact_at(&mut buf, offset)?;
+    Ok(buf)
+}
+
 /// A read view of one generation of the catalogue.
 #[derive(Debug, Clone)]
 pub struct CatalogView {
     products: sled::Tree,
     seasons: sled::Tree,
-    hashes: sled::Tree,
+    file: Arc<File>,
     /// Facts about the generation.
     pub meta: GenerationMeta,
 }
 
 impl CatalogView {
+    fn sled_err(e: sled::Error) -> StoreError {
+        StoreError::Sled {
+            path: "catalogue".into(),
+            source: e,
+        }
+    }
+
+    fn entry(&self, id: Id) -> Result<Option<IndexEntry>, StoreError> {
+        match self.products.get(id.to_be_bytes()).map_err(Self::sled_err)? {
+            None => Ok(None),
+            Some(v) => IndexEntry::decode(&v).map(Some).ok_or_else(|| StoreError::Corrupt {
+                key: format!("index of product {id}"),
+                reason: "too short".into(),
+            }),
+        }
+    }
+
+    fn record_bytes(&self, what: &str, e: &IndexEntry) -> Result<Vec<u8>, StoreError> {
+        read_at(&self.file, e.offset, e.len).map_err(|source| StoreError::Io {
+            path: "catalogue".into(),
+            what: format!("reading {what} from generation {}'s records", self.meta.generation),
+            source,
+        })
+    }
+
+    fn record(&self, id: Id, e: &IndexEntry) -> Result<ProductRecord, StoreError> {
+        let what = format!("product {id}");
+        decode(&self.record_bytes(&what, e)?, &what)
+    }
+
     /// One product (live or tombstone).
     pub fn product(&self, id: Id) -> Result<Option<ProductRecord>, StoreError> {
-        match self.products.get(id.to_be_bytes()) {
-            Ok(Some(v)) => decode(&v, &format!("product {id}")).map(Some),
-            Ok(None) => Ok(None),
-            Err(e) => Err(StoreError::Sled {
-                path: "catalogue".into(),
-                source: e,
-            }),
+        match self.entry(id)? {
+            Some(e) => self.record(id, &e).map(Some),
+            None => Ok(None),
         }
     }
 
     /// Every product record, in id order.
     pub fn products(&self) -> impl Iterator<Item = Result<ProductRecord, StoreError>> + '_ {
         self.products.iter().map(|r| {
-            let (k, v) = r.map_err(|e| StoreError::Sled {
-                path: "catalogue".into(),
-                source: e,
+            let (k, v) = r.map_err(Self::sled_err)?;
+            let id = Id::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8]));
+            let e = IndexEntry::decode(&v).ok_or_else(|| StoreError::Corrupt {
+                key: format!("index of product {id}"),
+                reason: "too short".into(),
             })?;
-            decode(&v, &format!("product {:?}", k.as_ref()))
+            self.record(id, &e)
         })
     }
 
@@ -765,15 +1068,7 @@ impl CatalogView {
         self.seasons
             .iter()
             .values()
-            .map(|v| {
-                decode(
-                    &v.map_err(|e| StoreError::Sled {
-                        path: "catalogue".into(),
-                        source: e,
-                    })?,
-                    "season",
-                )
-            })
+            .map(|v| decode(&v.map_err(Self::sled_err)?, "season"))
             .collect()
     }
 
@@ -786,24 +1081,26 @@ impl CatalogView {
     pub fn is_empty(&self) -> bool {
         self.products.is_empty()
     }
-
-    fn hash_entry(&self, id: Id) -> Option<(String, bool)> {
-        let v = self.hashes.get(id.to_be_bytes()).ok()??;
-        let (tomb, h) = v.split_first()?;
-        Some((hex::encode(h), *tomb == 1))
-    }
 }
 
 /// An import being written (generation N+1). Dropping it without [`ImportTxn::finish`] changes nothing
-/// that readers see; [`ImportTxn::abort`] also removes its trees at once.
+/// that readers see; [`ImportTxn::abort`] also removes its trees and files at once.
 pub struct ImportTxn {
     store: Store,
     generation: u64,
     staging: sled::Tree,
     season_staging: sled::Tree,
+    staging_out: RecordWriter,
     families: Vec<ProductFamily>,
+    /// [`wire_fingerprint`] of this import's settings.
+    fingerprint: String,
+    /// Wire hashes of the generation in force (when its fingerprint is this import's) → product id.
+    known: HashMap<WireHash, Id>,
+    /// The wire hash announced by `product_bytes` for the product being parsed.
+    pending_wire: Option<WireHash>,
     received: u64,
     skipped: u64,
+    unparsed: u64,
 }
 
 impl std::fmt::Debug for ImportTxn {
@@ -815,12 +1112,150 @@ impl std::fmt::Debug for ImportTxn {
     }
 }
 
+/// A staged product: its bytes in the staging file (with what finish needs without decoding them), or "the
+/// same bytes as the product in force".
+enum Staged {
+    Bytes {
+        offset: u64,
+        len: u32,
+        wire: WireHash,
+        /// Performances the feed listed.
+        performances: u32,
+        /// Their latest start, epoch ms.
+        last_start_ms: Option<i64>,
+        /// The product carried its own `seasonId`.
+        wire_season_id: bool,
+        code: Option<String>,
+    },
+    Unchanged {
+        wire: WireHash,
+    },
+}
+
+impl Staged {
+    fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(64);
+        match self {
+            Staged::Bytes {
+                offset,
+                len,
+                wire,
+                performances,
+                last_start_ms,
+                wire_season_id,
+                code,
+            } => {
+                v.push(0);
+                v.extend_from_slice(&offset.to_be_bytes());
+                v.extend_from_slice(&len.to_be_bytes());
+                v.extend_from_slice(wire);
+                v.extend_from_slice(&performances.to_be_bytes());
+                v.extend_from_slice(&last_start_ms.unwrap_or(i64::MIN).to_be_bytes());
+                v.push(u8::from(*wire_season_id) | (u8::from(code.is_some()) << 1));
+                if let Some(c) = code {
+                    v.extend_from_slice(c.as_bytes());
+                }
+            }
+            Staged::Unchanged { wire } => {
+                v.push(1);
+                v.extend_from_slice(wire);
+            }
+        }
+        v
+    }
+
+    fn decode(v: &[u8]) -> Option<Self> {
+        match v.first()? {
+            0 if v.len() >= 58 => {
+                let last = i64::from_be_bytes(v[49..57].try_into().ok()?);
+                let flags = v[57];
+                Some(Staged::Bytes {
+                    offset: u64::from_be_bytes(v[1..9].try_into().ok()?),
+                    len: u32::from_be_bytes(v[9..13].try_into().ok()?),
+                    wire: v[13..45].try_into().ok()?,
+                    performances: u32::from_be_bytes(v[45..49].try_into().ok()?),
+                    last_start_ms: (last != i64::MIN).then_some(last),
+                    wire_season_id: flags & 1 != 0,
+                    code: (flags & 2 != 0).then(|| String::from_utf8_lossy(&v[58..]).into_owned()),
+                })
+            }
+            1 if v.len() == 33 => Some(Staged::Unchanged {
+                wire: v[1..33].try_into().ok()?,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The staged bytes of a product (`{"id":…,"code":…,"season_id":X,"season_code":null,…}`, as serde writes
+/// [`Product`]) with its season applied, as decoding, setting `season_id`/`season_code` and encoding again
+/// would give, without the decoding. `None` when the bytes are not of that shape: the caller then decodes.
+fn apply_season(bytes: &[u8], season: &Season) -> Option<Vec<u8>> {
+    const SEASON_ID: &[u8] = b",\"season_id\":";
+    const NO_SEASON_CODE: &[u8] = b",\"season_code\":null,";
+    if !bytes.starts_with(b"{\"id\":") {
+        return None;
+    }
+    // Inside a JSON string a quote is escaped, so these markers can only be the fields themselves.
+    let at = memchr::memmem::find(bytes, SEASON_ID)? + SEASON_ID.len();
+    let rest = &bytes[at..];
+    let value_len = memchr::memmem::find(rest, NO_SEASON_CODE)?;
+    let value = &rest[..value_len];
+    let own: Option<Id> = match value {
+        b"null" => None,
+        v => Some(std::str::from_utf8(v).ok()?.parse().ok()?),
+    };
+    let mut out = Vec::with_capacity(bytes.len() + 32);
+    out.extend_from_slice(&bytes[..at]);
+    match own.or(season.id) {
+        Some(id) => out.extend_from_slice(id.to_string().as_bytes()),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"season_code\":");
+    serde_json::to_writer(&mut out, &season.code).ok()?;
+    out.push(b',');
+    out.extend_from_slice(&rest[value_len + NO_SEASON_CODE.len()..]);
+    Some(out)
+}
+
+/// [`ProductRecord`] without its product, serialised after it by [`splice_record`].
+#[derive(Serialize)]
+struct RecordTail<'a> {
+    feed_hash: &'a str,
+    first_seen: DateTime<Utc>,
+    changed_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    removed_at: Option<DateTime<Utc>>,
+}
+
+/// The bytes of a [`ProductRecord`] from the product's bytes and the rest, as encoding the record would
+/// give, without decoding the product.
+fn splice_record(product: &[u8], tail: &RecordTail<'_>) -> Result<Vec<u8>, StoreError> {
+    let t = encode(tail, "record")?;
+    let mut out = Vec::with_capacity(product.len() + t.len() + 12);
+    out.extend_from_slice(b"{\"product\":");
+    out.extend_from_slice(product);
+    out.push(b',');
+    out.extend_from_slice(t.get(1..).unwrap_or_default());
+    Ok(out)
+}
+
+fn staging_key(id: Id, season_index: Option<u32>) -> [u8; 12] {
+    let mut key = [0u8; 12];
+    key[..8].copy_from_slice(&id.to_be_bytes());
+    key[8..].copy_from_slice(&season_index.unwrap_or(u32::MAX).to_be_bytes());
+    key
+}
+
 impl CatalogSink for ImportTxn {
     fn reset(&mut self) -> Result<(), SinkError> {
         self.staging.clear()?;
         self.season_staging.clear()?;
+        self.staging_out.truncate()?;
         self.received = 0;
         self.skipped = 0;
+        self.unparsed = 0;
+        self.pending_wire = None;
         Ok(())
     }
 
@@ -830,8 +1265,28 @@ impl CatalogSink for ImportTxn {
         Ok(())
     }
 
+    fn skips_known_products(&self) -> bool {
+        !self.known.is_empty()
+    }
+
+    fn product_bytes(&mut self, season_index: Option<u32>, hash: &WireHash) -> Result<bool, SinkError> {
+        let Some(&id) = self.known.get(hash) else {
+            self.pending_wire = Some(*hash);
+            return Ok(false);
+        };
+        // Same bytes, same settings as a product in force: its family passed the same filter then.
+        self.received += 1;
+        self.unparsed += 1;
+        self.staging.insert(
+            staging_key(id, season_index),
+            Staged::Unchanged { wire: *hash }.encode(),
+        )?;
+        Ok(true)
+    }
+
     fn product(&mut self, season_index: Option<u32>, product: Product) -> Result<(), SinkError> {
         self.received += 1;
+        let wire = self.pending_wire.take().unwrap_or([0; 32]);
         let keep = match &product.family {
             Some(f) => self.families.contains(f),
             // No family sent: a product with an event is a ticket for a dated event.
@@ -841,10 +1296,19 @@ impl CatalogSink for ImportTxn {
             self.skipped += 1;
             return Ok(());
         }
-        let mut key = [0u8; 12];
-        key[..8].copy_from_slice(&product.id.to_be_bytes());
-        key[8..].copy_from_slice(&season_index.unwrap_or(u32::MAX).to_be_bytes());
-        self.staging.insert(key, serde_json::to_vec(&product)?)?;
+        let bytes = serde_json::to_vec(&product)?;
+        let (offset, len) = self.staging_out.append(&bytes)?;
+        let staged = Staged::Bytes {
+            offset,
+            len,
+            wire,
+            performances: u32::try_from(product.performances().len()).unwrap_or(u32::MAX),
+            last_start_ms: product.last_start().map(|t| t.timestamp_millis()),
+            wire_season_id: product.season_id.is_some(),
+            code: product.code,
+        };
+        self.staging
+            .insert(staging_key(product.id, season_index), staged.encode())?;
         Ok(())
     }
 }
@@ -855,38 +1319,64 @@ impl ImportTxn {
         self.received
     }
 
-    /// Abandons the import and removes its trees.
+    /// Products taken as they were in the catalogue in force without being parsed (same bytes).
+    pub fn unparsed(&self) -> u64 {
+        self.unparsed
+    }
+
+    /// Abandons the import and removes its trees and files.
     pub fn abort(self) {
+        Self::remove(&self.store, self.generation);
+    }
+
+    fn remove(store: &Store, generation: u64) {
         for t in ["staging", "season_staging", "products", "hashes", "seasons", "meta"] {
-            let _ = self.store.db.drop_tree(gen_tree(self.generation, t));
+            let _ = store.db.drop_tree(gen_tree(generation, t));
         }
+        let _ = std::fs::remove_file(records_file(&store.records_dir, generation));
+        let _ = std::fs::remove_file(staging_file(&store.records_dir, generation));
     }
 
     /// Resolves, compares, guards and switches (see the module docs). On any error the generation in force
     /// is unchanged.
-    pub fn finish(self, opts: &FinishOptions) -> Result<ImportCounts, FinishError> {
+    pub fn finish(mut self, opts: &FinishOptions) -> Result<ImportCounts, FinishError> {
         let result = self.build(opts);
         match result {
             Ok(counts) => Ok(counts),
             Err(e) => {
-                self.abort();
+                Self::remove(&self.store, self.generation);
                 Err(e)
             }
         }
     }
 
-    fn build(&self, opts: &FinishOptions) -> Result<ImportCounts, FinishError> {
-        let store = &self.store;
+    fn build(&mut self, opts: &FinishOptions) -> Result<ImportCounts, FinishError> {
+        let store = self.store.clone();
         let err = store.err();
         let now = store.clock.now();
         let g = self.generation;
+        let records_path = records_file(&store.records_dir, g);
         let products = store.db.open_tree(gen_tree(g, "products")).map_err(&err)?;
-        let hashes = store.db.open_tree(gen_tree(g, "hashes")).map_err(&err)?;
         let seasons_tree = store.db.open_tree(gen_tree(g, "seasons")).map_err(&err)?;
         products.clear().map_err(&err)?;
-        hashes.clear().map_err(&err)?;
         seasons_tree.clear().map_err(&err)?;
         let previous = store.catalog()?;
+        self.staging_out
+            .flush()
+            .map_err(store.io(format!("writing {}", self.staging_out.path.display())))?;
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&records_path)
+            .map_err(store.io(format!("creating {}", records_path.display())))?;
+        let mut out = RecordWriter::new(file, records_path.clone());
+        let write_err = |e: std::io::Error| StoreError::Io {
+            path: store.path.clone(),
+            what: format!("writing {}", records_path.display()),
+            source: e,
+        };
 
         let mut counts = ImportCounts {
             skipped: self.skipped,
@@ -909,108 +1399,224 @@ impl ImportTxn {
 
         // Pass 1: one winner per product id (staging keys are ordered by id, then season position).
         let mut kept: HashSet<Id> = HashSet::new();
-        let mut group: Vec<(u32, sled::IVec)> = Vec::new();
-        let mut group_id: Option<Id> = None;
-        let mut flush_group =
-            |id: Id, group: &mut Vec<(u32, sled::IVec)>, counts: &mut ImportCounts| -> Result<(), FinishError> {
-                if group.len() > 1 {
-                    counts.duplicates += 1;
-                }
-                // The copy from the season that starts latest wins; a later position breaks ties.
-                let winner = group
-                    .iter()
-                    .max_by_key(|(idx, _)| (seasons.get(idx).and_then(|s| s.start), *idx))
-                    .map(|(idx, v)| (*idx, v.clone()));
-                group.clear();
-                let Some((idx, bytes)) = winner else {
-                    return Ok(());
-                };
-                let mut product: Product = decode(&bytes, "staged product")?;
-                if let Some(season) = seasons.get(&idx) {
-                    product.season_id = product.season_id.or(season.id);
-                    product.season_code = season.code.clone();
-                }
-                if !opts.season_codes.is_empty()
-                    && !product
-                        .season_code
-                        .as_ref()
-                        .is_some_and(|c| opts.season_codes.iter().any(|s| s == c))
-                {
-                    counts.skipped += 1;
-                    return Ok(());
-                }
-                if !opts.product_codes.is_empty()
-                    && !product
-                        .code
-                        .as_ref()
-                        .is_some_and(|c| opts.product_codes.iter().any(|s| s == c))
-                {
-                    counts.skipped += 1;
-                    return Ok(());
-                }
-                let feed_bytes = encode(&product, "product")?;
-                let feed_hash = blake3::hash(&feed_bytes);
-                let feed_hex = hash_hex(feed_hash.as_bytes());
-                counts.products += 1;
-                counts.performances += product.performances().len() as u64;
-                kept.insert(id);
-                let prev_hash = previous.as_ref().and_then(|p| p.hash_entry(id));
-                let mut hash_val = Vec::with_capacity(33);
-                hash_val.push(0u8);
-                hash_val.extend_from_slice(feed_hash.as_bytes());
-                match prev_hash {
-                    Some((h, false)) if h == feed_hex => {
-                        // Unchanged: copy the stored record as is (retained performances included).
-                        let prev_bytes = previous
+        let mut group: Vec<(u32, Staged)> = Vec::new();
+        let staging_out = &self.staging_out;
+        let mut flush_group = |id: Id,
+                               group: &mut Vec<(u32, Staged)>,
+                               counts: &mut ImportCounts,
+                               out: &mut RecordWriter|
+         -> Result<(), FinishError> {
+            if group.len() > 1 {
+                counts.duplicates += 1;
+            }
+            // The copy from the season that starts latest wins; a later position breaks ties.
+            let winner = group
+                .iter()
+                .enumerate()
+                .max_by_key(|(_, (idx, _))| (seasons.get(idx).and_then(|s| s.start), *idx))
+                .map(|(i, _)| i);
+            let Some(i) = winner else { return Ok(()) };
+            let (idx, staged) = group.swap_remove(i);
+            group.clear();
+            let season = seasons.get(&idx);
+            let season_fp = season_fingerprint(season);
+            if let Some(s) = season
+                && !opts.season_codes.is_empty()
+                && !s
+                    .code
+                    .as_ref()
+                    .is_some_and(|c| opts.season_codes.iter().any(|x| x == c))
+            {
+                counts.skipped += 1;
+                return Ok(());
+            }
+            if season.is_none() && !opts.season_codes.is_empty() {
+                counts.skipped += 1;
+                return Ok(());
+            }
+            let prev_entry = match &previous {
+                Some(p) => p.entry(id)?,
+                None => None,
+            };
+            // The product as SecuTix sent it, season applied: as bytes (the common case, never decoded when
+            // the product is new or unchanged), or decoded.
+            enum Feed {
+                Bytes(Vec<u8>),
+                Decoded(Box<Product>),
+            }
+            let (feed, wire, wire_season_id, code, feed_performances, feed_last_start) = match staged {
+                Staged::Unchanged { wire } => {
+                    let (Some(prev), Some(e)) = (&previous, &prev_entry) else {
+                        return Err(StoreError::Corrupt {
+                            key: format!("product {id}"),
+                            reason: "staged as unchanged but not in the generation in force".into(),
+                        }
+                        .into());
+                    };
+                    if !opts.product_codes.is_empty()
+                        && !e
+                            .code
                             .as_ref()
-                            .and_then(|p| p.products.get(id.to_be_bytes()).ok().flatten())
-                            .ok_or_else(|| StoreError::Corrupt {
-                                key: format!("product {id}"),
-                                reason: "hash without record".into(),
-                            })?;
-                        products.insert(id.to_be_bytes(), prev_bytes).map_err(&err)?;
-                        counts.unchanged += 1;
+                            .is_some_and(|c| opts.product_codes.iter().any(|s| s == c))
+                    {
+                        counts.skipped += 1;
+                        return Ok(());
                     }
-                    prev => {
-                        let old = match &prev {
-                            Some(_) => previous.as_ref().map(|p| p.product(id)).transpose()?.flatten(),
-                            None => None,
+                    if e.season_fp == season_fp && !e.tombstone && e.wire_hash == wire {
+                        let bytes = prev.record_bytes(&format!("product {id}"), e)?;
+                        let (offset, len) = out.append(&bytes).map_err(write_err)?;
+                        let entry = IndexEntry {
+                            offset,
+                            len,
+                            ..e.clone()
                         };
-                        let mut record = ProductRecord {
-                            product,
-                            feed_hash: feed_hex,
-                            first_seen: old.as_ref().map_or(now, |o| o.first_seen),
+                        products.insert(id.to_be_bytes(), entry.encode()).map_err(&err)?;
+                        counts.products += 1;
+                        counts.performances += u64::from(e.performances);
+                        counts.unchanged += 1;
+                        counts.reused += 1;
+                        kept.insert(id);
+                        return Ok(());
+                    }
+                    // Same bytes, another season: rebuild the feed product from the record in force.
+                    let mut p = prev.record(id, e)?.product;
+                    if let Some(ev) = p.event.as_mut() {
+                        ev.performances.retain(|x| !x.retained);
+                    }
+                    if !e.wire_season_id {
+                        p.season_id = None;
+                    }
+                    if let Some(season) = season {
+                        p.season_id = p.season_id.or(season.id);
+                        p.season_code = season.code.clone();
+                    }
+                    let last = p.last_start().map(|t| t.timestamp_millis());
+                    let n = u32::try_from(p.performances().len()).unwrap_or(u32::MAX);
+                    let code = p.code.clone();
+                    (Feed::Decoded(Box::new(p)), wire, e.wire_season_id, code, n, last)
+                }
+                Staged::Bytes {
+                    offset,
+                    len,
+                    wire,
+                    performances,
+                    last_start_ms,
+                    wire_season_id,
+                    code,
+                } => {
+                    let bytes = staging_out
+                        .read(offset, len)
+                        .map_err(store.io(format!("reading {}", staging_out.path.display())))?;
+                    let feed = match season {
+                        None => Feed::Bytes(bytes),
+                        Some(season) => match apply_season(&bytes, season) {
+                            Some(b) => Feed::Bytes(b),
+                            None => {
+                                let mut p: Product = decode(&bytes, "staged product")?;
+                                p.season_id = p.season_id.or(season.id);
+                                p.season_code = season.code.clone();
+                                Feed::Decoded(Box::new(p))
+                            }
+                        },
+                    };
+                    (feed, wire, wire_season_id, code, performances, last_start_ms)
+                }
+            };
+            if !opts.product_codes.is_empty()
+                && !code.as_ref().is_some_and(|c| opts.product_codes.iter().any(|s| s == c))
+            {
+                counts.skipped += 1;
+                return Ok(());
+            }
+            let feed_bytes = match &feed {
+                Feed::Bytes(b) => std::borrow::Cow::Borrowed(b.as_slice()),
+                Feed::Decoded(p) => std::borrow::Cow::Owned(encode(p, "product")?),
+            };
+            let feed_hash = *blake3::hash(&feed_bytes).as_bytes();
+            counts.products += 1;
+            counts.performances += u64::from(feed_performances);
+            kept.insert(id);
+            let mut entry = IndexEntry {
+                tombstone: false,
+                wire_season_id,
+                offset: 0,
+                len: 0,
+                last_start_ms: feed_last_start,
+                performances: feed_performances,
+                season_fp,
+                feed_hash,
+                wire_hash: wire,
+                code,
+            };
+            let record = match (&previous, &prev_entry) {
+                (Some(prev), Some(e)) if !e.tombstone && e.feed_hash == feed_hash => {
+                    // Unchanged: copy the stored record as is (retained performances included).
+                    entry.last_start_ms = e.last_start_ms;
+                    counts.unchanged += 1;
+                    prev.record_bytes(&format!("product {id}"), e)?
+                }
+                (Some(prev), Some(e)) => {
+                    // Changed, or back after a tombstone: keep what the record in force knows.
+                    let old = prev.record(id, e)?;
+                    let product = match feed {
+                        Feed::Decoded(p) => *p,
+                        Feed::Bytes(b) => decode(&b, "staged product")?,
+                    };
+                    let mut record = ProductRecord {
+                        product,
+                        feed_hash: hash_hex(&feed_hash),
+                        first_seen: old.first_seen,
+                        changed_at: now,
+                        removed_at: None,
+                    };
+                    counts.retained_performances += retain_past_performances(&mut record.product, &old.product, now);
+                    if e.tombstone {
+                        counts.added += 1;
+                    } else {
+                        counts.changed += 1;
+                    }
+                    entry.last_start_ms = record.product.last_start().map(|t| t.timestamp_millis());
+                    encode(&record, "product")?
+                }
+                _ => {
+                    counts.added += 1;
+                    let hex = hash_hex(&feed_hash);
+                    splice_record(
+                        &feed_bytes,
+                        &RecordTail {
+                            feed_hash: &hex,
+                            first_seen: now,
                             changed_at: now,
                             removed_at: None,
-                        };
-                        if let Some(old) = &old {
-                            counts.retained_performances +=
-                                retain_past_performances(&mut record.product, &old.product, now);
-                        }
-                        match prev {
-                            Some((_, false)) => counts.changed += 1,
-                            _ => counts.added += 1,
-                        }
-                        products
-                            .insert(id.to_be_bytes(), encode(&record, "product")?)
-                            .map_err(&err)?;
-                    }
+                        },
+                    )?
                 }
-                hashes.insert(id.to_be_bytes(), hash_val).map_err(&err)?;
-                Ok(())
             };
+            let (offset, len) = out.append(&record).map_err(write_err)?;
+            entry.offset = offset;
+            entry.len = len;
+            products.insert(id.to_be_bytes(), entry.encode()).map_err(&err)?;
+            Ok(())
+        };
+        let mut group_id: Option<Id> = None;
         for r in self.staging.iter() {
             let (k, v) = r.map_err(&err)?;
             let id = Id::from_be_bytes(k[..8].try_into().unwrap_or([0; 8]));
             let idx = u32::from_be_bytes(k[8..12].try_into().unwrap_or([0; 4]));
-            if group_id.is_some_and(|g| g != id) {
-                flush_group(group_id.unwrap_or(id), &mut group, &mut counts)?;
+            if let Some(gid) = group_id
+                && gid != id
+            {
+                flush_group(gid, &mut group, &mut counts, &mut out)?;
             }
             group_id = Some(id);
-            group.push((idx, v));
+            let staged = Staged::decode(&v).ok_or_else(|| StoreError::Corrupt {
+                key: format!("staged product {id}"),
+                reason: "unreadable staging entry".into(),
+            })?;
+            group.push((idx, staged));
         }
         if let Some(id) = group_id {
-            flush_group(id, &mut group, &mut counts)?;
+            flush_group(id, &mut group, &mut counts, &mut out)?;
         }
 
         // Pass 2: products of the generation in force that SecuTix no longer lists become tombstones.
@@ -1018,13 +1624,17 @@ impl ImportTxn {
         let mut guarded_live_before = 0u64;
         let mut guarded_removed = 0u64;
         let mut tombstones = 0u64;
+        let now_ms = now.timestamp_millis();
         if let Some(prev) = &previous {
             for r in prev.products.iter() {
                 let (k, v) = r.map_err(&err)?;
                 let id = Id::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8]));
-                let mut rec: ProductRecord = decode(&v, "product")?;
-                let ended = rec.product.has_ended(now);
-                if rec.removed_at.is_none() {
+                let e = IndexEntry::decode(&v).ok_or_else(|| StoreError::Corrupt {
+                    key: format!("index of product {id}"),
+                    reason: "too short".into(),
+                })?;
+                let ended = e.last_start_ms.is_some_and(|l| l < now_ms);
+                if !e.tombstone {
                     live_before += 1;
                     if !ended {
                         guarded_live_before += 1;
@@ -1033,18 +1643,26 @@ impl ImportTxn {
                 if kept.contains(&id) {
                     continue;
                 }
-                if rec.removed_at.is_none() {
+                let bytes = if e.tombstone {
+                    prev.record_bytes(&format!("product {id}"), &e)?
+                } else {
+                    let mut rec = prev.record(id, &e)?;
                     rec.removed_at = Some(now);
                     counts.removed += 1;
                     if !ended {
                         guarded_removed += 1;
                     }
-                }
+                    encode(&rec, "product")?
+                };
                 tombstones += 1;
-                let mut hv = vec![1u8];
-                hv.extend_from_slice(&hex::decode(&rec.feed_hash).unwrap_or_else(|_| vec![0; 32]));
-                products.insert(k, encode(&rec, "product")?).map_err(&err)?;
-                hashes.insert(id.to_be_bytes(), hv).map_err(&err)?;
+                let (offset, len) = out.append(&bytes).map_err(write_err)?;
+                let entry = IndexEntry {
+                    tombstone: true,
+                    offset,
+                    len,
+                    ..e
+                };
+                products.insert(k, entry.encode()).map_err(&err)?;
             }
         }
 
@@ -1072,7 +1690,8 @@ impl ImportTxn {
             }
         }
 
-        // Switch.
+        // Switch: the records on disk first, then the index, then the pointer.
+        out.sync().map_err(write_err)?;
         let meta = GenerationMeta {
             generation: g,
             imported_at: Some(now),
@@ -1084,6 +1703,7 @@ impl ImportTxn {
             live: counts.products,
             tombstones,
             seasons: counts.seasons,
+            wire_fingerprint: Some(self.fingerprint.clone()),
         };
         let meta_tree = store.db.open_tree(gen_tree(g, "meta")).map_err(&err)?;
         meta_tree
@@ -1094,6 +1714,7 @@ impl ImportTxn {
         store.db.flush().map_err(&err)?;
         let _ = store.db.drop_tree(gen_tree(g, "staging"));
         let _ = store.db.drop_tree(gen_tree(g, "season_staging"));
+        let _ = std::fs::remove_file(staging_file(&store.records_dir, g));
         if let Some(tz) = meta
             .pos
             .as_ref()
@@ -1130,8 +1751,29 @@ fn retain_past_performances(new: &mut Product, old: &Product, now: DateTime<Utc>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::Translated;
 
-    fn product(id: Id) -> Product {
+    fn product(season_id: Option<Id>, code: &str) -> Product {
+        Product {
+            id: 42,
+            code: Some(code.to_owned()),
+            season_id,
+            season_code: None,
+            family: Some(ProductFamily::SingleEntry),
+            family_sub_type: None,
+            state: None,
+            name: Translated::from_pairs([("fr", "Le \"season_id\":1, piège")]),
+            short_name: Translated::default(),
+            description: Translated::default(),
+            images: Default::default(),
+            detail_url: None,
+            sale_periods: vec![],
+            sub_topic_codes: vec![],
+            event: None,
+        }
+    }
+
+    fn product_with_id(id: Id) -> Product {
         Product {
             id,
             code: None,
@@ -1154,7 +1796,7 @@ mod tests {
     fn import(store: &Store, ids: &[Id]) -> ImportCounts {
         let mut txn = store.begin_import(&["SINGLE_ENTRY".into()]).expect("begin");
         for &id in ids {
-            txn.product(Some(0), product(id)).expect("stage");
+            txn.product(Some(0), product_with_id(id)).expect("stage");
         }
         txn.finish(&FinishOptions {
             force: false,
@@ -1294,5 +1936,91 @@ mod tests {
         drop(copy);
         assert!(releasing_until(dir.path()).is_some_and(|t| t > std::time::Instant::now()));
         Store::open(dir.path(), 1, clock).expect("reopens");
+    }
+
+    #[test]
+    fn applying_a_season_to_bytes_equals_decoding_setting_and_encoding() {
+        let season = Season {
+            id: Some(77),
+            code: Some("S\"26".into()),
+            state: None,
+            start: None,
+            end: None,
+            name: Translated::default(),
+            audience_sub_categories: vec![],
+            price_levels: vec![],
+        };
+        for (own, code) in [(None, "P1"), (Some(5), ",\"season_id\":9,\"season_code\":null,")] {
+            let p = product(own, code);
+            let bytes = serde_json::to_vec(&p).expect("encode");
+            let mut expected = p.clone();
+            expected.season_id = own.or(season.id);
+            expected.season_code = season.code.clone();
+            assert_eq!(
+                apply_season(&bytes, &season).expect("the shape serde writes"),
+                serde_json::to_vec(&expected).expect("encode"),
+                "own season id {own:?}"
+            );
+        }
+        let mut with_code = product(None, "P1");
+        with_code.season_code = Some("X".into());
+        let bytes = serde_json::to_vec(&with_code).expect("encode");
+        assert_eq!(apply_season(&bytes, &season), None, "another shape: the caller decodes");
+    }
+
+    #[test]
+    fn a_spliced_record_equals_the_encoded_record() {
+        let now = Utc::now();
+        let p = product(Some(3), "P2");
+        let record = ProductRecord {
+            product: p.clone(),
+            feed_hash: "ab".repeat(32),
+            first_seen: now,
+            changed_at: now,
+            removed_at: None,
+        };
+        let tail = RecordTail {
+            feed_hash: &record.feed_hash,
+            first_seen: now,
+            changed_at: now,
+            removed_at: None,
+        };
+        let spliced = splice_record(&serde_json::to_vec(&p).expect("encode"), &tail).expect("splice");
+        assert_eq!(spliced, serde_json::to_vec(&record).expect("encode"));
+    }
+
+    #[test]
+    fn index_and_staging_entries_round_trip() {
+        let e = IndexEntry {
+            tombstone: true,
+            wire_season_id: true,
+            offset: 1 << 40,
+            len: 77,
+            last_start_ms: Some(-5),
+            performances: 25,
+            season_fp: 9,
+            feed_hash: [3; 32],
+            wire_hash: [4; 32],
+            code: Some("TH00042".into()),
+        };
+        assert_eq!(IndexEntry::decode(&e.encode()), Some(e.clone()));
+        let none = IndexEntry {
+            last_start_ms: None,
+            code: None,
+            ..e
+        };
+        assert_eq!(IndexEntry::decode(&none.encode()), Some(none));
+        let s = Staged::Bytes {
+            offset: 12,
+            len: 34,
+            wire: [1; 32],
+            performances: 3,
+            last_start_ms: None,
+            wire_season_id: false,
+            code: Some("C".into()),
+        };
+        assert!(
+            matches!(Staged::decode(&s.encode()), Some(Staged::Bytes { offset: 12, len: 34, performances: 3, code: Some(c), .. }) if c == "C")
+        );
     }
 }

@@ -1,17 +1,20 @@
 //! Streaming parser for REST JSON catalogue responses (`getCatalogDetailed`, and `getCatalog`'s envelope).
 //!
-//! The envelope is walked with hand-written serde visitors: each season's products array is consumed one
-//! element at a time and every product goes to the [`CatalogSink`] as soon as it is read, so the whole
-//! catalogue is never in memory. `serde_path_to_error` tracks where a failure happened
-//! (`catalogData.seasons[0].products[3].event.performances[0].start`), and serde_json adds line and column.
+//! A small scanner walks the envelope (`statusCode`, `catalogData.seasons[].products[]`…) over a buffer that
+//! holds one product at a time: it finds where each product's JSON object ends (bracket matching, strings
+//! skipped with memchr), fingerprints its bytes (a product whose bytes the sink already has is not parsed at
+//! all, see [`CatalogSink::product_bytes`]), deserialises it from that slice with the lenient wire types and
+//! hands it to the sink. Season fields are gathered the same way. The whole catalogue is never in memory,
+//! and products are parsed at slice speed rather than through serde_json's byte-at-a-time reader.
+//!
+//! Errors name the place (`catalogData.seasons[0].products[3].event.performances[0].start`) with the line
+//! and column in the whole body; a body that ends early says so.
 
-use std::fmt;
 use std::io::Read;
 
-use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::IgnoredAny;
 
-use super::parse::{CatalogSink, Envelope, ParseError, SinkError};
+use super::parse::{CatalogSink, Envelope, ParseError, wire_hash};
 use super::wire::{self, ConvertCtx, RawProduct, RawSeason};
 
 /// Parses a JSON catalogue response from a reader, streaming products into `sink`.
@@ -21,8 +24,10 @@ pub fn parse_catalog_reader<R: Read>(
     ctx: &ConvertCtx,
     sink: &mut dyn CatalogSink,
 ) -> Result<Envelope, ParseError> {
-    let mut de = serde_json::Deserializer::from_reader(reader);
-    run(call, &mut de, ctx, sink)
+    let mut sc = Scanner::new(call, reader);
+    let mut env = Envelope::default();
+    sc.envelope(ctx, sink, &mut env)?;
+    Ok(env)
 }
 
 /// Parses a JSON catalogue response held in memory.
@@ -32,35 +37,7 @@ pub fn parse_catalog_slice(
     ctx: &ConvertCtx,
     sink: &mut dyn CatalogSink,
 ) -> Result<Envelope, ParseError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    run(call, &mut de, ctx, sink)
-}
-
-fn run<'de, R: serde_json::de::Read<'de>>(
-    call: &str,
-    de: &mut serde_json::Deserializer<R>,
-    ctx: &ConvertCtx,
-    sink: &mut dyn CatalogSink,
-) -> Result<Envelope, ParseError> {
-    let mut track = serde_path_to_error::Track::new();
-    let mut state = State {
-        ctx,
-        sink,
-        sink_error: None,
-        envelope: Envelope::default(),
-    };
-    let result = EnvelopeSeed(&mut state).deserialize(serde_path_to_error::Deserializer::new(&mut *de, &mut track));
-    let result = result.and_then(|()| de.end());
-    if let Some(source) = state.sink_error.take() {
-        return Err(ParseError::Sink {
-            call: call.to_owned(),
-            source,
-        });
-    }
-    match result {
-        Ok(()) => Ok(state.envelope),
-        Err(e) => Err(malformed(call, &track.path().to_string(), &e)),
-    }
+    parse_catalog_reader(call, bytes, ctx, sink)
 }
 
 /// Builds the error for a serde_json failure at `path`.
@@ -81,170 +58,6 @@ pub(crate) fn malformed(call: &str, path: &str, e: &serde_json::Error) -> ParseE
     }
 }
 
-struct State<'a> {
-    ctx: &'a ConvertCtx,
-    sink: &'a mut dyn CatalogSink,
-    /// A sink failure, reported as such rather than as a syntax error at some path.
-    sink_error: Option<SinkError>,
-    envelope: Envelope,
-}
-
-impl State<'_> {
-    fn deliver<E: de::Error>(&mut self, r: Result<(), SinkError>) -> Result<(), E> {
-        r.map_err(|e| {
-            self.sink_error = Some(e);
-            E::custom("the store refused the catalogue")
-        })
-    }
-}
-
-struct EnvelopeSeed<'s, 'a>(&'s mut State<'a>);
-
-impl<'de> DeserializeSeed<'de> for EnvelopeSeed<'_, '_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for EnvelopeSeed<'_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a SecuTix result object ({\"statusCode\": …})")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<String>()? {
-            match key.as_str() {
-                "statusCode" => self.0.envelope.status_code = map.next_value::<wire::LenientString>()?.0,
-                "requestId" => self.0.envelope.request_id = map.next_value::<wire::LenientId>()?.0,
-                "statusDetail" => {
-                    let v: serde_json::Value = map.next_value()?;
-                    self.0.envelope.status_detail = match v {
-                        serde_json::Value::Null => None,
-                        serde_json::Value::String(s) => Some(s),
-                        other => Some(other.to_string()),
-                    };
-                }
-                "catalogData" => {
-                    self.0.envelope.has_catalog = true;
-                    map.next_value_seed(CatalogDataSeed(&mut *self.0))?;
-                }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-struct CatalogDataSeed<'s, 'a>(&'s mut State<'a>);
-
-impl<'de> DeserializeSeed<'de> for CatalogDataSeed<'_, '_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for CatalogDataSeed<'_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("catalogData: an object with seasons, or the catalogue as an XML string")
-    }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        self.0.envelope.has_catalog = false;
-        Ok(())
-    }
-    fn visit_str<E>(self, v: &str) -> Result<(), E> {
-        self.0.envelope.catalog_xml = Some(v.to_owned());
-        Ok(())
-    }
-    fn visit_string<E>(self, v: String) -> Result<(), E> {
-        self.0.envelope.catalog_xml = Some(v);
-        Ok(())
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<String>()? {
-            match key.as_str() {
-                "seasons" => map.next_value_seed(SeasonsSeed(&mut *self.0))?,
-                "products" => map.next_value_seed(ProductsSeed {
-                    state: &mut *self.0,
-                    season: None,
-                })?,
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-struct SeasonsSeed<'s, 'a>(&'s mut State<'a>);
-
-impl<'de> DeserializeSeed<'de> for SeasonsSeed<'_, '_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for SeasonsSeed<'_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a list of seasons")
-    }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(SeasonSeed(&mut *self.0))?.is_some() {}
-        Ok(())
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        SeasonSeed(self.0).visit_map(map)
-    }
-}
-
-struct SeasonSeed<'s, 'a>(&'s mut State<'a>);
-
-impl<'de> DeserializeSeed<'de> for SeasonSeed<'_, '_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for SeasonSeed<'_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a season object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let index = self.0.envelope.seasons;
-        self.0.envelope.seasons += 1;
-        let mut fields = serde_json::Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if key == "products" {
-                map.next_value_seed(ProductsSeed {
-                    state: &mut *self.0,
-                    season: Some(index),
-                })?;
-            } else if SEASON_FIELDS.contains(&key.as_str()) {
-                fields.insert(key, map.next_value()?);
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        let raw: RawSeason = serde_path_to_error::deserialize(serde_json::Value::Object(fields))
-            .map_err(|e| de::Error::custom(format!("in the season's {}: {}", e.path(), e.inner())))?;
-        let season = raw.into_domain(self.0.ctx);
-        let r = self.0.sink.season(index, season);
-        self.0.deliver(r)
-    }
-}
-
 /// Season fields kept for [`RawSeason`]; the rest (large lists we do not use) is skipped without allocating.
 pub(crate) const SEASON_FIELDS: &[&str] = &[
     "id",
@@ -257,47 +70,519 @@ pub(crate) const SEASON_FIELDS: &[&str] = &[
     "priceLevels",
 ];
 
-struct ProductsSeed<'s, 'a> {
-    state: &'s mut State<'a>,
-    season: Option<u32>,
+/// A JSON walker over a growing buffer (see the module docs).
+struct Scanner<R> {
+    call: String,
+    reader: R,
+    buf: Vec<u8>,
+    /// First byte not consumed yet.
+    pos: usize,
+    /// End of the bytes read into `buf`.
+    len: usize,
+    /// Offset in the body of `buf[0]`.
+    base: u64,
+    eof: bool,
+    /// Line (1-based) of `buf[pos]`, and the body offset where that line starts.
+    line: u64,
+    line_start: u64,
+    /// Where we are, for messages: `catalogData`, `seasons[0]`, `products[3]`.
+    path: Vec<String>,
 }
 
-impl<'de> DeserializeSeed<'de> for ProductsSeed<'_, '_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
+fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// serde_json's message without its " at line L column C" (positions are recomputed for the whole body).
+fn bare_message(e: &serde_json::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" at line ") {
+        Some(i) if e.line() > 0 => s[..i].to_owned(),
+        _ => s,
     }
 }
 
-impl ProductsSeed<'_, '_> {
-    fn one<E: de::Error>(&mut self, raw: RawProduct) -> Result<(), E> {
-        let n = self.state.envelope.products;
-        let product = raw
-            .into_domain(self.state.ctx)
-            .map_err(|m| E::custom(format!("product #{n}: {m}")))?;
-        self.state.envelope.products += 1;
-        let r = self.state.sink.product(self.season, product);
-        self.state.deliver(r)
+impl<R: Read> Scanner<R> {
+    fn new(call: &str, reader: R) -> Self {
+        Self {
+            call: call.to_owned(),
+            reader,
+            buf: vec![0; 256 * 1024],
+            pos: 0,
+            len: 0,
+            base: 0,
+            eof: false,
+            line: 1,
+            line_start: 0,
+            path: Vec::new(),
+        }
     }
-}
 
-impl<'de> Visitor<'de> for ProductsSeed<'_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a list of products")
+    fn place(&self) -> String {
+        if self.path.is_empty() {
+            "the top level".to_owned()
+        } else {
+            self.path.join(".")
+        }
     }
-    fn visit_unit<E>(self) -> Result<(), E> {
+
+    /// Line and column (1-based) of `buf[pos + k]`.
+    fn locate(&self, k: usize) -> (u64, u64) {
+        let slice = &self.buf[self.pos..(self.pos + k).min(self.len)];
+        let mut line = self.line;
+        let mut start = self.line_start;
+        for i in memchr::memchr_iter(b'\n', slice) {
+            line += 1;
+            start = self.base + (self.pos + i) as u64 + 1;
+        }
+        let at = self.base + (self.pos + k) as u64;
+        (line, at - start + 1)
+    }
+
+    fn err_at(&self, k: usize, message: impl std::fmt::Display) -> ParseError {
+        let (line, column) = self.locate(k);
+        ParseError::Malformed {
+            call: self.call.clone(),
+            place: self.place(),
+            message: format!("{message} at line {line} column {column}"),
+        }
+    }
+
+    fn truncated(&self) -> ParseError {
+        self.err_at(self.len - self.pos, "the body ends too early (truncated?)")
+    }
+
+    /// A serde_json error inside the value at `pos`, positioned in the whole body.
+    fn value_err(&self, e: &serde_json::Error, inner_path: &str) -> ParseError {
+        let (sl, sc) = self.locate(0);
+        let (line, column) = match (e.line() as u64, e.column() as u64) {
+            (0, _) => (sl, sc),
+            (1, c) => (sl, sc + c.saturating_sub(1)),
+            (l, c) => (sl + l - 1, c),
+        };
+        let mut place = self.place();
+        if !inner_path.is_empty() && inner_path != "?" && inner_path != "." {
+            place = format!("{place}.{inner_path}");
+        }
+        let what = match e.classify() {
+            serde_json::error::Category::Eof => "the body ends too early (truncated?)".to_owned(),
+            _ => bare_message(e),
+        };
+        ParseError::Malformed {
+            call: self.call.clone(),
+            place,
+            message: format!("{what} at line {line} column {column}"),
+        }
+    }
+
+    /// Reads more of the body, keeping `buf[pos..len]`; false at the end.
+    fn fill(&mut self) -> Result<bool, ParseError> {
+        if self.eof {
+            return Ok(false);
+        }
+        if self.pos > 0 {
+            self.buf.copy_within(self.pos..self.len, 0);
+            self.base += self.pos as u64;
+            self.len -= self.pos;
+            self.pos = 0;
+        }
+        if self.len == self.buf.len() {
+            let grown = self.buf.len() * 2;
+            self.buf.resize(grown, 0);
+        }
+        loop {
+            match self.reader.read(&mut self.buf[self.len..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(false);
+                }
+                Ok(n) => {
+                    self.len += n;
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(ParseError::Io {
+                        call: self.call.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    fn consume(&mut self, n: usize) {
+        for i in memchr::memchr_iter(b'\n', &self.buf[self.pos..self.pos + n]) {
+            self.line += 1;
+            self.line_start = self.base + (self.pos + i) as u64 + 1;
+        }
+        self.pos += n;
+    }
+
+    /// The next byte after whitespace, not consumed; `None` at the end of the body.
+    fn peek(&mut self) -> Result<Option<u8>, ParseError> {
+        loop {
+            while self.pos < self.len {
+                let b = self.buf[self.pos];
+                if !is_ws(b) {
+                    return Ok(Some(b));
+                }
+                self.consume(1);
+            }
+            if !self.fill()? {
+                return Ok(None);
+            }
+        }
+    }
+
+    fn peek_some(&mut self) -> Result<u8, ParseError> {
+        self.peek()?.ok_or_else(|| self.truncated())
+    }
+
+    fn expect(&mut self, b: u8, what: &str) -> Result<(), ParseError> {
+        let got = self.peek_some()?;
+        if got != b {
+            return Err(self.err_at(0, format!("expected {what}, found {}", show(got))));
+        }
+        self.consume(1);
         Ok(())
     }
-    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(raw) = seq.next_element::<RawProduct>()? {
-            self.one(raw)?;
+
+    /// Deserialises the value at `pos` (after whitespace) as `T` without consuming it; returns it and its
+    /// length. A value cut by the end of the buffer is retried with more of the body (the buffer keeps at
+    /// least 256 KiB ahead, more than a product, so retries are rare).
+    fn parse_at<T: serde::de::DeserializeOwned>(&mut self) -> Result<(T, usize), ParseError> {
+        self.peek_some()?;
+        let mut want = 256 * 1024;
+        loop {
+            while self.len - self.pos < want && self.fill()? {}
+            let mut stream = serde_json::Deserializer::from_slice(&self.buf[self.pos..self.len]).into_iter::<T>();
+            match stream.next() {
+                Some(Ok(v)) => {
+                    let n = stream.byte_offset();
+                    // A number that ends with the buffer may go on in the next bytes.
+                    if self.pos + n < self.len || self.eof {
+                        return Ok((v, n));
+                    }
+                }
+                Some(Err(e)) if e.is_eof() && !self.eof => {}
+                Some(Err(e)) if e.is_eof() => return Err(self.value_err(&e, "")),
+                Some(Err(_)) => {
+                    // Again with path tracking, for the message.
+                    let mut de = serde_json::Deserializer::from_slice(&self.buf[self.pos..self.len]);
+                    let r: Result<T, _> = serde_path_to_error::deserialize(&mut de);
+                    return Err(match r {
+                        Err(e) => self.value_err(e.inner(), &e.path().to_string()),
+                        Ok(_) => self.err_at(0, "invalid value"),
+                    });
+                }
+                None => return Err(self.truncated()),
+            }
+            want = (self.len - self.pos) * 2;
+        }
+    }
+
+    /// The length of the well-formed value at `pos`, which is then entirely in the buffer.
+    fn value_len(&mut self) -> Result<usize, ParseError> {
+        self.parse_at::<IgnoredAny>().map(|(_, n)| n)
+    }
+
+    /// Deserialises the value at `pos` as `T` (with the path of a failure), and consumes it.
+    fn value<T: serde::de::DeserializeOwned>(&mut self) -> Result<T, ParseError> {
+        let (v, n) = self.parse_at::<T>()?;
+        self.consume(n);
+        Ok(v)
+    }
+
+    /// Skips the value at `pos` (checking it is well-formed JSON).
+    fn skip(&mut self) -> Result<(), ParseError> {
+        self.value::<IgnoredAny>().map(|_| ())
+    }
+
+    /// A key and its colon. `first` tracks the comma between members. `None` at the closing brace.
+    fn key(&mut self, first: &mut bool) -> Result<Option<String>, ParseError> {
+        match self.peek_some()? {
+            b'}' => {
+                self.consume(1);
+                return Ok(None);
+            }
+            b',' if !*first => self.consume(1),
+            b if *first => {
+                if b != b'"' {
+                    return Err(self.err_at(0, format!("expected a key or '}}', found {}", show(b))));
+                }
+            }
+            b => return Err(self.err_at(0, format!("expected ',' or '}}', found {}", show(b)))),
+        }
+        *first = false;
+        if self.peek_some()? != b'"' {
+            let b = self.peek_some()?;
+            return Err(self.err_at(0, format!("expected a key, found {}", show(b))));
+        }
+        let key: String = self.value()?;
+        self.expect(b':', "':'")?;
+        Ok(Some(key))
+    }
+
+    /// `,` between elements or the closing `]`; true when another element follows.
+    fn next_element(&mut self, first: &mut bool) -> Result<bool, ParseError> {
+        match self.peek_some()? {
+            b']' => {
+                self.consume(1);
+                Ok(false)
+            }
+            _ if *first => {
+                *first = false;
+                Ok(true)
+            }
+            b',' => {
+                self.consume(1);
+                Ok(true)
+            }
+            b => Err(self.err_at(0, format!("expected ',' or ']', found {}", show(b)))),
+        }
+    }
+
+    fn envelope(&mut self, ctx: &ConvertCtx, sink: &mut dyn CatalogSink, env: &mut Envelope) -> Result<(), ParseError> {
+        match self.peek()? {
+            Some(b'{') => self.consume(1),
+            Some(b) => {
+                return Err(self.err_at(
+                    0,
+                    format!(
+                        "expected a SecuTix result object ({{\"statusCode\": …}}), found {}",
+                        show(b)
+                    ),
+                ));
+            }
+            None => return Err(self.err_at(0, "the body is empty")),
+        }
+        let mut first = true;
+        while let Some(key) = self.key(&mut first)? {
+            match key.as_str() {
+                "statusCode" => env.status_code = self.field::<wire::LenientString>(&key)?.0,
+                "requestId" => env.request_id = self.field::<wire::LenientId>(&key)?.0,
+                "statusDetail" => {
+                    env.status_detail = match self.field::<serde_json::Value>(&key)? {
+                        serde_json::Value::Null => None,
+                        serde_json::Value::String(s) => Some(s),
+                        other => Some(other.to_string()),
+                    }
+                }
+                "catalogData" => {
+                    self.path.push(key);
+                    self.catalog_data(ctx, sink, env)?;
+                    self.path.pop();
+                }
+                _ => self.skip()?,
+            }
+        }
+        if let Some(b) = self.peek()? {
+            return Err(self.err_at(0, format!("trailing characters after the result object: {}", show(b))));
         }
         Ok(())
     }
-    fn visit_map<A: MapAccess<'de>>(mut self, map: A) -> Result<(), A::Error> {
-        let raw = RawProduct::deserialize(de::value::MapAccessDeserializer::new(map))?;
-        self.one(raw)
+
+    fn field<T: serde::de::DeserializeOwned>(&mut self, key: &str) -> Result<T, ParseError> {
+        self.path.push(key.to_owned());
+        let v = self.value();
+        self.path.pop();
+        v
+    }
+
+    fn catalog_data(
+        &mut self,
+        ctx: &ConvertCtx,
+        sink: &mut dyn CatalogSink,
+        env: &mut Envelope,
+    ) -> Result<(), ParseError> {
+        match self.peek_some()? {
+            b'n' => {
+                self.skip()?;
+                env.has_catalog = false;
+            }
+            b'"' => {
+                env.has_catalog = true;
+                env.catalog_xml = Some(self.value::<String>()?);
+            }
+            b'{' => {
+                env.has_catalog = true;
+                self.consume(1);
+                let mut first = true;
+                while let Some(key) = self.key(&mut first)? {
+                    match key.as_str() {
+                        "seasons" => {
+                            self.path.push(key);
+                            self.seasons(ctx, sink, env)?;
+                            self.path.pop();
+                        }
+                        "products" => {
+                            self.path.push(key);
+                            self.products(ctx, sink, env, None)?;
+                            self.path.pop();
+                        }
+                        _ => self.skip()?,
+                    }
+                }
+            }
+            b => {
+                return Err(self.err_at(
+                    0,
+                    format!(
+                        "expected catalogData: an object with seasons, or the catalogue as an XML string, found {}",
+                        show(b)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn seasons(&mut self, ctx: &ConvertCtx, sink: &mut dyn CatalogSink, env: &mut Envelope) -> Result<(), ParseError> {
+        match self.peek_some()? {
+            b'n' => self.skip(),
+            b'{' => self.season(ctx, sink, env),
+            b'[' => {
+                self.consume(1);
+                let mut first = true;
+                let mut n = 0;
+                while self.next_element(&mut first)? {
+                    if let Some(last) = self.path.last_mut() {
+                        *last = format!("seasons[{n}]");
+                    }
+                    self.season(ctx, sink, env)?;
+                    n += 1;
+                }
+                if let Some(last) = self.path.last_mut() {
+                    *last = "seasons".into();
+                }
+                Ok(())
+            }
+            b => Err(self.err_at(0, format!("expected a list of seasons, found {}", show(b)))),
+        }
+    }
+
+    fn season(&mut self, ctx: &ConvertCtx, sink: &mut dyn CatalogSink, env: &mut Envelope) -> Result<(), ParseError> {
+        let index = env.seasons;
+        env.seasons += 1;
+        self.expect(b'{', "a season object")?;
+        // The kept fields as a small JSON object, deserialised at the end of the season.
+        let mut fields = Vec::from(&b"{"[..]);
+        let mut first = true;
+        while let Some(key) = self.key(&mut first)? {
+            if key == "products" {
+                self.path.push(key);
+                self.products(ctx, sink, env, Some(index))?;
+                self.path.pop();
+            } else if SEASON_FIELDS.contains(&key.as_str()) {
+                let n = self.value_len()?;
+                if fields.len() > 1 {
+                    fields.push(b',');
+                }
+                // Keys of SEASON_FIELDS need no escaping.
+                fields.push(b'"');
+                fields.extend_from_slice(key.as_bytes());
+                fields.extend_from_slice(b"\":");
+                fields.extend_from_slice(&self.buf[self.pos..self.pos + n]);
+                // Checked here, so that a syntax error points at the field.
+                self.field::<IgnoredAny>(&key)?;
+            } else {
+                self.skip()?;
+            }
+        }
+        fields.push(b'}');
+        let mut de = serde_json::Deserializer::from_slice(&fields);
+        let raw: RawSeason = serde_path_to_error::deserialize(&mut de).map_err(|e| ParseError::Malformed {
+            call: self.call.clone(),
+            place: self.place(),
+            message: format!("in the season's {}: {}", e.path(), bare_message(e.inner())),
+        })?;
+        sink.season(index, raw.into_domain(ctx))
+            .map_err(|source| ParseError::Sink {
+                call: self.call.clone(),
+                source,
+            })
+    }
+
+    fn products(
+        &mut self,
+        ctx: &ConvertCtx,
+        sink: &mut dyn CatalogSink,
+        env: &mut Envelope,
+        season: Option<u32>,
+    ) -> Result<(), ParseError> {
+        match self.peek_some()? {
+            b'n' => self.skip(),
+            b'{' => self.product(ctx, sink, env, season),
+            b'[' => {
+                self.consume(1);
+                let mut first = true;
+                let mut n = 0;
+                while self.next_element(&mut first)? {
+                    if let Some(last) = self.path.last_mut() {
+                        *last = format!("products[{n}]");
+                    }
+                    self.product(ctx, sink, env, season)?;
+                    n += 1;
+                }
+                if let Some(last) = self.path.last_mut() {
+                    *last = "products".into();
+                }
+                Ok(())
+            }
+            b => Err(self.err_at(0, format!("expected a list of products, found {}", show(b)))),
+        }
+    }
+
+    fn product(
+        &mut self,
+        ctx: &ConvertCtx,
+        sink: &mut dyn CatalogSink,
+        env: &mut Envelope,
+        season: Option<u32>,
+    ) -> Result<(), ParseError> {
+        let sink_err = |call: &str, source| ParseError::Sink {
+            call: call.to_owned(),
+            source,
+        };
+        let raw: RawProduct = if sink.skips_known_products() {
+            // Fingerprint first: an unchanged product is skipped (after a well-formedness check).
+            let n = self.value_len()?;
+            let hash = wire_hash(&self.buf[self.pos..self.pos + n]);
+            if sink.product_bytes(season, &hash).map_err(|e| sink_err(&self.call, e))? {
+                self.consume(n);
+                env.products += 1;
+                return Ok(());
+            }
+            self.value()?
+        } else {
+            let (raw, n) = self.parse_at::<RawProduct>()?;
+            let hash = wire_hash(&self.buf[self.pos..self.pos + n]);
+            let known = sink.product_bytes(season, &hash).map_err(|e| sink_err(&self.call, e))?;
+            self.consume(n);
+            if known {
+                env.products += 1;
+                return Ok(());
+            }
+            raw
+        };
+        let count = env.products;
+        let product = raw
+            .into_domain(ctx)
+            .map_err(|m| self.err_at(0, format!("product #{count}: {m}")))?;
+        env.products += 1;
+        sink.product(season, product).map_err(|source| ParseError::Sink {
+            call: self.call.clone(),
+            source,
+        })
+    }
+}
+
+fn show(b: u8) -> String {
+    if b.is_ascii_graphic() {
+        format!("'{}'", b as char)
+    } else {
+        format!("byte 0x{b:02x}")
     }
 }
 

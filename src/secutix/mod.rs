@@ -673,16 +673,20 @@ impl Client {
         let limit = self.cfg.max_response_mib.saturating_mul(1024 * 1024);
         let mut hasher = blake3::Hasher::new();
         let mut len = 0u64;
-        let mut data = if spool {
+        let mut memory = Vec::new();
+        // Network chunks are small (16 KiB): one write per MiB instead of one system call per chunk.
+        let mut file = if spool {
             let file = match &self.spool_dir {
                 Some(d) => tempfile::tempfile_in(d),
                 None => tempfile::tempfile(),
             }
             .map_err(|e| CallError::Local(format!("{call}: cannot create a temporary file for the response: {e}")))?;
-            BodyData::File(file)
+            Some(std::io::BufWriter::with_capacity(1 << 20, file))
         } else {
-            BodyData::Memory(Vec::new())
+            None
         };
+        let disk_error =
+            |e: std::io::Error| CallError::Local(format!("{call}: cannot write the response to disk: {e}"));
         loop {
             let chunk = match resp.chunk().await {
                 Ok(Some(c)) => c,
@@ -697,14 +701,16 @@ impl Client {
                 });
             }
             hasher.update(&chunk);
-            match &mut data {
-                BodyData::Memory(v) => v.extend_from_slice(&chunk),
-                // Page-cache writes of one network chunk: short enough to do on the async thread.
-                BodyData::File(f) => f
-                    .write_all(&chunk)
-                    .map_err(|e| CallError::Local(format!("{call}: cannot write the response to disk: {e}")))?,
+            match &mut file {
+                None => memory.extend_from_slice(&chunk),
+                // Page-cache writes of at most a MiB: short enough to do on the async thread.
+                Some(f) => f.write_all(&chunk).map_err(disk_error)?,
             }
         }
+        let data = match file {
+            None => BodyData::Memory(memory),
+            Some(f) => BodyData::File(f.into_inner().map_err(|e| disk_error(e.into_error()))?),
+        };
         Ok(Body {
             data,
             len,

@@ -16,6 +16,44 @@ pub trait CatalogSink {
     fn season(&mut self, index: u32, season: Season) -> Result<(), SinkError>;
     /// A product of the season with position `season_index` (`None` when the feed lists it outside seasons).
     fn product(&mut self, season_index: Option<u32>, product: Product) -> Result<(), SinkError>;
+    /// Called before each product is parsed, with a fingerprint of its bytes as sent ([`wire_hash`]).
+    /// Returning `true` means the sink already holds this exact product (the same bytes were imported into
+    /// the catalogue in force) and takes it as it is: the product is then skipped, not parsed, and
+    /// [`CatalogSink::product`] is not called for it. The default parses everything.
+    fn product_bytes(&mut self, season_index: Option<u32>, hash: &WireHash) -> Result<bool, SinkError> {
+        let _ = (season_index, hash);
+        Ok(false)
+    }
+    /// True when [`CatalogSink::product_bytes`] may answer `true`: the parser then fingerprints each product
+    /// before parsing it. Otherwise it parses first and fingerprints the same bytes afterwards (one pass less);
+    /// `product_bytes` is still called, before `product`, to hand the sink the fingerprint.
+    fn skips_known_products(&self) -> bool {
+        false
+    }
+}
+
+/// BLAKE3 of a product's bytes as sent (see [`wire_hash`]).
+pub type WireHash = [u8; 32];
+
+/// Version of the conversion from wire bytes to the domain model. Part of every [`wire_hash`], so that a
+/// product whose bytes did not change is still parsed again after secutix-sync converts differently.
+/// **Bump it whenever `wire.rs` (or the parsers) change what a product becomes.**
+pub const WIRE_CONVERSION_VERSION: u32 = 1;
+
+/// Incremental [`WireHash`]: the conversion version, then the product's bytes (JSON text, or XML events).
+pub fn wire_hasher() -> blake3::Hasher {
+    let mut h = blake3::Hasher::new();
+    h.update(b"secutix-sync wire ");
+    h.update(&WIRE_CONVERSION_VERSION.to_be_bytes());
+    h.update(env!("CARGO_PKG_VERSION").as_bytes());
+    h
+}
+
+/// The [`WireHash`] of a product's bytes.
+pub fn wire_hash(bytes: &[u8]) -> WireHash {
+    let mut h = wire_hasher();
+    h.update(bytes);
+    *h.finalize().as_bytes()
 }
 
 /// The result envelope of a SecuTix call (`statusCode`, `requestId`, `statusDetail`) and what was streamed.

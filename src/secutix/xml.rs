@@ -16,10 +16,13 @@ use std::io::{BufRead, Write};
 
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
+mod tree;
+
 use super::json::SEASON_FIELDS;
-use super::parse::{CatalogSink, Envelope, ParseError};
+use super::parse::{CatalogSink, Envelope, ParseError, WireHash, wire_hasher};
 use super::wire::{ConvertCtx, RawProduct, RawSeason};
 
 /// What a SOAP call returned, for methods whose results are small (POS config, availability).
@@ -41,6 +44,12 @@ struct Cursor<R: BufRead> {
     /// Open elements (local names), for error places and end-tag checks (quick-xml's own check is off
     /// because `getCatalog`'s text is consumed behind its back).
     path: Vec<String>,
+    /// The product being read, reused from one product to the next.
+    tree: tree::Tree,
+    /// Element names seen so far.
+    names: tree::Names,
+    /// The bytes of the product's events, fingerprinted at its end (reused).
+    seen: Vec<u8>,
 }
 
 enum Ev {
@@ -62,6 +71,92 @@ impl<R: BufRead> Cursor<R> {
             reader,
             buf: Vec::with_capacity(4096),
             path: Vec::new(),
+            tree: tree::Tree::default(),
+            names: tree::Names::default(),
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads the product element just opened into `self.tree` and returns the fingerprint of its events
+    /// (see `CatalogSink::product_bytes`); consumes its closing tag.
+    fn product_tree(&mut self, nil: bool) -> Result<WireHash, ParseError> {
+        // The events' bytes are gathered and hashed once: blake3 is slow on many tiny updates.
+        let mut seen = std::mem::take(&mut self.seen);
+        seen.clear();
+        let root = self.names.intern(
+            self.path
+                .last()
+                .map_or("products", |p| p.split('[').next().unwrap_or(p)),
+        );
+        self.tree.clear();
+        self.tree.start(root, nil);
+        loop {
+            self.buf.clear();
+            let ev = match self.reader.read_event_into(&mut self.buf) {
+                Ok(ev) => ev,
+                Err(e) => {
+                    let pos = self.reader.error_position();
+                    return Err(ParseError::Malformed {
+                        call: self.call.clone(),
+                        place: format!("{} (byte {pos})", self.path.join("/")),
+                        message: format!("not well-formed XML: {e}"),
+                    });
+                }
+            };
+            match ev {
+                Event::Start(e) => {
+                    seen.push(b'<');
+                    seen.extend_from_slice(AsRef::<str>::as_ref(&e).as_bytes());
+                    let id = self.names.intern(e.local_name().as_ref());
+                    self.tree.start(id, is_nil(&e));
+                }
+                Event::End(e) => {
+                    seen.push(b'>');
+                    let open = self.tree.open_name();
+                    if self.names.get(open) != e.local_name().as_ref() {
+                        let name = e.local_name().as_ref().to_owned();
+                        let open = self.names.get(open).to_owned();
+                        return Err(self.err(format!("</{name}> closes <{open}>: the document is not well-formed")));
+                    }
+                    if self.tree.end() {
+                        self.path.pop();
+                        let mut hasher = wire_hasher();
+                        hasher.update(&seen);
+                        self.seen = seen;
+                        return Ok(*hasher.finalize().as_bytes());
+                    }
+                }
+                Event::Text(t) => {
+                    seen.push(b't');
+                    seen.extend_from_slice(AsRef::<str>::as_ref(&t).as_bytes());
+                    self.tree.text(&t.xml10_content());
+                }
+                Event::CData(c) => {
+                    seen.push(b'c');
+                    seen.extend_from_slice(AsRef::<str>::as_ref(&c).as_bytes());
+                    self.tree.text(&c.into_inner());
+                }
+                Event::GeneralRef(r) => {
+                    let name = r.to_string();
+                    seen.push(b'&');
+                    seen.extend_from_slice(name.as_bytes());
+                    let text = match r.resolve_char_ref() {
+                        Ok(Some(ch)) => ch.to_string(),
+                        Ok(None) => match quick_xml::escape::resolve_predefined_entity(&name) {
+                            Some(t) => t.to_owned(),
+                            None => return Err(self.err(format!("unknown entity &{name};"))),
+                        },
+                        Err(e) => return Err(self.err(format!("bad character reference &{name};: {e}"))),
+                    };
+                    self.tree.text(&text);
+                }
+                Event::Eof => {
+                    let open = self.path.last().cloned().unwrap_or_default();
+                    return Err(self.err(format!("the body ends inside <{open}> (truncated?)")));
+                }
+                Event::Empty(_) => unreachable!("expand_empty_elements is on"),
+                Event::Decl(_) | Event::PI(_) | Event::Comment(_) | Event::DocType(_) => continue,
+            }
         }
     }
 
@@ -262,8 +357,7 @@ fn walk_catalogue<R: BufRead>(
             Ev::Start { name, nil } => match name.as_str() {
                 "seasons" | "season" => season(cur, ctx, sink, env, nil)?,
                 "products" | "product" => {
-                    let v = cur.value(nil)?;
-                    product(cur, ctx, sink, env, None, v)?;
+                    product(cur, ctx, sink, env, None, nil)?;
                 }
                 _ => {}
             },
@@ -296,8 +390,7 @@ fn season<R: BufRead>(
         match cur.next()? {
             Ev::Start { name, nil } => {
                 if name == "products" || name == "product" {
-                    let v = cur.value(nil)?;
-                    product(cur, ctx, sink, env, Some(index), v)?;
+                    product(cur, ctx, sink, env, Some(index), nil)?;
                 } else if SEASON_FIELDS.contains(&name.as_str()) {
                     let v = cur.value(nil)?;
                     match fields.get_mut(&name) {
@@ -338,22 +431,38 @@ fn product<R: BufRead>(
     sink: &mut dyn CatalogSink,
     env: &mut Envelope,
     season: Option<u32>,
-    v: Value,
+    nil: bool,
 ) -> Result<(), ParseError> {
+    let hash = cur.product_tree(nil)?;
     let n = env.products;
-    let bad = |place: String, message: String| ParseError::Malformed {
+    let sink_err = |call: &str, source| ParseError::Sink {
+        call: call.to_owned(),
+        source,
+    };
+    if sink.product_bytes(season, &hash).map_err(|e| sink_err(&cur.call, e))? {
+        env.products += 1;
+        return Ok(());
+    }
+    let bad = |cur: &Cursor<R>, place: String, message: String| ParseError::Malformed {
         call: cur.call.clone(),
         place: format!("{} product #{n}{place}", cur.place()),
         message,
     };
-    let raw: RawProduct =
-        serde_path_to_error::deserialize(v).map_err(|e| bad(format!(", field {}", e.path()), e.inner().to_string()))?;
-    let p = raw.into_domain(ctx).map_err(|m| bad(String::new(), m))?;
+    let root = tree::NodeDe::root(&cur.tree, &cur.names);
+    let raw = match RawProduct::deserialize(root) {
+        Ok(raw) => raw,
+        Err(_) => {
+            // Again with path tracking, for the message.
+            let e = serde_path_to_error::deserialize::<_, RawProduct>(root)
+                .err()
+                .map(|e| (format!(", field {}", e.path()), e.inner().to_string()))
+                .unwrap_or_default();
+            return Err(bad(cur, e.0, e.1));
+        }
+    };
+    let p = raw.into_domain(ctx).map_err(|m| bad(cur, String::new(), m))?;
     env.products += 1;
-    sink.product(season, p).map_err(|source| ParseError::Sink {
-        call: cur.call.clone(),
-        source,
-    })
+    sink.product(season, p).map_err(|e| sink_err(&cur.call, e))
 }
 
 /// Reads the SOAP envelope down to the result element; returns the element's local name, or fails on a
