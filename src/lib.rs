@@ -19,6 +19,7 @@
 //!   single-flight runs, push workers, shutdown with a grace period, reload, systemd notifications.
 //! - [`control`]: the control API (status, resync, entries, metrics, dead letters) and the public
 //!   availability endpoint for the website; [`cli_client`]: the CLI's HTTP client of it.
+//! - [`state`]: `secutix-sync state`, the store's records read directly.
 //! - [`check`]: live checks of SecuTix credentials and targets; [`logging`]: human, journald or JSON logs.
 //! - [`clock`], [`ratelimit`]: time and pacing, both on tokio's clock so tests run on paused time.
 //! - [`testkit`]: an in-process HTTP mock for tests and benchmarks that need paused time.
@@ -42,6 +43,7 @@ pub mod push;
 pub mod ratelimit;
 pub mod secutix;
 pub mod simulator;
+pub mod state;
 pub mod store;
 pub mod targets;
 pub mod testkit;

@@ -101,6 +101,19 @@ enum Command {
     ///
     /// Uses the configuration file as it is on disk. Exit 0 when everything works, 1 otherwise.
     Check,
+    /// Show what the store holds: generation, import history, SecuTix calls per service, the availability
+    /// poller's bookkeeping, targets; or one product's record, availability and entry (JSON).
+    ///
+    /// Reads the store directly, so the daemon must not be running (use `status` and `entries show` then).
+    /// Exit 0, or 1 when the store cannot be read.
+    State {
+        /// One product in detail (its id).
+        #[arg(long, value_name = "ID")]
+        product: Option<i64>,
+        /// How many imports, polls and indicator changes to list.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
     /// pass Culture contremarques (booking tokens) at the box office.
     ///
     /// Exit codes: 0 done, 1 other error, 2 configuration problem, 3 not found, 4 already used,
@@ -270,6 +283,7 @@ fn main() -> ExitCode {
         }
         Command::Entries { action } => entries_command(&sources, action),
         Command::Check => check_command(&sources),
+        Command::State { product, limit } => state_command(&sources, product, limit),
         Command::Passculture { action } => passculture_command(&sources, action),
         Command::Push(args) => push_command(&sources, args),
         Command::Dlq { action } => dlq_command(&sources, action),
@@ -1776,4 +1790,24 @@ fn check_command(sources: &Sources) -> anyhow::Result<ExitCode> {
         println!("{} {}: {}", if l.ok { "OK  " } else { "FAIL" }, l.what, l.detail);
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn state_command(sources: &Sources, product: Option<i64>, limit: usize) -> anyhow::Result<ExitCode> {
+    use secutix_sync::state::{StateQuery, state_document};
+    let config = load_config(sources)?.config;
+    let store = match open_store(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e:#}");
+            eprintln!(
+                "`state` reads the store itself; while the daemon runs, use `secutix-sync status` and \
+                 `secutix-sync entries show ID`"
+            );
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let doc = state_document(&config, &store, &StateQuery { limit, product }, store.clock().now())
+        .context("while reading the store")?;
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(ExitCode::SUCCESS)
 }
