@@ -51,6 +51,9 @@ pub const DEFAULT_PRODUCTS: usize = 24;
 /// The page written into the output folder; `__ENDPOINT__` becomes the public availability URL.
 const PAGE: &str = include_str!("demo_page.html");
 
+/// `store.cache_mib` of the demo (a small venue).
+const STORE_CACHE_MIB: u64 = 16;
+
 /// How often the simulator's availabilities move.
 const CHANGE_EVERY: Duration = Duration::from_secs(5);
 
@@ -105,6 +108,11 @@ pub enum DemoError {
         /// Why.
         source: ConfigError,
     },
+    /// Another demo (or daemon) holds the store of this folder.
+    #[error(
+        "another secutix-sync demo runs on {0} (its store is locked); stop it first, or give this one another --dir"
+    )]
+    Busy(PathBuf),
     /// The store.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -244,7 +252,7 @@ min_interval = "0s"
 
 [store]
 path = {store}
-cache_mib = 16
+cache_mib = {cache_mib}
 
 [entries]
 # The demo's web server stands in for the SecuTix ticket shop: the "Book" links lead there.
@@ -285,6 +293,7 @@ pretty = true
         website = quoted(&s.website),
         listen = quoted(&s.listen),
         output = quoted(&s.output.display().to_string()),
+        cache_mib = STORE_CACHE_MIB,
     )
 }
 
@@ -340,6 +349,14 @@ impl Demo {
             ),
         };
         let root = folder.path().to_owned();
+        // The store first: its lock refuses a second demo on the same folder before anything there is
+        // rewritten (the running demo's configuration and secret).
+        let store_path = root.join("store");
+        std::fs::create_dir_all(&store_path).map_err(io_error("cannot create the store folder", &store_path))?;
+        let store = Store::open(&store_path, STORE_CACHE_MIB, crate::clock::system()).map_err(|e| match e {
+            StoreError::Locked { .. } => DemoError::Busy(root.clone()),
+            other => DemoError::Store(other),
+        })?;
         let output = std::path::absolute(&opts.output).map_err(io_error("cannot resolve", &opts.output))?;
         std::fs::create_dir_all(&output).map_err(io_error("cannot create the output folder", &output))?;
 
@@ -398,7 +415,6 @@ impl Demo {
         };
 
         let config_file = root.join(CONFIG_FILE);
-        let store_path = root.join("store");
         let toml = render_config(&Settings {
             config_file: &config_file,
             secutix_url: simulator.base_url(),
@@ -424,8 +440,6 @@ impl Demo {
             })?
             .config;
 
-        std::fs::create_dir_all(&store_path).map_err(io_error("cannot create the store folder", &store_path))?;
-        let store = Store::open(&store_path, config.store.cache_mib, crate::clock::system())?;
         if store.generation()?.is_none() {
             let removed = clear_output(&output)?;
             if removed > 0 {

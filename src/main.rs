@@ -1356,9 +1356,15 @@ fn demo_command(sources: &Sources, args: DemoArgs) -> anyhow::Result<ExitCode> {
             return Ok(code);
         }
         let (shutdown, reload) = signals()?;
-        println!("{}", demo.banner(&cli_name()));
+        // A closed stdout (the terminal went, a pipe reader stopped) must not stop the demo: lines are
+        // written without println!'s panic.
+        let say = |text: &str| {
+            use std::io::Write;
+            let _ = writeln!(std::io::stdout(), "{text}");
+        };
+        say(&demo.banner(&cli_name()));
         demo.run(shutdown, reload).await.context("while running the demo")?;
-        println!("demo stopped; the entry files stay in ./{OUTPUT_DIR}/");
+        say(&format!("demo stopped; the entry files stay in ./{OUTPUT_DIR}/"));
         Ok(ExitCode::SUCCESS)
     })
 }

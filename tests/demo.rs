@@ -3,7 +3,8 @@
 //! over SOAP (the same catalogue); the long-running demo falls back to a free port when 8087 is taken and says
 //! so, answers `/readyz`, serves its page and `/public/availability` to it (CORS), is found by
 //! `secutix-sync status` through the configuration it prints, and exits 0 on SIGTERM, removing its temporary
-//! folder and keeping the entry files.
+//! folder and keeping the entry files; a second demo on the same `--dir` is refused without touching the first
+//! one's configuration.
 //!
 //! Real time (another process is involved): every wait is bounded.
 
@@ -195,33 +196,70 @@ async fn get(url: &str, origin: Option<&str>) -> Option<reqwest::Response> {
     r.send().await.ok()
 }
 
+/// The rest of a demo's stdout.
+type StdoutLines = tokio::io::Lines<BufReader<tokio::process::ChildStdout>>;
+
+/// Starts the long-running demo in `cwd` with `args`; returns it, its banner (up to the `Ctrl-C` line), the
+/// file its stderr goes to and the rest of its stdout.
+async fn start_demo(cwd: &Path, args: &[&str]) -> (tokio::process::Child, Vec<String>, PathBuf, StdoutLines) {
+    let log_path = cwd.join("demo.log");
+    let log = std::fs::File::create(&log_path).expect("log");
+    let mut child = command(cwd)
+        .arg("demo")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("the demo starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut banner = Vec::new();
+    let read = tokio::time::timeout(DEADLINE, async {
+        while let Some(line) = lines.next_line().await.expect("stdout") {
+            let last = line.starts_with("Ctrl-C");
+            banner.push(line);
+            if last {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert!(
+        matches!(read, Ok(true)),
+        "no banner in time:\n{}\nlog:\n{}",
+        banner.join("\n"),
+        std::fs::read_to_string(&log_path).unwrap_or_default()
+    );
+    (child, banner, log_path, lines)
+}
+
+/// Sends SIGTERM to `child` and returns its exit code.
+async fn terminate(child: &mut tokio::process::Child, log: &Path) -> Option<i32> {
+    let pid = child.id().expect("pid").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = tokio::time::timeout(DEADLINE, child.wait())
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "the demo did not stop; log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            )
+        })
+        .expect("wait");
+    status.code()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_running_demo_is_ready_found_by_the_cli_serves_its_page_and_stops_on_sigterm() {
     // 8087 taken (by this test, or by anything else): the demo says so and takes a free port.
     let _held = std::net::TcpListener::bind("127.0.0.1:8087");
     let cwd = tempfile::tempdir().expect("tempdir");
-    let log_path = cwd.path().join("demo.log");
-    let log = std::fs::File::create(&log_path).expect("log");
-    let mut child = command(cwd.path())
-        .args(["demo", "--products", "6"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("the demo starts");
+    let (mut child, banner, log_path, mut rest) = start_demo(cwd.path(), &["--products", "6"]).await;
     let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut banner = Vec::new();
-    tokio::time::timeout(DEADLINE, async {
-        while let Some(line) = lines.next_line().await.expect("stdout") {
-            let last = line.starts_with("Ctrl-C");
-            banner.push(line);
-            if last {
-                break;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no banner in time:\n{}\nlog:\n{}", banner.join("\n"), log()));
     let text_banner = banner.join("\n");
     assert!(text_banner.contains("Ctrl-C"), "{text_banner}\nlog:\n{}", log());
     assert!(
@@ -322,17 +360,48 @@ async fn the_running_demo_is_ready_found_by_the_cli_serves_its_page_and_stops_on
     assert_eq!(shop.status(), 200);
 
     // SIGTERM: exit 0, the temporary folder goes, the entry files stay.
-    let pid = child.id().expect("pid").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let status = tokio::time::timeout(DEADLINE, child.wait())
-        .await
-        .unwrap_or_else(|_| panic!("the demo did not stop; log:\n{}", log()))
-        .expect("wait");
-    assert_eq!(status.code(), Some(0), "log:\n{}", log());
+    assert_eq!(terminate(&mut child, &log_path).await, Some(0), "log:\n{}", log());
+    let mut after = Vec::new();
+    tokio::time::timeout(DEADLINE, async {
+        while let Some(line) = rest.next_line().await.expect("stdout") {
+            after.push(line);
+        }
+    })
+    .await
+    .expect("stdout closes");
+    assert!(
+        after.iter().any(|l| l.starts_with("demo stopped")),
+        "the demo says it stopped: {after:?}"
+    );
     assert!(!folder.exists(), "the temporary demo folder is removed");
     assert_eq!(entry_files(cwd.path()).len(), 6, "the entry files stay");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_demo_on_the_same_folder_is_refused_and_leaves_the_first_ones_configuration_alone() {
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let dir = cwd.path().join("kept");
+    let dir_arg = dir.to_string_lossy().into_owned();
+    // Its stdout is not read beyond the banner: a closed pipe must not change how it stops.
+    let (mut child, _banner, log_path, stdout) = start_demo(
+        cwd.path(),
+        &["--products", "3", "--listen", "127.0.0.1:0", "--dir", &dir_arg],
+    )
+    .await;
+    drop(stdout);
+    let config = std::fs::read(dir.join("demo.toml")).expect("demo.toml");
+    let secret = std::fs::read(dir.join("secutix-secret")).expect("secret");
+
+    let out = run(cwd.path(), &["demo", "--once", "--dir", &dir_arg]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("another secutix-sync demo runs on {}", dir.display())) && stderr.contains("--dir"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(dir.join("demo.toml")).expect("demo.toml"), config);
+    assert_eq!(std::fs::read(dir.join("secutix-secret")).expect("secret"), secret);
+
+    assert_eq!(terminate(&mut child, &log_path).await, Some(0));
+    assert!(dir.join("store").is_dir(), "--dir is kept");
 }
