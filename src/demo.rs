@@ -203,6 +203,17 @@ async fn bind(what: &'static str, addr: SocketAddr, fallback: bool) -> Result<Bo
     Ok(Bound { listener, addr, note })
 }
 
+/// `http://host:port` of a bound address; a wildcard address (`0.0.0.0`, `::`) is reached on loopback.
+fn url_of(addr: SocketAddr) -> String {
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv6() => "[::1]".to_owned(),
+        ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+    };
+    format!("http://{host}:{}", addr.port())
+}
+
 /// A TOML string literal.
 fn quoted(s: &str) -> String {
     toml::Value::String(s.to_owned()).to_string()
@@ -406,7 +417,7 @@ impl Demo {
         };
         // Without servers (`--once`) the links name the address the web server would usually have.
         let website = match &servers {
-            Some(s) => format!("http://{}", s.website.addr),
+            Some(s) => url_of(s.website.addr),
             None => "http://127.0.0.1:8088".to_owned(),
         };
         let listen = match &servers {
@@ -449,7 +460,7 @@ impl Demo {
         if let Some(s) = &servers {
             let page = PAGE.replace(
                 "__ENDPOINT__",
-                &format!("http://{}/public/availability", s.control.addr),
+                &format!("{}/public/availability", url_of(s.control.addr)),
             );
             let path = output.join("index.html");
             std::fs::write(&path, page).map_err(io_error("cannot write the demo page", &path))?;
@@ -519,8 +530,8 @@ impl Demo {
             self.output.display()
         );
         let Some(s) = &self.servers else { return b };
-        let control = format!("http://{}", s.control.addr);
-        let website = format!("http://{}", s.website.addr);
+        let control = url_of(s.control.addr);
+        let website = url_of(s.website.addr);
         for (what, bound, url) in [
             ("control API", &s.control, &control),
             ("web server", &s.website, &website),
@@ -694,6 +705,18 @@ async fn shop_performance(Query(q): Query<HashMap<String, String>>) -> Response 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_of_wildcard_addresses_are_on_loopback() {
+        for (addr, url) in [
+            ("0.0.0.0:8087", "http://127.0.0.1:8087"),
+            ("[::]:8087", "http://[::1]:8087"),
+            ("127.0.0.1:9", "http://127.0.0.1:9"),
+            ("[::1]:9", "http://[::1]:9"),
+        ] {
+            assert_eq!(url_of(addr.parse().expect("address")), url);
+        }
+    }
 
     #[test]
     fn entry_files_are_recognised_and_nothing_else() {
