@@ -26,6 +26,8 @@
 //! - [`generator`]: deterministic catalogues of any size in every wire format (benchmarks, simulator, tests).
 //! - [`simulator`]: a SecuTix simulator on loopback (catalogue and availability, REST and SOAP) for the
 //!   demo, the benchmarks and the tests.
+//! - [`demo`]: `secutix-sync demo`: the simulator, a demo configuration and store, the `files` target into
+//!   `./demo-output/`, handed to the real daemon.
 
 pub mod availability;
 pub mod catalog;
@@ -35,6 +37,7 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod demo;
 pub mod generator;
 pub mod import;
 pub mod logging;
