@@ -280,6 +280,9 @@ struct TokenArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run { .. } | Command::Demo { .. }) {
+        restore_sigpipe();
+    }
     let sources = Sources {
         file: cli.config.clone(),
         ..Sources::default()
@@ -1928,4 +1931,14 @@ fn state_command(sources: &Sources, product: Option<i64>, limit: usize) -> anyho
         .context("while reading the store")?;
     println!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Lets a command whose output goes to a pipe that closes early (`secutix-sync state | head`) end quietly, as
+/// Unix tools do, instead of panicking on a broken pipe: Rust starts programs with SIGPIPE ignored. Not for the
+/// long-running `run` and `demo`, whose sockets and logs must never stop the process.
+fn restore_sigpipe() {
+    // SAFETY: called once at start, before any thread exists; it only sets a signal's disposition to default.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
