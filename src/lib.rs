@@ -20,12 +20,15 @@
 //!   single-flight runs, push workers, shutdown with a grace period, reload, systemd notifications.
 //! - [`control`]: the control API (status, resync, entries, metrics, dead letters) and the public
 //!   availability endpoint for the website; [`cli_client`]: the CLI's HTTP client of it.
+//! - [`state`]: `secutix-sync state`, the store's records read directly.
 //! - [`check`]: live checks of SecuTix credentials and targets; [`logging`]: human, journald or JSON logs.
 //! - [`clock`], [`ratelimit`]: time and pacing, both on tokio's clock so tests run on paused time.
 //! - [`testkit`]: an in-process HTTP mock for tests and benchmarks that need paused time.
 //! - [`generator`]: deterministic catalogues of any size in every wire format (benchmarks, simulator, tests).
 //! - [`simulator`]: a SecuTix simulator on loopback (catalogue and availability, REST and SOAP) for the
 //!   demo, the benchmarks and the tests.
+//! - [`demo`]: `secutix-sync demo`: the simulator, a demo configuration and store, the `files` target into
+//!   `./demo-output/`, handed to the real daemon.
 
 pub mod availability;
 pub mod catalog;
@@ -35,6 +38,7 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod demo;
 pub mod entries;
 pub mod generator;
 pub mod import;
@@ -44,6 +48,7 @@ pub mod push;
 pub mod ratelimit;
 pub mod secutix;
 pub mod simulator;
+pub mod state;
 pub mod store;
 pub mod targets;
 pub mod testkit;

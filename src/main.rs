@@ -101,6 +101,19 @@ enum Command {
     ///
     /// Uses the configuration file as it is on disk. Exit 0 when everything works, 1 otherwise.
     Check,
+    /// Show what the store holds: generation, import history, SecuTix calls per service, the availability
+    /// poller's bookkeeping, targets; or one product's record, availability and entry (JSON).
+    ///
+    /// Reads the store directly, so the daemon must not be running (use `status` and `entries show` then).
+    /// Exit 0, or 1 when the store cannot be read.
+    State {
+        /// One product in detail (its id).
+        #[arg(long, value_name = "ID")]
+        product: Option<i64>,
+        /// How many imports, polls and indicator changes to list.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
     /// pass Culture contremarques (booking tokens) at the box office.
     ///
     /// Exit codes: 0 done, 1 other error, 2 configuration problem, 3 not found, 4 already used,
@@ -121,6 +134,16 @@ enum Command {
     /// 3 some operations are still pending after a temporary failure (retried by the next push or the
     /// daemon), 4 some operations were moved to dead letters in this run (see `dlq list`).
     Push(PushArgs),
+    /// The embedded demo: no SecuTix account, no configuration file.
+    ///
+    /// Starts the built-in SecuTix simulator on loopback (a generated venue; REST, or SOAP with --soap), a
+    /// store in a temporary folder (or --dir), the files target writing into ./demo-output/ and the control
+    /// API (default 127.0.0.1:8087, a free port when taken), then runs the daemon of `run` until Ctrl-C or
+    /// SIGTERM (exit 0). It prints what to open and the commands to try in another terminal; they find the
+    /// demo through the demo.toml it writes in its folder (--config or SECUTIX_SYNC_CONFIG).
+    /// With --once: one cycle (import, availability poll, push into ./demo-output/), then exit 0 when
+    /// everything succeeded, 1 otherwise.
+    Demo(DemoArgs),
     /// Dead letters: operations a target refused for good or that failed too many times.
     ///
     /// Through the running daemon's control API when one answers (a replayed operation is sent at once),
@@ -130,6 +153,28 @@ enum Command {
         #[command(subcommand)]
         action: DlqCommand,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct DemoArgs {
+    /// One cycle (import, availability poll, push into ./demo-output/), then exit.
+    #[arg(long)]
+    once: bool,
+    /// The simulator and the client speak SOAP (XML) instead of REST (JSON).
+    #[arg(long)]
+    soap: bool,
+    /// Folder for the store, the demo configuration and the simulator's secret, kept after the demo
+    /// (default: a temporary folder, removed when the demo stops).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Products in the simulated catalogue (each with 6 performances).
+    #[arg(long, value_name = "N", default_value_t = secutix_sync::demo::DEFAULT_PRODUCTS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    products: u64,
+    /// Address of the control API (default 127.0.0.1:8087, or a free port when it is taken; port 0 = any
+    /// free port). The demo's web server takes the next port.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -235,6 +280,9 @@ struct TokenArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run { .. } | Command::Demo { .. }) {
+        restore_sigpipe();
+    }
     let sources = Sources {
         file: cli.config.clone(),
         ..Sources::default()
@@ -270,9 +318,11 @@ fn main() -> ExitCode {
         }
         Command::Entries { action } => entries_command(&sources, action),
         Command::Check => check_command(&sources),
+        Command::State { product, limit } => state_command(&sources, product, limit),
         Command::Passculture { action } => passculture_command(&sources, action),
         Command::Push(args) => push_command(&sources, args),
         Command::Dlq { action } => dlq_command(&sources, action),
+        Command::Demo(args) => demo_command(&sources, args),
     };
     match result {
         Ok(code) => code,
@@ -1230,23 +1280,108 @@ fn run_command(sources: &Sources, once: bool, push_wait: std::time::Duration) ->
             );
         }
         // Registered before anything runs, so an early signal is not lost.
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).context("while installing the SIGTERM handler")?;
-        let mut int = signal(SignalKind::interrupt()).context("while installing the SIGINT handler")?;
-        let hup = signal(SignalKind::hangup()).context("while installing the SIGHUP handler")?;
-        let shutdown = async move {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM received"),
-                _ = int.recv() => tracing::info!("SIGINT received"),
-            }
-        };
-        let reload = Box::pin(futures_util::stream::unfold(hup, |mut hup| async move {
-            hup.recv().await.map(|_| {
-                tracing::info!("SIGHUP received: reloading the configuration");
-                ((), hup)
-            })
-        }));
+        let (shutdown, reload) = signals()?;
         daemon::run(app, listener, shutdown, reload).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The daemon's signals: the shutdown future (SIGTERM or SIGINT) and the reload stream (SIGHUP). Call it
+/// inside the runtime, before the daemon starts, so that an early signal is not lost.
+fn signals() -> anyhow::Result<(
+    impl std::future::Future<Output = ()> + Send + 'static,
+    impl futures_util::Stream<Item = ()> + Send + Unpin + 'static,
+)> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("while installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("while installing the SIGINT handler")?;
+    let hup = signal(SignalKind::hangup()).context("while installing the SIGHUP handler")?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    };
+    let reload = Box::pin(futures_util::stream::unfold(hup, |mut hup| async move {
+        hup.recv().await.map(|_| {
+            tracing::info!("SIGHUP received: reloading the configuration");
+            ((), hup)
+        })
+    }));
+    Ok((shutdown, reload))
+}
+
+/// How a reader runs this binary: `secutix-sync` when that name on `PATH` is this file, else its path.
+fn cli_name() -> String {
+    let Ok(exe) = std::env::current_exe() else {
+        return "secutix-sync".to_owned();
+    };
+    let exe = exe.canonicalize().unwrap_or(exe);
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path)
+            .filter_map(|dir| dir.join("secutix-sync").canonicalize().ok())
+            .any(|p| p == exe)
+    });
+    if on_path {
+        "secutix-sync".to_owned()
+    } else {
+        exe.display().to_string()
+    }
+}
+
+fn demo_command(sources: &Sources, args: DemoArgs) -> anyhow::Result<ExitCode> {
+    use secutix_sync::demo::{Demo, DemoOptions, OUTPUT_DIR};
+    if let Some(file) = &sources.file {
+        eprintln!(
+            "note: the demo ignores --config / SECUTIX_SYNC_CONFIG ({}): it writes its own configuration",
+            file.display()
+        );
+    }
+    let opts = DemoOptions {
+        once: args.once,
+        soap: args.soap,
+        dir: args.dir,
+        products: usize::try_from(args.products).unwrap_or(secutix_sync::demo::DEFAULT_PRODUCTS),
+        listen: args.listen,
+        output: PathBuf::from(OUTPUT_DIR),
+    };
+    let rt = runtime()?;
+    rt.block_on(async {
+        let demo = Demo::prepare(opts).await.context("while starting the demo")?;
+        if args.once {
+            let output = demo.output().to_owned();
+            let result = demo.once().await;
+            let (code, summary) = match result {
+                Ok(v) => (ExitCode::SUCCESS, v),
+                Err(v) => (ExitCode::from(1), v),
+            };
+            print_once(&summary);
+            let files = std::fs::read_dir(&output)
+                .map(|d| {
+                    d.flatten()
+                        .filter(|f| {
+                            let n = f.file_name().to_string_lossy().into_owned();
+                            n.starts_with("secutix-") && n.ends_with(".json")
+                        })
+                        .count()
+                })
+                .unwrap_or(0);
+            println!(
+                "demo-output: {files} entry files and index.json in {}",
+                output.display()
+            );
+            return Ok(code);
+        }
+        let (shutdown, reload) = signals()?;
+        // A closed stdout (the terminal went, a pipe reader stopped) must not stop the demo: lines are
+        // written without println!'s panic.
+        let say = |text: &str| {
+            use std::io::Write;
+            let _ = writeln!(std::io::stdout(), "{text}");
+        };
+        say(&demo.banner(&cli_name()));
+        demo.run(shutdown, reload).await.context("while running the demo")?;
+        say(&format!("demo stopped; the entry files stay in ./{OUTPUT_DIR}/"));
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -1776,4 +1911,34 @@ fn check_command(sources: &Sources) -> anyhow::Result<ExitCode> {
         println!("{} {}: {}", if l.ok { "OK  " } else { "FAIL" }, l.what, l.detail);
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn state_command(sources: &Sources, product: Option<i64>, limit: usize) -> anyhow::Result<ExitCode> {
+    use secutix_sync::state::{StateQuery, state_document};
+    let config = load_config(sources)?.config;
+    let store = match open_store(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e:#}");
+            eprintln!(
+                "`state` reads the store itself; while the daemon runs, use `secutix-sync status` and \
+                 `secutix-sync entries show ID`"
+            );
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let doc = state_document(&config, &store, &StateQuery { limit, product }, store.clock().now())
+        .context("while reading the store")?;
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Lets a command whose output goes to a pipe that closes early (`secutix-sync state | head`) end quietly, as
+/// Unix tools do, instead of panicking on a broken pipe: Rust starts programs with SIGPIPE ignored. Not for the
+/// long-running `run` and `demo`, whose sockets and logs must never stop the process.
+fn restore_sigpipe() {
+    // SAFETY: called once at start, before any thread exists; it only sets a signal's disposition to default.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }

@@ -558,3 +558,48 @@ async fn with_a_daemon_running_push_and_dlq_go_through_its_control_api() {
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.starts_with("dry run: nothing is written"), "{r:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_shows_the_store_and_one_product_and_names_the_way_round_a_running_daemon() {
+    let v = Venue::start().await;
+    let cfg = v.config(1);
+    let r = run(&cfg, &["state"]).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    let empty: Value = serde_json::from_str(&r.stdout).expect("state prints JSON");
+    assert!(empty["catalogue"].is_null(), "{r:?}");
+
+    assert_eq!(run(&cfg, &["import"]).await.code, 0);
+    assert_eq!(run(&cfg, &["push"]).await.code, 0);
+    let r = run(&cfg, &["state", "--limit", "3"]).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    let doc: Value = serde_json::from_str(&r.stdout).expect("state prints JSON");
+    assert_eq!(doc["catalogue"]["products"], 4, "{doc}");
+    assert_eq!(doc["imports"].as_array().map(Vec::len), Some(1), "{doc}");
+    assert_eq!(doc["imports"][0]["outcome"], "success", "{doc}");
+    assert_eq!(
+        doc["secutix_calls"]["catalogService_this_month"], 2,
+        "getPOSConfig + getCatalogDetailed: {doc}"
+    );
+    assert_eq!(doc["targets"]["hook"]["acknowledged"], 4, "{doc}");
+    assert_eq!(doc["targets"]["hook"]["outbox"], 0, "{doc}");
+
+    let id = RECITAL.trim_start_matches("secutix-");
+    let r = run(&cfg, &["state", "--product", id]).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    let one: Value = serde_json::from_str(&r.stdout).expect("state prints JSON");
+    assert_eq!(
+        one["record"]["product"]["id"].to_string().trim_matches('"'),
+        id,
+        "{one}"
+    );
+    assert!(one["record"]["feed_hash"].is_string(), "{one}");
+    assert_eq!(one["entry"]["entry"]["external_id"], RECITAL, "{one}");
+
+    // While another process holds the store, `state` says what to use instead.
+    let store = secutix_sync::store::Store::open(&v.dir.path().join("store"), 16, secutix_sync::clock::system())
+        .expect("the test holds the store");
+    let r = run(&cfg, &["state"]).await;
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("secutix-sync status"), "{r:?}");
+    drop(store);
+}

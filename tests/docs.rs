@@ -2,7 +2,8 @@
 //! section, every `[entries]` key has its own comment in `config/default.toml`, and every `[[targets]]`,
 //! `[targets.files]` and `[targets.webhook]` key is in the README's table and in `config/default.toml`.
 //! Field names come from the types themselves (their serde field lists), not from a copy in this file;
-//! every subcommand of the binary (from its own `--help`) has its line in the README's "Commands" table.
+//! every subcommand of the binary (from its own `--help`) has its line in the README's "Commands" table; the
+//! "Set-up" section is the two commands (the demo, the tests) and `.ci/run` runs the same test command.
 
 use serde::de::{self, DeserializeOwned, Visitor};
 
@@ -213,4 +214,45 @@ fn every_subcommand_has_a_line_with_its_exit_codes_in_the_commands_table() {
         }
     }
     assert!(missing.is_empty(), "not in the README's Commands table: {missing:?}");
+}
+
+#[test]
+fn set_up_is_two_commands_and_ci_runs_the_same_test_command() {
+    const CI: &str = include_str!("../.ci/run");
+    let text = section("Set-up");
+    let block = text
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("Set-up has a sh block");
+    let commands: Vec<&str> = block
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(
+        commands,
+        ["cargo run --release -- demo", "cargo test"],
+        "Set-up: run the demo, run the tests"
+    );
+    let test_command = commands[1];
+    // The same command, maybe with its output redirected or piped, but no other arguments.
+    let same = |line: &str| {
+        line.trim_start().strip_prefix(test_command).is_some_and(|rest| {
+            let rest = rest.trim_start();
+            rest.is_empty()
+                || rest.starts_with('|')
+                || rest.starts_with(';')
+                || rest.starts_with("2>")
+                || rest.starts_with('>')
+        })
+    };
+    assert!(
+        CI.lines().any(same),
+        ".ci/run runs the README's test command `{test_command}`, with no other arguments"
+    );
+    assert!(
+        subcommands(&[]).iter().any(|c| c == "demo"),
+        "the demo command of Set-up exists"
+    );
 }
