@@ -26,9 +26,11 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use secutix_sync::availability::{PollOptions, Poller};
 use secutix_sync::catalog::{Performance, Product, Season};
-use secutix_sync::clock::{SharedClock, SystemClock};
+use secutix_sync::clock::{SharedClock, SystemClock, TokioClock};
 use secutix_sync::config::{Config, Sources};
+use secutix_sync::control::PublicSnapshot;
 use secutix_sync::generator::{Generator, GeneratorOptions};
 use secutix_sync::import::{ImportOptions, run_import};
 use secutix_sync::merge::{EntryOptions, PerformanceStatus};
@@ -103,7 +105,13 @@ struct ScenarioResult {
     import_secs: f64,
     import_products: u64,
     rss_import_kib: u64,
-    rss_after_noop_kib: u64,
+    /// VmRSS once every entry was planned and pushed and the public document built, the process idle: what
+    /// a daemon holds between runs.
+    rss_after_push_kib: u64,
+    /// VmHWM at that point (the plan and the push included).
+    hwm_after_push_kib: u64,
+    /// VmRSS after the two no-change imports and their plans.
+    rss_end_kib: u64,
     same_bytes_secs: f64,
     same_bytes_outcome: String,
     same_bytes_ops: u64,
@@ -113,6 +121,33 @@ struct ScenarioResult {
     reparse_ops: u64,
     reparse_requests: u64,
     first_push_delivered: u64,
+}
+
+/// What one availability child reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct AvailabilityResult {
+    products: usize,
+    performances: usize,
+    /// The first poll after the import (every product needs a first fetch).
+    first: PollFigures,
+    /// Steady state, by share of products changed at each step (1 %, 10 %, 100 %): the mean of a few polls.
+    steady: Vec<(f64, PollFigures)>,
+    /// VmRSS after the polls of the 1 % run (the simulator is in the same process), and VmHWM then.
+    rss_kib: u64,
+    hwm_kib: u64,
+}
+
+/// Calls and products of one poll (or a mean of polls).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct PollFigures {
+    calls: f64,
+    /// `getUpdatedAvailabilities` calls among them.
+    asks: f64,
+    fetched: f64,
+    /// Products SecuTix reported as changed.
+    reported: f64,
+    /// Products left pending after the poll (must be 0: the budget is out of the way).
+    pending: f64,
 }
 
 /// What one push child reports.
@@ -129,6 +164,8 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = if let Some(i) = args.iter().position(|a| a == "--scenario") {
         scenario_child(&args[i + 1..]).map(|r| println!("RESULT {}", serde_json::to_string(&r).unwrap_or_default()))
+    } else if let Some(i) = args.iter().position(|a| a == "--availability") {
+        availability_child(&args[i + 1..]).map(|r| println!("RESULT {}", serde_json::to_string(&r).unwrap_or_default()))
     } else if let Some(i) = args.iter().position(|a| a == "--push") {
         push_child(&args[i + 1..]).map(|r| println!("RESULT {}", serde_json::to_string(&r).unwrap_or_default()))
     } else {
@@ -182,10 +219,21 @@ fn parent(args: &[String]) -> BenchResult<()> {
         .transpose()?
         .unwrap_or(8);
     let skip_push = args.iter().any(|a| a == "--skip-push");
+    let skip_availability = args.iter().any(|a| a == "--skip-availability");
+    let formats: Vec<Format> = match option(args, "--formats") {
+        Some(s) => s
+            .split(',')
+            .map(|f| {
+                Format::from_arg(f).ok_or_else(|| format!("--formats: unknown format {f:?} (rest, soap, getcatalog)"))
+            })
+            .collect::<BenchResult<_>>()?,
+        None => Format::ALL.to_vec(),
+    };
     println!("{}", machine());
     let rt = runtime()?;
     let mut results = Vec::new();
     let mut pushes = Vec::new();
+    let mut polls = Vec::new();
     for &(products, perfs) in &sizes {
         let sim = rt
             .block_on(Simulator::start(SimulatorOptions {
@@ -196,7 +244,7 @@ fn parent(args: &[String]) -> BenchResult<()> {
                 ..SimulatorOptions::default()
             }))
             .map_err(|e| format!("simulator: {e}"))?;
-        for format in Format::ALL {
+        for &format in &formats {
             let started = Instant::now();
             let bytes = rt
                 .block_on(sim.prepare(format.body()))
@@ -228,8 +276,13 @@ fn parent(args: &[String]) -> BenchResult<()> {
             ])?;
             pushes.push(r);
         }
+        if !skip_availability {
+            eprintln!("== availability refreshes of {products}×{perfs}");
+            let r: AvailabilityResult = run_child(&["--availability".into(), products.to_string(), perfs.to_string()])?;
+            polls.push(r);
+        }
     }
-    print_tables(&results, &pushes);
+    print_tables(&results, &pushes, &polls);
     Ok(())
 }
 
@@ -290,18 +343,18 @@ fn mbps(bytes: u64, secs: f64) -> f64 {
     bytes as f64 / 1e6 / secs.max(1e-9)
 }
 
-fn print_tables(results: &[ScenarioResult], pushes: &[PushResult]) {
+fn print_tables(results: &[ScenarioResult], pushes: &[PushResult], polls: &[AvailabilityResult]) {
     let mut out = String::new();
     let size = |r: &ScenarioResult| format!("{}×{}", group(r.products), r.performances);
     out.push_str("\n### Catalogue import\n\n");
-    out.push_str("| catalogue | format | bytes | bare pass | parse-only | import from spooled bytes (/ bare) | import via simulator (/ bare) | import time | peak RSS of the import (and after the pushes) |\n");
-    out.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("| catalogue | format | bytes | bare pass | parse-only | import from spooled bytes (/ bare) | import via simulator (/ bare) | import time | peak RSS of the import | RSS after plan + push, idle (peak) |\n");
+    out.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in results {
         let bare = mbps(r.bytes, r.bare_secs);
         let import = mbps(r.bytes, r.import_secs);
         let spooled = mbps(r.bytes, r.spooled_secs);
         out.push_str(&format!(
-            "| {} | {} | {} | {:.0} MB/s | {:.0} MB/s | {:.0} MB/s ({:.0} %) | {:.0} MB/s ({:.0} %) | {:.2} s | {:.0} MB ({:.0} MB) |\n",
+            "| {} | {} | {} | {:.0} MB/s | {:.0} MB/s | {:.0} MB/s ({:.0} %) | {:.0} MB/s ({:.0} %) | {:.2} s | {:.0} MB | {:.0} MB ({:.0} MB) |\n",
             size(r),
             r.format.label(),
             mb(r.bytes),
@@ -313,7 +366,8 @@ fn print_tables(results: &[ScenarioResult], pushes: &[PushResult]) {
             import / bare * 100.0,
             r.import_secs,
             r.rss_import_kib as f64 / 1024.0,
-            r.rss_after_noop_kib as f64 / 1024.0,
+            r.rss_after_push_kib as f64 / 1024.0,
+            r.hwm_after_push_kib as f64 / 1024.0,
         ));
     }
     out.push_str("\n### Second import of the same catalogue (no-change path)\n\n");
@@ -354,9 +408,39 @@ fn print_tables(results: &[ScenarioResult], pushes: &[PushResult]) {
             p.entries as f64 / p.secs.max(1e-9)
         ));
     }
-    out.push_str("\n### SecuTix calls per availability refresh\n\n");
-    out.push_str("| products changed | 1 % | 10 % | 100 % |\n|---|---:|---:|---:|\n");
-    out.push_str("| calls | n/a (needs availability) | n/a (needs availability) | n/a (needs availability) |\n");
+    out.push_str("\n### SecuTix calls per availability refresh (simulator, budget out of the way, every tier asked each poll)\n\n");
+    out.push_str("| catalogue | first poll after the import | 1 % changed | 10 % changed | 100 % changed |\n|---|---:|---:|---:|---:|\n");
+    let cell = |f: &PollFigures| {
+        format!(
+            "{:.0} calls ({:.0} asks + {:.0} fetches; {:.0} products fetched{})",
+            f.calls,
+            f.asks,
+            f.calls - f.asks,
+            f.fetched,
+            if f.pending > 0.0 {
+                format!(", {:.0} left pending", f.pending)
+            } else {
+                String::new()
+            }
+        )
+    };
+    for p in polls {
+        let share = |s: f64| {
+            p.steady
+                .iter()
+                .find(|(x, _)| (x - s).abs() < 1e-9)
+                .map_or_else(|| "n/a".to_owned(), |(_, f)| cell(f))
+        };
+        out.push_str(&format!(
+            "| {}×{} | {} | {} | {} | {} |\n",
+            group(p.products),
+            p.performances,
+            cell(&p.first),
+            share(0.01),
+            share(0.1),
+            share(1.0)
+        ));
+    }
 
     out.push_str("\n### Targets\n\n");
     let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
@@ -430,7 +514,32 @@ fn print_tables(results: &[ScenarioResult], pushes: &[PushResult]) {
         .iter()
         .all(|r| r.same_bytes_ops + r.reparse_ops + r.same_bytes_requests + r.reparse_requests == 0);
     out.push_str(&format!("- zero pushes after a no-change import: {}\n", verdict(zero)));
-    out.push_str("- SecuTix calls per availability refresh: n/a (needs availability)\n");
+    if let Some(r) = results
+        .iter()
+        .filter(|r| r.products == 10_000 && r.performances == 25)
+        .max_by_key(|r| r.rss_after_push_kib)
+    {
+        let mib = r.rss_after_push_kib as f64 / 1024.0;
+        out.push_str(&format!(
+            "- RSS of a 10,000×25 venue after plan + push, idle, < 150 MB: {} (highest {mib:.0} MB, {})\n",
+            verdict(mib < 150.0),
+            r.format.label()
+        ));
+    }
+    for p in polls {
+        let lines: Vec<String> = p
+            .steady
+            .iter()
+            .map(|(s, f)| format!("{:.0} % changed: {:.0}", s * 100.0, f.calls))
+            .collect();
+        out.push_str(&format!(
+            "- SecuTix calls per availability refresh, {}×{}: first poll {:.0}; {} (measured, no target)\n",
+            group(p.products),
+            p.performances,
+            p.first.calls,
+            lines.join(", ")
+        ));
+    }
     println!("{out}");
 }
 
@@ -452,11 +561,16 @@ fn group(n: usize) -> String {
 
 /// Peak resident set size of this process (KiB), from `/proc/self/status`.
 fn vm_hwm_kib() -> u64 {
+    vm_kib("VmHWM:")
+}
+
+/// A `/proc/self/status` figure in KiB (`VmRSS:` resident now, `VmHWM:` peak).
+fn vm_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse().ok())
         })
@@ -574,8 +688,9 @@ fn scenario_child(args: &[String]) -> BenchResult<ScenarioResult> {
         .map_err(|e| e.to_string())?
         .with_spool_dir(dir.path().to_owned());
     let rt = runtime()?;
-    let cms = rt.block_on(MockHttp::start());
-    cms.handle("PUT", "/hook/", |_| Some(Reply::status(204)));
+    // A CMS that counts requests and keeps nothing (`MockHttp` records every body: the measured process
+    // would hold every entry it sent).
+    let cms = rt.block_on(CountingCms::start())?;
     let target = webhook(&format!("{}/hook", cms.uri()))?;
     let outbox = Outbox::open(&store).map_err(|e| e.to_string())?;
 
@@ -601,19 +716,34 @@ fn scenario_child(args: &[String]) -> BenchResult<ScenarioResult> {
 
     // Every entry delivered once, so that the target is up to date.
     let (_, first_push_delivered) = rt.block_on(plan_and_drain(&outbox, target.clone(), 16))?;
+    // The daemon rebuilds the public availability document after a plan that changed entries, and keeps it.
+    let mut public = PublicSnapshot::build(&outbox).map_err(|e| format!("public document: {e}"))?;
+    std::hint::black_box(&public);
+    let (rss_after_push_kib, hwm_after_push_kib) = (vm_kib("VmRSS:"), vm_hwm_kib());
+    let (log_bytes, live_bytes) = outbox.entry_store().usage();
+    eprintln!(
+        "   plan + push of {first_push_delivered} entries: RSS {} MB (peak {} MB); entries {} (log {}), public document {}",
+        rss_after_push_kib / 1024,
+        hwm_after_push_kib / 1024,
+        mb(live_bytes),
+        mb(log_bytes),
+        mb(public.len())
+    );
 
     // Same bytes again.
-    let before = cms.requests().len() as u64;
+    let before = cms.requests();
     let t = Instant::now();
     let same = rt
         .block_on(run_import(&client, &store, &cfg.catalogue, ImportOptions::default()))
         .map_err(|e| format!("second import: {e}"))?;
     let same_bytes_secs = t.elapsed().as_secs_f64();
     let (same_bytes_ops, _) = rt.block_on(plan_and_drain(&outbox, target.clone(), 16))?;
-    let same_bytes_requests = cms.requests().len() as u64 - before;
+    public = PublicSnapshot::build(&outbox).map_err(|e| format!("public document: {e}"))?;
+    std::hint::black_box(&public);
+    let same_bytes_requests = cms.requests() - before;
 
     // The same catalogue, parsed and compared again (as when SecuTix's bytes differ, e.g. another requestId).
-    let before = cms.requests().len() as u64;
+    let before = cms.requests();
     let t = Instant::now();
     let reparsed = rt
         .block_on(run_import(
@@ -625,10 +755,13 @@ fn scenario_child(args: &[String]) -> BenchResult<ScenarioResult> {
         .map_err(|e| format!("forced import: {e}"))?;
     let reparse_secs = t.elapsed().as_secs_f64();
     let (reparse_ops, _) = rt.block_on(plan_and_drain(&outbox, target, 16))?;
-    let reparse_requests = cms.requests().len() as u64 - before;
-    let rss_after_noop_kib = vm_hwm_kib();
+    public = PublicSnapshot::build(&outbox).map_err(|e| format!("public document: {e}"))?;
+    std::hint::black_box(&public);
+    let reparse_requests = cms.requests() - before;
+    let rss_end_kib = vm_kib("VmRSS:");
+    drop(public);
     eprintln!("   same bytes: {same_bytes_secs:.3}s, re-parsed: {reparse_secs:.2}s");
-    cms.stop();
+    cms.stop.cancel();
     // sled flushes when its last handle goes: every handle before the folder.
     drop((outbox, client, store));
     drop(rt);
@@ -659,7 +792,9 @@ fn scenario_child(args: &[String]) -> BenchResult<ScenarioResult> {
         import_secs,
         import_products: first.counts.products,
         rss_import_kib,
-        rss_after_noop_kib,
+        rss_after_push_kib,
+        hwm_after_push_kib,
+        rss_end_kib,
         same_bytes_secs,
         same_bytes_outcome: match same.outcome {
             ImportOutcome::Unchanged => "unchanged".into(),
@@ -894,7 +1029,18 @@ fn push_child(args: &[String]) -> BenchResult<PushResult> {
 
 /// Puts a generated catalogue in the store without SecuTix (the push benchmark only needs entries).
 fn import_generated(store: &Store, products: usize, perfs: usize, dir: &Path) -> BenchResult<()> {
-    let generator = Generator::new(GeneratorOptions::new(products, perfs, SEED, chrono::Utc::now()));
+    import_generated_at(store, products, perfs, dir, chrono::Utc::now())
+}
+
+/// [`import_generated`] of the catalogue laid out around `base` (a simulator's start).
+fn import_generated_at(
+    store: &Store,
+    products: usize,
+    perfs: usize,
+    dir: &Path,
+    base: chrono::DateTime<chrono::Utc>,
+) -> BenchResult<()> {
+    let generator = Generator::new(GeneratorOptions::new(products, perfs, SEED, base));
     let path = dir.join("catalogue.json");
     let mut file = std::io::BufWriter::new(std::fs::File::create(&path).map_err(|e| e.to_string())?);
     generator.write_rest_json(&mut file, None).map_err(|e| e.to_string())?;
@@ -918,4 +1064,166 @@ fn import_generated(store: &Store, products: usize, perfs: usize, dir: &Path) ->
     })
     .map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// Availability refreshes against the simulator on paused tokio time: the catalogue of the simulator put in a
+/// store, then the first poll after the import, then polls one simulator step apart for 1 %, 10 % and
+/// 100 % of the products changing at each step. The budget is out of the way (a huge monthly budget, no
+/// cap per poll, every tier asked at every poll), so the figure is what a complete refresh costs.
+fn availability_child(args: &[String]) -> BenchResult<AvailabilityResult> {
+    let [products, perfs, ..] = args else {
+        return Err("usage: --availability PRODUCTS PERFORMANCES".into());
+    };
+    let products: usize = products.parse().map_err(|e| format!("products: {e}"))?;
+    let perfs: usize = perfs.parse().map_err(|e| format!("performances: {e}"))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .map_err(|e| format!("cannot start tokio: {e}"))?;
+    rt.block_on(async {
+        const STEP: Duration = Duration::from_secs(600);
+        const STEADY_POLLS: usize = 3;
+        let base = chrono::Utc::now();
+        let mut result = AvailabilityResult {
+            products,
+            performances: perfs,
+            first: PollFigures::default(),
+            steady: Vec::new(),
+            rss_kib: 0,
+            hwm_kib: 0,
+        };
+        for share in [0.01, 0.1, 1.0] {
+            let sim = Simulator::start(SimulatorOptions {
+                products,
+                performances_per_product: perfs,
+                seed: SEED,
+                in_progress_once: false,
+                availability_change_every: STEP,
+                changed_share: share,
+                now: Some(base),
+                ..SimulatorOptions::default()
+            })
+            .await
+            .map_err(|e| format!("simulator: {e}"))?;
+            let dir = tempfile::Builder::new()
+                .prefix("secutix-bench-availability-")
+                .tempdir()
+                .map_err(|e| format!("temporary folder: {e}"))?;
+            let clock: SharedClock = Arc::new(TokioClock::starting_at(base));
+            let store = Store::open(dir.path(), 64, clock).map_err(|e| e.to_string())?;
+            import_generated_at(&store, products, perfs, dir.path(), base)?;
+            let mut cfg = bench_config(&sim.base_url(), "rest", "getCatalogDetailed")?;
+            cfg.availability.monthly_call_budget = 100_000_000;
+            cfg.availability.reserve_share = 0.0;
+            cfg.availability.max_calls_per_poll = u32::MAX;
+            cfg.availability.mid_every = 1;
+            cfg.availability.far_every = 1;
+            let poller = Poller::from_config(&cfg, store.clone()).map_err(|e| e.to_string())?;
+            let poll = async || -> BenchResult<PollFigures> {
+                let asks_before = sim.calls().get("getUpdatedAvailabilities").copied().unwrap_or(0);
+                let r = poller
+                    .poll_once(PollOptions::default())
+                    .await
+                    .map_err(|e| format!("poll: {e}"))?;
+                if let Some(e) = &r.error {
+                    return Err(format!("the poll failed: {e}"));
+                }
+                let asks = sim.calls().get("getUpdatedAvailabilities").copied().unwrap_or(0) - asks_before;
+                Ok(PollFigures {
+                    calls: r.calls as f64,
+                    asks: asks as f64,
+                    fetched: r.fetched.len() as f64,
+                    reported: r.reported as f64,
+                    pending: r.pending as f64,
+                })
+            };
+            // The first poll comes a while after the simulator's step 0 (as a first poll comes after an import),
+            // beyond the 10 s overlap with which products are asked about.
+            tokio::time::advance(Duration::from_secs(60)).await;
+            let first = poll().await?;
+            eprintln!(
+                "   {:.0} % changing: first poll {} calls, {} products fetched",
+                share * 100.0,
+                first.calls,
+                first.fetched
+            );
+            result.first = first;
+            let mut sum = PollFigures::default();
+            for _ in 0..STEADY_POLLS {
+                tokio::time::advance(STEP).await;
+                let f = poll().await?;
+                sum.calls += f.calls / STEADY_POLLS as f64;
+                sum.asks += f.asks / STEADY_POLLS as f64;
+                sum.fetched += f.fetched / STEADY_POLLS as f64;
+                sum.reported += f.reported / STEADY_POLLS as f64;
+                sum.pending += f.pending / STEADY_POLLS as f64;
+            }
+            eprintln!(
+                "   {:.0} % changing: steady {:.0} calls, {:.0} products reported, {:.0} fetched",
+                share * 100.0,
+                sum.calls,
+                sum.reported,
+                sum.fetched
+            );
+            result.steady.push((share, sum));
+            if result.rss_kib == 0 {
+                (result.rss_kib, result.hwm_kib) = (vm_kib("VmRSS:"), vm_hwm_kib());
+                eprintln!(
+                    "   RSS after the polls {} MB (peak {} MB)",
+                    result.rss_kib / 1024,
+                    result.hwm_kib / 1024
+                );
+            }
+            drop(poller);
+            drop(store);
+            sim.stop().await;
+        }
+        Ok(result)
+    })
+}
+
+/// A CMS on loopback that answers every `PUT /hook/…` with 204 and only counts the requests.
+struct CountingCms {
+    addr: std::net::SocketAddr,
+    count: Arc<std::sync::atomic::AtomicU64>,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl CountingCms {
+    async fn start() -> BenchResult<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| format!("mock CMS: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| format!("mock CMS: {e}"))?;
+        let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = count.clone();
+        let app = axum::Router::new().route(
+            "/hook/{id}",
+            axum::routing::put(move |body: axum::body::Bytes| {
+                let counted = counted.clone();
+                async move {
+                    std::hint::black_box(body.len());
+                    counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let stop = tokio_util::sync::CancellationToken::new();
+        let stopped = stop.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stopped.cancelled().await })
+                .await;
+        });
+        Ok(Self { addr, count, stop })
+    }
+
+    fn uri(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn requests(&self) -> u64 {
+        self.count.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }

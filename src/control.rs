@@ -19,8 +19,9 @@
 //! | `GET /public/availability` | no | indicators and booking links for the website's JavaScript; `ETag`, `Cache-Control`, CORS |
 //! | `GET /public/availability/{productId}` | no | one product |
 //!
-//! The public document is built from the stored entries after each plan and served from memory: website
-//! visitors never cause SecuTix calls. The bearer token is compared in constant time.
+//! The public document is built from the stored entries (then, after each plan, updated for the entries it
+//! changed), kept in a temporary file of the store folder and served from there: website visitors never
+//! cause SecuTix calls, and a large venue's document does not sit in memory. The bearer token is compared in constant time.
 //!
 //! [`status_document`] and [`entry_document`] also work without a running daemon (the CLI reads the store
 //! directly when no daemon answers), so online and offline output have one shape.
@@ -49,15 +50,30 @@ use crate::push::{Outbox, StoredEntry};
 use crate::store::{Store, StoreError};
 use crate::targets::passculture::contremarque::{self, Action, ContremarqueError, Lang};
 
-/// The public availability document and its validators, rebuilt after plans.
+/// The public availability document and its validators, updated after plans that changed entries.
+///
+/// The document of a large venue is tens of MB, so it is not kept in memory: it is written to an unnamed
+/// temporary file in the store folder (`public/`, gone with its last handle) and requests read it from
+/// there (the page cache). The snapshot keeps where each product is and the ETags. After a plan, only the
+/// products whose entries changed are read again; the others are copied from the previous document.
 #[derive(Debug, Clone, Default)]
 pub struct PublicSnapshot {
-    /// `/public/availability` body.
-    pub body: bytes::Bytes,
-    /// Strong ETag of `body`.
+    /// The document: `{"products":[…],"schema_version":N}`; `None` before the first build.
+    file: Option<Arc<std::fs::File>>,
+    /// Its length.
+    len: u64,
+    /// Strong ETag of the document.
     pub etag: String,
-    /// One product's body and ETag, by product id.
-    pub products: BTreeMap<String, (bytes::Bytes, String)>,
+    /// Where each published product is in the document, by external id.
+    products: BTreeMap<String, PublicSlot>,
+}
+
+/// One product in the document file.
+#[derive(Debug, Clone)]
+struct PublicSlot {
+    offset: u64,
+    len: u32,
+    etag: String,
 }
 
 /// One product in the public document.
@@ -121,30 +137,168 @@ fn public_product(e: &Entry) -> PublicProduct {
     }
 }
 
+const PUBLIC_HEAD: &[u8] = b"{\"products\":[";
+
 impl PublicSnapshot {
     /// Builds the document from the stored entries (published ones).
     pub fn build(outbox: &Outbox) -> Result<Self, StoreError> {
-        let mut products = Vec::new();
-        let mut per = BTreeMap::new();
-        for e in outbox.entries()? {
-            if !e.entry.published {
-                continue;
+        Self::update(None, outbox, &[])
+    }
+
+    /// The document after a plan changed the entries `changed` (external ids): those are read again; the
+    /// other products are copied from `previous` (all are read when there is none).
+    pub fn update(previous: Option<&PublicSnapshot>, outbox: &Outbox, changed: &[String]) -> Result<Self, StoreError> {
+        use std::io::Write as _;
+        use std::os::unix::fs::FileExt as _;
+        let store = outbox.store();
+        let dir = store.folder("public")?;
+        let io = |what: &str| {
+            let what = format!("{what} the public availability document in {}", dir.display());
+            move |e| store.io_error(what, e)
+        };
+        let previous = previous.filter(|p| p.file.is_some());
+        let changed: std::collections::HashSet<&str> = changed.iter().map(String::as_str).collect();
+        let file = tempfile::tempfile_in(&dir).map_err(io("creating"))?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, &file);
+        let mut hasher = blake3::Hasher::new();
+        let mut len = 0u64;
+        let mut products = BTreeMap::new();
+        let mut put = |bytes: &[u8], out: &mut std::io::BufWriter<&std::fs::File>| -> std::io::Result<u64> {
+            out.write_all(bytes)?;
+            hasher.update(bytes);
+            let at = len;
+            len += bytes.len() as u64;
+            Ok(at)
+        };
+        put(PUBLIC_HEAD, &mut out).map_err(io("writing"))?;
+        let mut buf = Vec::new();
+        for id in outbox.entry_store().ids() {
+            let id = id?;
+            let slot = match previous {
+                Some(prev) if !changed.contains(id.as_str()) => {
+                    // Unchanged: its bytes as they were (or still not published).
+                    let (Some(slot), Some(f)) = (prev.products.get(&id), &prev.file) else {
+                        continue;
+                    };
+                    buf.resize(slot.len as usize, 0);
+                    f.read_exact_at(&mut buf, slot.offset).map_err(io("reading"))?;
+                    slot.etag.clone()
+                }
+                _ => {
+                    let Some(stored) = outbox.entry(&id)? else { continue };
+                    if !stored.entry.published {
+                        continue;
+                    }
+                    buf.clear();
+                    // Our own struct: serialising cannot fail.
+                    serde_json::to_writer(&mut buf, &public_product(&stored.entry)).unwrap_or_default();
+                    etag_of(&buf)
+                }
+            };
+            if !products.is_empty() {
+                put(b",", &mut out).map_err(io("writing"))?;
             }
-            let p = public_product(&e.entry);
-            let body = bytes::Bytes::from(serde_json::to_vec(&p).unwrap_or_default());
-            per.insert(p.product_id.clone(), (body.clone(), etag_of(&body)));
-            products.push(p);
+            let offset = put(&buf, &mut out).map_err(io("writing"))?;
+            products.insert(
+                id,
+                PublicSlot {
+                    offset,
+                    len: buf.len() as u32,
+                    etag: slot,
+                },
+            );
         }
-        let body = bytes::Bytes::from(
-            serde_json::to_vec(&json!({ "schema_version": merge::SCHEMA_VERSION, "products": products }))
-                .unwrap_or_default(),
-        );
+        put(
+            format!("],\"schema_version\":{}}}", merge::SCHEMA_VERSION).as_bytes(),
+            &mut out,
+        )
+        .map_err(io("writing"))?;
+        out.flush().map_err(io("writing"))?;
+        drop(out);
+        let etag = format!("\"{}\"", &hasher.finalize().to_hex()[..32]);
         Ok(Self {
-            etag: etag_of(&body),
-            body,
-            products: per,
+            file: Some(Arc::new(file)),
+            len,
+            etag,
+            products,
         })
     }
+
+    /// Length of the document in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True before the first build.
+    pub fn is_empty(&self) -> bool {
+        self.file.is_none()
+    }
+
+    /// Published products in the document.
+    pub fn product_count(&self) -> usize {
+        self.products.len()
+    }
+
+    /// The whole document (small documents, tests); the API streams it.
+    pub fn body(&self) -> std::io::Result<Vec<u8>> {
+        self.read(0, self.len)
+    }
+
+    /// One product's part of the document and its ETag, by external id (`secutix-<id>`).
+    pub fn product(&self, external_id: &str) -> Option<std::io::Result<(Vec<u8>, String)>> {
+        let slot = self.products.get(external_id)?;
+        Some(
+            self.read(slot.offset, u64::from(slot.len))
+                .map(|b| (b, slot.etag.clone())),
+        )
+    }
+
+    /// The ETag of one product, without reading it.
+    pub fn product_etag(&self, external_id: &str) -> Option<&str> {
+        self.products.get(external_id).map(|s| s.etag.as_str())
+    }
+
+    fn read(&self, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt as _;
+        let Some(f) = &self.file else {
+            return Ok(default_public_body());
+        };
+        let mut buf = vec![0u8; usize::try_from(len).map_err(std::io::Error::other)?];
+        f.read_exact_at(&mut buf, offset)?;
+        Ok(buf)
+    }
+
+    /// The document as a stream of chunks read on blocking threads.
+    fn stream(&self) -> axum::body::Body {
+        const CHUNK: u64 = 256 * 1024;
+        let Some(file) = self.file.clone() else {
+            return axum::body::Body::from(default_public_body());
+        };
+        let end = self.len;
+        let chunks = futures_util::stream::try_unfold(0u64, move |at| {
+            let file = file.clone();
+            async move {
+                if at >= end {
+                    return Ok(None);
+                }
+                let n = CHUNK.min(end - at);
+                let chunk = tokio::task::spawn_blocking(move || {
+                    use std::os::unix::fs::FileExt as _;
+                    let mut buf = vec![0u8; n as usize];
+                    file.read_exact_at(&mut buf, at).map(|_| buf)
+                })
+                .await
+                .map_err(std::io::Error::other)??;
+                Ok::<_, std::io::Error>(Some((bytes::Bytes::from(chunk), at + n)))
+            }
+        });
+        axum::body::Body::from_stream(chunks)
+    }
+}
+
+/// The document before the first build: no product.
+fn default_public_body() -> Vec<u8> {
+    serde_json::to_vec(&json!({ "schema_version": merge::SCHEMA_VERSION, "products": [] })).unwrap_or_default()
 }
 
 /// The API router.
@@ -646,7 +800,8 @@ pub fn entries_document(cfg: &Config, outbox: &Outbox, q: &EntriesQuery) -> Resu
     let mut rows = Vec::new();
     let mut total = 0usize;
     let (offset, limit) = (q.offset.unwrap_or(0), q.limit.unwrap_or(100).min(1000));
-    for StoredEntry { content_hash, entry } in outbox.entries()? {
+    for stored in outbox.each_entry() {
+        let StoredEntry { content_hash, entry } = stored?;
         if let Some(n) = &needle {
             let hay = format!(
                 "{} {} {:?}",
@@ -1161,20 +1316,48 @@ fn cors(app: &App, req_headers: &HeaderMap, resp: &mut Response) {
     }
 }
 
-fn cached(app: &App, headers: &HeaderMap, body: bytes::Bytes, etag: &str) -> Response {
-    let max_age = app.config().control.public_max_age.as_secs();
-    let matches = headers
+fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
             v.split(',')
                 .map(|t| t.trim().trim_start_matches("W/"))
                 .any(|t| t == etag || t == "*")
-        });
-    let mut resp = if matches {
+        })
+}
+
+/// A public response: 304 when the client has `etag`, else `body` (of `len` bytes, made only then).
+fn cached(
+    app: &App,
+    headers: &HeaderMap,
+    etag: &str,
+    body: impl FnOnce() -> Result<(axum::body::Body, u64), std::io::Error>,
+) -> Response {
+    let max_age = app.config().control.public_max_age.as_secs();
+    let mut resp = if not_modified(headers, etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+        match body() {
+            Ok((body, len)) => (
+                [
+                    (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+                    (header::CONTENT_LENGTH, HeaderValue::from(len)),
+                ],
+                body,
+            )
+                .into_response(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the public availability document");
+                let mut resp = ApiError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("cannot read the public availability document: {e}; check the store folder's disk"),
+                )
+                .into_response();
+                cors(app, headers, &mut resp);
+                return resp;
+            }
+        }
     };
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(etag) {
@@ -1189,21 +1372,38 @@ fn cached(app: &App, headers: &HeaderMap, body: bytes::Bytes, etag: &str) -> Res
 
 async fn public_all(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let snap = app.public();
-    cached(&app, &headers, snap.body.clone(), &snap.etag)
+    if snap.is_empty() {
+        let body = default_public_body();
+        let etag = etag_of(&body);
+        return cached(&app, &headers, &etag, || Ok((body.clone().into(), body.len() as u64)));
+    }
+    cached(&app, &headers, &snap.etag, || Ok((snap.stream(), snap.len())))
 }
 
 async fn public_one(State(app): State<Arc<App>>, Path(product_id): Path<String>, headers: HeaderMap) -> Response {
     let snap = app.public();
-    let key = product_id.trim_start_matches("secutix-");
-    match snap.products.get(key) {
-        Some((body, etag)) => cached(&app, &headers, body.clone(), etag),
-        None => {
-            let mut resp =
-                ApiError(StatusCode::NOT_FOUND, format!("no published product {product_id}")).into_response();
-            cors(&app, &headers, &mut resp);
-            resp
-        }
+    let key = external_id_of(product_id.trim_start_matches("secutix-"));
+    let Some(etag) = snap.product_etag(&key).map(str::to_owned) else {
+        let mut resp = ApiError(StatusCode::NOT_FOUND, format!("no published product {product_id}")).into_response();
+        cors(&app, &headers, &mut resp);
+        return resp;
+    };
+    if not_modified(&headers, &etag) {
+        return cached(&app, &headers, &etag, || Ok((axum::body::Body::empty(), 0)));
     }
+    let read = {
+        let snap = snap.clone();
+        tokio::task::spawn_blocking(move || snap.product(&key))
+            .await
+            .unwrap_or_else(|e| Some(Err(std::io::Error::other(e))))
+    };
+    let read = read.unwrap_or_else(|| Err(std::io::Error::other("the product left the document")));
+    cached(&app, &headers, &etag, || {
+        read.map(|(b, _)| {
+            let len = b.len() as u64;
+            (axum::body::Body::from(b), len)
+        })
+    })
 }
 
 async fn preflight(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {

@@ -12,6 +12,7 @@
 //! - [`availability`]: the green / orange / red indicator: lenient mapping, on-sale rules, the poller and its
 //!   call-budget planner, the availability trees (dirty marks, change log, poll history).
 //! - [`merge`]: entries (the JSON document a CMS receives), links, content hashes.
+//! - [`entries`]: the latest entry of every product: bodies in append-only logs, a small sled index.
 //! - [`push`]: the durable outbox per target, acknowledgements, dead letters, the push worker.
 //! - [`targets`]: the CMS targets behind one trait (files, webhook, WordPress, Drupal, pass Culture with its
 //!   contremarque calls), and the field ownership of the CMS ones.
@@ -38,6 +39,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod demo;
+pub mod entries;
 pub mod generator;
 pub mod import;
 pub mod logging;

@@ -621,10 +621,16 @@ pub fn entry_schema() -> serde_json::Value {
 /// The hash that decides whether a target must be sent the entry: BLAKE3 over the mapping version, the
 /// schema version and the entry's canonical JSON (struct order, sorted maps), as 64 hex digits.
 pub fn content_hash(entry: &Entry, mapping_version: u32) -> String {
+    // Serialising our own struct cannot fail (no maps with non-string keys, no foreign Serialize impls).
+    content_hash_of_json(&serde_json::to_vec(entry).unwrap_or_default(), mapping_version)
+}
+
+/// [`content_hash`] of an entry already serialised (`serde_json::to_vec(&entry)`): the plan hashes and
+/// stores the same bytes.
+pub fn content_hash_of_json(entry_json: &[u8], mapping_version: u32) -> String {
     let mut h = blake3::Hasher::new();
     h.update(format!("secutix-sync/m{mapping_version}/s{SCHEMA_VERSION}\n").as_bytes());
-    // Serialising our own struct cannot fail (no maps with non-string keys, no foreign Serialize impls).
-    h.update(&serde_json::to_vec(entry).unwrap_or_default());
+    h.update(entry_json);
     h.finalize().to_hex().to_string()
 }
 

@@ -1,7 +1,8 @@
 //! The durable push: entries, the outbox per target, acknowledgements, dead letters, and the worker.
 //!
 //! # Trees (sled)
-//! - `entries`: external id → the latest entry and its content hash (shared by all targets).
+//! - the entries ([`crate::entries`]): external id → the latest entry and its content hash, shared by all
+//!   targets (bodies in the entry log, the index in sled).
 //! - `push.<target>.outbox`: external id → the pending operation. Keyed by external id, so a later change
 //!   to an entry **supersedes** a pending one: one version per entry in the outbox, and the worker never has
 //!   two operations for one entry in flight.
@@ -11,9 +12,11 @@
 //!   does not send that version again (it would otherwise be re-planned at once), a changed entry is sent.
 //!
 //! # Flow
-//! [`Outbox::plan`] builds every entry (or those of a scope), writes changed ones to `entries`, and enqueues
+//! [`Outbox::plan`] builds every entry (or those of a scope), writes changed ones to the entries, and enqueues
 //! an operation for each target whose acknowledged hash differs, then flushes: every operation is on disk
-//! **before** it is sent. A [`Worker`] drains one target's outbox: concurrency limit, rate limit (retries go
+//! **before** it is sent. It goes in batches of a few MiB: the batch's entries first (synced), then its
+//! operations, so an operation never refers to an entry that is not on disk, and a plan of 10,000 entries
+//! holds a few of them at a time. A [`Worker`] drains one target's outbox: concurrency limit, rate limit (retries go
 //! through it too), per-request timeout, exponential back-off with full jitter and a cap, `Retry-After`
 //! (pauses the whole target), bounded attempts, then a dead letter with the last error. An operation leaves
 //! the outbox only when the target acknowledged it, and only if no newer version replaced it meanwhile.
@@ -37,7 +40,9 @@ use tokio::task::JoinSet;
 
 use crate::catalog::{Id, Season};
 use crate::clock::SharedClock;
-use crate::merge::{self, Entry, EntryOptions, MergeContext, StatusFn};
+pub use crate::entries::StoredEntry;
+use crate::entries::{EntryStore, EntryWrite};
+use crate::merge::{self, EntryOptions, MergeContext, StatusFn};
 use crate::ratelimit::RateLimiter;
 use crate::store::{Store, StoreError};
 use crate::targets::{Applied, OpKind, Operation, Target, TargetError};
@@ -140,15 +145,6 @@ pub struct DeadLetter {
     pub failed_at: DateTime<Utc>,
 }
 
-/// An entry as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredEntry {
-    /// Its content hash.
-    pub content_hash: String,
-    /// The entry.
-    pub entry: Entry,
-}
-
 /// Which entries a plan looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
@@ -231,6 +227,9 @@ pub struct PlanReport {
     pub entries: u64,
     /// Entries whose content changed since the last plan.
     pub changed_entries: u64,
+    /// Their external ids, in order (the public availability document is updated for these only).
+    #[serde(skip)]
+    pub changed: Vec<String>,
     /// Per target.
     pub targets: BTreeMap<String, TargetPlan>,
 }
@@ -266,7 +265,19 @@ pub enum PushError {
 #[derive(Clone)]
 pub struct Outbox {
     store: Store,
-    entries: sled::Tree,
+    entries: EntryStore,
+}
+
+/// Entry bytes a plan gathers before it writes them with their operations.
+const PLAN_BATCH_BYTES: usize = 4 << 20;
+
+/// What a plan writes once a batch is full: entries first, then the operations that send them.
+#[derive(Default)]
+struct PlanBatch {
+    entries: Vec<EntryWrite>,
+    bytes: usize,
+    /// (target index, operation).
+    operations: Vec<(usize, OutboxItem)>,
 }
 
 struct TargetTrees {
@@ -291,11 +302,20 @@ fn encode<T: Serialize>(v: &T) -> Vec<u8> {
 impl Outbox {
     /// Opens the push trees of `store`.
     pub fn open(store: &Store) -> Result<Self, StoreError> {
-        let entries = store.db().open_tree("entries").map_err(|e| store.sled_error(e))?;
         Ok(Self {
             store: store.clone(),
-            entries,
+            entries: EntryStore::open(store)?,
         })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The stored entries.
+    pub fn entry_store(&self) -> &EntryStore {
+        &self.entries
     }
 
     fn trees(&self, target: &str) -> Result<TargetTrees, StoreError> {
@@ -322,11 +342,7 @@ impl Outbox {
 
     /// The stored entry of `external_id`.
     pub fn entry(&self, external_id: &str) -> Result<Option<StoredEntry>, StoreError> {
-        self.entries
-            .get(external_id)
-            .map_err(self.err())?
-            .map(|v| decode(&v, external_id))
-            .transpose()
+        self.entries.get(external_id)
     }
 
     /// What `target` acknowledged for `external_id`.
@@ -361,13 +377,16 @@ impl Outbox {
             .collect()
     }
 
-    /// Every stored entry, in external id order.
+    /// Every stored entry, in external id order, all in memory (tests, small stores); see
+    /// [`Outbox::each_entry`] to go through them one at a time.
     pub fn entries(&self) -> Result<Vec<StoredEntry>, StoreError> {
-        self.entries
-            .iter()
-            .values()
-            .map(|v| decode(&v.map_err(self.err())?, "entry"))
-            .collect()
+        self.entries.iter().collect()
+    }
+
+    /// Every stored entry, in external id order, read one at a time (a large venue's entries take
+    /// gigabytes once decoded).
+    pub fn each_entry(&self) -> impl Iterator<Item = Result<StoredEntry, StoreError>> + '_ {
+        self.entries.iter()
     }
 
     /// The pending operation of `target` for `external_id`.
@@ -440,39 +459,38 @@ impl Outbox {
         let records: Box<dyn Iterator<Item = Result<crate::store::ProductRecord, StoreError>>> = match scope {
             Scope::All => Box::new(view.products()),
             Scope::Products(ids) => Box::new(
+                // Each product once: a duplicate would be planned twice within one batch.
                 ids.iter()
-                    .filter_map(|id| view.product(*id).transpose())
+                    .copied()
+                    .collect::<BTreeSet<Id>>()
+                    .into_iter()
+                    .filter_map(|id| view.product(id).transpose())
                     .collect::<Vec<_>>()
                     .into_iter(),
             ),
         };
+        let mut batch = PlanBatch::default();
         for record in records {
             let record = record?;
             let entry = merge::build_entry(&record, &ctx);
-            let hash = merge::content_hash(&entry, options.mapping_version);
+            // Serialising our own struct cannot fail; the bytes hashed are the bytes stored.
+            let body = serde_json::to_vec(&entry).unwrap_or_default();
+            let hash = merge::content_hash_of_json(&body, options.mapping_version);
             let id = entry.external_id.clone();
             report.entries += 1;
-            let stored_hash = self
-                .entries
-                .get(&id)
-                .map_err(self.err())?
-                .map(|v| decode::<StoredEntry>(&v, &id))
-                .transpose()?;
-            if stored_hash.as_ref().map(|s| &s.content_hash) != Some(&hash) {
+            if self.entries.content_hash(&id)?.as_ref() != Some(&hash) {
                 report.changed_entries += 1;
+                report.changed.push(id.clone());
                 if !dry_run {
-                    self.entries
-                        .insert(
-                            id.as_bytes(),
-                            encode(&StoredEntry {
-                                content_hash: hash.clone(),
-                                entry: entry.clone(),
-                            }),
-                        )
-                        .map_err(self.err())?;
+                    batch.bytes += body.len();
+                    batch.entries.push(EntryWrite {
+                        external_id: id.clone(),
+                        content_hash: hash.clone(),
+                        body,
+                    });
                 }
             }
-            for (target, t) in &trees {
+            for (ti, (target, t)) in trees.iter().enumerate() {
                 let plan = report.targets.entry(target.name.clone()).or_default();
                 let acked: Option<AckRecord> = t
                     .acked
@@ -556,18 +574,36 @@ impl Outbox {
                     last_error: None,
                     enqueued_at: now,
                 };
-                t.outbox.insert(id.as_bytes(), encode(&item)).map_err(self.err())?;
-                // A newer version replaces a dead letter of an older one.
-                if let Some(dead) = t.dead_ids.remove(&id).map_err(self.err())? {
-                    t.dead.remove(&dead[..8]).map_err(self.err())?;
-                }
+                batch.operations.push((ti, item));
+            }
+            if batch.bytes >= PLAN_BATCH_BYTES || batch.operations.len() >= 1024 {
+                self.write_batch(&trees, &mut batch)?;
             }
         }
         if !dry_run {
+            self.write_batch(&trees, &mut batch)?;
             // Durable before anything is sent.
             self.store.db().flush().map_err(self.err())?;
+            self.entries.compact_if_needed()?;
         }
         Ok(report)
+    }
+
+    /// Writes a plan's batch: its entries (synced to disk), then the operations that send them.
+    fn write_batch(&self, trees: &[(PlanTarget, TargetTrees)], batch: &mut PlanBatch) -> Result<(), StoreError> {
+        self.entries.write(&batch.entries)?;
+        for (ti, item) in batch.operations.drain(..) {
+            let t = &trees[ti].1;
+            let id = item.external_id.as_bytes();
+            t.outbox.insert(id, encode(&item)).map_err(self.err())?;
+            // A newer version replaces a dead letter of an older one.
+            if let Some(dead) = t.dead_ids.remove(id).map_err(self.err())? {
+                t.dead.remove(&dead[..8]).map_err(self.err())?;
+            }
+        }
+        batch.entries.clear();
+        batch.bytes = 0;
+        Ok(())
     }
 
     /// Puts dead letters of `target` back in the outbox (`id` = one, `None` = all). A dead letter whose entry
@@ -595,8 +631,8 @@ impl Outbox {
         for dl in letters {
             let id = dl.item.external_id.clone();
             if t.outbox.get(&id).map_err(self.err())?.is_none() {
-                let hash = match (dl.item.kind, self.entry(&id)?) {
-                    (OpKind::Upsert, Some(e)) => e.content_hash,
+                let hash = match (dl.item.kind, self.entries.content_hash(&id)?) {
+                    (OpKind::Upsert, Some(h)) => h,
                     _ => dl.item.content_hash.clone(),
                 };
                 let item = OutboxItem {

@@ -307,6 +307,8 @@ pub struct Store {
     _guard: Arc<OpenGuard>,
     /// Folder of the generations' record files.
     records_dir: PathBuf,
+    /// The store's folder (the temporary folder of a temporary store): where modules keep their own files.
+    files_root: PathBuf,
     /// The temporary folder of a [`Store::temporary`] store, removed with the last clone.
     _temporary: Option<Arc<tempfile::TempDir>>,
 }
@@ -364,7 +366,15 @@ impl Store {
             }
         };
         let guard = OpenGuard::register(path);
-        Self::from_db(db, p, clock, path.join("records"), None, Arc::new(guard))
+        Self::from_db(
+            db,
+            p,
+            clock,
+            path.to_owned(),
+            path.join("records"),
+            None,
+            Arc::new(guard),
+        )
     }
 
     /// A store in a temporary folder that disappears with it (tests, `demo`).
@@ -387,6 +397,7 @@ impl Store {
             db,
             "(temporary)".into(),
             clock,
+            records.clone(),
             records,
             Some(Arc::new(dir)),
             Arc::new(OpenGuard(None)),
@@ -397,6 +408,7 @@ impl Store {
         db: sled::Db,
         path: String,
         clock: SharedClock,
+        files_root: PathBuf,
         records_dir: PathBuf,
         temporary: Option<Arc<tempfile::TempDir>>,
         guard: Arc<OpenGuard>,
@@ -423,6 +435,7 @@ impl Store {
             tz: std::sync::Arc::new(Mutex::new(chrono_tz::UTC)),
             _guard: guard,
             records_dir,
+            files_root,
             _temporary: temporary,
         };
         store.drop_stale_generations()?;
@@ -457,6 +470,22 @@ impl Store {
     /// The underlying database, for modules that own their own trees (availability, outbox).
     pub fn db(&self) -> &sled::Db {
         &self.db
+    }
+
+    /// A folder of the store for a module's own files (`entries`: the entry logs), created if needed.
+    pub fn folder(&self, name: &str) -> Result<PathBuf, StoreError> {
+        let dir = self.files_root.join(name);
+        std::fs::create_dir_all(&dir).map_err(self.io(format!("creating {}", dir.display())))?;
+        Ok(dir)
+    }
+
+    /// Wraps an I/O error on `what` (a file and an operation) with the store's path.
+    pub fn io_error(&self, what: impl Into<String>, source: std::io::Error) -> StoreError {
+        StoreError::Io {
+            path: self.path.clone(),
+            what: what.into(),
+            source,
+        }
     }
 
     /// The store's clock.

@@ -100,9 +100,10 @@ impl std::fmt::Debug for Poller {
     }
 }
 
-/// A product to consider in this poll.
+/// A product to consider in this poll. It holds the product's id, not its record: a large venue's
+/// records take gigabytes once decoded, and a poll fetches few of them (the record is read again then).
 struct Candidate {
-    record: ProductRecord,
+    id: Id,
     tier: Tier,
     first_start: Option<DateTime<Utc>>,
     /// Performances to poll; empty for a product without performances.
@@ -119,7 +120,7 @@ struct Candidate {
 
 impl Candidate {
     fn id(&self) -> Id {
-        self.record.product.id
+        self.id
     }
     fn cost(&self, ids_per_call: usize) -> u64 {
         if self.dated {
@@ -286,7 +287,7 @@ impl Poller {
                     ));
                 } else {
                     let order: Vec<(usize, bool)> = (0..cands.len()).map(|i| (i, true)).collect();
-                    self.fetch_all(pos_id, &mut cands, &order, &mut run).await?;
+                    self.fetch_all(&catalog, pos_id, &mut cands, &order, &mut run).await?;
                 }
                 state.spend(run.calls);
             }
@@ -302,7 +303,7 @@ impl Poller {
                 }
                 if run.stop.is_none() {
                     let plan = self.plan(&cands, credit, first_pool, &run);
-                    self.fetch_all(pos_id, &mut cands, &plan, &mut run).await?;
+                    self.fetch_all(&catalog, pos_id, &mut cands, &plan, &mut run).await?;
                 }
                 state.spend(run.regular);
                 state.seq += 1;
@@ -398,7 +399,7 @@ impl Poller {
                 cooling,
                 track,
                 done: false,
-                record: rec,
+                id: rec.product.id,
             });
         }
         out.sort_by_key(|c| (c.tier, c.first_start.is_none(), c.first_start, c.id()));
@@ -448,7 +449,7 @@ impl Poller {
                     for &i in chunk {
                         let c = &mut cands[i];
                         let mut track = c.track.clone();
-                        if let Some(last) = reported.get(&c.record.product.id) {
+                        if let Some(last) = reported.get(&c.id) {
                             let seen = since(c);
                             if last.is_none_or(|l| l > seen) {
                                 track.pending_since = Some(run.started);
@@ -459,7 +460,7 @@ impl Poller {
                         track.checked_at = Some(run.started);
                         if track.stale && track.pending_since.is_none() {
                             // SecuTix says nothing changed: what is stored is current again.
-                            self.avail.clear_stale(c.record.product.id)?;
+                            self.avail.clear_stale(c.id)?;
                             track.stale = false;
                         }
                         if track != c.track {
@@ -559,6 +560,7 @@ impl Poller {
 
     async fn fetch_all(
         &self,
+        catalog: &crate::store::CatalogView,
         pos_id: Id,
         cands: &mut [Candidate],
         plan: &[(usize, bool)],
@@ -579,7 +581,7 @@ impl Poller {
             }
             match result {
                 Ok(raws) => {
-                    self.apply(&mut cands[i], raws, run)?;
+                    self.apply(catalog, &mut cands[i], raws, run)?;
                 }
                 Err(e) => {
                     let kind = classify(&e);
@@ -643,9 +645,19 @@ impl Poller {
     }
 
     /// Writes a fetched product: new values, change records, dirty mark, bookkeeping.
-    fn apply(&self, c: &mut Candidate, raws: Vec<RawAvailability>, run: &mut Run) -> Result<(), StoreError> {
+    fn apply(
+        &self,
+        catalog: &crate::store::CatalogView,
+        c: &mut Candidate,
+        raws: Vec<RawAvailability>,
+        run: &mut Run,
+    ) -> Result<(), StoreError> {
         let now = self.now();
-        let p = &c.record.product;
+        // The view the candidates came from: the record is there.
+        let Some(record) = catalog.product(c.id)? else {
+            return Ok(());
+        };
+        let p = &record.product;
         let ratio = self.alert_ratio(p);
         let mut records = Vec::new();
         let mut changes = Vec::new();

@@ -260,10 +260,11 @@ pub struct App {
     plan_version: watch::Sender<u64>,
     /// Bumped after every good import: the availability loop waits on it for the first catalogue.
     catalogue_version: watch::Sender<u64>,
-    /// Plans from the three jobs are serialised: each reads and writes the entries tree as a whole. A std
-    /// mutex, because a plan is synchronous (sled) and never awaits.
+    /// Plans from the three jobs are serialised: each reads and writes the entries as a whole, then updates
+    /// the public document from the previous one. A std mutex, because a plan is synchronous (sled, files)
+    /// and never awaits.
     plan_lock: Mutex<()>,
-    /// The public availability document, rebuilt after plans that changed an entry.
+    /// The public availability document, updated after plans that changed an entry.
     public: RwLock<Arc<crate::control::PublicSnapshot>>,
     /// Where the configuration comes from, for reloads.
     sources: Sources,
@@ -522,20 +523,24 @@ impl App {
         let status = availability::status_fn(AvailabilityStore::new(&self.store)?);
         let report = {
             let _one_at_a_time = self.plan_lock.lock().unwrap_or_else(|p| p.into_inner());
-            self.outbox.plan(
+            let report = self.outbox.plan(
                 &self.plan_targets(),
                 &cfg.entries.options(),
                 &status,
                 scope,
                 full,
                 false,
-            )?
+            )?;
+            if report.changed_entries > 0 {
+                // Within the lock: each update starts from the document of the plan before.
+                let previous = self.public();
+                let snap = crate::control::PublicSnapshot::update(Some(&previous), &self.outbox, &report.changed)?;
+                *self.public.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
+            }
+            report
         };
         if report.targets.values().any(|t| !t.operations.is_empty()) {
             self.plan_version.send_modify(|v| *v += 1);
-        }
-        if report.changed_entries > 0 {
-            self.rebuild_public()?;
         }
         Ok(report)
     }
