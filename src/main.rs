@@ -32,12 +32,16 @@ enum Command {
     /// Check the configuration: prints every problem with its key; exit 2 when there is one.
     ValidateConfig,
     /// Run one catalogue import and print the counts; exit 0 on success, 1 on failure.
+    ///
+    /// While the daemon runs (it holds the store), the import is handed to it and waited for.
     Import {
         /// Accept a catalogue the shrink guard would refuse, and re-read an identical response.
         #[arg(long)]
         force: bool,
     },
     /// Run one availability poll and print what changed and the calls spent; exit 0 on success, 1 on failure.
+    ///
+    /// While the daemon runs (it holds the store), the poll is handed to it and waited for.
     Availability {
         /// Fetch only this product now (its performances on sale), whatever its tier.
         #[arg(long, value_name = "ID")]
@@ -406,8 +410,35 @@ fn open_store(config: &Config) -> anyhow::Result<Store> {
     )?)
 }
 
+/// The running daemon's client when one answers its health check, without a word when none does: `import`
+/// and `availability` then hand their work to it (it holds the store) instead of failing on the lock.
+fn running_daemon(config: &Config) -> Option<secutix_sync::cli_client::ControlClient> {
+    let Ok(Daemon::Running(client)) = find_daemon(config) else {
+        return None;
+    };
+    let rt = runtime().ok()?;
+    rt.block_on(client.health()).is_ok().then_some(client)
+}
+
+/// `import` / `availability` while the daemon runs: the same work as a `resync` of `scope`, waited for.
+fn through_daemon(sources: &Sources, scope: String, force: bool) -> anyhow::Result<ExitCode> {
+    let flag = match scope.strip_prefix("product:") {
+        Some(id) => format!("--product {id}"),
+        None => format!("--{scope}"),
+    };
+    eprintln!(
+        "the daemon is running and holds the store: handing this to it, as `secutix-sync resync {flag}{} --wait` \
+         does",
+        if force { " --force" } else { "" }
+    );
+    resync_command(sources, scope, force, true, std::time::Duration::from_secs(30 * 60))
+}
+
 fn import_command(sources: &Sources, force: bool) -> anyhow::Result<ExitCode> {
     let config = load_config(sources)?.config;
+    if running_daemon(&config).is_some() {
+        return through_daemon(sources, "catalogue".to_owned(), force);
+    }
     let store = open_store(&config)?;
     let client = Client::new(&config.secutix, Arc::new(store.clone()), store.clock().clone())?
         .with_spool_dir(config.store.path.clone());
@@ -461,6 +492,10 @@ fn availability_command(sources: &Sources, product: Option<i64>) -> anyhow::Resu
     let config = load_config(sources)?.config;
     if !config.availability.enabled {
         eprintln!("note: availability.enabled = false: the daemon does not poll; running this one poll anyway");
+    }
+    if running_daemon(&config).is_some() {
+        let scope = product.map_or_else(|| "availability".to_owned(), |id| format!("product:{id}"));
+        return through_daemon(sources, scope, false);
     }
     let store = open_store(&config)?;
     let poller = Poller::from_config(&config, store.clone()).context("while preparing the availability poll")?;

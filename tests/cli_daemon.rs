@@ -166,6 +166,23 @@ async fn the_daemon_syncs_resyncs_through_the_cli_and_stops_cleanly_on_sigterm()
     let out = cli(&s, &["resync", "--product", "1003"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("availability run"), "{}", text(&out.stdout));
+    // `import` and `availability` hand their work to the daemon that holds the store.
+    let out = cli(&s, &["availability"]).await;
+    assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("handing this to it"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).contains("availability run"), "{}", text(&out.stdout));
+    let out = cli(&s, &["import"]).await;
+    assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("as `secutix-sync resync --catalogue --wait` does"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).contains("catalogue run 3"), "{}", text(&out.stdout));
 
     // The token protects the API; the public endpoint needs none.
     let http = reqwest::Client::new();
@@ -240,7 +257,11 @@ async fn the_daemon_syncs_resyncs_through_the_cli_and_stops_cleanly_on_sigterm()
             .expect("acknowledged");
         assert_eq!(ack.content_hash, e.content_hash, "{}", e.entry.external_id);
     }
-    assert_eq!(store.import_history(10).expect("history").len(), 2);
+    assert_eq!(
+        store.import_history(10).expect("history").len(),
+        3,
+        "the catch-up import, the resync, the handed-over import"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
