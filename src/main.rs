@@ -1598,15 +1598,7 @@ fn print_status(doc: &serde_json::Value) {
     }
     let i = &a["indicators"];
     if !i.is_null() {
-        let by: Vec<String> = i["by_status"]
-            .as_object()
-            .map(|m| m.iter().map(|(k, v)| format!("{v} {k}")).collect())
-            .unwrap_or_default();
-        let by = if by.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", by.join(", "))
-        };
+        let by = by_status(&i["by_status"]);
         println!(
             "indicators: {} future performances{by}; never fetched {}, stale {}, oldest fetch {}; last change {}",
             i["future_performances"],
@@ -1705,21 +1697,26 @@ impl ProgressView {
 
 /// The pass Culture lines of a `passculture` target in `status`: offers by status, then those that need a
 /// look (rejected, still in validation, with warnings).
+/// ` (3 available, 1 sold_out)` from a `{status: count}` object; empty when there is none.
+fn by_status(counts: &serde_json::Value) -> String {
+    let by: Vec<String> = counts
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| format!("{v} {k}")).collect())
+        .unwrap_or_default();
+    if by.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", by.join(", "))
+    }
+}
+
 fn print_offer_statuses(pc: &serde_json::Value) {
     if let Some(e) = pc["error"].as_str() {
         println!("    pass Culture offers: cannot read them: {e}");
         return;
     }
     let Some(n) = pc["offers"].as_u64() else { return };
-    let by: Vec<String> = pc["by_status"]
-        .as_object()
-        .map(|m| m.iter().map(|(k, v)| format!("{v} {k}")).collect())
-        .unwrap_or_default();
-    let by = if by.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", by.join(", "))
-    };
+    let by = by_status(&pc["by_status"]);
     println!(
         "    pass Culture offers: {n}{by}; statuses read {}",
         short_time(&pc["statuses_read_at"])
