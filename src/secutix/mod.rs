@@ -296,6 +296,77 @@ impl Body {
     }
 }
 
+/// Writes a spooled response to its file on a thread of its own, so that the disk write (a page-cache copy
+/// that costs about as much as receiving and hashing the bytes) runs next to them instead of after each
+/// chunk. The queue is bounded: a slow disk slows the download down rather than filling memory.
+///
+/// The async side never awaits the thread: a full queue blocks it for the time of one write, as the writes
+/// themselves did before, so paused-time tests never see the runtime idle while a chunk is being written.
+struct SpoolWriter {
+    queue: Option<std::sync::mpsc::SyncSender<bytes::Bytes>>,
+    thread: Option<std::thread::JoinHandle<std::io::Result<std::fs::File>>>,
+}
+
+impl SpoolWriter {
+    /// Chunks queued at most (network chunks are 16–400 KiB).
+    const QUEUE: usize = 16;
+    /// Small chunks (TLS records of 16 KiB) are gathered into writes of this size; larger ones are written as
+    /// they come, without a copy.
+    const BUFFER: usize = 256 * 1024;
+
+    fn start(file: std::fs::File) -> std::io::Result<Self> {
+        let (queue, chunks) = std::sync::mpsc::sync_channel::<bytes::Bytes>(Self::QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("secutix-spool".into())
+            .spawn(move || {
+                let mut out = std::io::BufWriter::with_capacity(Self::BUFFER, file);
+                for chunk in chunks {
+                    out.write_all(&chunk)?;
+                }
+                out.into_inner().map_err(|e| e.into_error())
+            })?;
+        Ok(Self {
+            queue: Some(queue),
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues `chunk`; an error is the writer's own (it stopped at a failed write).
+    fn write(&mut self, chunk: bytes::Bytes) -> std::io::Result<()> {
+        let sent = self.queue.as_ref().is_some_and(|q| q.send(chunk).is_ok());
+        if sent {
+            return Ok(());
+        }
+        // The thread stopped: its error says why.
+        self.queue = None;
+        match self.join() {
+            Err(e) => Err(e),
+            Ok(_) => Err(std::io::Error::other("the writer stopped early")),
+        }
+    }
+
+    /// Waits for the queued chunks to be written and returns the file.
+    fn finish(mut self) -> std::io::Result<std::fs::File> {
+        self.queue = None;
+        self.join()
+    }
+
+    fn join(&mut self) -> std::io::Result<std::fs::File> {
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(std::io::Error::other("the writer thread panicked")),
+            None => Err(std::io::Error::other("the writer already stopped")),
+        }
+    }
+}
+
+impl Drop for SpoolWriter {
+    /// On an error or a cancelled call, the thread ends with the queue and drops the file.
+    fn drop(&mut self) {
+        self.queue = None;
+    }
+}
+
 /// How transient failures are retried within a deadline.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -674,14 +745,17 @@ impl Client {
         let mut hasher = blake3::Hasher::new();
         let mut len = 0u64;
         let mut memory = Vec::new();
-        // Network chunks are small (16 KiB): one write per MiB instead of one system call per chunk.
-        let mut file = if spool {
+        let mut spool_writer = if spool {
             let file = match &self.spool_dir {
                 Some(d) => tempfile::tempfile_in(d),
                 None => tempfile::tempfile(),
             }
             .map_err(|e| CallError::Local(format!("{call}: cannot create a temporary file for the response: {e}")))?;
-            Some(std::io::BufWriter::with_capacity(1 << 20, file))
+            Some(SpoolWriter::start(file).map_err(|e| {
+                CallError::Local(format!(
+                    "{call}: cannot start the thread that writes the response to disk: {e}"
+                ))
+            })?)
         } else {
             None
         };
@@ -700,16 +774,16 @@ impl Client {
                     limit_mib: self.cfg.max_response_mib,
                 });
             }
-            hasher.update(&chunk);
-            match &mut file {
+            match &mut spool_writer {
                 None => memory.extend_from_slice(&chunk),
-                // Page-cache writes of at most a MiB: short enough to do on the async thread.
-                Some(f) => f.write_all(&chunk).map_err(disk_error)?,
+                // Handed over first (a reference count), so that the disk write overlaps the hashing.
+                Some(w) => w.write(chunk.clone()).map_err(disk_error)?,
             }
+            hasher.update(&chunk);
         }
-        let data = match file {
+        let data = match spool_writer {
             None => BodyData::Memory(memory),
-            Some(f) => BodyData::File(f.into_inner().map_err(|e| disk_error(e.into_error()))?),
+            Some(w) => BodyData::File(w.finish().map_err(disk_error)?),
         };
         Ok(Body {
             data,
