@@ -12,21 +12,10 @@ use chrono::{DateTime, Utc};
 use common::*;
 use secutix_sync::catalog::{Performance, Product};
 use secutix_sync::control::PublicSnapshot;
-use secutix_sync::merge::{EntryOptions, PerformanceStatus};
+use secutix_sync::merge::PerformanceStatus;
 use secutix_sync::push::{DeletePolicy, Outbox, PlanReport, PlanTarget, Scope, StoredEntry};
 use secutix_sync::store::Store;
 use serde_json::{Value, json};
-
-fn options() -> EntryOptions {
-    EntryOptions {
-        languages: vec!["fr".into(), "en".into()],
-        mapping_version: 1,
-        shop_url: "https://mosa.shop.secutix.com".into(),
-        book_url: "{shop}/api/1/redirect/product?id={product_id}&lang={LANGUAGE}".into(),
-        performance_url: "{shop}/api/1/redirect/product/performance?id={performance_id}&lang={LANGUAGE}".into(),
-        links: BTreeMap::new(),
-    }
-}
 
 /// Availability levels by performance id.
 type Levels = Arc<Mutex<BTreeMap<i64, u8>>>;
@@ -40,7 +29,7 @@ fn plan(outbox: &Outbox, levels: &Levels) -> PlanReport {
     outbox
         .plan(
             &[PlanTarget::new("website", DeletePolicy::Unpublish)],
-            &options(),
+            &common::cms::options(),
             &status,
             &Scope::All,
             false,
