@@ -410,18 +410,14 @@ fn open_store(config: &Config) -> anyhow::Result<Store> {
     )?)
 }
 
-/// The running daemon's client when one answers its health check, without a word when none does: `import`
-/// and `availability` then hand their work to it (it holds the store) instead of failing on the lock.
-fn running_daemon(config: &Config) -> Option<secutix_sync::cli_client::ControlClient> {
-    let Ok(Daemon::Running(client)) = find_daemon(config) else {
-        return None;
-    };
-    let rt = runtime().ok()?;
-    rt.block_on(client.health()).is_ok().then_some(client)
-}
-
-/// `import` / `availability` while the daemon runs: the same work as a `resync` of `scope`, waited for.
-fn through_daemon(sources: &Sources, scope: String, force: bool) -> anyhow::Result<ExitCode> {
+/// `import` / `availability` while the daemon runs (it holds the store): the same work as a `resync` of
+/// `scope`, waited for.
+fn hand_to_daemon(
+    rt: &tokio::runtime::Runtime,
+    client: &secutix_sync::cli_client::ControlClient,
+    scope: String,
+    force: bool,
+) -> anyhow::Result<ExitCode> {
     let flag = match scope.strip_prefix("product:") {
         Some(id) => format!("--product {id}"),
         None => format!("--{scope}"),
@@ -431,18 +427,18 @@ fn through_daemon(sources: &Sources, scope: String, force: bool) -> anyhow::Resu
          does",
         if force { " --force" } else { "" }
     );
-    resync_command(sources, scope, force, true, std::time::Duration::from_secs(30 * 60))
+    resync_through(rt, client, scope, force, true, RESYNC_WAIT_DEFAULT)
 }
 
 fn import_command(sources: &Sources, force: bool) -> anyhow::Result<ExitCode> {
     let config = load_config(sources)?.config;
-    if running_daemon(&config).is_some() {
-        return through_daemon(sources, "catalogue".to_owned(), force);
+    let rt = runtime()?;
+    if let Some(daemon) = daemon_or_store(&config, &rt)? {
+        return hand_to_daemon(&rt, &daemon, "catalogue".to_owned(), force);
     }
     let store = open_store(&config)?;
     let client = Client::new(&config.secutix, Arc::new(store.clone()), store.clock().clone())?
         .with_spool_dir(config.store.path.clone());
-    let rt = runtime()?;
     let result = rt.block_on(run_import(&client, &store, &config.catalogue, ImportOptions { force }));
     store.flush()?;
     match result {
@@ -490,16 +486,16 @@ fn print_import(r: &ImportReport) {
 fn availability_command(sources: &Sources, product: Option<i64>) -> anyhow::Result<ExitCode> {
     use secutix_sync::availability::{PollOptions, Poller};
     let config = load_config(sources)?.config;
+    let rt = runtime()?;
+    if let Some(daemon) = daemon_or_store(&config, &rt)? {
+        let scope = product.map_or_else(|| "availability".to_owned(), |id| format!("product:{id}"));
+        return hand_to_daemon(&rt, &daemon, scope, false);
+    }
     if !config.availability.enabled {
         eprintln!("note: availability.enabled = false: the daemon does not poll; running this one poll anyway");
     }
-    if running_daemon(&config).is_some() {
-        let scope = product.map_or_else(|| "availability".to_owned(), |id| format!("product:{id}"));
-        return through_daemon(sources, scope, false);
-    }
     let store = open_store(&config)?;
     let poller = Poller::from_config(&config, store.clone()).context("while preparing the availability poll")?;
-    let rt = runtime()?;
     let result = rt.block_on(poller.poll_once(PollOptions { product }));
     store.flush()?;
     let report = match result {
@@ -1745,6 +1741,9 @@ fn print_offer_statuses(pc: &serde_json::Value) {
     }
 }
 
+/// `resync --wait`'s default limit, also for the commands that hand their work to the daemon.
+const RESYNC_WAIT_DEFAULT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
 fn resync_command(
     sources: &Sources,
     scope: String,
@@ -1752,7 +1751,6 @@ fn resync_command(
     wait: bool,
     timeout: std::time::Duration,
 ) -> anyhow::Result<ExitCode> {
-    use secutix_sync::cli_client::{ClientError, WaitOutcome, wait_resync};
     let config = load_config(sources)?.config;
     let client = match find_daemon(&config)? {
         Daemon::Running(c) => c,
@@ -1761,7 +1759,19 @@ fn resync_command(
              cycle without it: secutix-sync run --once"
         ),
     };
-    let rt = runtime()?;
+    resync_through(&runtime()?, &client, scope, force, wait, timeout)
+}
+
+/// Asks `client`'s daemon for a resync of `scope`; with `wait`, follows it to the end (or `timeout`).
+fn resync_through(
+    rt: &tokio::runtime::Runtime,
+    client: &secutix_sync::cli_client::ControlClient,
+    scope: String,
+    force: bool,
+    wait: bool,
+    timeout: std::time::Duration,
+) -> anyhow::Result<ExitCode> {
+    use secutix_sync::cli_client::{ClientError, WaitOutcome, wait_resync};
     let request = secutix_sync::control::ResyncRequest { scope, force };
     let answer = match rt.block_on(client.resync(&request)) {
         Ok(a) => a,
@@ -1776,7 +1786,7 @@ fn resync_command(
     }
     let view = ProgressView::new();
     let outcome = rt.block_on(wait_resync(
-        &client,
+        client,
         &answer,
         std::time::Duration::from_millis(500),
         timeout,
