@@ -6,10 +6,12 @@
 //!
 //! The daemon test runs on real time (another process is involved): every wait polls with a deadline.
 
+#[path = "common/binary.rs"]
+mod binary;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use secutix_sync::testkit::{MockHttp, Reply};
 use serde_json::Value;
@@ -356,8 +358,6 @@ async fn push_without_a_catalogue_says_to_import_first() {
 // The same commands while the daemon holds the store
 // ---------------------------------------------------------------------------------------------------------
 
-const DEADLINE: Duration = Duration::from_secs(60);
-
 struct Daemon {
     child: tokio::process::Child,
     log: PathBuf,
@@ -395,38 +395,17 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-        &self,
-        what: &str,
-        mut f: impl FnMut() -> F,
-    ) -> T {
-        let deadline = tokio::time::Instant::now() + DEADLINE;
-        loop {
-            if let Some(v) = f().await {
-                return v;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for {what}; daemon log:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    async fn eventually<T, F: std::future::Future<Output = Option<T>>>(&self, what: &str, f: impl FnMut() -> F) -> T {
+        binary::eventually_logged(&self.log, what, f).await
     }
 
     fn signal(&self, name: &str) {
-        let pid = self.child.id().expect("pid").to_string();
-        let ok = std::process::Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(&pid)
-            .status()
-            .expect("kill");
-        assert!(ok.success());
+        binary::kill(&self.child, name);
     }
 
     async fn stop(mut self) {
         self.signal("TERM");
-        let status = tokio::time::timeout(DEADLINE, self.child.wait())
+        let status = tokio::time::timeout(binary::DEADLINE, self.child.wait())
             .await
             .unwrap_or_else(|_| panic!("the daemon did not stop; log:\n{}", self.log()))
             .expect("wait");

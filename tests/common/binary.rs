@@ -103,6 +103,15 @@ pub fn log(s: &Site) -> String {
 pub async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
     s: &Site,
     what: &str,
+    f: impl FnMut() -> F,
+) -> T {
+    eventually_logged(&s.log, what, f).await
+}
+
+/// [`eventually`] for a daemon whose stderr goes to `log` (shown when the wait times out).
+pub async fn eventually_logged<T, F: std::future::Future<Output = Option<T>>>(
+    log: &Path,
+    what: &str,
     mut f: impl FnMut() -> F,
 ) -> T {
     let deadline = tokio::time::Instant::now() + DEADLINE;
@@ -113,7 +122,7 @@ pub async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
         assert!(
             tokio::time::Instant::now() < deadline,
             "timed out waiting for {what}; daemon log:\n{}",
-            log(s)
+            std::fs::read_to_string(log).unwrap_or_default()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
