@@ -648,9 +648,9 @@ fn push_settings(concurrency: usize) -> PushSettings {
     }
 }
 
-/// Plans every entry to target `cms` and drains it; returns (operations planned, delivered).
-async fn plan_and_drain(outbox: &Outbox, target: Arc<dyn Target>, concurrency: usize) -> BenchResult<(u64, u64)> {
-    let plan = outbox
+/// Plans every entry to target `cms`.
+fn plan_all(outbox: &Outbox) -> BenchResult<secutix_sync::push::PlanReport> {
+    outbox
         .plan(
             &[PlanTarget::new("cms", DeletePolicy::Unpublish)],
             &entry_options(),
@@ -659,7 +659,12 @@ async fn plan_and_drain(outbox: &Outbox, target: Arc<dyn Target>, concurrency: u
             false,
             false,
         )
-        .map_err(|e| format!("plan: {e}"))?;
+        .map_err(|e| format!("plan: {e}"))
+}
+
+/// Plans every entry to target `cms` and drains it; returns (operations planned, delivered).
+async fn plan_and_drain(outbox: &Outbox, target: Arc<dyn Target>, concurrency: usize) -> BenchResult<(u64, u64)> {
+    let plan = plan_all(outbox)?;
     let ops = plan.targets.get("cms").map_or(0, |t| t.operations.len() as u64);
     let report = Worker::new(outbox, target, push_settings(concurrency))
         .map_err(|e| format!("worker: {e}"))?
@@ -999,16 +1004,7 @@ fn push_child(args: &[String]) -> BenchResult<PushResult> {
     });
     let target = webhook(&format!("{}/hook", cms.uri()))?;
     let outbox = Outbox::open(&store).map_err(|e| e.to_string())?;
-    outbox
-        .plan(
-            &[PlanTarget::new("cms", DeletePolicy::Unpublish)],
-            &entry_options(),
-            &status,
-            &Scope::All,
-            false,
-            false,
-        )
-        .map_err(|e| format!("plan: {e}"))?;
+    plan_all(&outbox)?;
     let worker = Worker::new(&outbox, target, push_settings(concurrency)).map_err(|e| e.to_string())?;
     let t = Instant::now();
     let report = rt
