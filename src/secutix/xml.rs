@@ -94,14 +94,7 @@ impl<R: BufRead> Cursor<R> {
             self.buf.clear();
             let ev = match self.reader.read_event_into(&mut self.buf) {
                 Ok(ev) => ev,
-                Err(e) => {
-                    let pos = self.reader.error_position();
-                    return Err(ParseError::Malformed {
-                        call: self.call.clone(),
-                        place: format!("{} (byte {pos})", self.path.join("/")),
-                        message: format!("not well-formed XML: {e}"),
-                    });
-                }
+                Err(e) => return Err(self.not_well_formed(&e)),
             };
             match ev {
                 Event::Start(e) => {
@@ -177,19 +170,21 @@ impl<R: BufRead> Cursor<R> {
         }
     }
 
+    /// The error of a document quick-xml cannot read, at the byte where it stopped.
+    fn not_well_formed(&self, e: &quick_xml::Error) -> ParseError {
+        ParseError::Malformed {
+            call: self.call.clone(),
+            place: format!("{} (byte {})", self.path.join("/"), self.reader.error_position()),
+            message: format!("not well-formed XML: {e}"),
+        }
+    }
+
     fn next(&mut self) -> Result<Ev, ParseError> {
         loop {
             self.buf.clear();
             let ev = match self.reader.read_event_into(&mut self.buf) {
                 Ok(ev) => ev,
-                Err(e) => {
-                    let pos = self.reader.error_position();
-                    return Err(ParseError::Malformed {
-                        call: self.call.clone(),
-                        place: format!("{} (byte {pos})", self.path.join("/")),
-                        message: format!("not well-formed XML: {e}"),
-                    });
-                }
+                Err(e) => return Err(self.not_well_formed(&e)),
             };
             match ev {
                 Event::Start(e) => {
