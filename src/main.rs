@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use secutix_sync::config::{Config, ConfigError, Loaded, Sources};
+use secutix_sync::config::{Config, Loaded, Sources};
 use secutix_sync::import::{ImportError, ImportOptions, run_import};
 use secutix_sync::secutix::Client;
 use secutix_sync::store::{ImportOutcome, ImportReport, Store};
@@ -292,7 +292,9 @@ fn main() -> ExitCode {
         ..Sources::default()
     };
     // Logging follows [logging] when the configuration reads; the commands report a bad one themselves.
-    let logging = Config::load(&sources).ok().map(|l| l.config.logging);
+    let logging = Config::load_without_credentials(&sources)
+        .ok()
+        .map(|l| l.config.logging);
     secutix_sync::logging::init(logging.as_ref());
     let result = match cli.command {
         Command::ValidateConfig => Ok(validate_config_command(&sources)),
@@ -337,7 +339,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// Loads the configuration and logs unknown keys as warnings.
+/// Loads the configuration, credentials included (for `run` and `check`), and logs unknown keys as warnings.
 fn load_config(sources: &Sources) -> anyhow::Result<Loaded> {
     let loaded = Config::load(sources)?;
     for p in &loaded.unknown_keys {
@@ -346,47 +348,96 @@ fn load_config(sources: &Sources) -> anyhow::Result<Loaded> {
     Ok(loaded)
 }
 
+/// Loads the configuration without requiring credentials: for commands that read the store or ask the
+/// running daemon. One that then calls SecuTix or a target checks its own with
+/// [`Loaded::require_credentials`].
+fn load_config_without_credentials(sources: &Sources) -> anyhow::Result<Loaded> {
+    let loaded = Config::load_without_credentials(sources)?;
+    for p in &loaded.unknown_keys {
+        tracing::warn!(key = %p.key, "{}", p.message);
+    }
+    Ok(loaded)
+}
+
 fn validate_config_command(sources: &Sources) -> ExitCode {
-    match Config::load(sources) {
-        Ok(loaded) => {
-            let c = &loaded.config;
-            let file = loaded
-                .file
-                .as_ref()
-                .map_or("(none: defaults and environment only)".to_owned(), |f| {
-                    f.display().to_string()
-                });
-            println!("configuration file: {file}");
-            println!(
-                "institution {} on {} via {:?}",
-                c.secutix.institution,
-                c.secutix.base_url(),
-                c.secutix.transport
-            );
-            println!("store: {}", c.store.path.display());
-            if loaded.unknown_keys.is_empty() {
-                println!("configuration OK");
-                ExitCode::SUCCESS
-            } else {
-                for p in &loaded.unknown_keys {
-                    println!("problem: {p}");
-                }
-                println!("{} problem(s)", loaded.unknown_keys.len());
-                ExitCode::from(2)
-            }
-        }
-        Err(ConfigError::Invalid(problems)) => {
-            for p in &problems {
-                println!("problem: {p}");
-            }
-            println!("{} problem(s)", problems.len());
-            ExitCode::from(2)
-        }
+    let report = match Config::report(sources) {
+        Ok(r) => r,
         Err(e) => {
             println!("problem: {e}");
-            ExitCode::from(2)
+            return ExitCode::from(2);
+        }
+    };
+    print!("{}", validation_text(&report));
+    let problems = report.problems.len() + report.credentials.len() + report.unknown_keys.len();
+    ExitCode::from(if problems == 0 { 0 } else { 2 })
+}
+
+/// What `validate-config` prints: where the configuration comes from, then every problem (type, value,
+/// credentials, unknown keys) and warning at once, then the verdict.
+fn validation_text(report: &secutix_sync::config::Report) -> String {
+    use secutix_sync::config::{DEFAULT_CONFIG_PATH, Transport};
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = match &report.file {
+        Some(f) => writeln!(out, "configuration file: {}", f.display()),
+        None => writeln!(
+            out,
+            "configuration file: none read ({DEFAULT_CONFIG_PATH} does not exist; name one with --config): the \
+             built-in defaults and SECUTIX_SYNC__ variables only"
+        ),
+    };
+    let c = &report.config;
+    if report.problems.is_empty() {
+        let transport = match c.secutix.transport {
+            Transport::Rest => "REST (JSON)",
+            Transport::Soap => "SOAP (XML)",
+        };
+        let _ = writeln!(
+            out,
+            "institution {} on {} over {transport}",
+            c.secutix.institution,
+            c.secutix.base_url()
+        );
+        let _ = writeln!(out, "store: {}", c.store.path.display());
+        let targets: Vec<String> = c
+            .targets
+            .iter()
+            .map(|t| {
+                let kind = format!("{:?}", t.kind).to_lowercase();
+                let off = if t.enabled { "" } else { ", disabled" };
+                format!("{} ({kind}{off})", t.name)
+            })
+            .collect();
+        if !targets.is_empty() {
+            let _ = writeln!(out, "targets: {}", targets.join(", "));
         }
     }
+    for p in &report.problems {
+        let _ = writeln!(out, "problem: {p}");
+    }
+    for p in &report.credentials {
+        let _ = writeln!(out, "problem: {}", p.problem);
+    }
+    if !report.credentials.is_empty() {
+        let _ = writeln!(
+            out,
+            "  (credentials are needed by run, import, availability, check, push and passculture) {}",
+            secutix_sync::config::credentials_hint()
+        );
+    }
+    for p in &report.unknown_keys {
+        let _ = writeln!(out, "problem: {p}");
+    }
+    for w in &report.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    let problems = report.problems.len() + report.credentials.len() + report.unknown_keys.len();
+    let _ = match (problems, report.warnings.len()) {
+        (0, 0) => writeln!(out, "configuration OK"),
+        (0, w) => writeln!(out, "configuration OK, with {w} warning(s)"),
+        (n, _) => writeln!(out, "{n} problem(s)"),
+    };
+    out
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -431,12 +482,14 @@ fn hand_to_daemon(
 }
 
 fn import_command(sources: &Sources, force: bool) -> anyhow::Result<ExitCode> {
-    let config = load_config(sources)?.config;
+    let loaded = load_config_without_credentials(sources)?;
+    let config = &loaded.config;
     let rt = runtime()?;
-    if let Some(daemon) = daemon_or_store(&config, &rt)? {
+    if let Some(daemon) = daemon_or_store(config, &rt)? {
         return hand_to_daemon(&rt, &daemon, "catalogue".to_owned(), force);
     }
-    let store = open_store(&config)?;
+    loaded.require_credentials(true, &[])?;
+    let store = open_store(config)?;
     let client = Client::new(&config.secutix, Arc::new(store.clone()), store.clock().clone())?
         .with_spool_dir(config.store.path.clone());
     let result = rt.block_on(run_import(&client, &store, &config.catalogue, ImportOptions { force }));
@@ -485,12 +538,14 @@ fn print_import(r: &ImportReport) {
 
 fn availability_command(sources: &Sources, product: Option<i64>) -> anyhow::Result<ExitCode> {
     use secutix_sync::availability::{PollOptions, Poller};
-    let config = load_config(sources)?.config;
+    let loaded = load_config_without_credentials(sources)?;
     let rt = runtime()?;
-    if let Some(daemon) = daemon_or_store(&config, &rt)? {
+    if let Some(daemon) = daemon_or_store(&loaded.config, &rt)? {
         let scope = product.map_or_else(|| "availability".to_owned(), |id| format!("product:{id}"));
         return hand_to_daemon(&rt, &daemon, scope, false);
     }
+    loaded.require_credentials(true, &[])?;
+    let config = loaded.config;
     if !config.availability.enabled {
         eprintln!("note: availability.enabled = false: the daemon does not poll; running this one poll anyway");
     }
@@ -573,14 +628,18 @@ fn passculture_command(sources: &Sources, command: PassCultureCommand) -> anyhow
         eprintln!("{message}");
         Ok(ExitCode::from(exit_code::CONFIG))
     };
-    let config = match load_config(sources) {
-        Ok(l) => l.config,
+    let loaded = match load_config_without_credentials(sources) {
+        Ok(l) => l,
         Err(e) => return config_problem(format!("{e:#}")),
     };
+    let config = &loaded.config;
     let (target, settings) = match choose_target(&config.targets, args.target.as_deref()) {
         Ok(t) => t,
         Err(message) => return config_problem(message),
     };
+    if let Err(e) = loaded.require_credentials(false, &[target.name.as_str()]) {
+        return config_problem(e.to_string());
+    }
     let tz: chrono_tz::Tz = settings.time_zone.parse().unwrap_or(chrono_tz::Europe::Paris);
     let office = match BoxOffice::new(&target.name, settings) {
         Ok(o) => o,
@@ -726,14 +785,15 @@ fn print_plan(doc: &serde_json::Value, operations: bool) {
 
 fn push_command(sources: &Sources, args: PushArgs) -> anyhow::Result<ExitCode> {
     use secutix_sync::push::{DrainOptions, Outbox, Scope, Worker};
-    let config = match load_config(sources) {
-        Ok(l) => l.config,
+    let loaded = match load_config_without_credentials(sources) {
+        Ok(l) => l,
         Err(e) => {
             eprintln!("{e:#}");
             return Ok(ExitCode::from(push_exit::CONFIG));
         }
     };
-    let targets = match push_targets(&config, args.target.as_deref()) {
+    let config = &loaded.config;
+    let targets = match push_targets(config, args.target.as_deref()) {
         Ok(t) => t,
         Err(message) => {
             eprintln!("{message}");
@@ -741,10 +801,18 @@ fn push_command(sources: &Sources, args: PushArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let rt = runtime()?;
-    if let Some(client) = daemon_or_store(&config, &rt)? {
+    if let Some(client) = daemon_or_store(config, &rt)? {
         return push_through_daemon(&rt, &client, &targets, &args);
     }
-    let store = match open_store(&config) {
+    // Sending needs the targets' credentials (a dry run sends nothing).
+    if !args.dry_run {
+        let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+        if let Err(e) = loaded.require_credentials(false, &names) {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(push_exit::CONFIG));
+        }
+    }
+    let store = match open_store(config) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("push failed: {e:#}");
@@ -1109,7 +1177,7 @@ impl DeadLetters {
 }
 
 fn dlq_command(sources: &Sources, command: DlqCommand) -> anyhow::Result<ExitCode> {
-    let config = match load_config(sources) {
+    let config = match load_config_without_credentials(sources) {
         Ok(l) => l.config,
         Err(e) => {
             eprintln!("{e:#}");
@@ -1491,7 +1559,7 @@ fn with_daemon_or_store<T>(
 }
 
 fn status_command(sources: &Sources, json: bool) -> anyhow::Result<ExitCode> {
-    let config = load_config(sources)?.config;
+    let config = load_config_without_credentials(sources)?.config;
     let (doc, _) = with_daemon_or_store(
         &config,
         async |c| c.status().await,
@@ -1751,7 +1819,7 @@ fn resync_command(
     wait: bool,
     timeout: std::time::Duration,
 ) -> anyhow::Result<ExitCode> {
-    let config = load_config(sources)?.config;
+    let config = load_config_without_credentials(sources)?.config;
     let client = match find_daemon(&config)? {
         Daemon::Running(c) => c,
         Daemon::Absent(why) => anyhow::bail!(
@@ -1815,7 +1883,7 @@ fn resync_through(
 }
 
 fn entries_command(sources: &Sources, action: EntriesCommand) -> anyhow::Result<ExitCode> {
-    let config = load_config(sources)?.config;
+    let config = load_config_without_credentials(sources)?.config;
     match action {
         EntriesCommand::Show { id, json } => {
             let (doc, _) = with_daemon_or_store(
@@ -1957,7 +2025,7 @@ fn check_command(sources: &Sources) -> anyhow::Result<ExitCode> {
 
 fn state_command(sources: &Sources, product: Option<i64>, limit: usize) -> anyhow::Result<ExitCode> {
     use secutix_sync::state::{StateQuery, state_document};
-    let config = load_config(sources)?.config;
+    let config = load_config_without_credentials(sources)?.config;
     let store = match open_store(&config) {
         Ok(s) => s,
         Err(e) => {
