@@ -126,9 +126,15 @@ pub async fn run_import(
     match result {
         Ok(()) => {
             tracing::info!(
-                outcome = ?report.outcome, products = report.counts.products, added = report.counts.added,
-                changed = report.counts.changed, removed = report.counts.removed, unchanged = report.counts.unchanged,
-                bytes = report.bytes, calls = report.calls, "catalogue import finished"
+                outcome = report.outcome.as_str(),
+                products = report.counts.products,
+                added = report.counts.added,
+                changed = report.counts.changed,
+                removed = report.counts.removed,
+                unchanged = report.counts.unchanged,
+                bytes = report.bytes,
+                calls = report.calls,
+                "catalogue import finished"
             );
             Ok(report)
         }
@@ -151,7 +157,10 @@ async fn import_inner(
     let time_zone = match pos.time_zone.as_deref().map(str::parse::<chrono_tz::Tz>) {
         Some(Ok(tz)) => tz,
         Some(Err(_)) => {
-            tracing::warn!(time_zone = ?pos.time_zone, "getPOSConfig sent an unknown time zone; using UTC");
+            tracing::warn!(
+                time_zone = pos.time_zone.as_deref(),
+                "getPOSConfig sent an unknown time zone; using UTC"
+            );
             chrono_tz::UTC
         }
         None => store.time_zone(),

@@ -1127,7 +1127,7 @@ impl Worker {
                     st.paused_until = Some(st.paused_until.map_or(until, |p| p.max(until)));
                 }
                 item.next_attempt_at = now + chrono::Duration::from_std(wait).unwrap_or_default();
-                tracing::warn!(target_name = %self.target.name(), external_id = %item.external_id, attempt = item.attempts, retry_in = ?wait, error = %message, "push failed, will retry");
+                tracing::warn!(target_name = %self.target.name(), external_id = %item.external_id, attempt = item.attempts, retry_in = %crate::secutix::human(wait), error = %message, "push failed, will retry");
                 if self.reschedule(&item)? {
                     st.queue
                         .insert((item.next_attempt_at, item.seq, item.external_id.clone()));
