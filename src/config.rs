@@ -351,6 +351,14 @@ impl TargetConfig {
                     "webhook.secret",
                     "is set together with webhook.secret_file; keep only one".into(),
                 );
+            } else if let Some(file) = &w.secret_file {
+                let path = resolve_credential_path(file);
+                if let Err(e) = std::fs::read_to_string(&path) {
+                    bad(
+                        "webhook.secret_file",
+                        format!("cannot read the secret file {}: {e}", path.display()),
+                    );
+                }
             }
         }
         if self.kind == TargetKind::Passculture && self.delete_policy == crate::push::DeletePolicy::Delete {
