@@ -693,7 +693,7 @@ pub enum ConfigError {
     Invalid(Vec<Problem>),
     /// Credentials this command needs cannot be used (the rest of the configuration is valid).
     #[error(
-        "this command needs credentials it cannot read:\n{}\n{}",
+        "credentials needed here cannot be read:\n{}\n{}",
         .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"),
         load::credentials_hint()
     )]
