@@ -607,8 +607,9 @@ fn availability_command(sources: &Sources, product: Option<i64>) -> anyhow::Resu
     }
     if !report.stale.is_empty() {
         println!(
-            "{} product(s) could not be refreshed and keep their previous indicator, marked stale: {}",
+            "{} product(s) could not be refreshed and keep their previous indicator, marked stale: {} {}",
             report.stale.len(),
+            if report.stale.len() == 1 { "product" } else { "products" },
             report
                 .stale
                 .iter()
