@@ -157,10 +157,7 @@ async fn import_inner(
     let time_zone = match pos.time_zone.as_deref().map(str::parse::<chrono_tz::Tz>) {
         Some(Ok(tz)) => tz,
         Some(Err(_)) => {
-            tracing::warn!(
-                time_zone = pos.time_zone.as_deref(),
-                "getPOSConfig sent an unknown time zone; using UTC"
-            );
+            tracing::warn!(time_zone = ?pos.time_zone, "getPOSConfig sent an unknown time zone; using UTC");
             chrono_tz::UTC
         }
         None => store.time_zone(),
