@@ -501,3 +501,44 @@ fn a_rate_limit_says_the_wait_secutix_asked_for_and_never_a_made_up_one() {
         "{with}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_counts_deliveries_as_they_happen_not_when_a_drain_ends() {
+    let products: Vec<(i64, String)> = (0..8).map(|i| (3000 + i, format!("Pièce {i}"))).collect();
+    let named: Vec<(i64, &str)> = products.iter().map(|(id, t)| (*id, t.as_str())).collect();
+    let secutix = secutix(&named).await;
+    // A slow CMS: one drain lasts seconds, long enough to look at /status in the middle of it.
+    let cms = MockHttp::start().await;
+    cms.handle("PUT", "/hooks/", |_| {
+        Some(Reply::status(200).delay(Duration::from_millis(700)))
+    });
+    cms.on("HEAD", "/hooks", [Reply::status(200)]);
+    let (s, creds) = site_with_credential_files(&secutix.uri(), &cms.uri(), "");
+    let mut daemon = start_with_credentials(&s, &creds);
+    let base = binary::listening(&s).await;
+    let token = eventually(&s, "the control token", || async {
+        std::fs::read_to_string(s.store.join(secutix_sync::daemon::TOKEN_FILE))
+            .ok()
+            .map(|t| t.trim().to_owned())
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let (delivered, waiting) = eventually(&s, "some delivered while others still wait", || async {
+        let status: Value = http
+            .get(format!("{base}/status"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let t = &status["targets"]["website"];
+        let (delivered, waiting) = (t["delivered_since_start"].as_u64()?, t["outbox"].as_u64()?);
+        (delivered > 0 && waiting > 0).then_some((delivered, waiting))
+    })
+    .await;
+    assert!(delivered + waiting <= 8, "{delivered} + {waiting}");
+    kill(&daemon, "TERM");
+    exit_of(&s, &mut daemon).await;
+}

@@ -213,6 +213,9 @@ struct Run {
     left: u64,
     /// Regular (paced) calls spent.
     regular: u64,
+    /// When the progress was first reported after a call, and the calls then: the start of the pace the
+    /// estimate of the time left is measured on.
+    paced_since: Option<(DateTime<Utc>, u64)>,
     report: PollReport,
     errors: Vec<String>,
     stop: Option<Failure>,
@@ -247,11 +250,18 @@ impl Poller {
         self
     }
 
-    /// Reports how far the poll is; the estimate comes from the time the calls so far took (SecuTix's
-    /// pace: the client spaces calls by `60 s / secutix.calls_per_minute`).
-    fn report_progress(&self, phase: &str, done: usize, total: usize, calls_left: Option<u64>, run: &Run) {
-        let elapsed = (self.now() - run.started).num_milliseconds().max(0) as f64 / 1000.0;
-        let per_call = (run.calls > 0).then(|| elapsed / run.calls as f64);
+    /// Reports how far the poll is; the estimate comes from the pace of the calls so far (the client spaces
+    /// them by `60 s / secutix.calls_per_minute`), measured from the first report after a call: the first
+    /// call goes at once and says nothing of the pace.
+    fn report_progress(&self, phase: &str, done: usize, total: usize, calls_left: Option<u64>, run: &mut Run) {
+        let now = self.now();
+        if run.paced_since.is_none() && run.calls > 0 {
+            run.paced_since = Some((now, run.calls));
+        }
+        let per_call = run
+            .paced_since
+            .filter(|(_, calls)| run.calls > *calls)
+            .map(|(since, calls)| (now - since).num_milliseconds().max(0) as f64 / 1000.0 / (run.calls - calls) as f64);
         self.progress.set(PollProgress {
             phase: phase.to_owned(),
             products_done: done as u64,
@@ -309,6 +319,7 @@ impl Poller {
             // A poll never spends more than max_calls_per_poll, nor what is left this month.
             left: budget.left.min(u64::from(self.cfg.max_calls_per_poll.max(1))),
             regular: 0,
+            paced_since: None,
             report: PollReport {
                 calls: 0,
                 fetched: vec![],

@@ -970,8 +970,13 @@ async fn workers(app: Arc<App>, stop: CancellationToken) {
         let stop = stop.clone();
         set.spawn(async move {
             let name = t.target.name().to_owned();
+            // The counters of /status and /metrics move as each operation settles.
+            let counted = {
+                let (app, name) = (app.clone(), name.clone());
+                Arc::new(move |settled: &crate::push::DrainReport| app.metrics.add(&name, settled))
+            };
             let worker = match Worker::new(&app.outbox, t.target.clone(), t.settings.clone()) {
-                Ok(w) => w,
+                Ok(w) => w.on_settled(counted),
                 Err(e) => {
                     tracing::error!(target_name = %name, error = %e, "cannot start the push worker");
                     return;
@@ -985,10 +990,7 @@ async fn workers(app: Arc<App>, stop: CancellationToken) {
                     stop: Some(stop.clone()),
                 };
                 let next = match worker.drain(opts).await {
-                    Ok(report) => {
-                        app.metrics.add(&name, &report);
-                        report.next_attempt_at
-                    }
+                    Ok(report) => report.next_attempt_at,
                     Err(e) => {
                         tracing::error!(target_name = %name, error = %e, "push worker failed on the store; retrying in a minute");
                         Some(after(app.clock.now(), Duration::from_secs(60)))
