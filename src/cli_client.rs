@@ -7,7 +7,10 @@
 //! `<store.path>/control-token`). [`ClientError::NotRunning`] tells the caller to fall back to the store.
 //!
 //! [`wait_resync`] follows a resync to its end (the job's run, a chained run, then the outbox draining) and
-//! reports [`Progress`] events, which the CLI shows as a progress bar on a terminal or as plain lines.
+//! reports [`Progress`] events, which the CLI shows as a progress bar on a terminal or as plain lines. The
+//! counts it reports add up with the lines before them: a run's summary says how many operations it queued
+//! ([`summary_line`]), the push counts the operations delivered since the request, out of those delivered
+//! plus those still waiting.
 
 use std::time::Duration;
 
@@ -15,6 +18,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::availability::PollProgress;
 use crate::config::Config;
 use crate::control::{EntriesQuery, ResyncRequest};
 use crate::push::DeadLetter;
@@ -29,6 +33,9 @@ pub enum ClientError {
         addr: String,
         /// The connection error.
         reason: String,
+        /// The connection was refused: nothing listens there, the ordinary sign that no daemon runs (as
+        /// opposed to a timeout or an unreachable host, which deserve a word to the operator).
+        refused: bool,
     },
     /// No token exists yet: no daemon ever started on this store.
     #[error("no control token in {path}: no daemon has started on this store yet")]
@@ -168,14 +175,19 @@ impl ControlClient {
     fn transport(&self, e: reqwest::Error) -> ClientError {
         if e.is_connect() {
             let mut reason = e.to_string();
+            let mut refused = false;
             let mut src = std::error::Error::source(&e);
             while let Some(s) = src {
                 reason = s.to_string();
+                refused |= s
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused);
                 src = s.source();
             }
             ClientError::NotRunning {
                 addr: self.addr(),
                 reason,
+                refused,
             }
         } else {
             ClientError::Http {
@@ -364,6 +376,8 @@ pub enum Progress {
         run: u64,
         /// Seconds since it started.
         elapsed_secs: i64,
+        /// How far it is, when the job says (an availability poll).
+        progress: Option<PollProgress>,
     },
     /// The run finished.
     Finished {
@@ -376,15 +390,23 @@ pub enum Progress {
         /// A one-line summary (counts, or the error).
         line: String,
     },
-    /// Operations still to deliver, out of the most seen since the push phase began.
+    /// The targets are receiving the operations: those delivered since the request, out of those delivered,
+    /// moved to dead letters and still waiting (the operations the runs queued, plus any queued before).
     Pushing {
-        /// Pending now, all targets.
-        pending: u64,
-        /// The most pending seen.
+        /// Delivered since the request.
+        delivered: u64,
+        /// Moved to dead letters since the request.
+        dead: u64,
+        /// Delivered + dead + still waiting.
         total: u64,
     },
-    /// Everything was delivered.
-    Delivered,
+    /// The outboxes are empty.
+    Delivered {
+        /// Operations delivered since the request.
+        delivered: u64,
+        /// Moved to dead letters since the request.
+        dead: u64,
+    },
     /// Operations wait for a retry (the target fails); the daemon keeps trying.
     Waiting {
         /// Pending operations.
@@ -407,6 +429,85 @@ pub enum WaitOutcome {
     TimedOut,
 }
 
+/// How far a poll is, in words: products done of those to do, SecuTix calls spent (of those planned), an
+/// estimate of the time left, and the time since it started.
+pub fn poll_progress_text(p: &PollProgress, elapsed_secs: u64) -> String {
+    let human = |secs: u64| crate::secutix::human(Duration::from_secs(secs));
+    let calls = if p.calls == 1 {
+        "1 SecuTix call".to_owned()
+    } else {
+        format!("{} SecuTix calls", p.calls)
+    };
+    if p.phase == "asking" {
+        return format!(
+            "asking SecuTix which products changed: {} of {} products asked, {calls} so far (running for {})",
+            p.products_done,
+            p.products_total,
+            human(elapsed_secs)
+        );
+    }
+    let planned = p.calls_planned.map(|c| format!(" of {c}")).unwrap_or_default();
+    let eta = p
+        .eta_secs
+        .filter(|s| *s > 0 && p.products_done < p.products_total)
+        .map(|s| format!(", about {} left", human(s)))
+        .unwrap_or_default();
+    format!(
+        "{} of {} products fetched, {calls}{planned}{eta} (running for {})",
+        p.products_done,
+        p.products_total,
+        human(elapsed_secs)
+    )
+}
+
+/// One line of what [`wait_for`] reports, in words (the CLI prints it, or shows it next to its bar).
+pub fn progress_line(p: &Progress) -> String {
+    let human = |secs: u64| crate::secutix::human(Duration::from_secs(secs));
+    let dead = |n: u64| {
+        if n == 0 {
+            String::new()
+        } else {
+            format!(", {n} moved to dead letters")
+        }
+    };
+    match p {
+        Progress::Queued { job, run } => format!("{job} run {run}: queued"),
+        Progress::Running {
+            job,
+            run,
+            elapsed_secs,
+            progress,
+        } => {
+            let elapsed = u64::try_from(*elapsed_secs).unwrap_or(0);
+            match progress {
+                None => format!("{job} run {run}: running for {}", human(elapsed)),
+                Some(p) => format!("{job} run {run}: {}", poll_progress_text(p, elapsed)),
+            }
+        }
+        Progress::Finished { job, run, ok, line } => {
+            format!("{job} run {run}: {} {line}", if *ok { "done:" } else { "FAILED:" })
+        }
+        Progress::Pushing {
+            delivered,
+            dead: d,
+            total,
+        } => {
+            format!("push: {delivered} of {total} operations delivered{}", dead(*d))
+        }
+        Progress::Delivered { delivered: 0, dead: 0 } => "push: nothing left to send".to_owned(),
+        Progress::Delivered { delivered, dead: d } => {
+            format!(
+                "push: the outboxes are empty: {delivered} operations delivered{}",
+                dead(*d)
+            )
+        }
+        Progress::Waiting { pending, errors } => format!(
+            "push: {pending} operations wait for a retry ({}); the daemon keeps trying",
+            errors.join("; ")
+        ),
+    }
+}
+
 /// A one-line summary of a finished run's JSON.
 pub fn summary_line(job: &str, last: &Value) -> String {
     if let Some(e) = last["error"].as_str() {
@@ -416,6 +517,10 @@ pub fn summary_line(job: &str, last: &Value) -> String {
     let plan = |p: &Value| -> String {
         if p.is_null() {
             return String::new();
+        }
+        if let Some(later) = p.as_str() {
+            // The plan is deferred (the import's entries are planned after the availability poll).
+            return format!("; entries planned {later}");
         }
         let ops: u64 = p["targets"]
             .as_object()
@@ -431,7 +536,7 @@ pub fn summary_line(job: &str, last: &Value) -> String {
             })
             .unwrap_or(0);
         format!(
-            "; {} entries, {} changed, {ops} operations queued",
+            "; {} entries built, {} changed: {ops} operations queued for the targets",
             p["entries"].as_u64().unwrap_or(0),
             p["changed"].as_u64().unwrap_or(0)
         )
@@ -477,6 +582,9 @@ pub struct WaitOptions {
     pub retry_wait: Duration,
     /// Only these targets' outboxes count; `None` = every target.
     pub targets: Option<Vec<String>>,
+    /// `/status` from before the request, so that the operations delivered in between count too; `None`
+    /// = the first status read while waiting.
+    pub baseline: Option<Value>,
 }
 
 /// Follows `answer` to its end: the run (and the run it chains into), then the outboxes, polling `/status`
@@ -493,6 +601,7 @@ pub async fn wait_resync(
         timeout,
         retry_wait: Duration::ZERO,
         targets: None,
+        baseline: None,
     };
     wait_for(client, answer, &opts, on).await
 }
@@ -516,12 +625,16 @@ pub async fn wait_for(
     };
     let mut runs = vec![(answer.job.clone(), answer.run)];
     let mut failure = None;
+    let mut baseline = opts.baseline.clone();
     while let Some((job, run)) = runs.pop() {
         loop {
             if tokio::time::Instant::now() >= deadline {
                 return Ok(WaitOutcome::TimedOut);
             }
             let status = client.status().await?;
+            if baseline.is_none() {
+                baseline = Some(status.clone());
+            }
             let state = &status["jobs"][&job];
             let now = status["now"]
                 .as_str()
@@ -557,11 +670,13 @@ pub async fn wait_for(
                     (Some(n), Some(s)) => (n - s).num_seconds().max(0),
                     _ => 0,
                 };
+                let progress = serde_json::from_value(state["running"]["progress"].clone()).ok();
                 emit(
                     Progress::Running {
                         job: job.clone(),
                         run,
                         elapsed_secs,
+                        progress,
                     },
                     &mut on,
                 );
@@ -574,7 +689,6 @@ pub async fn wait_for(
     if let Some(f) = failure {
         return Ok(WaitOutcome::Failed(f));
     }
-    let mut total = 0;
     let mut retry_deadline: Option<tokio::time::Instant> = None;
     loop {
         let status = client.status().await?;
@@ -585,12 +699,23 @@ pub async fn wait_for(
         if let Some(only) = &opts.targets {
             targets.retain(|name, _| only.contains(name));
         }
+        let since = |key: &str| -> u64 {
+            targets
+                .iter()
+                .map(|(name, t)| {
+                    let before = baseline
+                        .as_ref()
+                        .map_or(0, |b| b["targets"][name][key].as_u64().unwrap_or(0));
+                    t[key].as_u64().unwrap_or(0).saturating_sub(before)
+                })
+                .sum()
+        };
+        let (delivered, dead) = (since("delivered_since_start"), since("dead_since_start"));
         let pending: u64 = targets.values().map(|t| t["outbox"].as_u64().unwrap_or(0)).sum();
         if pending == 0 {
-            emit(Progress::Delivered, &mut on);
+            emit(Progress::Delivered { delivered, dead }, &mut on);
             return Ok(WaitOutcome::Done);
         }
-        total = total.max(pending);
         // Every pending operation waits for a retry later than the next poll: the target is failing.
         let waiting = targets
             .values()
@@ -616,7 +741,14 @@ pub async fn wait_for(
             continue;
         }
         retry_deadline = None;
-        emit(Progress::Pushing { pending, total }, &mut on);
+        emit(
+            Progress::Pushing {
+                delivered,
+                dead,
+                total: delivered + dead + pending,
+            },
+            &mut on,
+        );
         if tokio::time::Instant::now() >= deadline {
             return Ok(WaitOutcome::TimedOut);
         }
@@ -668,9 +800,65 @@ mod tests {
             "plan": {"entries": 24, "changed": 3, "targets": {"website": {"create": 2, "update": 1, "unpublish": 0, "delete": 0}}}}});
         assert_eq!(
             summary_line("catalogue", &last),
-            "import #3: 24 products (added 2, changed 1, removed 0); 24 entries, 3 changed, 3 operations queued"
+            "import #3: 24 products (added 2, changed 1, removed 0); 24 entries built, 3 changed: 3 operations \
+             queued for the targets"
+        );
+        let deferred = serde_json::json!({"ok": true, "summary": {"id": 4, "outcome": "success",
+            "counts": {"products": 24, "added": 0, "changed": 1, "removed": 0},
+            "plan": "after the availability poll that follows the import"}});
+        assert_eq!(
+            summary_line("catalogue", &deferred),
+            "import #4: 24 products (added 0, changed 1, removed 0); entries planned after the availability poll \
+             that follows the import"
         );
         let failed = serde_json::json!({"ok": false, "error": "SecuTix refused the credentials"});
         assert_eq!(summary_line("catalogue", &failed), "SecuTix refused the credentials");
+    }
+
+    #[test]
+    fn progress_lines_say_what_they_count() {
+        let poll = PollProgress {
+            phase: "fetching".into(),
+            products_done: 120,
+            products_total: 480,
+            calls: 131,
+            calls_planned: Some(492),
+            eta_secs: Some(361),
+        };
+        let running = Progress::Running {
+            job: "availability".into(),
+            run: 5,
+            elapsed_secs: 131,
+            progress: Some(poll),
+        };
+        assert_eq!(
+            progress_line(&running),
+            "availability run 5: 120 of 480 products fetched, 131 SecuTix calls of 492, about 6m 1s left (running \
+             for 2m 11s)"
+        );
+        let asking = PollProgress {
+            phase: "asking".into(),
+            products_done: 200,
+            products_total: 480,
+            calls: 1,
+            calls_planned: None,
+            eta_secs: None,
+        };
+        assert_eq!(
+            poll_progress_text(&asking, 2),
+            "asking SecuTix which products changed: 200 of 480 products asked, 1 SecuTix call so far (running for 2s)"
+        );
+        assert_eq!(
+            progress_line(&Progress::Pushing {
+                delivered: 10,
+                dead: 1,
+                total: 11
+            }),
+            "push: 10 of 11 operations delivered, 1 moved to dead letters"
+        );
+        assert_eq!(
+            progress_line(&Progress::Delivered { delivered: 11, dead: 0 }),
+            "push: the outboxes are empty: 11 operations delivered"
+        );
     }
 }

@@ -16,6 +16,11 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+mod load;
+mod shape;
+
+pub use load::{CredentialOwner, CredentialProblem, Report, credentials_hint};
+
 /// The configuration defaults, with a comment on every key.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
@@ -346,6 +351,14 @@ impl TargetConfig {
                     "webhook.secret",
                     "is set together with webhook.secret_file; keep only one".into(),
                 );
+            } else if let Some(file) = &w.secret_file {
+                let path = resolve_credential_path(file);
+                if let Err(e) = std::fs::read_to_string(&path) {
+                    bad(
+                        "webhook.secret_file",
+                        format!("cannot read the secret file {}: {e}", path.display()),
+                    );
+                }
             }
         }
         if self.kind == TargetKind::Passculture && self.delete_policy == crate::push::DeletePolicy::Delete {
@@ -678,6 +691,13 @@ pub enum ConfigError {
     /// One or more keys are invalid.
     #[error("invalid configuration:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<Problem>),
+    /// Credentials this command needs cannot be used (the rest of the configuration is valid).
+    #[error(
+        "credentials needed here cannot be read:\n{}\n{}",
+        .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"),
+        load::credentials_hint()
+    )]
+    Credentials(Vec<Problem>),
 }
 
 /// Where the layers come from.
@@ -710,18 +730,63 @@ pub struct Loaded {
     pub unknown_keys: Vec<Problem>,
     /// The file that was read, if any.
     pub file: Option<PathBuf>,
+    /// Credentials that cannot be used; only commands that call SecuTix or a target need them
+    /// ([`Loaded::require_credentials`]).
+    pub credentials: Vec<CredentialProblem>,
+    /// Valid, but probably not what the operator wants (no `[[targets]]`).
+    pub warnings: Vec<Problem>,
 }
 
-/// Keys whose environment value is a comma-separated list.
-const LIST_KEYS: &[&str] = &[
-    "catalogue.season_codes",
-    "catalogue.product_codes",
-    "catalogue.product_families",
-];
+impl Loaded {
+    /// Checks the credentials a command uses: the SecuTix secret when `secutix`, and those of the targets
+    /// named in `targets`. The error says how a command gets them under systemd.
+    pub fn require_credentials(&self, secutix: bool, targets: &[&str]) -> Result<(), ConfigError> {
+        let missing: Vec<Problem> = self
+            .credentials
+            .iter()
+            .filter(|c| match &c.owner {
+                CredentialOwner::Secutix => secutix,
+                CredentialOwner::Target(name) => targets.contains(&name.as_str()),
+            })
+            .map(|c| c.problem.clone())
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Credentials(missing))
+        }
+    }
+}
 
 impl Config {
-    /// Loads the layers, deserialises and validates; every problem found is returned at once.
+    /// Loads the layers, deserialises and validates, credentials included: every problem found is returned
+    /// at once. For `run` and the commands that call SecuTix and every target.
     pub fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
+        let report = Self::report(sources)?;
+        if !report.problems.is_empty() {
+            let mut all = report.problems;
+            all.extend(report.credentials.into_iter().map(|c| c.problem));
+            return Err(ConfigError::Invalid(all));
+        }
+        let loaded = Loaded::from(report);
+        let targets: Vec<&str> = loaded.config.targets.iter().map(|t| t.name.as_str()).collect();
+        loaded.require_credentials(true, &targets)?;
+        Ok(loaded)
+    }
+
+    /// Like [`Config::load`], but credentials that cannot be read are left in [`Loaded::credentials`]
+    /// instead of failing: for commands that read the store or ask the running daemon, which need none.
+    pub fn load_without_credentials(sources: &Sources) -> Result<Loaded, ConfigError> {
+        let report = Self::report(sources)?;
+        if !report.problems.is_empty() {
+            return Err(ConfigError::Invalid(report.problems));
+        }
+        Ok(Loaded::from(report))
+    }
+
+    /// Everything loading finds, problems included (for `validate-config`). `Err` only when a layer
+    /// cannot be read at all (a missing `--config` file, a TOML syntax error).
+    pub fn report(sources: &Sources) -> Result<Report, ConfigError> {
         let env_vars: BTreeMap<String, String> = match &sources.env {
             Some(map) => map.clone(),
             None => std::env::vars().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect(),
@@ -731,28 +796,7 @@ impl Config {
             path: file.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH)),
             reason: e.to_string(),
         })?;
-
-        let mut unknown = Vec::new();
-        let parsed: Result<Config, _> = serde_ignored::deserialize(raw.clone(), |path| {
-            let key = path.to_string();
-            unknown.push(Problem {
-                key: key.clone(),
-                message: unknown_key_message(&key, &env_vars),
-            });
-        });
-        let config = match parsed {
-            Ok(c) => c,
-            Err(_) => return Err(ConfigError::Invalid(section_errors(&raw))),
-        };
-        let problems = config.validate();
-        if !problems.is_empty() {
-            return Err(ConfigError::Invalid(problems));
-        }
-        Ok(Loaded {
-            config,
-            unknown_keys: unknown,
-            file,
-        })
+        load::report(&raw, file, &env_vars)
     }
 
     /// Checks values that types alone cannot (non-empty, ranges, URL syntax, readable secret file).
@@ -1043,77 +1087,33 @@ fn layers(
         })?;
         builder = builder.add_source(config::File::from_str(&text, config::FileFormat::Toml));
     }
-    let mut env = config::Environment::with_prefix(ENV_PREFIX)
+    // Lists (every list key of the schema) are split on commas here; the other variables go to the
+    // config crate's environment source.
+    let (plain, lists) = load::split_environment(env_vars);
+    let env = config::Environment::with_prefix(ENV_PREFIX)
         .prefix_separator("__")
         .separator("__")
         .try_parsing(true)
-        .list_separator(",")
-        .source(Some(env_vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect()));
-    for key in LIST_KEYS {
-        env = env.with_list_parse_key(key);
-    }
+        .source(Some(plain.into_iter().collect()));
     builder = builder.add_source(env);
+    if let Some(lists) = lists {
+        builder = builder.add_source(config::File::from_str(&lists, config::FileFormat::Toml));
+    }
     if let Some(extra) = &sources.overrides {
         builder = builder.add_source(config::File::from_str(extra, config::FileFormat::Toml));
     }
     Ok((builder, file))
 }
 
-fn unknown_key_message(key: &str, env_vars: &BTreeMap<String, String>) -> String {
-    let env_name = format!("{ENV_PREFIX}__{}", key.replace('.', "__").to_ascii_uppercase());
-    if env_vars.contains_key(&env_name) {
-        format!("unknown key, set by the environment variable {env_name}; check its spelling")
-    } else {
-        "unknown key (a typo?); it is ignored. See config/default.toml for the valid keys".to_owned()
-    }
-}
-
-/// Deserialises each section on its own so that a type error in one does not hide those in others.
-fn section_errors(raw: &config::Config) -> Vec<Problem> {
-    fn check<T: for<'de> Deserialize<'de>>(raw: &config::Config, section: &str, out: &mut Vec<Problem>) {
-        match raw.get::<config::Value>(section) {
-            Err(e) => out.push(Problem {
-                key: section.to_owned(),
-                message: describe_config_error(&e),
-            }),
-            Ok(value) => {
-                if let Err(e) = serde_path_to_error::deserialize::<_, T>(value) {
-                    let key = format!("{section}.{}", e.path());
-                    out.push(Problem {
-                        key,
-                        message: describe_config_error(e.inner()),
-                    });
-                }
-            }
+impl From<Report> for Loaded {
+    fn from(r: Report) -> Self {
+        Loaded {
+            config: r.config,
+            unknown_keys: r.unknown_keys,
+            file: r.file,
+            credentials: r.credentials,
+            warnings: r.warnings,
         }
-    }
-    let mut out = Vec::new();
-    check::<SecutixConfig>(raw, "secutix", &mut out);
-    check::<CatalogueConfig>(raw, "catalogue", &mut out);
-    check::<StoreConfig>(raw, "store", &mut out);
-    check::<AvailabilityConfig>(raw, "availability", &mut out);
-    check::<EntriesConfig>(raw, "entries", &mut out);
-    check::<Vec<TargetConfig>>(raw, "targets", &mut out);
-    check::<DaemonConfig>(raw, "daemon", &mut out);
-    check::<ControlConfig>(raw, "control", &mut out);
-    check::<LoggingConfig>(raw, "logging", &mut out);
-    if out.is_empty() {
-        out.push(Problem {
-            key: "(config)".into(),
-            message: "cannot be read; run validate-config for details".into(),
-        });
-    }
-    out
-}
-
-fn describe_config_error(e: &config::ConfigError) -> String {
-    // Secrets never reach this message: SecretString accepts any string, so a secret is never the value
-    // a type error quotes.
-    match e {
-        config::ConfigError::Type {
-            unexpected, expected, ..
-        } => format!("expected {expected}, found {unexpected}"),
-        other => other.to_string(),
     }
 }
 
@@ -1267,5 +1267,184 @@ mod tests {
         })
         .expect_err("invalid");
         assert!(err.to_string().contains("secutix.secret_file"), "{err}");
+    }
+
+    #[test]
+    fn every_list_key_of_the_schema_reads_comma_separated_from_the_environment() {
+        let keys: Vec<String> = load::schema().list_keys().map(str::to_owned).collect();
+        assert!(keys.len() >= 5, "{keys:?}");
+        for key in &keys {
+            let name = format!("{ENV_PREFIX}__{}", key.replace('.', "__").to_ascii_uppercase());
+            let mut vars = minimal_env();
+            vars.push((name.as_str(), "ab,cd"));
+            let report = Config::report(&Sources {
+                env: env(&vars),
+                ..Default::default()
+            })
+            .expect("report");
+            let type_problems: Vec<&Problem> = report
+                .problems
+                .iter()
+                .filter(|p| p.key == *key && p.message.contains("is not a list"))
+                .collect();
+            assert!(type_problems.is_empty(), "{name}: {type_problems:?}");
+            assert!(report.unknown_keys.is_empty(), "{name}: {:?}", report.unknown_keys);
+        }
+        let mut vars = minimal_env();
+        vars.push((
+            "SECUTIX_SYNC__CONTROL__CORS_ORIGINS",
+            "https://a.example,https://b.example",
+        ));
+        vars.push(("SECUTIX_SYNC__ENTRIES__LANGUAGES", "fr,en"));
+        vars.push(("SECUTIX_SYNC__CATALOGUE__PRODUCT_CODES", "1234"));
+        let loaded = Config::load(&Sources {
+            env: env(&vars),
+            ..Default::default()
+        })
+        .expect("loads");
+        assert_eq!(
+            loaded.config.control.cors_origins,
+            vec!["https://a.example", "https://b.example"]
+        );
+        assert_eq!(loaded.config.entries.languages, vec!["fr", "en"]);
+        assert_eq!(loaded.config.catalogue.product_codes, vec!["1234"]);
+    }
+
+    #[test]
+    fn validate_config_reports_every_layer_of_problems_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[secutix]\ninstitution = \"MOSA\"\noperator = \"OP\"\npartner = \"P\"\nsecret_file = \"nope\"\n\
+             request_timeout = 90\ncalls_per_minute = \"lots\"\ninstitutoin = \"X\"\n\
+             [catalogue]\nshrink_guard_ratio = 1.5\n\
+             [[targets]]\nname = \"site\"\nkind = \"file\"\n\
+             [[targets]]\nname = \"hook\"\nkind = \"webhook\"\nmax_attempts = \"many\"\n\
+             [targets.webhook]\nurl = \"not a url\"\nurll = \"x\"\n",
+        )
+        .expect("write");
+        let report = Config::report(&Sources {
+            file: Some(path),
+            env: Some(BTreeMap::new()),
+            overrides: None,
+        })
+        .expect("report");
+        let message = |key: &str| -> String {
+            report
+                .problems
+                .iter()
+                .filter(|p| p.key == key)
+                .map(|p| p.message.clone())
+                .collect::<Vec<_>>()
+                .join(" | ")
+        };
+        // Two wrong types in one section, each with an example.
+        assert!(message("secutix.request_timeout").contains("\"90s\""), "{report:#?}");
+        assert!(
+            message("secutix.calls_per_minute").contains("whole number"),
+            "{report:#?}"
+        );
+        // A value problem next to the type problems.
+        assert!(message("catalogue.shrink_guard_ratio").contains("1.5"), "{report:#?}");
+        // A wrong kind lists the kinds; once.
+        let kind = message("targets[0].kind");
+        assert!(
+            kind.contains("\"files\"") && kind.contains("\"drupal\"") && !kind.contains(" | "),
+            "{kind}"
+        );
+        // The second target: its wrong type and its value problem, under its own place.
+        assert!(
+            message("targets[1].max_attempts").contains("whole number"),
+            "{report:#?}"
+        );
+        assert!(message("targets[1].webhook.url").contains("not a url"), "{report:#?}");
+        // No bogus problem on the targets as a whole.
+        assert!(message("targets").is_empty(), "{report:#?}");
+        // Unknown keys, with the likely intended one.
+        let unknown: Vec<(&str, &str)> = report
+            .unknown_keys
+            .iter()
+            .map(|p| (p.key.as_str(), p.message.as_str()))
+            .collect();
+        assert!(
+            unknown.contains(&(
+                "secutix.institutoin",
+                "unknown key (a typo?); it is ignored (did you mean secutix.institution?)"
+            )),
+            "{unknown:?}"
+        );
+        assert!(
+            unknown.iter().any(|(k, _)| *k == "targets[1].webhook.urll"),
+            "{unknown:?}"
+        );
+        // The missing secret, apart.
+        assert_eq!(report.credentials.len(), 1, "{:?}", report.credentials);
+        assert_eq!(report.credentials[0].owner, CredentialOwner::Secutix);
+        assert_eq!(report.credentials[0].problem.key, "secutix.secret_file");
+        // Nothing in Rust's wording.
+        let all = format!("{:?}{:?}", report.problems, report.unknown_keys);
+        for rust in ["variant constructor", "for key `", "Some(", "None"] {
+            assert!(!all.contains(rust), "{rust} in {all}");
+        }
+    }
+
+    #[test]
+    fn a_configuration_without_targets_is_valid_but_warned_about() {
+        let report = Config::report(&Sources {
+            env: env(&minimal_env()),
+            ..Default::default()
+        })
+        .expect("report");
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        assert_eq!(report.warnings.len(), 1);
+        assert!(
+            report.warnings[0].message.contains("sent nowhere"),
+            "{:?}",
+            report.warnings
+        );
+    }
+
+    #[test]
+    fn credentials_are_required_only_by_the_commands_that_use_them() {
+        let vars: Vec<(&str, &str)> = minimal_env()
+            .into_iter()
+            .filter(|(k, _)| !k.ends_with("SECRET"))
+            .chain([("SECUTIX_SYNC__SECUTIX__SECRET_FILE", "no-such-secutix-secret")])
+            .collect();
+        let sources = Sources {
+            env: env(&vars),
+            overrides: Some(
+                "[[targets]]\nname = \"site\"\nkind = \"wordpress\"\n[targets.wordpress]\n\
+                 url = \"https://www.theatre.example\"\nuser = \"u\"\napplication_password_file = \"no-such-file\"\n\
+                 [[targets]]\nname = \"out\"\nkind = \"files\"\n[targets.files]\npath = \"/tmp/out\"\n"
+                    .into(),
+            ),
+            ..Default::default()
+        };
+        let err = Config::load(&sources).expect_err("run needs every credential");
+        let text = err.to_string();
+        assert!(
+            text.contains("secutix.secret_file") && text.contains("targets[0].wordpress.application_password_file"),
+            "{text}"
+        );
+        assert!(
+            text.contains("CREDENTIALS_DIRECTORY") && text.contains("LoadCredential="),
+            "{text}"
+        );
+
+        let loaded = Config::load_without_credentials(&sources).expect("the store commands load it");
+        assert_eq!(loaded.credentials.len(), 2, "{:?}", loaded.credentials);
+        loaded
+            .require_credentials(false, &["out"])
+            .expect("the files target needs none");
+        let wp = loaded
+            .require_credentials(false, &["site"])
+            .expect_err("wordpress needs its password");
+        assert!(!wp.to_string().contains("secutix.secret_file"), "{wp}");
+        let secutix = loaded
+            .require_credentials(true, &[])
+            .expect_err("SecuTix needs its secret");
+        assert!(secutix.to_string().contains("secutix.secret_file"), "{secutix}");
     }
 }

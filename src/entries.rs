@@ -223,7 +223,7 @@ impl EntryStore {
                 live_by_log.remove(n);
             }
             tracing::warn!(
-                logs = ?missing.iter().map(|n| log_path(&dir, *n).display().to_string()).collect::<Vec<_>>(),
+                logs = %missing.iter().map(|n| log_path(&dir, *n).display().to_string()).collect::<Vec<_>>().join(", "),
                 entries = forgotten,
                 "entry logs are missing from the store folder; their entries are rebuilt at the next plan"
             );

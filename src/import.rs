@@ -126,9 +126,15 @@ pub async fn run_import(
     match result {
         Ok(()) => {
             tracing::info!(
-                outcome = ?report.outcome, products = report.counts.products, added = report.counts.added,
-                changed = report.counts.changed, removed = report.counts.removed, unchanged = report.counts.unchanged,
-                bytes = report.bytes, calls = report.calls, "catalogue import finished"
+                outcome = report.outcome.as_str(),
+                products = report.counts.products,
+                added = report.counts.added,
+                changed = report.counts.changed,
+                removed = report.counts.removed,
+                unchanged = report.counts.unchanged,
+                bytes = report.bytes,
+                calls = report.calls,
+                "catalogue import finished"
             );
             Ok(report)
         }

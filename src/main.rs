@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use secutix_sync::config::{Config, ConfigError, Loaded, Sources};
+use secutix_sync::availability::ProgressSink;
+use secutix_sync::config::{Config, Loaded, Sources};
 use secutix_sync::import::{ImportError, ImportOptions, run_import};
 use secutix_sync::secutix::Client;
 use secutix_sync::store::{ImportOutcome, ImportReport, Store};
@@ -292,7 +293,9 @@ fn main() -> ExitCode {
         ..Sources::default()
     };
     // Logging follows [logging] when the configuration reads; the commands report a bad one themselves.
-    let logging = Config::load(&sources).ok().map(|l| l.config.logging);
+    let logging = Config::load_without_credentials(&sources)
+        .ok()
+        .map(|l| l.config.logging);
     secutix_sync::logging::init(logging.as_ref());
     let result = match cli.command {
         Command::ValidateConfig => Ok(validate_config_command(&sources)),
@@ -337,7 +340,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// Loads the configuration and logs unknown keys as warnings.
+/// Loads the configuration, credentials included (for `run` and `check`), and logs unknown keys as warnings.
 fn load_config(sources: &Sources) -> anyhow::Result<Loaded> {
     let loaded = Config::load(sources)?;
     for p in &loaded.unknown_keys {
@@ -346,47 +349,96 @@ fn load_config(sources: &Sources) -> anyhow::Result<Loaded> {
     Ok(loaded)
 }
 
+/// Loads the configuration without requiring credentials: for commands that read the store or ask the
+/// running daemon. One that then calls SecuTix or a target checks its own with
+/// [`Loaded::require_credentials`].
+fn load_config_without_credentials(sources: &Sources) -> anyhow::Result<Loaded> {
+    let loaded = Config::load_without_credentials(sources)?;
+    for p in &loaded.unknown_keys {
+        tracing::warn!(key = %p.key, "{}", p.message);
+    }
+    Ok(loaded)
+}
+
 fn validate_config_command(sources: &Sources) -> ExitCode {
-    match Config::load(sources) {
-        Ok(loaded) => {
-            let c = &loaded.config;
-            let file = loaded
-                .file
-                .as_ref()
-                .map_or("(none: defaults and environment only)".to_owned(), |f| {
-                    f.display().to_string()
-                });
-            println!("configuration file: {file}");
-            println!(
-                "institution {} on {} via {:?}",
-                c.secutix.institution,
-                c.secutix.base_url(),
-                c.secutix.transport
-            );
-            println!("store: {}", c.store.path.display());
-            if loaded.unknown_keys.is_empty() {
-                println!("configuration OK");
-                ExitCode::SUCCESS
-            } else {
-                for p in &loaded.unknown_keys {
-                    println!("problem: {p}");
-                }
-                println!("{} problem(s)", loaded.unknown_keys.len());
-                ExitCode::from(2)
-            }
-        }
-        Err(ConfigError::Invalid(problems)) => {
-            for p in &problems {
-                println!("problem: {p}");
-            }
-            println!("{} problem(s)", problems.len());
-            ExitCode::from(2)
-        }
+    let report = match Config::report(sources) {
+        Ok(r) => r,
         Err(e) => {
             println!("problem: {e}");
-            ExitCode::from(2)
+            return ExitCode::from(2);
+        }
+    };
+    print!("{}", validation_text(&report));
+    let problems = report.problems.len() + report.credentials.len() + report.unknown_keys.len();
+    ExitCode::from(if problems == 0 { 0 } else { 2 })
+}
+
+/// What `validate-config` prints: where the configuration comes from, then every problem (type, value,
+/// credentials, unknown keys) and warning at once, then the verdict.
+fn validation_text(report: &secutix_sync::config::Report) -> String {
+    use secutix_sync::config::{DEFAULT_CONFIG_PATH, Transport};
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = match &report.file {
+        Some(f) => writeln!(out, "configuration file: {}", f.display()),
+        None => writeln!(
+            out,
+            "configuration file: none read ({DEFAULT_CONFIG_PATH} does not exist; name one with --config): the \
+             built-in defaults and SECUTIX_SYNC__ variables only"
+        ),
+    };
+    let c = &report.config;
+    if report.problems.is_empty() {
+        let transport = match c.secutix.transport {
+            Transport::Rest => "REST (JSON)",
+            Transport::Soap => "SOAP (XML)",
+        };
+        let _ = writeln!(
+            out,
+            "institution {} on {} over {transport}",
+            c.secutix.institution,
+            c.secutix.base_url()
+        );
+        let _ = writeln!(out, "store: {}", c.store.path.display());
+        let targets: Vec<String> = c
+            .targets
+            .iter()
+            .map(|t| {
+                let kind = format!("{:?}", t.kind).to_lowercase();
+                let off = if t.enabled { "" } else { ", disabled" };
+                format!("{} ({kind}{off})", t.name)
+            })
+            .collect();
+        if !targets.is_empty() {
+            let _ = writeln!(out, "targets: {}", targets.join(", "));
         }
     }
+    for p in &report.problems {
+        let _ = writeln!(out, "problem: {p}");
+    }
+    for p in &report.credentials {
+        let _ = writeln!(out, "problem: {}", p.problem);
+    }
+    if !report.credentials.is_empty() {
+        let _ = writeln!(
+            out,
+            "  (credentials are needed by run, import, availability, check, push and passculture) {}",
+            secutix_sync::config::credentials_hint()
+        );
+    }
+    for p in &report.unknown_keys {
+        let _ = writeln!(out, "problem: {p}");
+    }
+    for w in &report.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    let problems = report.problems.len() + report.credentials.len() + report.unknown_keys.len();
+    let _ = match (problems, report.warnings.len()) {
+        (0, 0) => writeln!(out, "configuration OK"),
+        (0, w) => writeln!(out, "configuration OK, with {w} warning(s)"),
+        (n, _) => writeln!(out, "{n} problem(s)"),
+    };
+    out
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -431,12 +483,14 @@ fn hand_to_daemon(
 }
 
 fn import_command(sources: &Sources, force: bool) -> anyhow::Result<ExitCode> {
-    let config = load_config(sources)?.config;
+    let loaded = load_config_without_credentials(sources)?;
+    let config = &loaded.config;
     let rt = runtime()?;
-    if let Some(daemon) = daemon_or_store(&config, &rt)? {
+    if let Some(daemon) = daemon_or_store(config, &rt, Some("importing into"))? {
         return hand_to_daemon(&rt, &daemon, "catalogue".to_owned(), force);
     }
-    let store = open_store(&config)?;
+    loaded.require_credentials(true, &[])?;
+    let store = open_store(config)?;
     let client = Client::new(&config.secutix, Arc::new(store.clone()), store.clock().clone())?
         .with_spool_dir(config.store.path.clone());
     let result = rt.block_on(run_import(&client, &store, &config.catalogue, ImportOptions { force }));
@@ -485,18 +539,29 @@ fn print_import(r: &ImportReport) {
 
 fn availability_command(sources: &Sources, product: Option<i64>) -> anyhow::Result<ExitCode> {
     use secutix_sync::availability::{PollOptions, Poller};
-    let config = load_config(sources)?.config;
+    let loaded = load_config_without_credentials(sources)?;
     let rt = runtime()?;
-    if let Some(daemon) = daemon_or_store(&config, &rt)? {
+    if let Some(daemon) = daemon_or_store(&loaded.config, &rt, Some("polling into"))? {
         let scope = product.map_or_else(|| "availability".to_owned(), |id| format!("product:{id}"));
         return hand_to_daemon(&rt, &daemon, scope, false);
     }
+    loaded.require_credentials(true, &[])?;
+    let config = loaded.config;
     if !config.availability.enabled {
         eprintln!("note: availability.enabled = false: the daemon does not poll; running this one poll anyway");
     }
     let store = open_store(&config)?;
-    let poller = Poller::from_config(&config, store.clone()).context("while preparing the availability poll")?;
-    let result = rt.block_on(poller.poll_once(PollOptions { product }));
+    let sink = secutix_sync::availability::ProgressSink::default();
+    let poller = Poller::from_config(&config, store.clone())
+        .context("while preparing the availability poll")?
+        .with_progress(sink.clone());
+    let view = ProgressView::on_stderr();
+    let result = rt.block_on(show_poll_progress(
+        poller.poll_once(PollOptions { product }),
+        &sink,
+        &view,
+    ));
+    view.finish();
     store.flush()?;
     let report = match result {
         Ok(r) => r,
@@ -542,9 +607,15 @@ fn availability_command(sources: &Sources, product: Option<i64>) -> anyhow::Resu
     }
     if !report.stale.is_empty() {
         println!(
-            "{} product(s) could not be refreshed and keep their previous indicator, marked stale: {:?}",
+            "{} product(s) could not be refreshed and keep their previous indicator, marked stale: {} {}",
             report.stale.len(),
-            report.stale
+            if report.stale.len() == 1 { "product" } else { "products" },
+            report
+                .stale
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     println!(
@@ -561,6 +632,30 @@ fn availability_command(sources: &Sources, product: Option<i64>) -> anyhow::Resu
     }
 }
 
+/// Runs `poll`, showing its progress (from `sink`) every half second.
+async fn show_poll_progress<T>(
+    poll: impl std::future::Future<Output = T>,
+    sink: &ProgressSink,
+    view: &ProgressView,
+) -> T {
+    use secutix_sync::cli_client::poll_progress_text;
+    let started = std::time::Instant::now();
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    tokio::pin!(poll);
+    loop {
+        tokio::select! {
+            result = &mut poll => return result,
+            _ = tick.tick() => {
+                if let Some(p) = sink.get() {
+                    let line = format!("availability poll: {}", poll_progress_text(&p, started.elapsed().as_secs()));
+                    let counts = (p.phase == "fetching").then_some((p.products_done, p.products_total));
+                    view.update(&line, counts, Some(format!("poll {}", p.phase)), false);
+                }
+            }
+        }
+    }
+}
+
 fn passculture_command(sources: &Sources, command: PassCultureCommand) -> anyhow::Result<ExitCode> {
     use secutix_sync::targets::passculture::contremarque::{Outcome, choose_target, outcome_json};
     let (action, args) = match command {
@@ -573,14 +668,18 @@ fn passculture_command(sources: &Sources, command: PassCultureCommand) -> anyhow
         eprintln!("{message}");
         Ok(ExitCode::from(exit_code::CONFIG))
     };
-    let config = match load_config(sources) {
-        Ok(l) => l.config,
+    let loaded = match load_config_without_credentials(sources) {
+        Ok(l) => l,
         Err(e) => return config_problem(format!("{e:#}")),
     };
+    let config = &loaded.config;
     let (target, settings) = match choose_target(&config.targets, args.target.as_deref()) {
         Ok(t) => t,
         Err(message) => return config_problem(message),
     };
+    if let Err(e) = loaded.require_credentials(false, &[target.name.as_str()]) {
+        return config_problem(e.to_string());
+    }
     let tz: chrono_tz::Tz = settings.time_zone.parse().unwrap_or(chrono_tz::Europe::Paris);
     let office = match BoxOffice::new(&target.name, settings) {
         Ok(o) => o,
@@ -660,26 +759,76 @@ fn push_targets<'a>(
     }
 }
 
-/// The running daemon's client when one answers; otherwise `None`, after saying on stderr why the command
-/// works on the store directly.
+/// The running daemon's client when one answers; otherwise `None`. `doing` (e.g. "importing into") is what
+/// the command then does on the store itself: said once, calmly, on stderr, because it changes what happens
+/// (the work runs here, not in the daemon). Without it, nothing is said unless something unusual answered.
 fn daemon_or_store(
     config: &Config,
     rt: &tokio::runtime::Runtime,
+    doing: Option<&str>,
 ) -> anyhow::Result<Option<secutix_sync::cli_client::ControlClient>> {
     use secutix_sync::cli_client::ClientError;
-    let why = match find_daemon(config)? {
+    let absence = match find_daemon(config)? {
         Daemon::Running(client) => match rt.block_on(client.health()) {
             Ok(()) => return Ok(Some(client)),
-            Err(e @ ClientError::NotRunning { .. }) => e.to_string(),
+            Err(e @ ClientError::NotRunning { .. }) => NoDaemon::from_error(&e),
             Err(e) => return Err(e.into()),
         },
-        Daemon::Absent(why) => why,
+        Daemon::Absent(absence) => absence,
     };
-    eprintln!(
-        "{why}; working on the store at {} directly",
-        config.store.path.display()
-    );
+    absence.note(config, doing);
     Ok(None)
+}
+
+/// Why no daemon was reached.
+struct NoDaemon {
+    /// In words, e.g. "no daemon has started on this store yet".
+    why: String,
+    /// The everyday case (no daemon ever started, or nothing listens at the address): worth a word only
+    /// where the command's work then differs; otherwise (a timeout…) always worth a word.
+    ordinary: bool,
+}
+
+impl NoDaemon {
+    fn from_error(e: &secutix_sync::cli_client::ClientError) -> Self {
+        use secutix_sync::cli_client::ClientError;
+        match e {
+            // Port 0: a running daemon would have written the address it got into the store folder.
+            ClientError::NotRunning { addr, .. } if addr.ends_with(":0") => NoDaemon {
+                why: "no daemon is running on this store".to_owned(),
+                ordinary: true,
+            },
+            ClientError::NotRunning {
+                addr, refused: true, ..
+            } => NoDaemon {
+                why: format!("no daemon listens at {addr} (control.listen)"),
+                ordinary: true,
+            },
+            ClientError::NotRunning { addr, reason, .. } => NoDaemon {
+                why: format!("nothing answers at {addr} (control.listen): {reason}"),
+                ordinary: false,
+            },
+            ClientError::NoToken { .. } => NoDaemon {
+                why: "no daemon has started on this store yet".to_owned(),
+                ordinary: true,
+            },
+            other => NoDaemon {
+                why: other.to_string(),
+                ordinary: false,
+            },
+        }
+    }
+
+    /// Says on stderr, once, that the command works on the store itself (`doing` it), when that matters.
+    fn note(&self, config: &Config, doing: Option<&str>) {
+        let store = config.store.path.display();
+        match (doing, self.ordinary) {
+            (Some(doing), true) => eprintln!("no daemon is running on this store: {doing} {store} directly"),
+            (Some(doing), false) => eprintln!("{}; {doing} {store} directly", self.why),
+            (None, true) => {}
+            (None, false) => eprintln!("{}; reading the store at {store} directly", self.why),
+        }
+    }
 }
 
 /// One target's plan line: `target NAME (kind): create …; unchanged …`.
@@ -726,14 +875,15 @@ fn print_plan(doc: &serde_json::Value, operations: bool) {
 
 fn push_command(sources: &Sources, args: PushArgs) -> anyhow::Result<ExitCode> {
     use secutix_sync::push::{DrainOptions, Outbox, Scope, Worker};
-    let config = match load_config(sources) {
-        Ok(l) => l.config,
+    let loaded = match load_config_without_credentials(sources) {
+        Ok(l) => l,
         Err(e) => {
             eprintln!("{e:#}");
             return Ok(ExitCode::from(push_exit::CONFIG));
         }
     };
-    let targets = match push_targets(&config, args.target.as_deref()) {
+    let config = &loaded.config;
+    let targets = match push_targets(config, args.target.as_deref()) {
         Ok(t) => t,
         Err(message) => {
             eprintln!("{message}");
@@ -741,10 +891,19 @@ fn push_command(sources: &Sources, args: PushArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let rt = runtime()?;
-    if let Some(client) = daemon_or_store(&config, &rt)? {
+    let doing = (!args.dry_run).then_some("pushing from");
+    if let Some(client) = daemon_or_store(config, &rt, doing)? {
         return push_through_daemon(&rt, &client, &targets, &args);
     }
-    let store = match open_store(&config) {
+    // Sending needs the targets' credentials (a dry run sends nothing).
+    if !args.dry_run {
+        let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+        if let Err(e) = loaded.require_credentials(false, &names) {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(push_exit::CONFIG));
+        }
+    }
+    let store = match open_store(config) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("push failed: {e:#}");
@@ -943,6 +1102,7 @@ fn push_through_daemon(
         timeout: PUSH_THROUGH_DAEMON_TIMEOUT + args.wait,
         retry_wait: args.wait,
         targets: Some(names.clone()),
+        baseline: Some(before.clone()),
     };
     let view = ProgressView::new();
     let outcome = rt.block_on(wait_for(client, &answer, &opts, |p| view.show(p)));
@@ -1109,7 +1269,7 @@ impl DeadLetters {
 }
 
 fn dlq_command(sources: &Sources, command: DlqCommand) -> anyhow::Result<ExitCode> {
-    let config = match load_config(sources) {
+    let config = match load_config_without_credentials(sources) {
         Ok(l) => l.config,
         Err(e) => {
             eprintln!("{e:#}");
@@ -1117,7 +1277,9 @@ fn dlq_command(sources: &Sources, command: DlqCommand) -> anyhow::Result<ExitCod
         }
     };
     let rt = runtime()?;
-    let letters = match daemon_or_store(&config, &rt)? {
+    // Listing reads the same either way; a replay or a drop on the store is sent (or not) by the next push.
+    let doing = (!matches!(command, DlqCommand::List { .. })).then_some("changing the dead letters in");
+    let letters = match daemon_or_store(&config, &rt, doing)? {
         Some(client) => {
             eprintln!(
                 "a secutix-sync daemon runs on this store: dead letters through its control API ({})",
@@ -1418,27 +1580,7 @@ fn demo_command(sources: &Sources, args: DemoArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn print_once(summary: &serde_json::Value) {
-    use secutix_sync::cli_client::summary_line;
-    let as_last = |v: &serde_json::Value| match v["error"].as_str() {
-        Some(e) => serde_json::json!({"ok": false, "error": e}),
-        None => serde_json::json!({"ok": true, "summary": v}),
-    };
-    for job in ["catalogue", "availability"] {
-        if !summary[job].is_null() {
-            println!("{job}: {}", summary_line(job, &as_last(&summary[job])));
-        }
-    }
-    if let Some(pushes) = summary["push"].as_object() {
-        for (name, r) in pushes {
-            match r["error"].as_str() {
-                Some(e) => println!("push {name}: {e}"),
-                None => println!(
-                    "push {name}: {} delivered, {} retried, {} dead letters, {} pending",
-                    r["delivered"], r["retried"], r["dead"], r["pending"]
-                ),
-            }
-        }
-    }
+    print!("{}", once_text(summary));
     if let Some(failed) = summary["failed"].as_array() {
         for f in failed {
             eprintln!("failed: {}", f.as_str().unwrap_or_default());
@@ -1446,22 +1588,70 @@ fn print_once(summary: &serde_json::Value) {
     }
 }
 
-/// The daemon's client, or why the CLI should read the store instead (`Err` with the reason).
+/// The lines of `run --once` and `demo --once`: each job's summary, the plan of every entry, then per target
+/// the operations to send (those the lines above queued, plus any left from before) and what became of them.
+fn once_text(summary: &serde_json::Value) -> String {
+    use secutix_sync::cli_client::summary_line;
+    use std::fmt::Write;
+    let mut out = String::new();
+    let as_last = |v: &serde_json::Value| match v["error"].as_str() {
+        Some(e) => serde_json::json!({"ok": false, "error": e}),
+        None => serde_json::json!({"ok": true, "summary": v}),
+    };
+    for job in ["catalogue", "availability"] {
+        if !summary[job].is_null() {
+            let _ = writeln!(out, "{job}: {}", summary_line(job, &as_last(&summary[job])));
+        }
+    }
+    if !summary["plan"].is_null() {
+        let _ = writeln!(out, "plan: {}", summary_line("plan", &as_last(&summary["plan"])));
+    }
+    if let Some(pushes) = summary["push"].as_object() {
+        for (name, r) in pushes {
+            if let Some(e) = r["error"].as_str() {
+                let _ = writeln!(out, "push {name}: {e}");
+                continue;
+            }
+            let n = |k: &str| r[k].as_u64().unwrap_or(0);
+            let before = match n("waiting_before") {
+                0 => String::new(),
+                b => format!(" ({b} queued before this run)"),
+            };
+            let retries = match n("retried") {
+                0 => String::new(),
+                r => format!(" ({r} failed attempts retried)"),
+            };
+            let _ = writeln!(
+                out,
+                "push {name}: {} operations to send{before}: {} delivered, {} moved to dead letters, {} still \
+                 pending{retries}",
+                n("to_send"),
+                n("delivered"),
+                n("dead"),
+                n("pending")
+            );
+        }
+    }
+    out
+}
+
+/// The daemon's client, or why the CLI reads the store instead.
 enum Daemon {
     Running(secutix_sync::cli_client::ControlClient),
-    Absent(String),
+    Absent(NoDaemon),
 }
 
 fn find_daemon(config: &Config) -> anyhow::Result<Daemon> {
     use secutix_sync::cli_client::{ClientError, ControlClient};
     match ControlClient::from_config(config) {
         Ok(c) => Ok(Daemon::Running(c)),
-        Err(e @ ClientError::NoToken { .. }) => Ok(Daemon::Absent(e.to_string())),
+        Err(e @ ClientError::NoToken { .. }) => Ok(Daemon::Absent(NoDaemon::from_error(&e))),
         Err(e) => Err(e.into()),
     }
 }
 
-/// Runs `online` against the daemon; when no daemon answers, runs `offline` on the store, after a note.
+/// Runs `online` against the daemon; when no daemon answers, runs `offline` on the store. Read-only: the
+/// output is the same either way, so the everyday "no daemon" goes unsaid.
 fn with_daemon_or_store<T>(
     config: &Config,
     online: impl AsyncFnOnce(&secutix_sync::cli_client::ControlClient) -> Result<T, secutix_sync::cli_client::ClientError>,
@@ -1469,29 +1659,26 @@ fn with_daemon_or_store<T>(
 ) -> anyhow::Result<(T, bool)> {
     use secutix_sync::cli_client::ClientError;
     let rt = runtime()?;
-    let absent = match find_daemon(config)? {
+    let absence = match find_daemon(config)? {
         Daemon::Running(client) => match rt.block_on(online(&client)) {
             Ok(v) => return Ok((v, true)),
-            Err(e @ ClientError::NotRunning { .. }) => e.to_string(),
+            Err(e @ ClientError::NotRunning { .. }) => NoDaemon::from_error(&e),
             Err(e) => return Err(e.into()),
         },
-        Daemon::Absent(why) => why,
+        Daemon::Absent(absence) => absence,
     };
-    eprintln!(
-        "{absent}; reading the store at {} directly",
-        config.store.path.display()
-    );
+    absence.note(config, None);
     let store = Store::open(
         &config.store.path,
         config.store.cache_mib,
         secutix_sync::clock::system(),
     )
-    .context("while opening the store (no daemon answered its control API)")?;
+    .with_context(|| format!("while opening the store ({})", absence.why))?;
     Ok((offline(&store)?, false))
 }
 
 fn status_command(sources: &Sources, json: bool) -> anyhow::Result<ExitCode> {
-    let config = load_config(sources)?.config;
+    let config = load_config_without_credentials(sources)?.config;
     let (doc, _) = with_daemon_or_store(
         &config,
         async |c| c.status().await,
@@ -1551,11 +1738,26 @@ fn print_status(doc: &serde_json::Value) {
         let j = &doc["jobs"][job];
         let mut parts = Vec::new();
         if !j["running"].is_null() {
-            parts.push(format!(
+            let mut running = format!(
                 "running (run {}, since {})",
                 j["running"]["id"],
                 short_time(&j["running"]["started_at"])
-            ));
+            );
+            if let Ok(p) =
+                serde_json::from_value::<secutix_sync::availability::PollProgress>(j["running"]["progress"].clone())
+            {
+                let time =
+                    |v: &serde_json::Value| v.as_str().and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok());
+                let elapsed = match (time(&doc["now"]), time(&j["running"]["started_at"])) {
+                    (Some(now), Some(start)) => (now - start).num_seconds().max(0) as u64,
+                    _ => 0,
+                };
+                running.push_str(&format!(
+                    ": {}",
+                    secutix_sync::cli_client::poll_progress_text(&p, elapsed)
+                ));
+            }
+            parts.push(running);
         }
         let last = &j["last"];
         if !last.is_null() && !last["finished_at"].is_null() {
@@ -1633,11 +1835,21 @@ fn print_status(doc: &serde_json::Value) {
     }
 }
 
-/// How `resync --wait` and `push` (through the daemon) show progress: a spinner and a bar on a terminal,
-/// plain lines otherwise.
+/// How `resync --wait`, `push` (through the daemon) and `availability` show progress: a bar on a terminal
+/// (products of a poll, operations of a push; a spinner otherwise), plain lines elsewhere, where a run in
+/// progress is said again every [`PLAIN_PROGRESS_EVERY`] (or when it moves to another phase), not at every
+/// look at the daemon.
 struct ProgressView {
     bar: Option<indicatif::ProgressBar>,
+    /// Plain mode: what the last progress line was about and when it was printed (std mutex: never held
+    /// across an await).
+    last_plain: std::sync::Mutex<Option<(String, std::time::Instant)>>,
+    /// Plain lines go to stderr (the command's own report is on stdout) instead of stdout.
+    plain_on_stderr: bool,
 }
+
+/// How often plain mode repeats the line of a run in progress.
+const PLAIN_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl ProgressView {
     fn new() -> Self {
@@ -1647,40 +1859,95 @@ impl ProgressView {
             b.enable_steady_tick(std::time::Duration::from_millis(120));
             b
         });
-        Self { bar }
+        Self {
+            bar,
+            last_plain: std::sync::Mutex::new(None),
+            plain_on_stderr: false,
+        }
+    }
+
+    /// A view whose plain lines go to stderr, next to a report on stdout.
+    fn on_stderr() -> Self {
+        Self {
+            plain_on_stderr: true,
+            ..Self::new()
+        }
     }
 
     fn show(&self, p: &secutix_sync::cli_client::Progress) {
-        use secutix_sync::cli_client::Progress;
-        let line = match p {
-            Progress::Queued { job, run } => format!("{job} run {run}: queued"),
-            Progress::Running { job, run, elapsed_secs } => format!("{job} run {run}: running ({elapsed_secs}s)"),
-            Progress::Finished { job, run, ok, line } => {
-                format!("{job} run {run}: {} {line}", if *ok { "done:" } else { "FAILED:" })
-            }
-            Progress::Pushing { pending, total } => format!("push: {}/{total} delivered", total - pending),
-            Progress::Delivered => "push: everything delivered".to_owned(),
-            Progress::Waiting { pending, errors } => format!(
-                "push: {pending} operations wait for a retry ({}); the daemon keeps trying",
-                errors.join("; ")
+        use secutix_sync::cli_client::{Progress, progress_line};
+        // (position, length) of a bar, and the topic of a progress line.
+        let (counts, topic) = match p {
+            Progress::Running {
+                job,
+                run,
+                progress: Some(pr),
+                ..
+            } => (
+                Some((pr.products_done, pr.products_total)),
+                Some(format!("{job} {run} {}", pr.phase)),
             ),
+            Progress::Running { job, run, .. } => (None, Some(format!("{job} {run}"))),
+            Progress::Pushing { delivered, dead, total } => (Some((delivered + dead, *total)), Some("push".into())),
+            _ => (None, None),
         };
-        match &self.bar {
-            Some(b) => match p {
-                Progress::Finished { .. } | Progress::Delivered | Progress::Waiting { .. } => b.println(line),
-                Progress::Pushing { pending, total } => {
-                    if b.length().is_none() {
-                        b.set_style(
-                            indicatif::ProgressStyle::with_template("{spinner} push [{bar:40}] {pos}/{len} {msg}")
-                                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-                        );
-                    }
-                    b.set_length(*total);
-                    b.set_position(total - pending);
+        let done = matches!(
+            p,
+            Progress::Finished { .. } | Progress::Delivered { .. } | Progress::Waiting { .. }
+        );
+        self.update(&progress_line(p), counts, topic, done);
+    }
+
+    /// Shows `line`: with `counts` (position, length) as a bar on a terminal; a `topic` marks a line of
+    /// progress, repeated in plain mode only when the topic changes or every [`PLAIN_PROGRESS_EVERY`]; a
+    /// `done` line stays above the bar.
+    fn update(&self, line: &str, counts: Option<(u64, u64)>, topic: Option<String>, done: bool) {
+        let Some(b) = &self.bar else {
+            let mut last = self.last_plain.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(topic) = topic {
+                let due = match &*last {
+                    Some((t, at)) => *t != topic || at.elapsed() >= PLAIN_PROGRESS_EVERY,
+                    None => true,
+                };
+                if !due {
+                    return;
                 }
-                _ => b.set_message(line),
-            },
-            None => println!("{line}"),
+                *last = Some((topic, std::time::Instant::now()));
+            } else {
+                *last = None;
+            }
+            if self.plain_on_stderr {
+                eprintln!("{line}");
+            } else {
+                println!("{line}");
+            }
+            return;
+        };
+        match (done, counts) {
+            (true, _) => {
+                b.println(line);
+                b.set_style(indicatif::ProgressStyle::default_spinner());
+                b.unset_length();
+                b.set_message("");
+            }
+            (_, Some((position, length))) => {
+                if b.length().is_none() {
+                    b.set_style(
+                        indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {wide_msg}")
+                            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                    );
+                }
+                b.set_length(length);
+                b.set_position(position);
+                b.set_message(line.to_owned());
+            }
+            _ => {
+                if b.length().is_some() {
+                    b.set_style(indicatif::ProgressStyle::default_spinner());
+                    b.unset_length();
+                }
+                b.set_message(line.to_owned());
+            }
         }
     }
 
@@ -1751,15 +2018,22 @@ fn resync_command(
     wait: bool,
     timeout: std::time::Duration,
 ) -> anyhow::Result<ExitCode> {
-    let config = load_config(sources)?.config;
-    let client = match find_daemon(&config)? {
-        Daemon::Running(c) => c,
-        Daemon::Absent(why) => anyhow::bail!(
-            "{why}. resync asks the running daemon; start it (systemctl start secutix-sync), or run one \
-             cycle without it: secutix-sync run --once"
-        ),
+    use secutix_sync::cli_client::ClientError;
+    let config = load_config_without_credentials(sources)?.config;
+    let rt = runtime()?;
+    let absence = match find_daemon(&config)? {
+        Daemon::Running(client) => match rt.block_on(client.health()) {
+            Ok(()) => return resync_through(&rt, &client, scope, force, wait, timeout),
+            Err(e @ ClientError::NotRunning { .. }) => NoDaemon::from_error(&e),
+            Err(e) => return Err(e.into()),
+        },
+        Daemon::Absent(absence) => absence,
     };
-    resync_through(&runtime()?, &client, scope, force, wait, timeout)
+    anyhow::bail!(
+        "{}. resync asks the running daemon; start it (systemctl start secutix-sync), or run one cycle without \
+         it: secutix-sync run --once",
+        absence.why
+    )
 }
 
 /// Asks `client`'s daemon for a resync of `scope`; with `wait`, follows it to the end (or `timeout`).
@@ -1771,8 +2045,10 @@ fn resync_through(
     wait: bool,
     timeout: std::time::Duration,
 ) -> anyhow::Result<ExitCode> {
-    use secutix_sync::cli_client::{ClientError, WaitOutcome, wait_resync};
+    use secutix_sync::cli_client::{ClientError, WaitOptions, WaitOutcome, wait_for};
     let request = secutix_sync::control::ResyncRequest { scope, force };
+    // What the targets had received before: the push counts what they receive from now on.
+    let baseline = if wait { rt.block_on(client.status()).ok() } else { None };
     let answer = match rt.block_on(client.resync(&request)) {
         Ok(a) => a,
         Err(e @ ClientError::NotRunning { .. }) => {
@@ -1785,13 +2061,14 @@ fn resync_through(
         return Ok(ExitCode::SUCCESS);
     }
     let view = ProgressView::new();
-    let outcome = rt.block_on(wait_resync(
-        client,
-        &answer,
-        std::time::Duration::from_millis(500),
+    let opts = WaitOptions {
+        every: std::time::Duration::from_millis(500),
         timeout,
-        |p| view.show(p),
-    ));
+        retry_wait: std::time::Duration::ZERO,
+        targets: None,
+        baseline,
+    };
+    let outcome = rt.block_on(wait_for(client, &answer, &opts, |p| view.show(p)));
     view.finish();
     let outcome = outcome?;
     Ok(match outcome {
@@ -1815,7 +2092,7 @@ fn resync_through(
 }
 
 fn entries_command(sources: &Sources, action: EntriesCommand) -> anyhow::Result<ExitCode> {
-    let config = load_config(sources)?.config;
+    let config = load_config_without_credentials(sources)?.config;
     match action {
         EntriesCommand::Show { id, json } => {
             let (doc, _) = with_daemon_or_store(
@@ -1957,7 +2234,7 @@ fn check_command(sources: &Sources) -> anyhow::Result<ExitCode> {
 
 fn state_command(sources: &Sources, product: Option<i64>, limit: usize) -> anyhow::Result<ExitCode> {
     use secutix_sync::state::{StateQuery, state_document};
-    let config = load_config(sources)?.config;
+    let config = load_config_without_credentials(sources)?.config;
     let store = match open_store(&config) {
         Ok(s) => s,
         Err(e) => {

@@ -717,7 +717,14 @@ pub struct Worker {
     /// `Retry-After` be ignored and probe an unreachable target every few seconds for as long as it is
     /// down.
     pause: std::sync::Mutex<TargetPause>,
+    /// Told of each settled operation as it settles ([`Worker::on_settled`]).
+    on_settled: Option<OnSettled>,
 }
+
+/// Receives the counts of each operation as it settles (one of `delivered`, `retried`, `dead` is 1), so that
+/// counters (the daemon's `/status`, `/metrics`, `resync --wait`'s progress) move during a drain rather than
+/// jump when it ends.
+pub type OnSettled = Arc<dyn Fn(&DrainReport) + Send + Sync>;
 
 /// What a [`Worker`] remembers between drains about its target as a whole.
 #[derive(Debug, Clone, Copy)]
@@ -772,7 +779,14 @@ impl Worker {
             }),
             settings,
             limiter,
+            on_settled: None,
         })
+    }
+
+    /// Calls `f` with the counts of each operation as it settles.
+    pub fn on_settled(mut self, f: OnSettled) -> Self {
+        self.on_settled = Some(f);
+        self
     }
 
     /// The target.
@@ -1007,7 +1021,16 @@ impl Worker {
             let mut batch_pause = None;
             for (item, op, outcome) in settled {
                 st.in_flight.remove(&item.external_id);
+                let before = (st.report.delivered, st.report.retried, st.report.dead);
                 self.settle(&mut st, item, op, outcome, now, &mut batch_pause)?;
+                if let Some(f) = &self.on_settled {
+                    f(&DrainReport {
+                        delivered: st.report.delivered - before.0,
+                        retried: st.report.retried - before.1,
+                        dead: st.report.dead - before.2,
+                        ..DrainReport::default()
+                    });
+                }
             }
         }
         if let Err(e) = self.target.flush().await {
@@ -1127,7 +1150,7 @@ impl Worker {
                     st.paused_until = Some(st.paused_until.map_or(until, |p| p.max(until)));
                 }
                 item.next_attempt_at = now + chrono::Duration::from_std(wait).unwrap_or_default();
-                tracing::warn!(target_name = %self.target.name(), external_id = %item.external_id, attempt = item.attempts, retry_in = ?wait, error = %message, "push failed, will retry");
+                tracing::warn!(target_name = %self.target.name(), external_id = %item.external_id, attempt = item.attempts, retry_in = %crate::secutix::human(wait), error = %message, "push failed, will retry");
                 if self.reschedule(&item)? {
                     st.queue
                         .insert((item.next_attempt_at, item.seq, item.external_id.clone()));

@@ -164,6 +164,18 @@ pub enum ImportOutcome {
     Failed,
 }
 
+impl ImportOutcome {
+    /// The outcome in the words of the status document: `success`, `unchanged`, `refused`, `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportOutcome::Success => "success",
+            ImportOutcome::Unchanged => "unchanged",
+            ImportOutcome::Refused => "refused",
+            ImportOutcome::Failed => "failed",
+        }
+    }
+}
+
 /// One line of import history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImportReport {
@@ -686,7 +698,7 @@ impl Store {
                 report.error = None;
                 tracing::warn!(
                     import = report.id,
-                    generation = ?now,
+                    generation = now,
                     "import #{} was interrupted after its catalogue came into force; its report is rebuilt \
                      from the new generation (the counts of changes are lost)",
                     report.id

@@ -1397,7 +1397,7 @@ async fn the_availability_command_polls_prints_and_exits_0_then_1_on_failure() {
     assert_eq!(code, 1, "{out}\n{err}");
     assert!(err.contains("509"), "{err}");
     assert!(
-        out.contains("keep their previous indicator, marked stale: [1]"),
+        out.contains("keep their previous indicator, marked stale: product 1\n"),
         "{out}"
     );
 }

@@ -514,7 +514,7 @@ async fn with_a_daemon_running_push_and_dlq_go_through_its_control_api() {
     let r = run(&cfg, &["push", "--target", "hook"]).await;
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains("unchanged 3, dead letters 0, dropped 1"), "{r:?}");
-    assert!(r.stdout.contains("push: everything delivered"), "{r:?}");
+    assert!(r.stdout.contains("push: nothing left to send"), "{r:?}");
     assert_eq!(v.hook.requests().len(), sent, "nothing to send");
 
     // The documented exit codes, through the daemon.
@@ -531,7 +531,7 @@ async fn with_a_daemon_running_push_and_dlq_go_through_its_control_api() {
     daemon.stop().await;
     let r = run(&cfg, &["dlq", "list"]).await;
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(r.stderr.contains("working on the store at"), "{r:?}");
+    assert_eq!(r.stderr, "", "listing on the store is no news: {r:?}");
     assert!(r.stdout.contains("no dead letters"), "{r:?}");
     let r = run(&cfg, &["push", "--dry-run"]).await;
     assert_eq!(r.code, 0, "{r:?}");

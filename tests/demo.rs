@@ -142,7 +142,10 @@ async fn demo_once_writes_an_entry_file_per_product_over_rest_and_the_same_catal
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
     assert!(stdout.contains("7 entry files and index.json"), "{stdout}");
-    assert!(stdout.contains("push demo-output: 7 delivered"), "{stdout}");
+    assert!(
+        stdout.contains("push demo-output: 7 operations to send: 7 delivered"),
+        "{stdout}"
+    );
     assert!(
         text(&out.stderr).contains("in_progress"),
         "the simulator answered in_progress once"

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{Id, Performance, Product, SalePeriod, State};
 use crate::merge::AvailabilityStatus;
 
-pub use poller::{PollOptions, PollReport, Poller};
+pub use poller::{PollOptions, PollProgress, PollReport, Poller, ProgressSink};
 pub use store::{AvailabilityStore, Change, DirtyMark, PollRecord};
 
 /// The indicator.

@@ -21,13 +21,17 @@
 //!    `max_interval`; the others go on.
 //!
 //! Every HTTP call is made once and counted; no call is made that would pass what is left this month.
+//!
+//! A first poll of a large venue takes minutes (SecuTix allows 60 calls a minute): the poll reports its
+//! [`PollProgress`] (products done and to do, calls spent, an estimate) to a [`ProgressSink`] as it goes,
+//! which the daemon shows in `/status` and the CLI as a bar or periodic lines.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::mapping::{Observation, Reading, combine, observe};
 use super::planner::{Budget, PlannerState, Tier, backoff, next_interval, tier_due, tier_of};
@@ -48,6 +52,44 @@ pub const REFERENCE_OVERLAP: chrono::Duration = chrono::Duration::seconds(10);
 pub struct PollOptions {
     /// Fetch only this product, now, whatever its tier (`secutix-sync availability --product ID`).
     pub product: Option<Id>,
+}
+
+/// How far a poll in progress is (in `/status` under the running availability job).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollProgress {
+    /// `asking` (getUpdatedAvailabilities: which products changed) or `fetching` (their availabilities).
+    pub phase: String,
+    /// Products asked about (asking) or fetched (fetching) so far.
+    pub products_done: u64,
+    /// Products to ask about (asking) or to fetch (fetching) in this poll.
+    pub products_total: u64,
+    /// SecuTix calls this poll has spent.
+    pub calls: u64,
+    /// Calls this poll expects to spend in all (known once the fetches are planned).
+    pub calls_planned: Option<u64>,
+    /// Seconds the rest should take, from the pace so far (SecuTix allows `secutix.calls_per_minute`).
+    pub eta_secs: Option<u64>,
+}
+
+/// Where a poll reports its [`PollProgress`]: shared with whoever shows it (the daemon's job state, the
+/// CLI's bar). Cloning shares it.
+#[derive(Debug, Clone, Default)]
+pub struct ProgressSink(Arc<Mutex<Option<PollProgress>>>);
+
+impl ProgressSink {
+    /// The latest progress, if a poll reported one since the last [`ProgressSink::clear`].
+    pub fn get(&self) -> Option<PollProgress> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Forgets the progress (a new run starts, or the poll ended).
+    pub fn clear(&self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    fn set(&self, p: PollProgress) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(p);
+    }
 }
 
 /// What one poll did.
@@ -90,6 +132,8 @@ pub struct Poller {
     store: Store,
     cfg: AvailabilityConfig,
     avail: AvailabilityStore,
+    /// Where the progress goes while a poll runs (nowhere by default).
+    progress: ProgressSink,
 }
 
 impl std::fmt::Debug for Poller {
@@ -169,6 +213,9 @@ struct Run {
     left: u64,
     /// Regular (paced) calls spent.
     regular: u64,
+    /// When the progress was first reported after a call, and the calls then: the start of the pace the
+    /// estimate of the time left is measured on.
+    paced_since: Option<(DateTime<Utc>, u64)>,
     report: PollReport,
     errors: Vec<String>,
     stop: Option<Failure>,
@@ -193,7 +240,38 @@ impl Poller {
             store,
             cfg,
             avail,
+            progress: ProgressSink::default(),
         })
+    }
+
+    /// Reports the progress of every poll to `sink`.
+    pub fn with_progress(mut self, sink: ProgressSink) -> Self {
+        self.progress = sink;
+        self
+    }
+
+    /// Reports how far the poll is; the estimate comes from the pace of the calls so far (the client spaces
+    /// them by `60 s / secutix.calls_per_minute`), measured from the first report after a call: the first
+    /// call goes at once and says nothing of the pace.
+    fn report_progress(&self, phase: &str, done: usize, total: usize, calls_left: Option<u64>, run: &mut Run) {
+        let now = self.now();
+        if run.paced_since.is_none() && run.calls > 0 {
+            run.paced_since = Some((now, run.calls));
+        }
+        let per_call = run
+            .paced_since
+            .filter(|(_, calls)| run.calls > *calls)
+            .map(|(since, calls)| (now - since).num_milliseconds().max(0) as f64 / 1000.0 / (run.calls - calls) as f64);
+        self.progress.set(PollProgress {
+            phase: phase.to_owned(),
+            products_done: done as u64,
+            products_total: total as u64,
+            calls: run.calls,
+            calls_planned: calls_left.map(|left| run.calls + left),
+            eta_secs: calls_left
+                .zip(per_call)
+                .map(|(left, per_call)| (left as f64 * per_call).ceil() as u64),
+        });
     }
 
     /// A poller for `config` (SecuTix at `config.secutix`, whatever its base URL: production, a simulator, a
@@ -241,6 +319,7 @@ impl Poller {
             // A poll never spends more than max_calls_per_poll, nor what is left this month.
             left: budget.left.min(u64::from(self.cfg.max_calls_per_poll.max(1))),
             regular: 0,
+            paced_since: None,
             report: PollReport {
                 calls: 0,
                 fetched: vec![],
@@ -422,10 +501,13 @@ impl Poller {
             })
             .collect();
         let mut change_calls = 0.0;
+        let mut done = 0;
         for chunk in asked.chunks(self.cfg.ids_per_call.max(1)) {
             if *credit == 0 || run.left == 0 {
                 break;
             }
+            self.report_progress("asking", done, asked.len(), None, run);
+            done += chunk.len();
             let ids: Vec<Id> = chunk.iter().map(|&i| cands[i].id()).collect();
             // Asked with a small overlap, so a change at the instant of the previous poll (or a clock a little
             // ahead of SecuTix's) is not missed; at worst a product is fetched once more.
@@ -567,6 +649,11 @@ impl Poller {
         run: &mut Run,
     ) -> Result<(), StoreError> {
         for (n, &(i, regular)) in plan.iter().enumerate() {
+            let calls_left: u64 = plan[n..]
+                .iter()
+                .map(|&(j, _)| cands[j].cost(self.cfg.ids_per_call))
+                .sum();
+            self.report_progress("fetching", n, plan.len(), Some(calls_left), run);
             let cost = cands[i].cost(self.cfg.ids_per_call);
             if cost > run.left {
                 // A token call or a re-authentication used what this fetch needed.
@@ -599,6 +686,9 @@ impl Poller {
                     }
                 }
             }
+        }
+        if run.stop.is_none() {
+            self.report_progress("fetching", plan.len(), plan.len(), Some(0), run);
         }
         Ok(())
     }
@@ -665,7 +755,7 @@ impl Poller {
             if let Some(level) = &obs.unrecognised {
                 run.report.unrecognised += 1;
                 tracing::warn!(
-                    product = p.id, performance = ?perf, level = %level,
+                    product = p.id, performance = perf, level = %level,
                     "SecuTix sent an availability level this version does not know; treated as unknown"
                 );
             }
@@ -677,7 +767,11 @@ impl Poller {
                 match r.performance_id {
                     Some(id) if wanted.contains(&id) => by_perf.entry(id).or_default().push(observe(r, ratio)),
                     other => {
-                        tracing::debug!(product = p.id, performance = ?other, "availability record for a performance not asked; ignored")
+                        tracing::debug!(
+                            product = p.id,
+                            performance = other,
+                            "availability record for a performance not asked; ignored"
+                        )
                     }
                 }
             }
@@ -869,7 +963,7 @@ impl Poller {
             calls = r.calls, asked = r.asked, reported = r.reported, fetched = r.fetched.len(),
             changed = r.changes.len(), stale = r.stale.len(), pending, month_calls = r.month_calls,
             availability_calls_before = spent_before, budget_left = r.budget_left,
-            next_poll_in = %crate::secutix::human(next), error = ?r.error,
+            next_poll_in = %crate::secutix::human(next), error = r.error.as_deref(),
             "availability poll finished"
         );
         Ok(run.report)

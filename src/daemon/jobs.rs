@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::{Notify, watch};
 
+use crate::availability::{PollProgress, ProgressSink};
 use crate::catalog::Id;
 
 /// Why a run starts.
@@ -39,6 +40,39 @@ pub enum Trigger {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         then_availability: bool,
     },
+}
+
+/// In words, for logs: "the schedule", "a resync (forced, products 12, 13)".
+impl std::fmt::Display for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Trigger::Scheduled => f.write_str("the schedule"),
+            Trigger::CatchUp => f.write_str("the catch-up at start"),
+            Trigger::Retry => f.write_str("a retry after a failed run"),
+            Trigger::Manual {
+                force,
+                products,
+                then_availability,
+            } => {
+                let mut options = Vec::new();
+                if *force {
+                    options.push("forced".to_owned());
+                }
+                if !products.is_empty() {
+                    let ids: Vec<String> = products.iter().map(ToString::to_string).collect();
+                    options.push(format!("product {}", ids.join(", ")));
+                }
+                if *then_availability {
+                    options.push("then an availability poll".to_owned());
+                }
+                if options.is_empty() {
+                    f.write_str("a resync")
+                } else {
+                    write!(f, "a resync ({})", options.join(", "))
+                }
+            }
+        }
+    }
 }
 
 impl Trigger {
@@ -121,6 +155,9 @@ pub struct Running {
     pub started_at: DateTime<Utc>,
     /// Why.
     pub trigger: Trigger,
+    /// How far it is, for runs that say (an availability poll: products done and to do, calls, estimate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<PollProgress>,
 }
 
 /// A finished run.
@@ -189,6 +226,8 @@ pub struct Job {
     wake: Notify,
     /// Number of the last finished run: `wait_finished` watches it.
     finished: watch::Sender<u64>,
+    /// Where the run in progress reports how far it is ([`Job::progress_sink`]); shown in [`Job::state`].
+    progress: ProgressSink,
 }
 
 #[derive(Debug, Default)]
@@ -228,6 +267,7 @@ impl Job {
             inner: Mutex::new(Inner::default()),
             wake: Notify::new(),
             finished: watch::channel(0).0,
+            progress: ProgressSink::default(),
         }
     }
 
@@ -237,7 +277,16 @@ impl Job {
 
     /// The current state.
     pub fn state(&self) -> JobState {
-        self.lock().state.clone()
+        let mut state = self.lock().state.clone();
+        if let Some(running) = &mut state.running {
+            running.progress = self.progress.get();
+        }
+        state
+    }
+
+    /// Where the run in progress reports its progress (cleared when a run starts).
+    pub fn progress_sink(&self) -> ProgressSink {
+        self.progress.clone()
     }
 
     /// Asks for a run now. A request that the run in progress covers (the same products, or it runs for
@@ -291,7 +340,9 @@ impl Job {
             id,
             started_at: now,
             trigger: trigger.clone(),
+            progress: None,
         });
+        self.progress.clear();
         Some(RunGuard {
             id,
             started_at: now,

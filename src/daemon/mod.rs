@@ -624,7 +624,8 @@ impl App {
             }
         }
         let cfg = self.config();
-        let poller = Poller::new(self.client(), self.store.clone(), cfg.availability.clone())?;
+        let poller = Poller::new(self.client(), self.store.clone(), cfg.availability.clone())?
+            .with_progress(self.availability.progress_sink());
         let scopes: Vec<Option<Id>> = if products.is_empty() {
             vec![None]
         } else {
@@ -800,7 +801,13 @@ async fn catalogue_loop(app: Arc<App>) {
         let now = app.clock.now();
         let (at, fallback) = match app.schedule() {
             Ok(s) if at_start && s.missed(app.catalogue.state().last_success_at, now) => {
-                tracing::info!("the last good import is older than the last scheduled one: importing now (catch-up)");
+                match app.catalogue.state().last_success_at {
+                    None => tracing::info!("no catalogue has been imported yet: importing now"),
+                    Some(last) => tracing::info!(
+                        last_good_import = %last,
+                        "the last good import is older than the last scheduled one: importing now (catch-up)"
+                    ),
+                }
                 (now, Trigger::CatchUp)
             }
             Ok(s) => {
@@ -829,7 +836,7 @@ async fn catalogue_loop(app: Arc<App>) {
         };
         at_start = false;
         let force = matches!(guard.trigger(), Trigger::Manual { force: true, .. });
-        tracing::info!(run = guard.id(), trigger = ?guard.trigger(), "catalogue import starting");
+        tracing::info!(run = guard.id(), trigger = %guard.trigger(), "catalogue import starting");
         let result = app.run_catalogue(force).await;
         let now = app.clock.now();
         let cfg = app.config();
@@ -963,8 +970,13 @@ async fn workers(app: Arc<App>, stop: CancellationToken) {
         let stop = stop.clone();
         set.spawn(async move {
             let name = t.target.name().to_owned();
+            // The counters of /status and /metrics move as each operation settles.
+            let counted = {
+                let (app, name) = (app.clone(), name.clone());
+                Arc::new(move |settled: &crate::push::DrainReport| app.metrics.add(&name, settled))
+            };
             let worker = match Worker::new(&app.outbox, t.target.clone(), t.settings.clone()) {
-                Ok(w) => w,
+                Ok(w) => w.on_settled(counted),
                 Err(e) => {
                     tracing::error!(target_name = %name, error = %e, "cannot start the push worker");
                     return;
@@ -978,10 +990,7 @@ async fn workers(app: Arc<App>, stop: CancellationToken) {
                     stop: Some(stop.clone()),
                 };
                 let next = match worker.drain(opts).await {
-                    Ok(report) => {
-                        app.metrics.add(&name, &report);
-                        report.next_attempt_at
-                    }
+                    Ok(report) => report.next_attempt_at,
                     Err(e) => {
                         tracing::error!(target_name = %name, error = %e, "push worker failed on the store; retrying in a minute");
                         Some(after(app.clock.now(), Duration::from_secs(60)))
@@ -1114,6 +1123,17 @@ pub async fn run(
 pub async fn run_once(app: Arc<App>, push_wait: Duration) -> Result<Value, Value> {
     let mut out = json!({});
     let mut failed = Vec::new();
+    // Operations already waiting before this cycle: the push counts them with those the cycle queues.
+    let waiting_before: BTreeMap<String, usize> = app
+        .targets()
+        .iter()
+        .map(|t| {
+            (
+                t.target.name().to_owned(),
+                app.outbox.depth(t.target.name()).unwrap_or(0),
+            )
+        })
+        .collect();
     match app.run_catalogue(false).await {
         Ok(v) => out["catalogue"] = v,
         Err(e) => {
@@ -1138,6 +1158,8 @@ pub async fn run_once(app: Arc<App>, push_wait: Duration) -> Result<Value, Value
     let mut pushes = serde_json::Map::new();
     for t in app.targets().iter().filter(|t| t.enabled) {
         let name = t.target.name().to_owned();
+        let to_send = app.outbox.depth(&name).unwrap_or(0);
+        let before = waiting_before.get(&name).copied().unwrap_or(0).min(to_send);
         let drained = match Worker::new(&app.outbox, t.target.clone(), t.settings.clone()) {
             Ok(worker) => {
                 worker
@@ -1157,7 +1179,10 @@ pub async fn run_once(app: Arc<App>, push_wait: Duration) -> Result<Value, Value
                         r.dead, r.pending
                     ));
                 }
-                pushes.insert(name, serde_json::to_value(&r).unwrap_or(Value::Null));
+                let mut v = serde_json::to_value(&r).unwrap_or(Value::Null);
+                v["to_send"] = json!(to_send);
+                v["waiting_before"] = json!(before);
+                pushes.insert(name, v);
             }
             Err(e) => {
                 failed.push(format!("target {name}: {e}"));

@@ -130,14 +130,18 @@ pub enum CallError {
         /// Start of the response body.
         snippet: String,
     },
-    /// HTTP 509/429.
-    #[error("SecuTix rate limit reached on {call} (HTTP {status}); waiting {} before the next try", human(*.wait))]
+    /// HTTP 509/429. The message names the wait SecuTix asked for (`Retry-After`), never one of its own:
+    /// whoever retries says when it does (the retry loop, the poller's "next poll in").
+    #[error(
+        "SecuTix rate limit reached on {call} (HTTP {status}){}",
+        if .wait.is_zero() { String::new() } else { format!("; SecuTix asks to wait {} (Retry-After)", human(*.wait)) }
+    )]
     RateLimited {
         /// Service/method.
         call: String,
         /// HTTP status.
         status: u16,
-        /// From `Retry-After`, else the back-off.
+        /// From `Retry-After`; zero without one.
         wait: Duration,
     },
     /// Another HTTP error status.
@@ -847,7 +851,7 @@ impl Client {
                             last: Box::new(e),
                         });
                     }
-                    tracing::warn!(error = %e, retry_in = ?delay, "SecuTix call failed, retrying");
+                    tracing::warn!(error = %e, retry_in = %human(delay), "SecuTix call failed, retrying");
                     tokio::time::sleep(delay).await;
                     wait = (wait * 2).min(policy.max);
                 }
@@ -1009,7 +1013,7 @@ impl Client {
                             attempts: fetch.calls,
                         });
                     }
-                    tracing::info!(request_id = ?request_id, retry_in = ?wait, "SecuTix is preparing the catalogue (in_progress)");
+                    tracing::info!(request_id, retry_in = %human(wait), "SecuTix is preparing the catalogue (in_progress)");
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(req.max_backoff);
                 }

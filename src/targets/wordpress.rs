@@ -536,7 +536,7 @@ impl WordPressTarget {
             })?;
             for f in found {
                 if !f.duplicates.is_empty() {
-                    tracing::warn!(target_name = %self.name, external_id = %f.external_id, kept = f.id, duplicates = ?f.duplicates, "several WordPress posts hold one external id; the daemon updates the first, delete the others");
+                    tracing::warn!(target_name = %self.name, external_id = %f.external_id, kept = f.id, duplicates = %f.duplicates.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "), "several WordPress posts hold one external id; the daemon updates the first, delete the others");
                 }
                 out.insert(f.external_id.to_ascii_lowercase(), f);
             }

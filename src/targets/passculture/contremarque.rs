@@ -660,8 +660,12 @@ impl BoxOffice {
             return Ok(Done { action, token });
         }
         let e = classify(action, a.status, a.retry_after, &a.body);
-        tracing::info!(action = action.as_str(), status = a.status, outcome = ?e.exit_code(),
-            "pass Culture contremarque refused");
+        tracing::info!(
+            action = action.as_str(),
+            status = a.status,
+            outcome = e.code(),
+            "pass Culture contremarque refused"
+        );
         Err(e)
     }
 
@@ -685,7 +689,7 @@ impl BoxOffice {
             status: a.status,
             detail: format!("unreadable answer: {e}"),
         })?;
-        tracing::info!(booking_id = w.id, status = ?w.status, "pass Culture booking looked up");
+        tracing::info!(booking_id = w.id, status = %w.status.describe(Lang::En), "pass Culture booking looked up");
         let date = self.date_of(w.offer_id, w.stock_id).await;
         Ok(Booking {
             id: w.id,

@@ -305,7 +305,7 @@ impl Sync<'_> {
         found.sort_by_key(|e| e.id);
         if found.len() > 1 {
             tracing::warn!(target_name = %self.target, external_id = %id,
-                offers = ?found.iter().map(|e| e.id).collect::<Vec<_>>(),
+                offers = %found.iter().map(|e| e.id.to_string()).collect::<Vec<_>>().join(", "),
                 "several pass Culture offers carry this product id; keeping the oldest");
         }
         let image = st.image.take();
