@@ -2,7 +2,8 @@
 //!
 //! **Against a real WordPress** (the `real_…` tests): the one `.ci/wordpress.sh start DIR` builds from Debian
 //! packages, whose address and Application Password `.ci/run` exports as `SECUTIX_SYNC_TEST_WP_URL`,
-//! `SECUTIX_SYNC_TEST_WP_USER` and `SECUTIX_SYNC_TEST_WP_APP_PASSWORD`. Without them these tests print a
+//! `SECUTIX_SYNC_TEST_WP_USER` and `SECUTIX_SYNC_TEST_WP_APP_PASSWORD` (and the site's name,
+//! `SECUTIX_SYNC_TEST_WP_SITE_NAME`, checked before the first call). Without them these tests print a
 //! `SKIPPED: …` line and return. A catalogue goes the whole way: a mock SecuTix, the import, the plan, the
 //! worker, the target, WordPress; then the tests read the posts back through the REST API. Each test has its
 //! own product ids and a word in its titles, and removes its own posts first: the tests run in parallel on
@@ -37,6 +38,10 @@ struct Wp {
     user: String,
     password: String,
     http: reqwest::Client,
+    /// `SECUTIX_SYNC_TEST_WP_SITE_NAME`: the site `.ci/wordpress.sh start` made, in its database.
+    site_name: Option<String>,
+    /// Set once the site answered under that name, before the first call.
+    checked: tokio::sync::OnceCell<()>,
 }
 
 impl Wp {
@@ -56,6 +61,8 @@ impl Wp {
                     .timeout(Duration::from_secs(60))
                     .build()
                     .expect("client"),
+                site_name: var("SECUTIX_SYNC_TEST_WP_SITE_NAME"),
+                checked: tokio::sync::OnceCell::new(),
             }),
             _ => {
                 // Straight to stderr (not the captured test output), in one write, so `.ci/run` sees the line.
@@ -82,7 +89,32 @@ impl Wp {
         Arc::new(WordPressTarget::new(name, &self.settings(extra), Duration::from_secs(60)).expect("target"))
     }
 
+    /// The site answering is the one `.ci/wordpress.sh start` made: a WordPress answering for another
+    /// database (another instance took over its address or configuration) refuses these credentials with
+    /// a 401 that would point at them instead.
+    async fn check_site(&self) {
+        let Some(want) = &self.site_name else { return };
+        let index: Value = match self.http.get(format!("{}/wp-json/", self.url)).send().await {
+            Ok(r) => r.json().await.unwrap_or(Value::Null),
+            Err(e) => panic!(
+                "WordPress at {} does not answer ({e}); SECUTIX_SYNC_TEST_WP_URL is set, so a site is expected: \
+                 start it with .ci/wordpress.sh start",
+                self.url
+            ),
+        };
+        let got = index["name"].as_str().unwrap_or("(not a WordPress REST index)");
+        assert!(
+            got == want,
+            "the WordPress at {} answers for another database: its site is {got:?}, not {want:?} that \
+             `.ci/wordpress.sh start` made (SECUTIX_SYNC_TEST_WP_SITE_NAME). Another WordPress on this machine \
+             took over its address or its configuration, and would refuse these credentials (401). Run \
+             `.ci/wordpress.sh start DIR` again and source DIR/env",
+            self.url
+        );
+    }
+
     async fn call(&self, method: reqwest::Method, route: &str, body: Option<Value>) -> (u16, Value) {
+        self.checked.get_or_init(|| self.check_site()).await;
         let mut req = self
             .http
             .request(method.clone(), format!("{}/wp-json{route}", self.url))
