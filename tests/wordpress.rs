@@ -650,6 +650,75 @@ async fn real_single_requests_trash_restore_and_recreate_a_post_deleted_by_hand(
     );
 }
 
+/// Issue 13, item 9: a product in preparation (`PREPARING`, not announced yet) never becomes a published post;
+/// once announced it is published; back in preparation its post becomes a draft, even with
+/// `delete_policy = "delete"` (SecuTix still lists it).
+#[tokio::test]
+async fn real_a_product_not_announced_yet_is_never_a_published_post() {
+    let Some(wp) = Wp::from_env("real_a_product_not_announced_yet_is_never_a_published_post") else {
+        return;
+    };
+    let word = "zqwpprepared";
+    let ids = [7_100_000_000_041, 7_100_000_000_042];
+    wp.clean(word, &xids(&ids)).await;
+    let products = |second_state: &str| {
+        let mut second = product(ids[1], &format!("En préparation {word}"), &[(ids[1] * 10, 10)]);
+        second["state"] = second_state.into();
+        catalog(vec![season(
+            1,
+            "S26",
+            -30,
+            vec![
+                product(ids[0], &format!("À l'affiche {word}"), &[(ids[0] * 10, 10)]),
+                second,
+            ],
+        )])
+    };
+    let secutix = SecuTix::start(products("PREPARING")).await;
+    let daemon = Daemon::new(
+        &secutix,
+        wp.target("wp", ""),
+        clock_at(chrono::Duration::zero()),
+        DeletePolicy::Delete,
+    );
+    let status = |posts: &BTreeMap<String, Value>| -> BTreeMap<String, String> {
+        posts
+            .iter()
+            .map(|(xid, p)| (xid.clone(), p["status"].as_str().unwrap_or_default().to_owned()))
+            .collect()
+    };
+    let (on_sale, prepared) = (format!("secutix-{}", ids[0]), format!("secutix-{}", ids[1]));
+
+    let (plan, _) = daemon.sync().await;
+    assert_eq!(plan.create, 1, "{plan:?}");
+    assert_eq!(
+        status(&wp.by_external_id(word).await),
+        BTreeMap::from([(on_sale.clone(), "publish".to_owned())]),
+        "no post for the product in preparation"
+    );
+
+    secutix.set(products("RUNNING"));
+    daemon.sync().await;
+    assert_eq!(
+        status(&wp.by_external_id(word).await),
+        BTreeMap::from([
+            (on_sale.clone(), "publish".to_owned()),
+            (prepared.clone(), "publish".to_owned())
+        ]),
+        "announced: published"
+    );
+
+    secutix.set(products("PREPARING"));
+    let (plan, _) = daemon.sync().await;
+    assert_eq!((plan.unpublish, plan.delete), (1, 0), "{plan:?}");
+    assert_eq!(
+        status(&wp.by_external_id(word).await),
+        BTreeMap::from([(on_sale, "publish".to_owned()), (prepared, "draft".to_owned())]),
+        "back in preparation: a draft, not in the trash"
+    );
+    wp.clean(word, &xids(&ids)).await;
+}
+
 // ---------------------------------------------------------------------------------------------------- scripted site
 
 /// A scripted WordPress: the plugin's health and lookup, posts, the batch route, and injected trouble.
