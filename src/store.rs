@@ -74,7 +74,7 @@ pub enum StoreError {
         path: String,
     },
     /// A record file could not be written or read (disk full, permissions, a file removed by hand).
-    #[error("the store at {path} failed on {what}: {source}. Check the disk and the folder's permissions")]
+    #[error("the store at {path} failed on {what}: {source}. {}", io_advice(.source))]
     Io {
         /// The store folder.
         path: String,
@@ -916,6 +916,15 @@ impl StoreError {
                 ..
             }
         )
+    }
+}
+
+/// What to do after an I/O error on the store's own files.
+fn io_advice(e: &std::io::Error) -> &'static str {
+    if e.kind() == std::io::ErrorKind::StorageFull {
+        "The disk is full: free space on it (\"Disk full\" in the README's Operations); nothing acknowledged is lost"
+    } else {
+        "Check the disk and the folder's permissions"
     }
 }
 
@@ -2223,6 +2232,13 @@ mod tests {
         ));
         let text = sled_reason(&denied);
         assert!(text.contains("permission denied") && !text.contains("Os {"), "{text}");
+        let records = StoreError::Io {
+            path: "/var/lib/secutix-sync".into(),
+            what: "writing records/cat.4.staging".into(),
+            source: std::io::Error::from_raw_os_error(28),
+        }
+        .to_string();
+        assert!(records.contains("The disk is full: free space"), "{records}");
     }
 
     #[test]
