@@ -4,7 +4,7 @@
 #
 #   .ci/wordpress-smoke.sh [DIR]      DIR defaults to /tmp/secutix-sync-wp; reads DIR/env
 #
-# Checks: health route; 401 without or with wrong credentials; create an entry with every meta key and read
+# Checks: the site is the instance of DIR (`.ci/wordpress.sh check`); health route; 401 without or with wrong credentials; create an entry with every meta key and read
 # it back; lookup by external id (published, draft, trashed, missing, batch form); update; a second create for
 # one external id is refused (409); a create with a bad meta value writes nothing; core batch API (/batch/v1)
 # with 2 creates; trash then delete. Exits non-zero on the first mismatch, naming it. Every post it creates is
@@ -19,6 +19,12 @@ dir=$(realpath -m "${1:-/tmp/secutix-sync-wp}")
 # shellcheck source=/dev/null
 . "$dir/env"
 : "${SECUTIX_SYNC_TEST_WP_URL:?} ${SECUTIX_SYNC_TEST_WP_USER:?} ${SECUTIX_SYNC_TEST_WP_APP_PASSWORD:?}"
+# The site answering is this instance's (not one answering for another database), and takes its credentials.
+bash "$(dirname "${BASH_SOURCE[0]}")/wordpress.sh" check "$dir" ||
+	{
+		echo "wordpress-smoke.sh: FAIL: the WordPress of $dir/env is not the one to test (see above)" >&2
+		exit 1
+	}
 readonly BASE=$SECUTIX_SYNC_TEST_WP_URL/wp-json
 readonly CREDS=$SECUTIX_SYNC_TEST_WP_USER:$SECUTIX_SYNC_TEST_WP_APP_PASSWORD
 tmp=$(mktemp -d)

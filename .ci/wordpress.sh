@@ -4,23 +4,31 @@
 #   .ci/wordpress.sh install        apt-get the packages (idempotent; nothing is started during install)
 #   .ci/wordpress.sh start [DIR]    fresh MariaDB + fresh WordPress + PHP server on 127.0.0.1:<free port>,
 #                                   then writes DIR/env (source it) and prints it
-#   .ci/wordpress.sh stop [DIR]     stop the PHP server (with its workers) and MariaDB
+#   .ci/wordpress.sh check [DIR]    the site at DIR/env's URL is the one `start DIR` made (its database) and
+#                                   takes DIR/env's credentials; a clear error otherwise
+#   .ci/wordpress.sh stop [DIR]     stop the PHP server (with its workers) and MariaDB, remove the configuration
 #
 # DIR defaults to /tmp/secutix-sync-wp and must be traversable by the `mysql` user.
 # `start` on a running instance stops it and starts a clean one: every `start` gives an empty site
 # (new database, new application password, possibly a new port), so always re-read DIR/env after it.
 # Besides the companion plugin, `start` installs .ci/wordpress-editor-fields.php (a meta key and a taxonomy that
 # stand for an agency's own fields, so tests can play the editor).
-# Needs root (apt, /etc/wordpress, mariadbd as user mysql). One instance per machine: Debian's
-# WordPress picks its configuration by host name, and we write /etc/wordpress/config-127.0.0.1.php.
+# Needs root (apt, /etc/wordpress, mariadbd as user mysql). Several instances may run on one machine (other
+# checkouts' CI, a developer's own WordPress): each `start` has a configuration of its own,
+# /etc/wordpress/config-secutix-sync-<run id>.php, that Debian's wp-config.php is told to read through
+# $_SERVER['WORDPRESS_CONFIG'] (instead of config-<host>.php, shared by every site on 127.0.0.1), and its own
+# wp-content (DIR/wp-content: plugins of this checkout, uploads). The site's name carries the run id; DIR/env
+# names it (SECUTIX_SYNC_TEST_WP_SITE_NAME) so that `check`, the smoke test and the Rust tests notice a site
+# that answers for another database.
 #
 # Facts behind the choices: /work/shared/reference/wordpress-local.md and contrib/wordpress/README.md.
 set -euo pipefail
 
 readonly PACKAGES=(wordpress wordpress-theme-twentytwentythree mariadb-server mariadb-client php-cli php-mysql curl)
 readonly WP_ROOT=/usr/share/wordpress
+# Debian's shared wp-content: its themes, plugins and languages are linked into each instance's own.
 readonly WP_CONTENT=/var/lib/wordpress/wp-content
-readonly WP_CONFIG=/etc/wordpress/config-127.0.0.1.php
+readonly WP_CONFIG_DIR=/etc/wordpress
 readonly WP_USER=admin
 readonly DB_NAME=secutix_sync_wp
 readonly DB_USER=secutix_sync_wp
@@ -116,6 +124,16 @@ cmd_stop() {
 	# (PHP_CLI_SERVER_WORKERS) are in that group. Killing the parent alone leaves them serving.
 	stop_pidfile "$dir/php.pid" php 10 group
 	stop_pidfile "$dir/mysql/mariadbd.pid" mariadbd 60
+	# This instance's configuration, and only if it is this instance's (it names DIR).
+	local name config
+	if [ -s "$dir/config-name" ]; then
+		name=$(cat "$dir/config-name")
+		config=$WP_CONFIG_DIR/config-$name.php
+		if [ -f "$config" ] && grep -qF "// Instance folder: $dir" "$config"; then
+			rm -f "$config"
+		fi
+		rm -f "$dir/config-name"
+	fi
 	log "stop: done [$(elapsed "$t0") s]"
 }
 
@@ -132,14 +150,17 @@ free_port() {
 start_mariadb() {
 	local db=$1 t0=$EPOCHREALTIME i
 	rm -rf "$db"
-	mkdir -p "$db"
-	chown mysql:mysql "$db"
+	# A temporary folder of its own: at start-up MariaDB removes the `#sql…` files it finds in its tmpdir, so two
+	# instances sharing /tmp (two runs started together) delete each other's temporary tables.
+	mkdir -p "$db/tmp"
+	chown mysql:mysql "$db" "$db/tmp"
 	runuser -u mysql -- test -w "$db" ||
 		die "user mysql cannot write $db: choose a DIR whose parents are world-traversable (e.g. under /tmp)"
-	mariadb-install-db --no-defaults --user=mysql --datadir="$db/data" --auth-root-authentication-method=socket \
-		--skip-test-db >"$db/install-db.log" 2>&1 || die "mariadb-install-db failed, see $db/install-db.log"
+	mariadb-install-db --no-defaults --user=mysql --datadir="$db/data" --tmpdir="$db/tmp" \
+		--auth-root-authentication-method=socket --skip-test-db >"$db/install-db.log" 2>&1 ||
+		die "mariadb-install-db failed, see $db/install-db.log"
 	# No TCP port: WordPress reaches it through the socket. Durability is not needed for a test database.
-	setsid mariadbd --no-defaults --user=mysql --datadir="$db/data" --socket="$db/mysqld.sock" \
+	setsid mariadbd --no-defaults --user=mysql --datadir="$db/data" --tmpdir="$db/tmp" --socket="$db/mysqld.sock" \
 		--pid-file="$db/mariadbd.pid" --log-error="$db/error.log" --skip-networking --skip-log-bin \
 		--innodb-buffer-pool-size=64M --innodb-flush-log-at-trx-commit=0 \
 		</dev/null >/dev/null 2>&1 &
@@ -152,20 +173,25 @@ start_mariadb() {
 	log "start: mariadbd up on $db/mysqld.sock [$(elapsed "$t0") s]"
 }
 
+# The configuration of this instance only: /etc/wordpress/config-<name>.php, read because the router and the
+# install scripts set $_SERVER['WORDPRESS_CONFIG'] to <name>.
 write_wp_config() {
-	local dir=$1 port=$2 db_password=$3 key
-	mkdir -p "$(dirname "$WP_CONFIG")"
+	local dir=$1 port=$2 db_password=$3 name=$4 key
+	mkdir -p "$WP_CONFIG_DIR"
 	(
 		umask 077
 		{
 			echo '<?php'
-			echo '// Written by secutix-sync .ci/wordpress.sh start; rewritten at every start.'
+			echo '// Written by secutix-sync .ci/wordpress.sh start; removed by stop.'
+			echo "// Instance folder: $dir"
 			echo "define( 'DB_NAME', '$DB_NAME' );"
 			echo "define( 'DB_USER', '$DB_USER' );"
 			echo "define( 'DB_PASSWORD', '$db_password' );"
 			echo "define( 'DB_HOST', 'localhost:$dir/mysql/mysqld.sock' );"
 			echo "define( 'WP_HOME', 'http://127.0.0.1:$port' );"
 			echo "define( 'WP_SITEURL', 'http://127.0.0.1:$port' );"
+			echo "// This instance's plugins and uploads, not the machine-wide $WP_CONTENT."
+			echo "define( 'WP_CONTENT_DIR', '$dir/wp-content' );"
 			echo "// Application Passwords are refused over plain HTTP unless the environment is 'local'."
 			echo "define( 'WP_ENVIRONMENT_TYPE', 'local' );"
 			echo "// No cron loopback requests, no update checks, no outbound HTTP: CI has no internet."
@@ -181,21 +207,37 @@ write_wp_config() {
 			for key in AUTH_KEY SECURE_AUTH_KEY LOGGED_IN_KEY NONCE_KEY AUTH_SALT SECURE_AUTH_SALT LOGGED_IN_SALT NONCE_SALT; do
 				echo "define( '$key', '$(random_hex 32)' );"
 			done
-		} >"$WP_CONFIG"
+		} >"$WP_CONFIG_DIR/config-$name.php"
 	)
 }
 
-# Installs WordPress from PHP CLI and prints a new application password for $WP_USER on stdout.
+# DIR/wp-content: Debian's themes, plugins and languages linked, this checkout's must-use plugins copied, uploads.
+prepare_content() {
+	local dir=$1 sub
+	rm -rf "$dir/wp-content"
+	mkdir -p "$dir/wp-content/mu-plugins" "$dir/wp-content/uploads"
+	for sub in themes plugins languages; do
+		ln -s "$WP_CONTENT/$sub" "$dir/wp-content/$sub"
+	done
+	cp "$REPO_ROOT/contrib/wordpress/secutix-sync.php" "$dir/wp-content/mu-plugins/secutix-sync.php"
+	# Test sites only: an agency's own meta and taxonomy on the post type, for the tests' "editor" edits.
+	cp "$REPO_ROOT/.ci/wordpress-editor-fields.php" "$dir/wp-content/mu-plugins/secutix-sync-test-editor-fields.php"
+}
+
+# Installs WordPress from PHP CLI (as site `$3`, configuration `$2`) and prints a new application password for
+# $WP_USER on stdout.
 install_wordpress() {
-	local dir=$1 t0=$EPOCHREALTIME
+	local dir=$1 name=$2 site=$3 t0=$EPOCHREALTIME
 	# Step 1: the install itself. Without WP_INSTALLING an uninstalled site redirects to the installer and exits 0.
 	cat >"$dir/wp-install.php" <<'PHP'
 <?php
-$_SERVER['HTTP_HOST'] = '127.0.0.1'; // Debian's wp-config.php picks config-<host>.php from this.
+$_SERVER['HTTP_HOST'] = '127.0.0.1';
+// Debian's wp-config.php reads /etc/wordpress/config-<WORDPRESS_CONFIG>.php rather than config-<host>.php.
+$_SERVER['WORDPRESS_CONFIG'] = getenv( 'WORDPRESS_CONFIG' );
 define( 'WP_INSTALLING', true );
 require '/usr/share/wordpress/wp-load.php';
 require_once ABSPATH . 'wp-admin/includes/upgrade.php';
-$result = wp_install( 'secutix-sync test site', $argv[1], $argv[2], true, '', wp_generate_password( 24 ) );
+$result = wp_install( $argv[3], $argv[1], $argv[2], true, '', wp_generate_password( 24 ) );
 if ( empty( $result['user_id'] ) ) {
 	fwrite( STDERR, "wp_install() did not return a user id\n" );
 	exit( 1 );
@@ -206,6 +248,7 @@ PHP
 	cat >"$dir/wp-setup.php" <<'PHP'
 <?php
 $_SERVER['HTTP_HOST'] = '127.0.0.1';
+$_SERVER['WORDPRESS_CONFIG'] = getenv( 'WORDPRESS_CONFIG' );
 require '/usr/share/wordpress/wp-load.php';
 update_option( 'permalink_structure', '/%postname%/' );
 flush_rewrite_rules( false );
@@ -221,26 +264,31 @@ if ( is_wp_error( $created ) ) {
 }
 echo $created[0];
 PHP
-	# Copy first: must-use plugins load during the install too, and an older copy may be there.
-	mkdir -p "$WP_CONTENT/mu-plugins"
-	cp "$REPO_ROOT/contrib/wordpress/secutix-sync.php" "$WP_CONTENT/mu-plugins/secutix-sync.php"
-	# Test sites only: an agency's own meta and taxonomy on the post type, for the tests' "editor" edits.
-	cp "$REPO_ROOT/.ci/wordpress-editor-fields.php" "$WP_CONTENT/mu-plugins/secutix-sync-test-editor-fields.php"
-	php "$dir/wp-install.php" "$WP_USER" "$WP_USER@example.invalid" >"$dir/wp-install.log" 2>&1 ||
+	# The must-use plugins are in DIR/wp-content already (prepare_content): they load during the install too.
+	WORDPRESS_CONFIG=$name php "$dir/wp-install.php" "$WP_USER" "$WP_USER@example.invalid" "$site" \
+		>"$dir/wp-install.log" 2>&1 ||
 		die "WordPress install failed, see $dir/wp-install.log and $dir/debug.log"
-	php "$dir/wp-setup.php" "$WP_USER" 2>"$dir/wp-setup.log" ||
+	WORDPRESS_CONFIG=$name php "$dir/wp-setup.php" "$WP_USER" 2>"$dir/wp-setup.log" ||
 		die "WordPress setup (permalinks, application password) failed, see $dir/wp-setup.log and $dir/debug.log"
-	log "start: mu-plugin copied, WordPress installed, application password created [$(elapsed "$t0") s]"
+	log "start: WordPress installed (mu-plugins in $dir/wp-content), application password created [$(elapsed "$t0") s]"
 }
 
 write_router() {
 	cat >"$1/router.php" <<'PHP'
 <?php
-// Router for `php -S`: files under the WordPress tree are served as they are, /wp-content/ comes from
-// /var/lib/wordpress (Debian's WP_CONTENT_DIR), everything else goes to index.php (pretty permalinks, /wp-json/).
+// Router for `php -S`: files under the WordPress tree are served as they are, /wp-content/ comes from this
+// instance's folder (its WP_CONTENT_DIR), everything else goes to index.php (pretty permalinks, /wp-json/).
+// This instance's configuration, /etc/wordpress/config-<WORDPRESS_CONFIG>.php, whatever the Host header says.
+$config = getenv( 'WORDPRESS_CONFIG' );
+if ( ! is_string( $config ) || '' === $config ) {
+	http_response_code( 500 );
+	echo "router.php: WORDPRESS_CONFIG is not set: start this server with .ci/wordpress.sh start\n";
+	return true;
+}
+$_SERVER['WORDPRESS_CONFIG'] = $config;
 $path = urldecode( (string) parse_url( $_SERVER['REQUEST_URI'], PHP_URL_PATH ) );
 if ( 0 === strpos( $path, '/wp-content/' ) && false === strpos( $path, '..' ) ) {
-	$file = '/var/lib/wordpress' . $path;
+	$file = __DIR__ . $path;
 	if ( is_file( $file ) && 'php' !== pathinfo( $file, PATHINFO_EXTENSION ) ) {
 		header( 'Content-Type: ' . ( mime_content_type( $file ) ?: 'application/octet-stream' ) );
 		readfile( $file );
@@ -260,11 +308,11 @@ PHP
 
 # Starts `php -S` on port `$2`; returns 1 (and leaves nothing running) if it did not come up.
 start_php() {
-	local dir=$1 port=$2 pid i
+	local dir=$1 port=$2 name=$3 pid i
 	: >"$dir/php-server.log"
 	# OPcache is on for php -S (opcache.enable_cli covers the `cli` SAPI only, not `cli-server`) and by default
 	# looks at file times every 2 s: revalidate at each request so an edited mu-plugin is seen at once.
-	PHP_CLI_SERVER_WORKERS=4 setsid php -d opcache.revalidate_freq=0 -S "127.0.0.1:$port" -t "$WP_ROOT" "$dir/router.php" \
+	WORDPRESS_CONFIG=$name PHP_CLI_SERVER_WORKERS=4 setsid php -d opcache.revalidate_freq=0 -S "127.0.0.1:$port" -t "$WP_ROOT" "$dir/router.php" \
 		</dev/null >>"$dir/php-server.log" 2>&1 &
 	pid=$!
 	echo "$pid" >"$dir/php.pid"
@@ -278,21 +326,21 @@ start_php() {
 
 cmd_start() {
 	require_root start
-	local dir=$1 t0=$EPOCHREALTIME db_password port app_password attempt
+	local dir=$1 t0=$EPOCHREALTIME db_password port app_password attempt name site
 	if ! command -v mariadbd >/dev/null || [ ! -f "$WP_ROOT/wp-load.php" ]; then
 		die "packages missing: run '$0 install' first"
 	fi
 	[ -f "$REPO_ROOT/contrib/wordpress/secutix-sync.php" ] || die "mu-plugin not found at $REPO_ROOT/contrib/wordpress/secutix-sync.php"
-	# Debian's WordPress reads one config file per host name: a second instance would take over the first.
-	local other
-	other=$(sed -n "s|^define( 'DB_HOST', 'localhost:\(.*\)/mysql/mysqld.sock' );|\1|p" "$WP_CONFIG" 2>/dev/null || true)
-	if [ -n "$other" ] && [ "$other" != "$dir" ] && pid_alive "$other/php.pid" php; then
-		die "another instance runs from $other (one per machine: $WP_CONFIG is shared); run '$0 stop $other' first"
-	fi
 	mkdir -p "$dir"
 	chmod 755 "$dir"
 	cmd_stop "$dir"
 	rm -f "$dir/env" "$dir/debug.log"
+	# A name of this run's own (letters, digits and dashes, as Debian's wp-config.php requires), for its
+	# configuration file and its site's name.
+	name=secutix-sync-ci-$(random_hex 6)
+	while [ -e "$WP_CONFIG_DIR/config-$name.php" ]; do name=secutix-sync-ci-$(random_hex 6); done
+	site="secutix-sync test site $name"
+	echo "$name" >"$dir/config-name"
 	# A start that fails half-way leaves nothing running.
 	trap '[ -s "$dir/env" ] || cmd_stop "$dir"' EXIT
 
@@ -305,19 +353,20 @@ GRANT ALL PRIVILEGES ON $DB_NAME.* TO '$DB_USER'@'localhost';
 SQL
 
 	port=$(free_port)
-	write_wp_config "$dir" "$port" "$db_password"
-	app_password=$(install_wordpress "$dir")
+	write_wp_config "$dir" "$port" "$db_password" "$name"
+	prepare_content "$dir"
+	app_password=$(install_wordpress "$dir" "$name" "$site")
 	write_router "$dir"
 
 	local t1=$EPOCHREALTIME
 	for attempt in 1 2 3 4 5; do
-		start_php "$dir" "$port" && break
+		start_php "$dir" "$port" "$name" && break
 		# Another process took the port between free_port and bind: pick another and rewrite the config.
 		stop_pidfile "$dir/php.pid" php 5 group
 		[ "$attempt" -lt 5 ] || die "PHP server did not answer on /wp-json/, see $dir/php-server.log and $dir/debug.log"
 		log "start: PHP server did not come up on port $port, trying another"
 		port=$(free_port)
-		write_wp_config "$dir" "$port" "$db_password"
+		write_wp_config "$dir" "$port" "$db_password" "$name"
 	done
 	log "start: PHP server up on 127.0.0.1:$port (pid $(cat "$dir/php.pid"), 4 workers) [$(elapsed "$t1") s]"
 
@@ -327,16 +376,51 @@ SQL
 export SECUTIX_SYNC_TEST_WP_URL=http://127.0.0.1:$port
 export SECUTIX_SYNC_TEST_WP_USER=$WP_USER
 export SECUTIX_SYNC_TEST_WP_APP_PASSWORD='$app_password'
+export SECUTIX_SYNC_TEST_WP_SITE_NAME='$site'
 ENV
 	)
+	# In a subshell: a failed check leaves nothing running (no env, so the trap stops the instance).
+	(cmd_check "$dir") >/dev/null || {
+		rm -f "$dir/env"
+		die "start: the new site fails its own check (see above)"
+	}
 	log "start: done [$(elapsed "$t0") s]; source $dir/env"
 	cat "$dir/env"
+}
+
+# ---------------------------------------------------------------------------------------------------- check
+
+# The site at DIR/env's URL is the one `start DIR` made: its REST index names the site of DIR/env (the name is
+# in the database, so a server that reads another instance's configuration shows another one), and it takes
+# DIR/env's application password. Without this, a site answering for another database fails later with a 401
+# "Sorry, you are not allowed to …" that points at the credentials.
+cmd_check() {
+	local dir=$1 body name status
+	[ -r "$dir/env" ] || die "check: $dir/env not found: run '$0 start $dir' first"
+	# shellcheck source=/dev/null
+	. "$dir/env"
+	: "${SECUTIX_SYNC_TEST_WP_URL:?} ${SECUTIX_SYNC_TEST_WP_USER:?} ${SECUTIX_SYNC_TEST_WP_APP_PASSWORD:?}"
+	[ -n "${SECUTIX_SYNC_TEST_WP_SITE_NAME:-}" ] ||
+		die "check: $dir/env does not name its site (SECUTIX_SYNC_TEST_WP_SITE_NAME): it comes from an older $0; run '$0 start $dir' again"
+	body=$(curl -s --max-time 20 "$SECUTIX_SYNC_TEST_WP_URL/wp-json/") ||
+		die "check: no WordPress answers at $SECUTIX_SYNC_TEST_WP_URL ($dir/env): start it with '$0 start $dir'"
+	# shellcheck disable=SC2016 # PHP code, not shell
+	name=$(printf '%s' "$body" | php -r '$d = json_decode( stream_get_contents( STDIN ), true ); echo is_array( $d ) && is_string( $d["name"] ?? null ) ? $d["name"] : "";')
+	[ -n "$name" ] ||
+		die "check: $SECUTIX_SYNC_TEST_WP_URL/wp-json/ is not a WordPress REST index (it starts with: $(printf '%s' "$body" | head -c 200)); is another server on that port?"
+	[ "$name" = "$SECUTIX_SYNC_TEST_WP_SITE_NAME" ] ||
+		die "check: the WordPress at $SECUTIX_SYNC_TEST_WP_URL answers for another database: its site is '$name', while '$0 start $dir' created '$SECUTIX_SYNC_TEST_WP_SITE_NAME'. Another WordPress on this machine took over this address or this instance's configuration; its credentials are not the ones in $dir/env (a 401 would follow). Run '$0 start $dir' again and source $dir/env"
+	status=$(curl -s -o /dev/null --max-time 20 -w '%{http_code}' -u "$SECUTIX_SYNC_TEST_WP_USER:$SECUTIX_SYNC_TEST_WP_APP_PASSWORD" \
+		"$SECUTIX_SYNC_TEST_WP_URL/wp-json/wp/v2/users/me")
+	[ "$status" = 200 ] ||
+		die "check: '$name' at $SECUTIX_SYNC_TEST_WP_URL refuses the application password of $dir/env (HTTP $status); run '$0 start $dir' again"
+	log "check: $SECUTIX_SYNC_TEST_WP_URL is '$name' and takes the credentials of $dir/env"
 }
 
 # ---------------------------------------------------------------------------------------------------- main
 
 usage() {
-	sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 }
 
@@ -344,6 +428,7 @@ dir=$(realpath -m "${2:-/tmp/secutix-sync-wp}")
 case "${1:-}" in
 install) cmd_install ;;
 start) cmd_start "$dir" ;;
+check) cmd_check "$dir" ;;
 stop) cmd_stop "$dir" ;;
 *) usage ;;
 esac

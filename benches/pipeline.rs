@@ -616,6 +616,7 @@ fn entry_options() -> EntryOptions {
         book_url: "{shop}/api/1/redirect/product?id={product_id}&lang={LANGUAGE}".into(),
         performance_url: "{shop}/api/1/redirect/product/performance?id={performance_id}&lang={LANGUAGE}".into(),
         links: BTreeMap::new(),
+        published_states: secutix_sync::merge::default_published_states(),
     }
 }
 

@@ -138,6 +138,10 @@ pub struct EntriesConfig {
     pub profile_url: String,
     /// Registration link template (empty = none).
     pub register_url: String,
+    /// SecuTix product states whose entries are published (`RUNNING`, `SUSPENDED` by default); products in
+    /// other states (`PREPARING`: not announced yet) are unpublished on every target and left out of the
+    /// public document.
+    pub published_states: Vec<String>,
 }
 
 impl EntriesConfig {
@@ -159,9 +163,25 @@ impl EntriesConfig {
             book_url: self.book_url.clone(),
             performance_url: self.performance_url.clone(),
             links,
+            published_states: self
+                .published_states
+                .iter()
+                .map(|s| crate::catalog::State::parse(s))
+                .collect(),
         }
     }
 }
+
+/// The SecuTix product states `entries.published_states` may list.
+const KNOWN_STATES: &[&str] = &[
+    "PREPARING",
+    "VALIDATED",
+    "RUNNING",
+    "SUSPENDED",
+    "CANCELED",
+    "CLOSED",
+    "CANCELED_CLOSED",
+];
 
 /// The kind of a target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -996,6 +1016,24 @@ impl Config {
                 "entries.languages",
                 format!("{l:?} is not an ISO 639-1 code such as \"fr\""),
             );
+        }
+        if e.published_states.is_empty() {
+            bad(
+                "entries.published_states",
+                "is empty: no product would be published; list the states to publish, e.g. [\"RUNNING\", \"SUSPENDED\"]"
+                    .into(),
+            );
+        }
+        for s in &e.published_states {
+            if let crate::catalog::State::Other(_) = crate::catalog::State::parse(s) {
+                bad(
+                    "entries.published_states",
+                    format!(
+                        "{s:?} is not a SecuTix product state; valid: {}",
+                        KNOWN_STATES.join(", ")
+                    ),
+                );
+            }
         }
         self.availability.validate(&mut bad);
         for (i, t) in self.targets.iter().enumerate() {

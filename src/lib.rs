@@ -7,7 +7,7 @@
 //!   `in_progress` protocol, and the streaming, lenient parsers ([`secutix::json`], [`secutix::xml`]).
 //! - [`catalog`]: the domain model every parser produces.
 //! - [`store`]: everything sled: catalogue generations switched atomically, tombstones, the shrink guard,
-//!   import history, the SecuTix call ledger.
+//!   import history, the SecuTix call ledger, the repair at open of the snapshot a full disk left unfinished.
 //! - [`import`]: one catalogue import, end to end.
 //! - [`availability`]: the green / orange / red indicator: lenient mapping, on-sale rules, the poller and its
 //!   call-budget planner, the availability trees (dirty marks, change log, poll history).

@@ -7,6 +7,11 @@
 //! entry together with the mapping version: a target is sent an entry only when this hash differs from the one it
 //! last acknowledged, and bumping `entries.mapping_version` re-pushes everything.
 //!
+//! An entry is `published` only while SecuTix lists its product **and** the product's state is one of
+//! `entries.published_states` ([`EntryOptions::published_states`], by default `RUNNING` and `SUSPENDED`): a
+//! product being prepared (`PREPARING`), not yet announced, is unpublished on every target and absent from the
+//! public availability document, whatever its dates and prices.
+//!
 //! The entry holds nothing volatile (no "synced at"): an unchanged catalogue gives byte-identical entries.
 //! The JSON Schema is `docs/entry.schema.json`; the README has the field table.
 
@@ -234,7 +239,8 @@ pub struct Entry {
     pub product_id: String,
     /// Product code.
     pub product_code: Option<String>,
-    /// False when SecuTix no longer lists the product (sent with an unpublish operation).
+    /// False when SecuTix no longer lists the product, or when its state is not one of
+    /// `entries.published_states` (e.g. `PREPARING`: not announced yet); sent with an unpublish operation.
     pub published: bool,
     /// Title per language.
     pub title: Translated,
@@ -287,6 +293,22 @@ pub struct EntryOptions {
     pub performance_url: String,
     /// Other link templates by name (`account`, `profile`, `register`); empty templates are skipped.
     pub links: BTreeMap<String, String>,
+    /// The product states whose entries are published (`entries.published_states`); see
+    /// [`default_published_states`].
+    pub published_states: Vec<State>,
+}
+
+/// The product states published by default: on sale (`RUNNING`) and announced with the sale paused
+/// (`SUSPENDED`), the two states SecuTix's catalogue export holds unless asked for more. `PREPARING`
+/// (not announced yet), `VALIDATED` (ready, not yet running), `CANCELED`, `CLOSED` and `CANCELED_CLOSED` are not.
+pub fn default_published_states() -> Vec<State> {
+    vec![State::Running, State::Suspended]
+}
+
+/// Whether a product in `state` is published under `published`. A product without a state (a feed that
+/// leaves it out) is published: SecuTix's export holds on-sale products unless asked for more.
+pub fn state_is_published(state: Option<&State>, published: &[State]) -> bool {
+    state.is_none_or(|s| published.contains(s))
 }
 
 /// Everything an entry needs besides the product.
@@ -577,7 +599,7 @@ pub fn build_entry(record: &ProductRecord, ctx: &MergeContext<'_>) -> Entry {
         external_id: external_id(p.id),
         product_id: p.id.to_string(),
         product_code: p.code.clone(),
-        published: live,
+        published: live && state_is_published(p.state.as_ref(), &ctx.options.published_states),
         title: texts(&p.name, &langs, fb),
         short_title: texts(&p.short_name, &langs, fb),
         description: texts(&p.description, &langs, fb),
@@ -719,6 +741,7 @@ mod tests {
             book_url: "{shop}/api/1/redirect/product?id={product_id}&lang={LANGUAGE}".into(),
             performance_url: "{shop}/api/1/redirect/product/performance?id={performance_id}&lang={LANGUAGE}".into(),
             links: [("account".to_owned(), "{shop}/account/login?lang={LANGUAGE}".to_owned())].into(),
+            published_states: default_published_states(),
         }
     }
 
@@ -1021,5 +1044,33 @@ mod tests {
         rec.removed_at = Some(t(-1));
         let e = entry_with(&[(1, Some(1), true)], &rec);
         assert!(!e.published && !e.on_sale && e.booking_url.is_empty());
+    }
+
+    #[test]
+    fn only_products_in_a_published_state_are_published() {
+        let published = |state: Option<State>, removed: bool| {
+            let mut rec = record(vec![perf(1, 5, &[35000])]);
+            rec.product.state = state;
+            rec.removed_at = removed.then(|| t(-1));
+            entry_with(&[(1, Some(1), true)], &rec).published
+        };
+        assert!(published(Some(State::Running), false));
+        assert!(published(Some(State::Suspended), false));
+        assert!(
+            published(None, false),
+            "a feed without states: SecuTix exported it as on sale"
+        );
+        for state in [
+            State::Preparing,
+            State::Validated,
+            State::Canceled,
+            State::Closed,
+            State::CanceledClosed,
+            State::Other("HIDDEN_FROM_WEB".into()),
+        ] {
+            assert!(!published(Some(state.clone()), false), "{state}");
+        }
+        assert!(!published(Some(State::Running), true), "a tombstone stays unpublished");
+        assert!(state_is_published(Some(&State::Preparing), &[State::Preparing]));
     }
 }

@@ -510,10 +510,14 @@ impl Outbox {
                     OpKind::Upsert
                 } else {
                     let on_target = acked.as_ref().is_some_and(|a| a.kind == OpKind::Upsert);
-                    // A live product that left the selection is withdrawn, never deleted.
-                    let policy = match (entry.published, target.delete_policy) {
-                        (true, DeletePolicy::Delete) => DeletePolicy::Unpublish,
-                        (_, p) => p,
+                    let live = record.removed_at.is_none();
+                    let policy = match (live, entry.published, target.delete_policy) {
+                        // Listed, in a state that is not published (not announced yet): hidden on every
+                        // target, whatever its delete policy (which is for products SecuTix stopped listing).
+                        (true, false, _) => DeletePolicy::Unpublish,
+                        // A live product that left the selection is withdrawn, never deleted.
+                        (true, true, DeletePolicy::Delete) => DeletePolicy::Unpublish,
+                        (_, _, p) => p,
                     };
                     match (policy, on_target) {
                         (_, false) | (DeletePolicy::Keep, _) if !wanted => {

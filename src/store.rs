@@ -27,6 +27,15 @@
 //! tombstones, applies the shrink guard and switches.
 //!
 //! Records are JSON (readable with `secutix-sync state`, tolerant to added fields).
+//!
+//! # A full disk
+//! sled 0.34 writes a snapshot of its page table at every open to `snap.<lsn>.generating`, syncs it, renames
+//! it to `snap.<lsn>`, then removes the older snapshots. When that write fails part-way (the disk is full, the
+//! process is killed), the `.generating` file stays, empty or cut short, and sled reads it first at every
+//! later open: "Read corrupted data", even once space is freed (sled issue #1527). Such a file is a snapshot
+//! sled never finished: the snapshot before it and sled's log hold everything it would have held. So when
+//! sled reports corrupted data, [`Store::open`] takes sled's lock, removes the `.generating` files, says so
+//! ([`Store::repairs`] and a warning in the log), and opens again, once. Nothing else is ever removed.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
@@ -47,12 +56,13 @@ use crate::secutix::parse::{CatalogSink, SinkError, WireHash};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// sled failed (disk full, corruption, permissions).
-    #[error("the store at {path} failed: {source}")]
+    #[error("the store at {path} failed: {}", sled_reason(.error))]
     Sled {
         /// The store folder.
         path: String,
-        /// sled's error.
-        source: sled::Error,
+        /// sled's error, told in the message in words: not chained as the source, whose own text is debug
+        /// output (`Read corrupted data at file offset None`, `Os { code: 28, … }`).
+        error: sled::Error,
     },
     /// The store is locked by another process.
     #[error(
@@ -64,7 +74,7 @@ pub enum StoreError {
         path: String,
     },
     /// A record file could not be written or read (disk full, permissions, a file removed by hand).
-    #[error("the store at {path} failed on {what}: {source}. Check the disk and the folder's permissions")]
+    #[error("the store at {path} failed on {what}: {source}. {}", io_advice(.source))]
     Io {
         /// The store folder.
         path: String,
@@ -323,6 +333,17 @@ pub struct Store {
     files_root: PathBuf,
     /// The temporary folder of a [`Store::temporary`] store, removed with the last clone.
     _temporary: Option<Arc<tempfile::TempDir>>,
+    /// What [`Store::open`] repaired, for the caller to report.
+    repairs: Arc<Vec<Repair>>,
+}
+
+/// A file [`Store::open`] removed so that sled would open the store (see "A full disk" in the module docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repair {
+    /// The file removed: an unfinished sled snapshot, `snap.<lsn>.generating`.
+    pub file: PathBuf,
+    /// Its size: 0 when the disk was already full as sled created it.
+    pub bytes: u64,
 }
 
 impl std::fmt::Debug for Store {
@@ -361,6 +382,7 @@ impl Store {
     /// ([`StoreError::Locked`]).
     pub fn open(path: &Path, cache_mib: u64, clock: SharedClock) -> Result<Self, StoreError> {
         let p = path.display().to_string();
+        let mut repairs = Vec::new();
         let db = loop {
             let opened = sled::Config::new()
                 .path(path)
@@ -374,11 +396,28 @@ impl Store {
                 {
                     std::thread::sleep(std::time::Duration::from_millis(5));
                 }
+                // Once: a second failure is not an unfinished snapshot, and is reported as it is.
+                Err(e) if repairs.is_empty() && e.is_corruption() => {
+                    repairs = remove_unfinished_snapshots(path, &p)?;
+                    if repairs.is_empty() {
+                        return Err(e);
+                    }
+                    for r in &repairs {
+                        tracing::warn!(
+                            store = %p,
+                            "the store could not be opened: sled found {}, a snapshot it never finished ({} bytes, \
+                             left by a write that failed, typically on a full disk); removed it and opened the store \
+                             from sled's previous snapshot and log: nothing the store held is lost",
+                            r.file.display(),
+                            r.bytes
+                        );
+                    }
+                }
                 Err(e) => return Err(e),
             }
         };
         let guard = OpenGuard::register(path);
-        Self::from_db(
+        let mut store = Self::from_db(
             db,
             p,
             clock,
@@ -386,7 +425,14 @@ impl Store {
             path.join("records"),
             None,
             Arc::new(guard),
-        )
+        )?;
+        store.repairs = Arc::new(repairs);
+        Ok(store)
+    }
+
+    /// What [`Store::open`] repaired before sled would open the store (empty almost always).
+    pub fn repairs(&self) -> &[Repair] {
+        &self.repairs
     }
 
     /// A store in a temporary folder that disappears with it (tests, `demo`).
@@ -427,7 +473,7 @@ impl Store {
     ) -> Result<Self, StoreError> {
         let err = |e| StoreError::Sled {
             path: path.clone(),
-            source: e,
+            error: e,
         };
         std::fs::create_dir_all(&records_dir).map_err(|e| StoreError::Io {
             path: path.clone(),
@@ -449,6 +495,7 @@ impl Store {
             records_dir,
             files_root,
             _temporary: temporary,
+            repairs: Arc::default(),
         };
         store.drop_stale_generations()?;
         store.recover_interrupted_import()?;
@@ -466,7 +513,7 @@ impl Store {
     fn err(&self) -> impl Fn(sled::Error) -> StoreError + '_ {
         |e| StoreError::Sled {
             path: self.path.clone(),
-            source: e,
+            error: e,
         }
     }
 
@@ -509,7 +556,7 @@ impl Store {
     pub fn sled_error(&self, e: sled::Error) -> StoreError {
         StoreError::Sled {
             path: self.path.clone(),
-            source: e,
+            error: e,
         }
     }
 
@@ -867,8 +914,103 @@ fn classify(path: &str, e: sled::Error) -> StoreError {
     }
     StoreError::Sled {
         path: path.to_owned(),
-        source: e,
+        error: e,
     }
+}
+
+impl StoreError {
+    /// sled read data that does not check out (a damaged or unfinished file of the store).
+    fn is_corruption(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sled {
+                error: sled::Error::Corruption { .. },
+                ..
+            }
+        )
+    }
+}
+
+/// What to do after an I/O error on the store's own files.
+fn io_advice(e: &std::io::Error) -> &'static str {
+    if e.kind() == std::io::ErrorKind::StorageFull {
+        "The disk is full: free space on it (\"Disk full\" in the README's Operations); nothing acknowledged is lost"
+    } else {
+        "Check the disk and the folder's permissions"
+    }
+}
+
+/// Why sled failed, for an operator: what happened and what to do, without Rust's debug text.
+fn sled_reason(e: &sled::Error) -> String {
+    match e {
+        sled::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => "the disk is full (no space left \
+             on device). Free space on it (`df -h` shows how much is left), then restart the daemon (`systemctl \
+             restart secutix-sync`): after a failed write the store refuses every other one until it is opened \
+             again. What targets acknowledged and the operations waiting to be sent stay in the store"
+            .to_owned(),
+        // sled wraps some I/O errors in a custom one holding the original's debug text (`Os { code: 13, … }`):
+        // its kind says the same in words.
+        sled::Error::Io(io) if io.get_ref().is_some_and(|inner| inner.to_string().starts_with("Os {")) => {
+            format!("I/O error: {}. Check the disk and the folder's permissions", io.kind())
+        }
+        sled::Error::Io(io) => format!("I/O error: {io}. Check the disk and the folder's permissions"),
+        sled::Error::Corruption { at, .. } => format!(
+            "sled read corrupted data{}: a file of the store is damaged (an unfinished snapshot left by a full \
+             disk is repaired at open; this is something else). Stop the daemon, keep a copy of the folder, and \
+             follow \"Recovering a lost store\" in the README",
+            at.map(|at| format!(" at offset {} of its log", at.lid()))
+                .unwrap_or_default()
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// Removes sled's unfinished snapshots (`snap.*.generating`) from the store folder `dir`, holding sled's own
+/// lock meanwhile so that a process opening the store at the same time is never robbed of the snapshot it
+/// is writing. Returns what it removed.
+fn remove_unfinished_snapshots(dir: &Path, path: &str) -> Result<Vec<Repair>, StoreError> {
+    let io = |what: String| {
+        move |source| StoreError::Io {
+            path: path.to_owned(),
+            what,
+            source,
+        }
+    };
+    let db_file = dir.join("db");
+    let lock = File::options()
+        .read(true)
+        .write(true)
+        .open(&db_file)
+        .map_err(io(format!("opening {}", db_file.display())))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::Locked { path: path.to_owned() }),
+        Err(std::fs::TryLockError::Error(e)) => return Err(io(format!("locking {}", db_file.display()))(e)),
+    }
+    let mut removed = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(io(format!("listing {}", dir.display())))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with("snap.") && name.ends_with(".generating")) {
+            continue;
+        }
+        let file = entry.path();
+        let bytes = entry.metadata().map(|m| m.len()).unwrap_or(0);
+        match std::fs::remove_file(&file) {
+            Ok(()) => removed.push(Repair { file, bytes }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(format!("removing {}", file.display()))(e)),
+        }
+    }
+    if !removed.is_empty() {
+        // The removal is on disk before sled reads the folder again.
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(format!("syncing {}", dir.display())))?;
+    }
+    drop(lock);
+    Ok(removed)
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T, StoreError> {
@@ -1048,7 +1190,7 @@ impl CatalogView {
     fn sled_err(e: sled::Error) -> StoreError {
         StoreError::Sled {
             path: "catalogue".into(),
-            source: e,
+            error: e,
         }
     }
 
@@ -1977,6 +2119,138 @@ mod tests {
         drop(copy);
         assert!(releasing_until(dir.path()).is_some_and(|t| t > std::time::Instant::now()));
         Store::open(dir.path(), 1, clock).expect("reopens");
+    }
+
+    /// A store with a catalogue, a call in the ledger and a snapshot of sled (written at the second open),
+    /// then more writes in sled's log; returns its folder.
+    fn store_with_history(clock: &SharedClock) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Store::open(dir.path(), 1, clock.clone()).expect("open");
+            import(&store, &[1, 2, 3]);
+            store.record_call(clock.now(), "CatalogService", "getCatalogDetailed", 10);
+            store.flush().expect("flush");
+        }
+        let store = Store::open(dir.path(), 1, clock.clone()).expect("reopen");
+        import(&store, &[1, 2, 3, 4]);
+        store.record_call(clock.now(), "CatalogService", "getCatalogDetailed", 10);
+        store.flush().expect("flush");
+        dir
+    }
+
+    fn snapshots(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .expect("list")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("snap."))
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn an_unfinished_snapshot_is_removed_at_open_and_nothing_is_lost() {
+        let clock = crate::clock::system();
+        // Empty (the disk was full as sled created it) and cut short (it filled up while sled wrote it).
+        for (what, bytes) in [("empty", vec![]), ("partial", vec![7u8; 300])] {
+            let dir = store_with_history(&clock);
+            assert!(
+                !snapshots(dir.path()).is_empty(),
+                "sled wrote a snapshot at the second open"
+            );
+            let unfinished = dir.path().join("snap.00000000FFFFFFFF.generating");
+            std::fs::write(&unfinished, &bytes).expect("write");
+
+            let store = Store::open(dir.path(), 1, clock.clone()).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(
+                store.repairs(),
+                [Repair {
+                    file: unfinished.clone(),
+                    bytes: bytes.len() as u64
+                }],
+                "{what}"
+            );
+            assert!(!unfinished.exists(), "{what}");
+            let view = store.catalog().expect("catalog").expect("a catalogue");
+            assert_eq!(view.product_ids().collect::<Vec<_>>(), [1, 2, 3, 4], "{what}");
+            drop(view);
+            assert_eq!(store.calls_in_month(clock.now()), 2, "{what}: the call ledger");
+            import(&store, &[1, 2, 3, 4, 5]);
+            drop(store);
+            let again = Store::open(dir.path(), 1, clock.clone()).expect("opens again");
+            assert!(again.repairs().is_empty(), "{what}: nothing left to repair");
+        }
+    }
+
+    #[test]
+    fn a_store_that_opens_is_not_touched() {
+        let clock = crate::clock::system();
+        let dir = store_with_history(&clock);
+        // A finished snapshot sled has not cleaned up yet: sled reads it, nothing is repaired.
+        let store = Store::open(dir.path(), 1, clock.clone()).expect("open");
+        assert!(store.repairs().is_empty());
+    }
+
+    #[test]
+    fn other_corruption_is_reported_with_what_to_do_and_nothing_is_removed() {
+        let clock = crate::clock::system();
+        let dir = store_with_history(&clock);
+        let damaged = dir.path().join("snap.00000000FFFFFFFF");
+        std::fs::write(&damaged, [1u8; 40]).expect("write");
+        let before = snapshots(dir.path());
+        let e = Store::open(dir.path(), 1, clock).expect_err("damaged");
+        let text = e.to_string();
+        assert!(text.contains("sled read corrupted data"), "{text}");
+        assert!(text.contains("Recovering a lost store"), "{text}");
+        assert!(!text.contains("Some(") && !text.contains("None"), "{text}");
+        assert_eq!(snapshots(dir.path()), before, "nothing removed");
+    }
+
+    #[test]
+    fn unfinished_snapshots_of_a_store_in_use_are_left_alone() {
+        let clock = crate::clock::system();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _store = Store::open(dir.path(), 1, clock).expect("open");
+        // As if the process holding the store were writing its snapshot right now.
+        let writing = dir.path().join("snap.00000000FFFFFFFF.generating");
+        std::fs::write(&writing, b"").expect("write");
+        let p = dir.path().display().to_string();
+        assert!(matches!(
+            remove_unfinished_snapshots(dir.path(), &p),
+            Err(StoreError::Locked { .. })
+        ));
+        assert!(writing.exists());
+    }
+
+    #[test]
+    fn a_full_disk_is_said_in_words_with_what_to_do() {
+        // As sled hands it over: its own I/O error holding the original's debug text.
+        let full = sled::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            format!("{:?}", std::io::Error::from_raw_os_error(28)),
+        ));
+        let text = StoreError::Sled {
+            path: "/var/lib/secutix-sync".into(),
+            error: full,
+        }
+        .to_string();
+        assert!(text.contains("the disk is full"), "{text}");
+        assert!(text.contains("systemctl restart secutix-sync"), "{text}");
+        assert!(!text.contains("Os {"), "{text}");
+        let denied = sled::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("{:?}", std::io::Error::from_raw_os_error(13)),
+        ));
+        let text = sled_reason(&denied);
+        assert!(text.contains("permission denied") && !text.contains("Os {"), "{text}");
+        let records = StoreError::Io {
+            path: "/var/lib/secutix-sync".into(),
+            what: "writing records/cat.4.staging".into(),
+            source: std::io::Error::from_raw_os_error(28),
+        }
+        .to_string();
+        assert!(records.contains("The disk is full: free space"), "{records}");
     }
 
     #[test]

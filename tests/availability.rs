@@ -632,6 +632,7 @@ fn entry_options() -> EntryOptions {
         book_url: "{shop}/api/1/redirect/product?id={product_id}&lang={LANGUAGE}".into(),
         performance_url: String::new(),
         links: BTreeMap::new(),
+        published_states: secutix_sync::merge::default_published_states(),
     }
 }
 

@@ -129,6 +129,8 @@ cache_mib = 16
 [entries]
 shop_url = "https://grandquai.shop.secutix.example"
 mapping_version = {mapping_version}
+# The cancelled recital stays on the site: these tests push and refuse it.
+published_states = ["RUNNING", "SUSPENDED", "CANCELED"]
 
 [catalogue]
 min_interval = "0s"

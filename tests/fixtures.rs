@@ -222,6 +222,7 @@ fn entries(store: &Store) -> Vec<(merge::Entry, String)> {
         book_url: "{shop}/api/1/redirect/product?id={product_id}&lang={LANGUAGE}".into(),
         performance_url: "{shop}/api/1/redirect/product/performance?id={performance_id}&lang={LANGUAGE}".into(),
         links: BTreeMap::new(),
+        published_states: secutix_sync::merge::default_published_states(),
     };
     let status = |_: &Product, perf: &secutix_sync::catalog::Performance, now: DateTime<Utc>| PerformanceStatus {
         level: None,

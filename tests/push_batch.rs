@@ -105,6 +105,7 @@ fn options() -> EntryOptions {
         book_url: String::new(),
         performance_url: String::new(),
         links: BTreeMap::new(),
+        published_states: secutix_sync::merge::default_published_states(),
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! **Against a real WordPress** (the `real_…` tests): the one `.ci/wordpress.sh start DIR` builds from Debian
 //! packages, whose address and Application Password `.ci/run` exports as `SECUTIX_SYNC_TEST_WP_URL`,
-//! `SECUTIX_SYNC_TEST_WP_USER` and `SECUTIX_SYNC_TEST_WP_APP_PASSWORD`. Without them these tests print a
+//! `SECUTIX_SYNC_TEST_WP_USER` and `SECUTIX_SYNC_TEST_WP_APP_PASSWORD` (and the site's name,
+//! `SECUTIX_SYNC_TEST_WP_SITE_NAME`, checked before the first call). Without them these tests print a
 //! `SKIPPED: …` line and return. A catalogue goes the whole way: a mock SecuTix, the import, the plan, the
 //! worker, the target, WordPress; then the tests read the posts back through the REST API. Each test has its
 //! own product ids and a word in its titles, and removes its own posts first: the tests run in parallel on
@@ -37,6 +38,10 @@ struct Wp {
     user: String,
     password: String,
     http: reqwest::Client,
+    /// `SECUTIX_SYNC_TEST_WP_SITE_NAME`: the site `.ci/wordpress.sh start` made, in its database.
+    site_name: Option<String>,
+    /// Set once the site answered under that name, before the first call.
+    checked: tokio::sync::OnceCell<()>,
 }
 
 impl Wp {
@@ -56,6 +61,8 @@ impl Wp {
                     .timeout(Duration::from_secs(60))
                     .build()
                     .expect("client"),
+                site_name: var("SECUTIX_SYNC_TEST_WP_SITE_NAME"),
+                checked: tokio::sync::OnceCell::new(),
             }),
             _ => {
                 // Straight to stderr (not the captured test output), in one write, so `.ci/run` sees the line.
@@ -82,7 +89,32 @@ impl Wp {
         Arc::new(WordPressTarget::new(name, &self.settings(extra), Duration::from_secs(60)).expect("target"))
     }
 
+    /// The site answering is the one `.ci/wordpress.sh start` made: a WordPress answering for another
+    /// database (another instance took over its address or configuration) refuses these credentials with
+    /// a 401 that would point at them instead.
+    async fn check_site(&self) {
+        let Some(want) = &self.site_name else { return };
+        let index: Value = match self.http.get(format!("{}/wp-json/", self.url)).send().await {
+            Ok(r) => r.json().await.unwrap_or(Value::Null),
+            Err(e) => panic!(
+                "WordPress at {} does not answer ({e}); SECUTIX_SYNC_TEST_WP_URL is set, so a site is expected: \
+                 start it with .ci/wordpress.sh start",
+                self.url
+            ),
+        };
+        let got = index["name"].as_str().unwrap_or("(not a WordPress REST index)");
+        assert!(
+            got == want,
+            "the WordPress at {} answers for another database: its site is {got:?}, not {want:?} that \
+             `.ci/wordpress.sh start` made (SECUTIX_SYNC_TEST_WP_SITE_NAME). Another WordPress on this machine \
+             took over its address or its configuration, and would refuse these credentials (401). Run \
+             `.ci/wordpress.sh start DIR` again and source DIR/env",
+            self.url
+        );
+    }
+
     async fn call(&self, method: reqwest::Method, route: &str, body: Option<Value>) -> (u16, Value) {
+        self.checked.get_or_init(|| self.check_site()).await;
         let mut req = self
             .http
             .request(method.clone(), format!("{}/wp-json{route}", self.url))
@@ -616,6 +648,75 @@ async fn real_single_requests_trash_restore_and_recreate_a_post_deleted_by_hand(
         meta(&posts["secutix-7100000000031"], "secutix_price_min").as_f64(),
         Some(31.0)
     );
+}
+
+/// Issue 13, item 9: a product in preparation (`PREPARING`, not announced yet) never becomes a published post;
+/// once announced it is published; back in preparation its post becomes a draft, even with
+/// `delete_policy = "delete"` (SecuTix still lists it).
+#[tokio::test]
+async fn real_a_product_not_announced_yet_is_never_a_published_post() {
+    let Some(wp) = Wp::from_env("real_a_product_not_announced_yet_is_never_a_published_post") else {
+        return;
+    };
+    let word = "zqwpprepared";
+    let ids = [7_100_000_000_041, 7_100_000_000_042];
+    wp.clean(word, &xids(&ids)).await;
+    let products = |second_state: &str| {
+        let mut second = product(ids[1], &format!("En préparation {word}"), &[(ids[1] * 10, 10)]);
+        second["state"] = second_state.into();
+        catalog(vec![season(
+            1,
+            "S26",
+            -30,
+            vec![
+                product(ids[0], &format!("À l'affiche {word}"), &[(ids[0] * 10, 10)]),
+                second,
+            ],
+        )])
+    };
+    let secutix = SecuTix::start(products("PREPARING")).await;
+    let daemon = Daemon::new(
+        &secutix,
+        wp.target("wp", ""),
+        clock_at(chrono::Duration::zero()),
+        DeletePolicy::Delete,
+    );
+    let status = |posts: &BTreeMap<String, Value>| -> BTreeMap<String, String> {
+        posts
+            .iter()
+            .map(|(xid, p)| (xid.clone(), p["status"].as_str().unwrap_or_default().to_owned()))
+            .collect()
+    };
+    let (on_sale, prepared) = (format!("secutix-{}", ids[0]), format!("secutix-{}", ids[1]));
+
+    let (plan, _) = daemon.sync().await;
+    assert_eq!(plan.create, 1, "{plan:?}");
+    assert_eq!(
+        status(&wp.by_external_id(word).await),
+        BTreeMap::from([(on_sale.clone(), "publish".to_owned())]),
+        "no post for the product in preparation"
+    );
+
+    secutix.set(products("RUNNING"));
+    daemon.sync().await;
+    assert_eq!(
+        status(&wp.by_external_id(word).await),
+        BTreeMap::from([
+            (on_sale.clone(), "publish".to_owned()),
+            (prepared.clone(), "publish".to_owned())
+        ]),
+        "announced: published"
+    );
+
+    secutix.set(products("PREPARING"));
+    let (plan, _) = daemon.sync().await;
+    assert_eq!((plan.unpublish, plan.delete), (1, 0), "{plan:?}");
+    assert_eq!(
+        status(&wp.by_external_id(word).await),
+        BTreeMap::from([(on_sale, "publish".to_owned()), (prepared, "draft".to_owned())]),
+        "back in preparation: a draft, not in the trash"
+    );
+    wp.clean(word, &xids(&ids)).await;
 }
 
 // ---------------------------------------------------------------------------------------------------- scripted site
