@@ -36,7 +36,7 @@ fn call_message(e: &CallError) -> String {
     use crate::secutix::parse::ParseError;
     let bad_answer = matches!(
         e,
-        CallError::Parse(ParseError::Malformed { .. } | ParseError::Fault { .. })
+        CallError::Parse(ParseError::Malformed { .. } | ParseError::Fault { .. } | ParseError::TooDeep { .. })
             | CallError::UnexpectedBody { .. }
             | CallError::Status { .. }
             | CallError::Http { .. }

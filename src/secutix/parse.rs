@@ -111,6 +111,12 @@ impl Envelope {
     }
 }
 
+/// Deepest nesting accepted in an answer, JSON or XML: elements (objects, arrays) inside one another,
+/// counted from the document's root. A real SecuTix answer nests fewer than 20 levels (a SOAP envelope
+/// adds five); anything deeper is refused before it can exhaust the stack. JSON has the same limit from
+/// serde_json's own recursion limit (128).
+pub const MAX_DEPTH: usize = 128;
+
 /// Why a response could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
@@ -123,6 +129,19 @@ pub enum ParseError {
         place: String,
         /// What was wrong.
         message: String,
+    },
+    /// Elements nested deeper than [`MAX_DEPTH`]: refused (a hostile or broken answer).
+    #[error(
+        "{call}: malformed response at {place}: the answer nests deeper than {limit} levels, which no SecuTix \
+         answer does; it was refused without being read further"
+    )]
+    TooDeep {
+        /// The SecuTix method.
+        call: String,
+        /// JSON path or XML element path (its first levels) with byte offset or line and column.
+        place: String,
+        /// The limit ([`MAX_DEPTH`]).
+        limit: usize,
     },
     /// A SOAP fault instead of a result.
     #[error("{call}: SOAP fault {code}: {message}")]

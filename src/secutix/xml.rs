@@ -8,6 +8,10 @@
 //! season's own fields) it builds a `serde_json::Value` of that subtree only, which is then deserialised
 //! with the same lenient wire types as REST (`wire.rs`). Memory is bounded by one product.
 //!
+//! Nesting is bounded too: an element that would open deeper than [`MAX_DEPTH`] levels ends the parse
+//! with [`ParseError::TooDeep`], before any of the recursive steps (serde's walk of a product, dropping a
+//! `serde_json::Value`) could exhaust the stack on it.
+//!
 //! `getCatalog` returns the catalogue as an XML **string** in `catalogData` (escaped text or CDATA). It is
 //! unescaped as a stream into a file and that file is parsed with the same walker, assuming the inner
 //! document uses the DTO field names of the SOAP response (its schema is not public).
@@ -22,7 +26,7 @@ use serde_json::{Map, Value};
 mod tree;
 
 use super::json::SEASON_FIELDS;
-use super::parse::{CatalogSink, Envelope, ParseError, WireHash, wire_hasher};
+use super::parse::{CatalogSink, Envelope, MAX_DEPTH, ParseError, WireHash, wire_hasher};
 use super::wire::{ConvertCtx, RawProduct, RawSeason};
 
 /// What a SOAP call returned, for methods whose results are small (POS config, availability).
@@ -98,6 +102,9 @@ impl<R: BufRead> Cursor<R> {
             };
             match ev {
                 Event::Start(e) => {
+                    if self.path.len() + self.tree.depth() > MAX_DEPTH {
+                        return Err(self.too_deep());
+                    }
                     seen.push(b'<');
                     seen.extend_from_slice(AsRef::<str>::as_ref(&e).as_bytes());
                     let id = self.names.intern(e.local_name().as_ref());
@@ -156,10 +163,22 @@ impl<R: BufRead> Cursor<R> {
     fn place(&self) -> String {
         let p = if self.path.is_empty() {
             "(document)".to_owned()
+        } else if self.path.len() > 12 {
+            // A hostile depth: the first levels say where, the count says how deep.
+            format!("{}/… ({} levels)", self.path[..8].join("/"), self.path.len())
         } else {
             self.path.join("/")
         };
         format!("{p} (byte {})", self.reader.buffer_position())
+    }
+
+    /// The error of an element that would open past [`MAX_DEPTH`] levels.
+    fn too_deep(&self) -> ParseError {
+        ParseError::TooDeep {
+            call: self.call.clone(),
+            place: self.place(),
+            limit: MAX_DEPTH,
+        }
     }
 
     fn err(&self, message: impl Into<String>) -> ParseError {
@@ -188,6 +207,9 @@ impl<R: BufRead> Cursor<R> {
             };
             match ev {
                 Event::Start(e) => {
+                    if self.path.len() >= MAX_DEPTH {
+                        return Err(self.too_deep());
+                    }
                     let name = local_name(&e);
                     let nil = is_nil(&e);
                     self.path.push(name.clone());
