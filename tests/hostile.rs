@@ -4,10 +4,15 @@
 //!   a getPOSConfig answer, an availability answer and the getCatalog XML string, in both transports: a
 //!   clear error naming the call and the depth limit, never a stack overflow; an import keeps the
 //!   catalogue in force.
+//! - **Size** (item 3): answers other than the catalogue larger than `secutix.max_small_response_mib`, or
+//!   holding more values than it allows, are refused without being held; the real binary's peak RSS stays
+//!   under 150 MB whatever getPOSConfig or an availability call sends.
 //!
 //! Everything runs on loopback (127.0.0.1, port 0) and, where time matters, on paused tokio time.
 
 mod common;
+#[path = "common/binary.rs"]
+mod binary;
 
 use common::*;
 use secutix_sync::config::Transport;
@@ -15,7 +20,7 @@ use secutix_sync::import::{ImportOptions, run_import};
 use secutix_sync::secutix::availability::{AvailabilityMethod, parse_answer};
 use secutix_sync::secutix::parse::{CollectSink, MAX_DEPTH, ParseError};
 use secutix_sync::secutix::wire::ConvertCtx;
-use secutix_sync::secutix::{CallError, decode_result, json as sjson, xml as sxml};
+use secutix_sync::secutix::{CallError, RetryPolicy, decode_result, json as sjson, small_values, xml as sxml};
 use secutix_sync::store::ImportOutcome;
 use secutix_sync::testkit::{MockHttp, Reply};
 use serde_json::json;
@@ -169,7 +174,7 @@ fn the_nesting_limit_accepts_everything_up_to_it() {
             deep_xml(MAX_DEPTH - 5)
         ),
     );
-    sxml::parse_soap_result("getPOSConfig", body.as_bytes()).expect("at the limit");
+    sxml::parse_soap_result("getPOSConfig", body.as_bytes(), small_values(4)).expect("at the limit");
 }
 
 #[test]
@@ -242,10 +247,10 @@ fn deeply_nested_pos_config_and_availability_answers_are_refused() {
             "getPOSConfig",
             &format!("<statusCode>success</statusCode><posConfigData>{xml}</posConfigData>"),
         );
-        let e = decode_result(Transport::Soap, "getPOSConfig", pos_soap.as_bytes()).expect_err("deep POS");
+        let e = decode_result(Transport::Soap, "getPOSConfig", pos_soap.as_bytes(), small_values(4)).expect_err("deep POS");
         assert_too_deep(&e, "getPOSConfig", "SOAP getPOSConfig");
         let pos_rest = format!(r#"{{"statusCode":"success","posConfigData":{json}}}"#);
-        let e = decode_result(Transport::Rest, "getPOSConfig", pos_rest.as_bytes()).expect_err("deep POS");
+        let e = decode_result(Transport::Rest, "getPOSConfig", pos_rest.as_bytes(), small_values(4)).expect_err("deep POS");
         assert_too_deep(&e, "getPOSConfig", "REST getPOSConfig");
         for method in [
             AvailabilityMethod::GetUpdatedAvailabilities,
@@ -379,4 +384,366 @@ async fn a_deeply_nested_rest_import_fails_cleanly() {
     );
     assert_too_deep(&e, "getCatalogDetailed", "REST import");
     assert_eq!(store.generation().expect("generation"), None);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Item 3: size of the answers other than the catalogue
+// ---------------------------------------------------------------------------------------------------------
+
+const MIB: usize = 1024 * 1024;
+
+/// A JSON answer of `bytes` bytes: a valid result whose `posConfigData` (or `field`) is a long list.
+fn big_json(field: &str, bytes: usize) -> String {
+    let head = format!(r#"{{"statusCode":"success","{field}":["#);
+    let n = (bytes.saturating_sub(head.len() + 2)) / 2;
+    let mut s = String::with_capacity(bytes);
+    s.push_str(&head);
+    for i in 0..n {
+        s.push_str(if i == 0 { "0" } else { ",0" });
+    }
+    s.push_str("]}");
+    s
+}
+
+/// A JSON answer with one object of distinct keys (`"k0":0,"k1":0,…`), about `bytes` long.
+fn wide_json(field: &str, bytes: usize) -> String {
+    let mut s = format!(r#"{{"statusCode":"success","{field}":{{"#);
+    let mut i = 0usize;
+    while s.len() + 24 < bytes {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&format!(r#""k{i}":0"#));
+        i += 1;
+    }
+    s.push_str("}}");
+    s
+}
+
+/// A SOAP answer of about `bytes` bytes made of empty elements with distinct names.
+fn big_soap(method: &str, field: &str, bytes: usize) -> String {
+    let mut inner = format!("<statusCode>success</statusCode><{field}>");
+    let mut i = 0usize;
+    while inner.len() + 64 < bytes {
+        inner.push_str(&format!("<k{i}/>"));
+        i += 1;
+    }
+    inner.push_str(&format!("</{field}>"));
+    soap_envelope(method, &inner)
+}
+
+fn assert_answer_too_large(e: &CallError, call: &str, what: &str) {
+    assert!(matches!(e, CallError::AnswerTooLarge { .. }), "{what}: {e}");
+    let msg = e.to_string();
+    assert!(msg.contains(call), "{what}: names the call: {msg}");
+    assert!(msg.contains("secutix.max_small_response_mib"), "{what}: names the setting: {msg}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn answers_larger_than_the_small_limit_are_refused() {
+    let huge = big_json("posConfigData", 40 * MIB);
+    for (what, reply) in [
+        ("with its length declared", json_text(huge.clone())),
+        (
+            "streamed without a length",
+            json_text(huge.clone()).chunked(64 * 1024, std::time::Duration::ZERO),
+        ),
+    ] {
+        let m = MockHttp::start().await;
+        m.on("POST", POS, [reply]);
+        let clock = clock();
+        let (store, _dir) = store(&clock);
+        let cfg = config(&m.uri(), "rest", "");
+        let e = client(&cfg, &store).get_pos_config(RetryPolicy::once()).await.expect_err(what);
+        assert_answer_too_large(&e, "getPOSConfig", what);
+        let bytes = store.bytes_in_month(clock.now());
+        assert!(bytes <= 4 * MIB as u64, "{what}: at most the limit was read ({bytes} bytes)");
+    }
+    // Availability, both transports, and a limit of 1 MiB.
+    for transport in ["rest", "soap"] {
+        let m = MockHttp::start().await;
+        let body = if transport == "rest" {
+            big_json("eventAvailabilityData", 2 * MIB)
+        } else {
+            big_soap("getEventAvailability", "eventAvailabilityData", 2 * MIB)
+        };
+        m.handle("POST", "/", move |_| Some(Reply::status(200).header("content-type", "text/plain").body(body.clone())));
+        let clock = clock();
+        let (store, _dir) = store(&clock);
+        let mut cfg = config(&m.uri(), transport, "");
+        cfg.secutix.max_small_response_mib = 1;
+        let mut attempts = 0;
+        let e = client(&cfg, &store)
+            .get_performances_availability(
+                AvailabilityMethod::GetEventAvailability,
+                1,
+                &[1, 2],
+                RetryPolicy::once(),
+                &mut attempts,
+            )
+            .await
+            .expect_err(transport);
+        assert_answer_too_large(&e, "getEventAvailability", transport);
+        assert!(e.to_string().contains("more than 1 MiB"), "{e}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_large_token_endpoint_answer_is_refused() {
+    let m = MockHttp::start().await;
+    m.on("POST", "/tnai/backend-apis/v1/auth", [json_text(big_json("token", 8 * MIB))]);
+    let clock = clock();
+    let (store, _dir) = store(&clock);
+    let mut cfg = config(&m.uri(), "rest", "");
+    cfg.secutix.auth = secutix_sync::config::AuthMode::TokenEndpoint;
+    let e = client(&cfg, &store).get_pos_config(RetryPolicy::once()).await.expect_err("too large");
+    assert_answer_too_large(&e, "v1/auth", "token endpoint");
+}
+
+#[test]
+fn dense_answers_within_the_byte_limit_are_refused_by_their_value_count() {
+    let limit = small_values(4);
+    for (what, body, transport) in [
+        ("a list of zeros", big_json("posConfigData", 4 * MIB - 64), Transport::Rest),
+        ("an object of many keys", wide_json("posConfigData", 4 * MIB - 64), Transport::Rest),
+        ("many empty elements", big_soap("getPOSConfig", "posConfigData", 4 * MIB - 64), Transport::Soap),
+    ] {
+        let e = decode_result(transport, "getPOSConfig", body.as_bytes(), limit).expect_err(what);
+        assert_answer_too_large(&e, "getPOSConfig", what);
+    }
+    // A real answer is far below: 200 performances with their levels and counts.
+    let real = json!({"statusCode": "success", "eventAvailabilityData": {"eventAvailabilities":
+        (0..200).map(|i| json!({"performanceId": 10_228_321_399_304_i64 + i, "level": "GOOD", "quantity": 120, "quota": 400}))
+        .collect::<Vec<_>>()}});
+    let text = real.to_string();
+    parse_answer(Transport::Rest, AvailabilityMethod::GetEventAvailability, text.as_bytes()).expect("a real answer");
+    assert!(text.len() < 32 * 1024, "{} bytes", text.len());
+}
+
+/// 200 with a JSON body given as text.
+fn json_text(body: String) -> Reply {
+    Reply::status(200).header("content-type", "application/json").body(body)
+}
+
+/// What a child process of the real binary did: its exit code, its peak RSS (MB), its stderr.
+struct Measured {
+    code: i32,
+    peak_mb: u64,
+    stderr: String,
+}
+
+/// Runs the binary with `args` on `site` and measures its peak RSS. Blocking: call it from
+/// `spawn_blocking`.
+///
+/// Linux carries a process's peak RSS across `exec` from the memory it was forked with, so a binary
+/// started from this test process would report at least this process's own peak (the hostile bodies it
+/// serves). The binary is therefore started by a small helper process (this test executable running
+/// only [`peak_rss_helper`]), whose fork is small; the helper reads the binary's `ru_maxrss` with
+/// `wait4` and prints it.
+fn measured(site: &binary::Site, args: &[&str]) -> Measured {
+    let err_path = site.dir.path().join(format!("stderr-{}", args.join("-")));
+    let out = std::process::Command::new(std::env::current_exe().expect("test executable"))
+        .args(["peak_rss_helper", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .env("HOSTILE_BIN", binary::bin())
+        .env("HOSTILE_CONFIG", &site.config)
+        .env("HOSTILE_ARGS", args.join(" "))
+        .env("HOSTILE_STDERR", &err_path)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .expect("run the helper");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| -> i64 {
+        stdout
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(name))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("the helper reports {name}: {stdout}"))
+    };
+    Measured {
+        code: field("HOSTILE_CODE=") as i32,
+        peak_mb: (field("HOSTILE_PEAK_KIB=") as u64) / 1024,
+        stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
+    }
+}
+
+/// Not a test of its own: the child process of [`measured`]. Runs the binary as `HOSTILE_*` says and
+/// prints its exit code and peak RSS (`wait4`'s `ru_maxrss`, in KiB on Linux).
+#[test]
+#[ignore = "a helper the peak-RSS test runs in a child process"]
+fn peak_rss_helper() {
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is set by the peak-RSS test"));
+    let err = std::fs::File::create(var("HOSTILE_STDERR")).expect("stderr file");
+    let child = std::process::Command::new(var("HOSTILE_BIN"))
+        .env_clear()
+        .env("SECUTIX_SYNC_LOG", "info")
+        .arg("--config")
+        .arg(var("HOSTILE_CONFIG"))
+        .args(var("HOSTILE_ARGS").split(' '))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(err)
+        .spawn()
+        .expect("spawn the binary");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero `rusage` is a valid value of that plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our own child, not waited for yet; `status` and `usage` are valid for writes.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4: {}", std::io::Error::last_os_error());
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -libc::WTERMSIG(status)
+    };
+    println!("HOSTILE_CODE={code} HOSTILE_PEAK_KIB={}", usage.ru_maxrss);
+}
+
+/// What the mock SecuTix answers to getPOSConfig and to the availability calls.
+#[derive(Clone)]
+struct Hostile {
+    pos: Reply,
+    availability: Reply,
+}
+
+async fn hostile_secutix(transport: &'static str, script: std::sync::Arc<std::sync::Mutex<Hostile>>) -> MockHttp {
+    let m = MockHttp::start().await;
+    // Performances ten days from now (real time: another process reads the clock).
+    let days = (chrono::Utc::now() - t0()).num_days() + 10;
+    let catalogue = catalog(vec![season(
+        1,
+        "S26",
+        days - 40,
+        (0..3).map(|i| product(1000 + i, &format!("Spectacle {i}"), &[(5000 + i, days)])).collect(),
+    )]);
+    m.handle("POST", "/", move |req| {
+        let text = req.text();
+        let h = script.lock().expect("script").clone();
+        let method = |name: &str| {
+            if transport == "rest" {
+                req.uri.ends_with(&format!("/{name}"))
+            } else {
+                text.contains(&format!(":{name}>")) || text.contains(&format!(":{name}/>"))
+            }
+        };
+        Some(if method("getPOSConfig") {
+            h.pos
+        } else if method("getCatalogDetailed") {
+            if transport == "rest" {
+                Reply::json(&catalogue)
+            } else {
+                Reply::xml(soap_response("getCatalogDetailed", &catalogue))
+            }
+        } else {
+            h.availability
+        })
+    });
+    m
+}
+
+/// Peak RSS of the real binary while SecuTix sends hostile answers to getPOSConfig (`import`) and to the
+/// availability calls (`availability`). Before the limit, a 40 MiB getPOSConfig answer took 895 MB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peak_rss_stays_under_150_mb_whatever_getposconfig_and_availability_send() {
+    let normal_pos = |t: &str| {
+        if t == "rest" {
+            Reply::json(&pos_config())
+        } else {
+            Reply::xml(soap_response("getPOSConfig", &pos_config()))
+        }
+    };
+    let mut figures = Vec::new();
+    let mut peaks = Vec::new();
+    for transport in ["rest", "soap"] {
+        let script = std::sync::Arc::new(std::sync::Mutex::new(Hostile {
+            pos: normal_pos(transport),
+            availability: Reply::status(503),
+        }));
+        let m = hostile_secutix(transport, script.clone()).await;
+        // (what, getPOSConfig answer, availability answer, command)
+        let cases: Vec<(&str, Reply, Reply, &'static str)> = if transport == "rest" {
+            vec![
+                (
+                    "a 40 MiB getPOSConfig answer, streamed",
+                    json_text(big_json("posConfigData", 40 * MIB)).chunked(256 * 1024, std::time::Duration::ZERO),
+                    Reply::status(503),
+                    "import",
+                ),
+                ("a dense 4 MiB getPOSConfig answer", json_text(big_json("posConfigData", 4 * MIB - 64)), Reply::status(503), "import"),
+                ("a 4 MiB getPOSConfig object of distinct keys", json_text(wide_json("posConfigData", 4 * MIB - 64)), Reply::status(503), "import"),
+                ("a 40 MiB availability answer", normal_pos("rest"), json_text(big_json("eventAvailabilityData", 40 * MIB)), "availability"),
+                ("a dense 4 MiB availability answer", normal_pos("rest"), json_text(big_json("eventAvailabilityData", 4 * MIB - 64)), "availability"),
+            ]
+        } else {
+            vec![
+                (
+                    "a 40 MiB SOAP getPOSConfig answer",
+                    Reply::xml(big_soap("getPOSConfig", "posConfigData", 40 * MIB)),
+                    Reply::status(503),
+                    "import",
+                ),
+                ("a dense 4 MiB SOAP getPOSConfig answer", Reply::xml(big_soap("getPOSConfig", "posConfigData", 4 * MIB - 64)), Reply::status(503), "import"),
+                (
+                    "a dense 4 MiB SOAP availability answer",
+                    normal_pos("soap"),
+                    Reply::xml(big_soap("getEventAvailability", "eventAvailabilityData", 4 * MIB - 64)),
+                    "availability",
+                ),
+                (
+                    "a 40 MiB SOAP fault with HTTP 500",
+                    normal_pos("soap"),
+                    Reply::status(500).header("content-type", "text/xml").body(big_soap("Fault", "detail", 40 * MIB)),
+                    "availability",
+                ),
+            ]
+        };
+        for (what, pos, availability, command) in cases {
+            let site = binary::Site::new();
+            site.write_config(&format!(
+                r#"[secutix]
+institution = "MOSA"
+base_url = "{base}"
+transport = "{transport}"
+operator = "MOSA_WEBSYNC"
+partner = "Test Partner"
+secret = "test-secret-value"
+calls_per_minute = 60000
+[catalogue]
+min_interval = "0s"
+[store]
+path = "{store}"
+"#,
+                base = m.uri(),
+                store = site.store.display(),
+            ));
+            let site = std::sync::Arc::new(site);
+            let run = |args: &'static [&'static str]| {
+                let s = site.clone();
+                tokio::task::spawn_blocking(move || measured(&s, args))
+            };
+            if command == "availability" {
+                // A catalogue first, for the poll.
+                *script.lock().expect("script") = Hostile {
+                    pos: normal_pos(transport),
+                    availability: Reply::status(503),
+                };
+                let first = run(&["import"]).await.expect("join");
+                assert_eq!(first.code, 0, "{what}: first import: {}", first.stderr);
+            }
+            *script.lock().expect("script") = Hostile { pos, availability };
+            let r = run(if command == "import" { &["import"] } else { &["availability"] })
+                .await
+                .expect("join");
+            figures.push(format!("{transport}: {what}: {} MB", r.peak_mb));
+            assert_eq!(r.code, 1, "{what}: the command fails cleanly: {}", r.stderr);
+            let named = if what.contains("fault") { "getEventAvailability" } else { "max_small_response_mib" };
+            assert!(r.stderr.contains(named), "{what}: the error names {named}: {}", r.stderr);
+            peaks.push((what, r.peak_mb));
+        }
+    }
+    println!("peak RSS of the binary under hostile answers:\n  {}", figures.join("\n  "));
+    for (what, mb) in peaks {
+        assert!(mb < 150, "{what}: peak RSS {mb} MB");
+    }
 }

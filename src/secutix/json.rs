@@ -71,6 +71,120 @@ pub(crate) fn malformed(call: &str, path: &str, e: &serde_json::Error) -> ParseE
     }
 }
 
+/// Parses a small answer (getPOSConfig, availability) into a `serde_json::Value` of at most `max_values`
+/// values: more is [`ParseError::TooManyValues`], without building the rest. serde_json's own `Value`
+/// would take up to 32 bytes per byte of a dense answer; counting bounds its memory.
+pub fn parse_value(call: &str, bytes: &[u8], max_values: usize) -> Result<serde_json::Value, ParseError> {
+    use serde::de::DeserializeSeed;
+    let left = std::cell::Cell::new(max_values);
+    let over = std::cell::Cell::new(false);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let v = BoundedValue {
+        left: &left,
+        over: &over,
+    }
+    .deserialize(&mut de)
+    .and_then(|v| de.end().map(|()| v));
+    match v {
+        Ok(v) => Ok(v),
+        Err(_) if over.get() => Err(ParseError::TooManyValues {
+            call: call.to_owned(),
+            limit: max_values,
+        }),
+        Err(e) => Err(malformed(call, "", &e)),
+    }
+}
+
+/// Builds a `serde_json::Value` while counting its values down from `left`.
+#[derive(Clone, Copy)]
+struct BoundedValue<'a> {
+    left: &'a std::cell::Cell<usize>,
+    /// Set when `left` ran out (the error then is that, whatever serde_json makes of it).
+    over: &'a std::cell::Cell<bool>,
+}
+
+impl BoundedValue<'_> {
+    fn take<E: serde::de::Error>(self) -> Result<(), E> {
+        match self.left.get() {
+            0 => {
+                self.over.set(true);
+                Err(E::custom("too many values"))
+            }
+            n => {
+                self.left.set(n - 1);
+                Ok(())
+            }
+        }
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for BoundedValue<'_> {
+    type Value = serde_json::Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<serde_json::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for BoundedValue<'_> {
+    type Value = serde_json::Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<serde_json::Value, E> {
+        self.take()?;
+        Ok(v.into())
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<serde_json::Value, E> {
+        self.take()?;
+        Ok(v.into())
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<serde_json::Value, E> {
+        self.take()?;
+        Ok(v.into())
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<serde_json::Value, E> {
+        self.take()?;
+        Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number))
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<serde_json::Value, E> {
+        self.take()?;
+        Ok(v.into())
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<serde_json::Value, E> {
+        self.take()?;
+        Ok(v.into())
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<serde_json::Value, E> {
+        self.take()?;
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<serde_json::Value, E> {
+        self.visit_unit()
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<serde_json::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<serde_json::Value, A::Error> {
+        self.take()?;
+        let mut items = Vec::new();
+        while let Some(v) = seq.next_element_seed(self)? {
+            items.push(v);
+        }
+        Ok(serde_json::Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<serde_json::Value, A::Error> {
+        self.take()?;
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            // The key counts as a value too: it is a string of its own in memory.
+            self.take()?;
+            let v = map.next_value_seed(self)?;
+            out.insert(key, v);
+        }
+        Ok(serde_json::Value::Object(out))
+    }
+}
+
 /// Season fields kept for [`RawSeason`]; the rest (large lists we do not use) is skipped without allocating.
 pub(crate) const SEASON_FIELDS: &[&str] = &[
     "id",

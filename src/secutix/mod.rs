@@ -187,6 +187,20 @@ pub enum CallError {
         /// The transport error.
         reason: String,
     },
+    /// An answer other than the catalogue exceeds `secutix.max_small_response_mib` (in bytes, or in values
+    /// once decoded: [`SMALL_VALUES_PER_MIB`] per MiB).
+    #[error(
+        "{call}: SecuTix sent a larger answer than this call ever needs (more than {limit_mib} MiB or {} values, \
+         secutix.max_small_response_mib); it was refused and nothing changed. Check secutix.base_url (a proxy or \
+         a wrong host?); if the answers of this call are really that large, raise secutix.max_small_response_mib",
+        small_values(*.limit_mib)
+    )]
+    AnswerTooLarge {
+        /// Service/method.
+        call: String,
+        /// The limit (`secutix.max_small_response_mib`).
+        limit_mib: u64,
+    },
     /// The body exceeds `secutix.max_response_mib`.
     #[error(
         "{call}: the response is larger than {limit_mib} MiB (secutix.max_response_mib); raise it or narrow the catalogue (catalogue.season_codes)"
@@ -262,6 +276,19 @@ impl CallError {
             _ => false,
         }
     }
+}
+
+/// Values (numbers, texts, objects, lists) an answer other than the catalogue may hold, per MiB of
+/// `secutix.max_small_response_mib`. Such answers are decoded into a `serde_json::Value`, which takes up to
+/// 32 times the bytes of a dense answer (`[0,0,0,…]`); counting values bounds that: at the default 4 MiB,
+/// 262,144 values take at most about 40 MB, while a real answer holds one value per 20 bytes or more.
+pub const SMALL_VALUES_PER_MIB: usize = 65_536;
+
+/// The values an answer may hold under a limit of `limit_mib` MiB.
+pub fn small_values(limit_mib: u64) -> usize {
+    usize::try_from(limit_mib)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(SMALL_VALUES_PER_MIB)
 }
 
 /// A response body, in memory or spooled to a temporary file.
@@ -573,7 +600,7 @@ impl Client {
         };
         let call = "v1/auth".to_owned();
         let body = auth::token_request_body(&self.cfg.operator, &self.cfg.partner, &self.secret);
-        let resp = self
+        let mut resp = self
             .http
             .post(&url)
             .timeout(self.cfg.request_timeout)
@@ -582,9 +609,17 @@ impl Client {
             .await
             .map_err(|e| self.transport_error(&call, e))?;
         let status = resp.status().as_u16();
-        let text = resp.text().await.map_err(|e| self.transport_error(&call, e))?;
-        self.ledger
-            .record_call(self.clock.now(), "auth", "v1/auth", text.len() as u64);
+        let read = self.read_body(&call, &mut resp, false, false).await;
+        self.ledger.record_call(
+            self.clock.now(),
+            "auth",
+            "v1/auth",
+            read.as_ref().map_or(0, |b| b.len),
+        );
+        let text = match read?.data {
+            BodyData::Memory(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            BodyData::File(_) => return Err(CallError::Local("internal: token answer spooled to disk".into())),
+        };
         match status {
             200..=299 => {}
             401 | 403 => {
@@ -602,7 +637,8 @@ impl Client {
                 });
             }
         }
-        let v: Value = serde_json::from_str(&text).map_err(|_| CallError::UnexpectedBody {
+        let max_values = small_values(self.cfg.max_small_response_mib);
+        let v: Value = json::parse_value(&call, text.as_bytes(), max_values).map_err(|_| CallError::UnexpectedBody {
             call: call.clone(),
             status,
             what: "a body that is not JSON",
@@ -680,7 +716,8 @@ impl Client {
             let wait = retry_after(resp.headers(), self.clock.now()).unwrap_or(Duration::ZERO);
             return Err(CallError::RateLimited { call, status, wait });
         }
-        let body = self.read_body(&call, &mut resp, spool || status >= 300).await;
+        // Only the catalogue may be large; error pages go to disk whatever the call.
+        let body = self.read_body(&call, &mut resp, spool || status >= 300, spool).await;
         self.ledger.record_call(
             self.clock.now(),
             service.rest_name(),
@@ -699,11 +736,13 @@ impl Client {
         if !(200..300).contains(&status) {
             if self.cfg.transport == Transport::Soap && looks_like_xml(&head) && !looks_like_html(&head) {
                 // A SOAP fault comes with HTTP 500: report the fault itself.
+                // At most a small answer's worth: a fault is a few lines, and this is read into memory.
+                let limit = self.cfg.max_small_response_mib;
                 let mut all = Vec::new();
-                if let Ok(mut r) = body.reader() {
-                    let _ = std::io::Read::read_to_end(&mut r, &mut all);
+                if let Ok(r) = body.reader() {
+                    let _ = std::io::Read::read_to_end(&mut std::io::Read::take(r, limit * 1024 * 1024), &mut all);
                 }
-                if let Err(e @ ParseError::Fault { .. }) = xml::parse_soap_result(method, &all) {
+                if let Err(e @ ParseError::Fault { .. }) = xml::parse_soap_result(method, &all, small_values(limit)) {
                     return Err(CallError::Parse(e));
                 }
             }
@@ -740,8 +779,39 @@ impl Client {
         Ok(body)
     }
 
-    async fn read_body(&self, call: &str, resp: &mut reqwest::Response, spool: bool) -> Result<Body, CallError> {
-        let limit = self.cfg.max_response_mib.saturating_mul(1024 * 1024);
+    /// Reads the body of `resp`, to a temporary file with `spool`. A `catalogue` body may be as large as
+    /// `secutix.max_response_mib`, any other `secutix.max_small_response_mib`: past that, reading stops.
+    async fn read_body(
+        &self,
+        call: &str,
+        resp: &mut reqwest::Response,
+        spool: bool,
+        catalogue: bool,
+    ) -> Result<Body, CallError> {
+        let limit_mib = if catalogue {
+            self.cfg.max_response_mib
+        } else {
+            self.cfg.max_small_response_mib
+        };
+        let limit = limit_mib.saturating_mul(1024 * 1024);
+        let too_large = || {
+            if catalogue {
+                CallError::TooLarge {
+                    call: call.to_owned(),
+                    limit_mib,
+                }
+            } else {
+                CallError::AnswerTooLarge {
+                    call: call.to_owned(),
+                    limit_mib,
+                }
+            }
+        };
+        // A declared length past the limit is refused before a byte is read (it would count against the
+        // monthly volume for nothing).
+        if resp.content_length().is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
         let mut hasher = blake3::Hasher::new();
         let mut len = 0u64;
         let mut memory = Vec::new();
@@ -769,10 +839,7 @@ impl Client {
             };
             len += chunk.len() as u64;
             if len > limit {
-                return Err(CallError::TooLarge {
-                    call: call.to_owned(),
-                    limit_mib: self.cfg.max_response_mib,
-                });
+                return Err(too_large());
             }
             match &mut spool_writer {
                 None => memory.extend_from_slice(&chunk),
@@ -885,7 +952,13 @@ impl Client {
         let BodyData::Memory(bytes) = std::mem::replace(&mut body.data, BodyData::Memory(Vec::new())) else {
             return Err(CallError::Local("internal: small call spooled to disk".into()));
         };
-        decode_small(self.cfg.transport, service, method, &bytes)
+        decode_small(
+            self.cfg.transport,
+            service,
+            method,
+            &bytes,
+            small_values(self.cfg.max_small_response_mib),
+        )
     }
 
     /// `getPOSConfig`: point of sale id, time zone, currency, languages.
@@ -1027,21 +1100,37 @@ impl Client {
 
 /// Decodes the body of a small call: the envelope and the result object (REST: the JSON body; SOAP: the
 /// `<return>` element as a JSON value, field names as in REST). A status other than `success` is an error.
+/// An answer holding more than `max_values` values is refused ([`CallError::AnswerTooLarge`]).
 pub fn decode_small(
     transport: Transport,
     service: Service,
     method: &str,
     bytes: &[u8],
+    max_values: usize,
 ) -> Result<(Envelope, Value), CallError> {
-    let (env, v) = decode_result(transport, method, bytes)?;
+    let (env, v) = decode_result(transport, method, bytes, max_values)?;
     check_status(service, method, env, v)
 }
 
 /// Decodes the body of a small call into its envelope and result object, without judging `statusCode`.
-pub fn decode_result(transport: Transport, method: &str, bytes: &[u8]) -> Result<(Envelope, Value), CallError> {
+/// At most `max_values` values (see [`SMALL_VALUES_PER_MIB`]) are built; more is
+/// [`CallError::AnswerTooLarge`].
+pub fn decode_result(
+    transport: Transport,
+    method: &str,
+    bytes: &[u8],
+    max_values: usize,
+) -> Result<(Envelope, Value), CallError> {
+    let too_many = || CallError::AnswerTooLarge {
+        call: method.to_owned(),
+        limit_mib: (max_values / SMALL_VALUES_PER_MIB) as u64,
+    };
     Ok(match transport {
         Transport::Rest => {
-            let v: Value = serde_json::from_slice(bytes).map_err(|e| json::malformed(method, "", &e))?;
+            let v = json::parse_value(method, bytes, max_values).map_err(|e| match e {
+                ParseError::TooManyValues { .. } => too_many(),
+                other => CallError::Parse(other),
+            })?;
             let text = |k: &str| {
                 v.get(k).and_then(|x| {
                     x.as_str()
@@ -1060,7 +1149,10 @@ pub fn decode_result(transport: Transport, method: &str, bytes: &[u8]) -> Result
             (env, v)
         }
         Transport::Soap => {
-            let r = xml::parse_soap_result(method, bytes)?;
+            let r = xml::parse_soap_result(method, bytes, max_values).map_err(|e| match e {
+                ParseError::TooManyValues { .. } => too_many(),
+                other => CallError::Parse(other),
+            })?;
             (r.envelope, r.result)
         }
     })

@@ -143,6 +143,15 @@ pub enum ParseError {
         /// The limit ([`MAX_DEPTH`]).
         limit: usize,
     },
+    /// A small answer holds more values than its limit allows (the client reports it as
+    /// `CallError::AnswerTooLarge`, naming the setting).
+    #[error("{call}: the answer holds more than {limit} values; it was refused")]
+    TooManyValues {
+        /// The SecuTix method.
+        call: String,
+        /// The limit.
+        limit: usize,
+    },
     /// A SOAP fault instead of a result.
     #[error("{call}: SOAP fault {code}: {message}")]
     Fault {

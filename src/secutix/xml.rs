@@ -54,6 +54,9 @@ struct Cursor<R: BufRead> {
     names: tree::Names,
     /// The bytes of the product's events, fingerprinted at its end (reused).
     seen: Vec<u8>,
+    /// Elements [`Cursor::value`] may still build: a small answer's budget ([`parse_soap_result`]);
+    /// unlimited for the catalogue, which is never built whole.
+    values_left: usize,
 }
 
 enum Ev {
@@ -78,6 +81,7 @@ impl<R: BufRead> Cursor<R> {
             tree: tree::Tree::default(),
             names: tree::Names::default(),
             seen: Vec::new(),
+            values_left: usize::MAX,
         }
     }
 
@@ -311,12 +315,24 @@ impl<R: BufRead> Cursor<R> {
         }];
         loop {
             match self.next()? {
-                Ev::Start { name, nil } => stack.push(Frame {
-                    name,
-                    map: Map::new(),
-                    text: String::new(),
-                    nil,
-                }),
+                Ev::Start { name, nil } => {
+                    // An element is a value, and its name a key: two of the budget.
+                    self.values_left = match self.values_left.checked_sub(2) {
+                        Some(n) => n,
+                        None => {
+                            return Err(ParseError::TooManyValues {
+                                call: self.call.clone(),
+                                limit: usize::MAX,
+                            });
+                        }
+                    };
+                    stack.push(Frame {
+                        name,
+                        map: Map::new(),
+                        text: String::new(),
+                        nil,
+                    })
+                }
                 Ev::Text(t) => {
                     if let Some(top) = stack.last_mut() {
                         top.text.push_str(&t);
@@ -510,6 +526,8 @@ fn open_result<R: BufRead>(cur: &mut Cursor<R>) -> Result<(), ParseError> {
     loop {
         match cur.next()? {
             Ev::Start { name, nil } if name == "Fault" => {
+                // A fault is a few lines: a small answer's budget, also inside a catalogue response.
+                cur.values_left = cur.values_left.min(super::SMALL_VALUES_PER_MIB);
                 let v = cur.value(nil)?;
                 let field = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
                 let (mut code, mut message) = (field("faultcode"), field("faultstring"));
@@ -599,11 +617,20 @@ pub fn parse_catalog_document<R: BufRead>(
     Ok(env)
 }
 
-/// Parses a small SOAP response into its envelope and its result as a JSON value.
-pub fn parse_soap_result(call: &str, body: &[u8]) -> Result<SoapResult, ParseError> {
+/// Parses a small SOAP response into its envelope and its result as a JSON value of at most `max_values`
+/// values (an element counts as two: its value and its name); more is [`ParseError::TooManyValues`].
+pub fn parse_soap_result(call: &str, body: &[u8], max_values: usize) -> Result<SoapResult, ParseError> {
     let mut cur = Cursor::new(call, body);
-    open_result(&mut cur)?;
-    let mut v = cur.value(false)?;
+    cur.values_left = max_values;
+    let limit = |e| match e {
+        ParseError::TooManyValues { call, .. } => ParseError::TooManyValues {
+            call,
+            limit: max_values,
+        },
+        other => other,
+    };
+    open_result(&mut cur).map_err(limit)?;
+    let mut v = cur.value(false).map_err(limit)?;
     if let Some(ret) = v.get_mut("return") {
         v = ret.take();
     }
@@ -868,7 +895,7 @@ mod tests {
     #[test]
     fn small_result_becomes_a_value() {
         let body = r#"<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/"><e:Body><x:getPOSConfigResponse xmlns:x="urn:x"><return><statusCode>success</statusCode><posConfigData><posId>123</posId><organizationTimeZone>Europe/Paris</organizationTimeZone></posConfigData></return></x:getPOSConfigResponse></e:Body></e:Envelope>"#;
-        let r = parse_soap_result("getPOSConfig", body.as_bytes()).expect("parses");
+        let r = parse_soap_result("getPOSConfig", body.as_bytes(), 1000).expect("parses");
         assert_eq!(r.envelope.status(), CallStatus::Success);
         assert_eq!(r.result["posConfigData"]["posId"], "123");
     }
@@ -876,9 +903,9 @@ mod tests {
     #[test]
     fn whitespace_after_the_xml_declaration_is_accepted() {
         let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n  <e:Envelope xmlns:e=\"http://schemas.xmlsoap.org/soap/envelope/\"><e:Body><x:getPOSConfigResponse xmlns:x=\"urn:x\"><return><statusCode>success</statusCode></return></x:getPOSConfigResponse></e:Body></e:Envelope>\n";
-        let r = parse_soap_result("getPOSConfig", body.as_bytes()).expect("parses");
+        let r = parse_soap_result("getPOSConfig", body.as_bytes(), 1000).expect("parses");
         assert_eq!(r.envelope.status(), CallStatus::Success);
-        let e = parse_soap_result("getPOSConfig", b"\n  Service Unavailable").expect_err("not SOAP");
+        let e = parse_soap_result("getPOSConfig", b"\n  Service Unavailable", 1000).expect_err("not SOAP");
         assert!(e.to_string().contains("expected a SOAP Envelope"), "{e}");
     }
 }
