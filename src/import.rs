@@ -2,7 +2,8 @@
 //! finish (compare, tombstones, shrink guard, switch), and a report in the import history.
 //!
 //! Whatever happens, a failed or refused import leaves the catalogue in force untouched (DESIGN §4.1) and
-//! is recorded with its reason, so `status` can show it.
+//! is recorded with its reason, so `status` can show it. That includes a degraded POS configuration (no
+//! point of sale id, no or an unknown time zone: [`check_pos_config`]): the one in force stays.
 
 use crate::config::CatalogueConfig;
 use crate::secutix::wire::ConvertCtx;
@@ -29,6 +30,13 @@ pub enum ImportError {
     /// The shrink guard refused the catalogue.
     #[error(transparent)]
     Refused(crate::store::ShrinkRefused),
+    /// getPOSConfig answered, but without what the daemon cannot do without (see [`check_pos_config`]).
+    #[error(
+        "getPOSConfig answered with {0}; the import was refused and the catalogue and point of sale in force are \
+         unchanged. This is usually temporary on SecuTix's side (the daemon tries again); if it persists, check \
+         secutix.operator's point of sale in SecuTix and send this message to SecuTix support"
+    )]
+    PosConfig(String),
 }
 
 /// The message of a failed SecuTix call, as an import reports it.
@@ -139,6 +147,36 @@ pub async fn run_import(
     }
 }
 
+/// Accepts a POS configuration only when it has what the daemon cannot do without: the point of sale id
+/// (`posId`, the `pointOfSalesId` of every availability call) and the venue's time zone
+/// (`organizationTimeZone`, an IANA name: every time in every entry depends on it). A degraded answer
+/// (`{"posConfigData": {}}`) would otherwise stop availability and shift every performance to UTC, so it is
+/// refused like a bad catalogue. Returns the time zone.
+pub fn check_pos_config(pos: &crate::catalog::PosConfig) -> Result<chrono_tz::Tz, ImportError> {
+    let mut missing = Vec::new();
+    if pos.pos_id.is_none() {
+        missing.push("posConfigData.posId");
+    }
+    let zone = pos.time_zone.as_deref().map(str::trim).filter(|z| !z.is_empty());
+    if zone.is_none() {
+        missing.push("posConfigData.organizationTimeZone");
+    }
+    if !missing.is_empty() {
+        return Err(ImportError::PosConfig(format!("no {}", missing.join(" and no "))));
+    }
+    let zone = zone.unwrap_or_default();
+    zone.parse::<chrono_tz::Tz>().map_err(|_| {
+        let shown: String = crate::secutix::wire::truncate(zone, 60)
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        ImportError::PosConfig(format!(
+            "the time zone {shown:?} (posConfigData.organizationTimeZone), which is not an IANA time zone such as \
+             \"Europe/Paris\""
+        ))
+    })
+}
+
 async fn import_inner(
     client: &Client,
     store: &Store,
@@ -146,16 +184,11 @@ async fn import_inner(
     opts: ImportOptions,
     report: &mut ImportReport,
 ) -> Result<(), ImportError> {
-    let pos = client.get_pos_config(RetryPolicy::within(cfg.deadline)).await?;
+    let mut pos = client.get_pos_config(RetryPolicy::within(cfg.deadline)).await?;
     report.calls += 1;
-    let time_zone = match pos.time_zone.as_deref().map(str::parse::<chrono_tz::Tz>) {
-        Some(Ok(tz)) => tz,
-        Some(Err(_)) => {
-            tracing::warn!(time_zone = ?pos.time_zone, "getPOSConfig sent an unknown time zone; using UTC");
-            chrono_tz::UTC
-        }
-        None => store.time_zone(),
-    };
+    let time_zone = check_pos_config(&pos)?;
+    // Stored as read, so that every later reader parses the same name.
+    pos.time_zone = Some(time_zone.name().to_owned());
     store.set_time_zone(time_zone);
     let current = store.catalog()?;
     let known_hash = if opts.force {

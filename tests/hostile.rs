@@ -4,6 +4,9 @@
 //!   a getPOSConfig answer, an availability answer and the getCatalog XML string, in both transports: a
 //!   clear error naming the call and the depth limit, never a stack overflow; an import keeps the
 //!   catalogue in force.
+//! - **POS configuration** (item 10): a getPOSConfig answer without a point of sale id or a usable time
+//!   zone is refused like a bad catalogue; the POS configuration, the time zone and the catalogue in force
+//!   stay.
 //! - **Size** (item 3): answers other than the catalogue larger than `secutix.max_small_response_mib`, or
 //!   holding more values than it allows, are refused without being held; the real binary's peak RSS stays
 //!   under 150 MB whatever getPOSConfig or an availability call sends.
@@ -730,6 +733,7 @@ path = "{store}"
                 };
                 let first = run(&["import"]).await.expect("join");
                 assert_eq!(first.code, 0, "{what}: first import: {}", first.stderr);
+                figures.push(format!("{transport}: a normal import, for reference: {} MB", first.peak_mb));
             }
             *script.lock().expect("script") = Hostile { pos, availability };
             let r = run(if command == "import" { &["import"] } else { &["availability"] })
@@ -745,5 +749,78 @@ path = "{store}"
     println!("peak RSS of the binary under hostile answers:\n  {}", figures.join("\n  "));
     for (what, mb) in peaks {
         assert!(mb < 150, "{what}: peak RSS {mb} MB");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Item 10: a degraded getPOSConfig
+// ---------------------------------------------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn a_degraded_pos_config_is_refused_and_the_one_in_force_kept() {
+    let good = pos_config();
+    let mut cases: Vec<(&str, serde_json::Value)> = vec![
+        ("empty posConfigData", json!({"statusCode": "success", "posConfigData": {}})),
+        ("no posId", json!({"statusCode": "success", "posConfigData": {"organizationTimeZone": "Europe/Paris", "currencyCode": "EUR"}})),
+        ("no time zone", json!({"statusCode": "success", "posConfigData": {"posId": 123456789, "currencyCode": "EUR"}})),
+        ("an empty time zone", json!({"statusCode": "success", "posConfigData": {"posId": 123456789, "organizationTimeZone": " "}})),
+        ("an unknown time zone", json!({"statusCode": "success", "posConfigData": {"posId": 123456789, "organizationTimeZone": "Mars/Olympus"}})),
+        ("null posConfigData", json!({"statusCode": "success", "posConfigData": null})),
+        ("no posConfigData", json!({"statusCode": "success"})),
+    ];
+    let mut changed = good.clone();
+    changed["posConfigData"]["organizationTimeZone"] = json!("America/New_York");
+    for transport in ["rest", "soap"] {
+        let m = MockHttp::start().await;
+        let answer = |v: &serde_json::Value| {
+            if transport == "rest" {
+                Reply::json(v)
+            } else {
+                Reply::xml(soap_response("getPOSConfig", v))
+            }
+        };
+        let cat = if transport == "rest" {
+            Reply::json(&catalog_n(3))
+        } else {
+            Reply::xml(soap_response("getCatalogDetailed", &catalog_n(3)))
+        };
+        let script = std::sync::Arc::new(std::sync::Mutex::new(answer(&good)));
+        {
+            let (script, cat) = (script.clone(), cat.clone());
+            m.handle("POST", "/", move |req| {
+                let pos = req.uri.ends_with("getPOSConfig") || req.text().contains(":getPOSConfig");
+                Some(if pos { script.lock().expect("script").clone() } else { cat.clone() })
+            });
+        }
+        let clock = clock();
+        let (store, _dir) = store(&clock);
+        let cfg = config(&m.uri(), transport, "[catalogue]\nmin_interval = \"0s\"");
+        let client = client(&cfg, &store);
+        run_import(&client, &store, &cfg.catalogue, ImportOptions::default()).await.expect("first import");
+        let pos_before = store.pos_config().expect("pos").expect("a POS configuration");
+        let generation = store.generation().expect("generation");
+        assert_eq!(store.time_zone(), chrono_tz::Europe::Paris);
+        for (what, v) in cases.iter_mut() {
+            *script.lock().expect("script") = answer(v);
+            let e = run_import(&client, &store, &cfg.catalogue, ImportOptions { force: true })
+                .await
+                .expect_err(what);
+            let msg = e.to_string();
+            assert!(msg.contains("getPOSConfig"), "{transport}, {what}: names the call: {msg}");
+            assert!(msg.contains("unchanged"), "{transport}, {what}: says nothing changed: {msg}");
+            assert_eq!(store.pos_config().expect("pos").as_ref(), Some(&pos_before), "{transport}, {what}: POS kept");
+            assert_eq!(store.time_zone(), chrono_tz::Europe::Paris, "{transport}, {what}: time zone kept");
+            assert_eq!(store.generation().expect("generation"), generation, "{transport}, {what}: catalogue kept");
+            let last = store.import_history(1).expect("history").remove(0);
+            assert_eq!(last.outcome, ImportOutcome::Failed, "{transport}, {what}");
+        }
+        // A complete answer with another time zone is taken.
+        *script.lock().expect("script") = answer(&changed);
+        run_import(&client, &store, &cfg.catalogue, ImportOptions { force: true }).await.expect("a good POS configuration");
+        assert_eq!(store.time_zone(), chrono_tz::America::New_York);
+        assert_eq!(
+            store.pos_config().expect("pos").and_then(|p| p.time_zone).as_deref(),
+            Some("America/New_York")
+        );
     }
 }
