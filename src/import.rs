@@ -118,6 +118,7 @@ pub async fn run_import(
         calls: 0,
         generation: store.generation()?,
         forced: opts.force,
+        flagged: Vec::new(),
     };
     store.import_started(&report)?;
     let result = import_inner(client, store, cfg, opts, &mut report).await;
@@ -230,6 +231,16 @@ async fn import_inner(
         body_hash: Some(fetch.body_hash),
     })?;
     report.counts = counts;
+    let implausible = fetch.envelope.implausible;
+    if implausible.count > 0 {
+        tracing::warn!(
+            values = implausible.count,
+            first = %implausible.examples.first().map_or("", String::as_str),
+            "values that cannot be right were left out of the catalogue (the import report lists them)"
+        );
+    }
+    report.counts.flagged = implausible.count;
+    report.flagged = implausible.examples;
     report.outcome = ImportOutcome::Success;
     report.generation = store.generation()?;
     Ok(())

@@ -148,6 +148,10 @@ pub struct ImportCounts {
     /// Unchanged products taken without being parsed: their bytes were the same as at the import in force.
     #[serde(default)]
     pub reused: u64,
+    /// Values left out because they cannot be right (a negative price, a start in year 9999…); the first
+    /// ones are listed in [`ImportReport::flagged`].
+    #[serde(default)]
+    pub flagged: u64,
 }
 
 /// How an import ended.
@@ -187,6 +191,9 @@ pub struct ImportReport {
     pub generation: Option<u64>,
     /// Whether `--force` was given.
     pub forced: bool,
+    /// The first values left out because they cannot be right, with their product and performance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flagged: Vec<String>,
 }
 
 /// The shrink guard's refusal.
@@ -1851,6 +1858,7 @@ mod tests {
             calls: 0,
             generation: store.generation().expect("generation"),
             forced: false,
+            flagged: Vec::new(),
         }
     }
 

@@ -7,15 +7,18 @@
 //! - **POS configuration** (item 10): a getPOSConfig answer without a point of sale id or a usable time
 //!   zone is refused like a bad catalogue; the POS configuration, the time zone and the catalogue in force
 //!   stay.
+//! - **Implausible values** (item 11): a negative price, a start in year 9999, a duration of centuries
+//!   are left out and listed in the import report; NUL, escape and bidirectional override characters are
+//!   stripped; the entry a CMS receives has none of them, and its times are RFC 3339.
 //! - **Size** (item 3): answers other than the catalogue larger than `secutix.max_small_response_mib`, or
 //!   holding more values than it allows, are refused without being held; the real binary's peak RSS stays
 //!   under 150 MB whatever getPOSConfig or an availability call sends.
 //!
 //! Everything runs on loopback (127.0.0.1, port 0) and, where time matters, on paused tokio time.
 
-mod common;
 #[path = "common/binary.rs"]
 mod binary;
+mod common;
 
 use common::*;
 use secutix_sync::config::Transport;
@@ -250,10 +253,12 @@ fn deeply_nested_pos_config_and_availability_answers_are_refused() {
             "getPOSConfig",
             &format!("<statusCode>success</statusCode><posConfigData>{xml}</posConfigData>"),
         );
-        let e = decode_result(Transport::Soap, "getPOSConfig", pos_soap.as_bytes(), small_values(4)).expect_err("deep POS");
+        let e =
+            decode_result(Transport::Soap, "getPOSConfig", pos_soap.as_bytes(), small_values(4)).expect_err("deep POS");
         assert_too_deep(&e, "getPOSConfig", "SOAP getPOSConfig");
         let pos_rest = format!(r#"{{"statusCode":"success","posConfigData":{json}}}"#);
-        let e = decode_result(Transport::Rest, "getPOSConfig", pos_rest.as_bytes(), small_values(4)).expect_err("deep POS");
+        let e =
+            decode_result(Transport::Rest, "getPOSConfig", pos_rest.as_bytes(), small_values(4)).expect_err("deep POS");
         assert_too_deep(&e, "getPOSConfig", "REST getPOSConfig");
         for method in [
             AvailabilityMethod::GetUpdatedAvailabilities,
@@ -439,7 +444,10 @@ fn assert_answer_too_large(e: &CallError, call: &str, what: &str) {
     assert!(matches!(e, CallError::AnswerTooLarge { .. }), "{what}: {e}");
     let msg = e.to_string();
     assert!(msg.contains(call), "{what}: names the call: {msg}");
-    assert!(msg.contains("secutix.max_small_response_mib"), "{what}: names the setting: {msg}");
+    assert!(
+        msg.contains("secutix.max_small_response_mib"),
+        "{what}: names the setting: {msg}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -457,10 +465,16 @@ async fn answers_larger_than_the_small_limit_are_refused() {
         let clock = clock();
         let (store, _dir) = store(&clock);
         let cfg = config(&m.uri(), "rest", "");
-        let e = client(&cfg, &store).get_pos_config(RetryPolicy::once()).await.expect_err(what);
+        let e = client(&cfg, &store)
+            .get_pos_config(RetryPolicy::once())
+            .await
+            .expect_err(what);
         assert_answer_too_large(&e, "getPOSConfig", what);
         let bytes = store.bytes_in_month(clock.now());
-        assert!(bytes <= 4 * MIB as u64, "{what}: at most the limit was read ({bytes} bytes)");
+        assert!(
+            bytes <= 4 * MIB as u64,
+            "{what}: at most the limit was read ({bytes} bytes)"
+        );
     }
     // Availability, both transports, and a limit of 1 MiB.
     for transport in ["rest", "soap"] {
@@ -470,7 +484,13 @@ async fn answers_larger_than_the_small_limit_are_refused() {
         } else {
             big_soap("getEventAvailability", "eventAvailabilityData", 2 * MIB)
         };
-        m.handle("POST", "/", move |_| Some(Reply::status(200).header("content-type", "text/plain").body(body.clone())));
+        m.handle("POST", "/", move |_| {
+            Some(
+                Reply::status(200)
+                    .header("content-type", "text/plain")
+                    .body(body.clone()),
+            )
+        });
         let clock = clock();
         let (store, _dir) = store(&clock);
         let mut cfg = config(&m.uri(), transport, "");
@@ -494,12 +514,19 @@ async fn answers_larger_than_the_small_limit_are_refused() {
 #[tokio::test(start_paused = true)]
 async fn a_large_token_endpoint_answer_is_refused() {
     let m = MockHttp::start().await;
-    m.on("POST", "/tnai/backend-apis/v1/auth", [json_text(big_json("token", 8 * MIB))]);
+    m.on(
+        "POST",
+        "/tnai/backend-apis/v1/auth",
+        [json_text(big_json("token", 8 * MIB))],
+    );
     let clock = clock();
     let (store, _dir) = store(&clock);
     let mut cfg = config(&m.uri(), "rest", "");
     cfg.secutix.auth = secutix_sync::config::AuthMode::TokenEndpoint;
-    let e = client(&cfg, &store).get_pos_config(RetryPolicy::once()).await.expect_err("too large");
+    let e = client(&cfg, &store)
+        .get_pos_config(RetryPolicy::once())
+        .await
+        .expect_err("too large");
     assert_answer_too_large(&e, "v1/auth", "token endpoint");
 }
 
@@ -507,9 +534,21 @@ async fn a_large_token_endpoint_answer_is_refused() {
 fn dense_answers_within_the_byte_limit_are_refused_by_their_value_count() {
     let limit = small_values(4);
     for (what, body, transport) in [
-        ("a list of zeros", big_json("posConfigData", 4 * MIB - 64), Transport::Rest),
-        ("an object of many keys", wide_json("posConfigData", 4 * MIB - 64), Transport::Rest),
-        ("many empty elements", big_soap("getPOSConfig", "posConfigData", 4 * MIB - 64), Transport::Soap),
+        (
+            "a list of zeros",
+            big_json("posConfigData", 4 * MIB - 64),
+            Transport::Rest,
+        ),
+        (
+            "an object of many keys",
+            wide_json("posConfigData", 4 * MIB - 64),
+            Transport::Rest,
+        ),
+        (
+            "many empty elements",
+            big_soap("getPOSConfig", "posConfigData", 4 * MIB - 64),
+            Transport::Soap,
+        ),
     ] {
         let e = decode_result(transport, "getPOSConfig", body.as_bytes(), limit).expect_err(what);
         assert_answer_too_large(&e, "getPOSConfig", what);
@@ -519,7 +558,12 @@ fn dense_answers_within_the_byte_limit_are_refused_by_their_value_count() {
         (0..200).map(|i| json!({"performanceId": 10_228_321_399_304_i64 + i, "level": "GOOD", "quantity": 120, "quota": 400}))
         .collect::<Vec<_>>()}});
     let text = real.to_string();
-    parse_answer(Transport::Rest, AvailabilityMethod::GetEventAvailability, text.as_bytes()).expect("a real answer");
+    parse_answer(
+        Transport::Rest,
+        AvailabilityMethod::GetEventAvailability,
+        text.as_bytes(),
+    )
+    .expect("a real answer");
     assert!(text.len() < 32 * 1024, "{} bytes", text.len());
 }
 
@@ -546,7 +590,13 @@ struct Measured {
 fn measured(site: &binary::Site, args: &[&str]) -> Measured {
     let err_path = site.dir.path().join(format!("stderr-{}", args.join("-")));
     let out = std::process::Command::new(std::env::current_exe().expect("test executable"))
-        .args(["peak_rss_helper", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "peak_rss_helper",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("HOSTILE_BIN", binary::bin())
         .env("HOSTILE_CONFIG", &site.config)
         .env("HOSTILE_ARGS", args.join(" "))
@@ -618,7 +668,9 @@ async fn hostile_secutix(transport: &'static str, script: std::sync::Arc<std::sy
         1,
         "S26",
         days - 40,
-        (0..3).map(|i| product(1000 + i, &format!("Spectacle {i}"), &[(5000 + i, days)])).collect(),
+        (0..3)
+            .map(|i| product(1000 + i, &format!("Spectacle {i}"), &[(5000 + i, days)]))
+            .collect(),
     )]);
     m.handle("POST", "/", move |req| {
         let text = req.text();
@@ -673,10 +725,30 @@ async fn peak_rss_stays_under_150_mb_whatever_getposconfig_and_availability_send
                     Reply::status(503),
                     "import",
                 ),
-                ("a dense 4 MiB getPOSConfig answer", json_text(big_json("posConfigData", 4 * MIB - 64)), Reply::status(503), "import"),
-                ("a 4 MiB getPOSConfig object of distinct keys", json_text(wide_json("posConfigData", 4 * MIB - 64)), Reply::status(503), "import"),
-                ("a 40 MiB availability answer", normal_pos("rest"), json_text(big_json("eventAvailabilityData", 40 * MIB)), "availability"),
-                ("a dense 4 MiB availability answer", normal_pos("rest"), json_text(big_json("eventAvailabilityData", 4 * MIB - 64)), "availability"),
+                (
+                    "a dense 4 MiB getPOSConfig answer",
+                    json_text(big_json("posConfigData", 4 * MIB - 64)),
+                    Reply::status(503),
+                    "import",
+                ),
+                (
+                    "a 4 MiB getPOSConfig object of distinct keys",
+                    json_text(wide_json("posConfigData", 4 * MIB - 64)),
+                    Reply::status(503),
+                    "import",
+                ),
+                (
+                    "a 40 MiB availability answer",
+                    normal_pos("rest"),
+                    json_text(big_json("eventAvailabilityData", 40 * MIB)),
+                    "availability",
+                ),
+                (
+                    "a dense 4 MiB availability answer",
+                    normal_pos("rest"),
+                    json_text(big_json("eventAvailabilityData", 4 * MIB - 64)),
+                    "availability",
+                ),
             ]
         } else {
             vec![
@@ -686,7 +758,12 @@ async fn peak_rss_stays_under_150_mb_whatever_getposconfig_and_availability_send
                     Reply::status(503),
                     "import",
                 ),
-                ("a dense 4 MiB SOAP getPOSConfig answer", Reply::xml(big_soap("getPOSConfig", "posConfigData", 4 * MIB - 64)), Reply::status(503), "import"),
+                (
+                    "a dense 4 MiB SOAP getPOSConfig answer",
+                    Reply::xml(big_soap("getPOSConfig", "posConfigData", 4 * MIB - 64)),
+                    Reply::status(503),
+                    "import",
+                ),
                 (
                     "a dense 4 MiB SOAP availability answer",
                     normal_pos("soap"),
@@ -696,7 +773,9 @@ async fn peak_rss_stays_under_150_mb_whatever_getposconfig_and_availability_send
                 (
                     "a 40 MiB SOAP fault with HTTP 500",
                     normal_pos("soap"),
-                    Reply::status(500).header("content-type", "text/xml").body(big_soap("Fault", "detail", 40 * MIB)),
+                    Reply::status(500)
+                        .header("content-type", "text/xml")
+                        .body(big_soap("Fault", "detail", 40 * MIB)),
                     "availability",
                 ),
             ]
@@ -733,20 +812,38 @@ path = "{store}"
                 };
                 let first = run(&["import"]).await.expect("join");
                 assert_eq!(first.code, 0, "{what}: first import: {}", first.stderr);
-                figures.push(format!("{transport}: a normal import, for reference: {} MB", first.peak_mb));
+                figures.push(format!(
+                    "{transport}: a normal import, for reference: {} MB",
+                    first.peak_mb
+                ));
             }
             *script.lock().expect("script") = Hostile { pos, availability };
-            let r = run(if command == "import" { &["import"] } else { &["availability"] })
-                .await
-                .expect("join");
+            let r = run(if command == "import" {
+                &["import"]
+            } else {
+                &["availability"]
+            })
+            .await
+            .expect("join");
             figures.push(format!("{transport}: {what}: {} MB", r.peak_mb));
             assert_eq!(r.code, 1, "{what}: the command fails cleanly: {}", r.stderr);
-            let named = if what.contains("fault") { "getEventAvailability" } else { "max_small_response_mib" };
-            assert!(r.stderr.contains(named), "{what}: the error names {named}: {}", r.stderr);
+            let named = if what.contains("fault") {
+                "getEventAvailability"
+            } else {
+                "max_small_response_mib"
+            };
+            assert!(
+                r.stderr.contains(named),
+                "{what}: the error names {named}: {}",
+                r.stderr
+            );
             peaks.push((what, r.peak_mb));
         }
     }
-    println!("peak RSS of the binary under hostile answers:\n  {}", figures.join("\n  "));
+    println!(
+        "peak RSS of the binary under hostile answers:\n  {}",
+        figures.join("\n  ")
+    );
     for (what, mb) in peaks {
         assert!(mb < 150, "{what}: peak RSS {mb} MB");
     }
@@ -760,12 +857,30 @@ path = "{store}"
 async fn a_degraded_pos_config_is_refused_and_the_one_in_force_kept() {
     let good = pos_config();
     let mut cases: Vec<(&str, serde_json::Value)> = vec![
-        ("empty posConfigData", json!({"statusCode": "success", "posConfigData": {}})),
-        ("no posId", json!({"statusCode": "success", "posConfigData": {"organizationTimeZone": "Europe/Paris", "currencyCode": "EUR"}})),
-        ("no time zone", json!({"statusCode": "success", "posConfigData": {"posId": 123456789, "currencyCode": "EUR"}})),
-        ("an empty time zone", json!({"statusCode": "success", "posConfigData": {"posId": 123456789, "organizationTimeZone": " "}})),
-        ("an unknown time zone", json!({"statusCode": "success", "posConfigData": {"posId": 123456789, "organizationTimeZone": "Mars/Olympus"}})),
-        ("null posConfigData", json!({"statusCode": "success", "posConfigData": null})),
+        (
+            "empty posConfigData",
+            json!({"statusCode": "success", "posConfigData": {}}),
+        ),
+        (
+            "no posId",
+            json!({"statusCode": "success", "posConfigData": {"organizationTimeZone": "Europe/Paris", "currencyCode": "EUR"}}),
+        ),
+        (
+            "no time zone",
+            json!({"statusCode": "success", "posConfigData": {"posId": 123456789, "currencyCode": "EUR"}}),
+        ),
+        (
+            "an empty time zone",
+            json!({"statusCode": "success", "posConfigData": {"posId": 123456789, "organizationTimeZone": " "}}),
+        ),
+        (
+            "an unknown time zone",
+            json!({"statusCode": "success", "posConfigData": {"posId": 123456789, "organizationTimeZone": "Mars/Olympus"}}),
+        ),
+        (
+            "null posConfigData",
+            json!({"statusCode": "success", "posConfigData": null}),
+        ),
         ("no posConfigData", json!({"statusCode": "success"})),
     ];
     let mut changed = good.clone();
@@ -789,14 +904,20 @@ async fn a_degraded_pos_config_is_refused_and_the_one_in_force_kept() {
             let (script, cat) = (script.clone(), cat.clone());
             m.handle("POST", "/", move |req| {
                 let pos = req.uri.ends_with("getPOSConfig") || req.text().contains(":getPOSConfig");
-                Some(if pos { script.lock().expect("script").clone() } else { cat.clone() })
+                Some(if pos {
+                    script.lock().expect("script").clone()
+                } else {
+                    cat.clone()
+                })
             });
         }
         let clock = clock();
         let (store, _dir) = store(&clock);
         let cfg = config(&m.uri(), transport, "[catalogue]\nmin_interval = \"0s\"");
         let client = client(&cfg, &store);
-        run_import(&client, &store, &cfg.catalogue, ImportOptions::default()).await.expect("first import");
+        run_import(&client, &store, &cfg.catalogue, ImportOptions::default())
+            .await
+            .expect("first import");
         let pos_before = store.pos_config().expect("pos").expect("a POS configuration");
         let generation = store.generation().expect("generation");
         assert_eq!(store.time_zone(), chrono_tz::Europe::Paris);
@@ -806,21 +927,167 @@ async fn a_degraded_pos_config_is_refused_and_the_one_in_force_kept() {
                 .await
                 .expect_err(what);
             let msg = e.to_string();
-            assert!(msg.contains("getPOSConfig"), "{transport}, {what}: names the call: {msg}");
-            assert!(msg.contains("unchanged"), "{transport}, {what}: says nothing changed: {msg}");
-            assert_eq!(store.pos_config().expect("pos").as_ref(), Some(&pos_before), "{transport}, {what}: POS kept");
-            assert_eq!(store.time_zone(), chrono_tz::Europe::Paris, "{transport}, {what}: time zone kept");
-            assert_eq!(store.generation().expect("generation"), generation, "{transport}, {what}: catalogue kept");
+            assert!(
+                msg.contains("getPOSConfig"),
+                "{transport}, {what}: names the call: {msg}"
+            );
+            assert!(
+                msg.contains("unchanged"),
+                "{transport}, {what}: says nothing changed: {msg}"
+            );
+            assert_eq!(
+                store.pos_config().expect("pos").as_ref(),
+                Some(&pos_before),
+                "{transport}, {what}: POS kept"
+            );
+            assert_eq!(
+                store.time_zone(),
+                chrono_tz::Europe::Paris,
+                "{transport}, {what}: time zone kept"
+            );
+            assert_eq!(
+                store.generation().expect("generation"),
+                generation,
+                "{transport}, {what}: catalogue kept"
+            );
             let last = store.import_history(1).expect("history").remove(0);
             assert_eq!(last.outcome, ImportOutcome::Failed, "{transport}, {what}");
         }
         // A complete answer with another time zone is taken.
         *script.lock().expect("script") = answer(&changed);
-        run_import(&client, &store, &cfg.catalogue, ImportOptions { force: true }).await.expect("a good POS configuration");
+        run_import(&client, &store, &cfg.catalogue, ImportOptions { force: true })
+            .await
+            .expect("a good POS configuration");
         assert_eq!(store.time_zone(), chrono_tz::America::New_York);
         assert_eq!(
             store.pos_config().expect("pos").and_then(|p| p.time_zone).as_deref(),
             Some("America/New_York")
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Item 11: implausible values
+// ---------------------------------------------------------------------------------------------------------
+
+/// A product with a negative price, a start in year 9999 (epoch ms), a duration of 31,700 years and
+/// control characters in its texts.
+fn implausible_product() -> serde_json::Value {
+    let mut p = product(1, "Ham\u{0}let \u{202E}tpircs\u{1b}[31m", &[(11, 5), (12, 6), (13, 7)]);
+    let perfs = &mut p["event"]["performances"];
+    perfs[0]["prices"] = json!([
+        {"audSubCatId": 306159078, "amount": -500000},
+        {"audSubCatId": 306159078, "amount": 35000}
+    ]);
+    perfs[1]["start"] = json!(253_402_297_200_000_i64); // 9999-12-31T23:00:00Z
+    perfs[2]["duration"] = json!(1_000_000_000_000_i64);
+    p["code"] = json!("HAM\u{2066}LET");
+    p["externalDescription"] =
+        json!({"translations": [{"locale": "fr", "value": "<p>Drame\u{7}</p>\n<p>en deux parties</p>"}]});
+    p
+}
+
+#[tokio::test(start_paused = true)]
+async fn implausible_values_are_reported_left_out_and_stripped() {
+    use secutix_sync::push::{DeletePolicy, Outbox, PlanTarget, Scope};
+    let body = catalog(vec![season(1, "S26", -30, vec![implausible_product()])]);
+    for transport in ["rest", "soap"] {
+        let m = MockHttp::start().await;
+        let (pos, cat) = if transport == "rest" {
+            (Reply::json(&pos_config()), Reply::json(&body))
+        } else {
+            (
+                Reply::xml(soap_response("getPOSConfig", &pos_config())),
+                Reply::xml(soap_response("getCatalogDetailed", &body)),
+            )
+        };
+        m.handle("POST", "/", move |req| {
+            Some(
+                if req.uri.ends_with("getPOSConfig") || req.text().contains(":getPOSConfig") {
+                    pos.clone()
+                } else {
+                    cat.clone()
+                },
+            )
+        });
+        let clock = clock();
+        let (store, _dir) = store(&clock);
+        let cfg = config(&m.uri(), transport, "");
+        let report = run_import(&client(&cfg, &store), &store, &cfg.catalogue, ImportOptions::default())
+            .await
+            .expect(transport);
+        assert_eq!(
+            report.outcome,
+            ImportOutcome::Success,
+            "{transport}: the product itself is imported"
+        );
+        assert_eq!(report.counts.flagged, 3, "{transport}: {:?}", report.flagged);
+        let flagged = report.flagged.join("\n");
+        for expected in [
+            "product 1, performance 11: price of -500000 thousandths left out",
+            "product 1, performance 12: start 9999-12-31 23:00 UTC left out",
+            "product 1, performance 13: duration of 1000000000000 seconds left out",
+        ] {
+            assert!(
+                flagged.contains(expected),
+                "{transport}: the report lists {expected:?}:\n{flagged}"
+            );
+        }
+        // The history keeps them.
+        let last = store.import_history(1).expect("history").remove(0);
+        assert_eq!(last.flagged, report.flagged);
+
+        let rec = store
+            .catalog()
+            .expect("view")
+            .expect("catalogue")
+            .product(1)
+            .expect("read")
+            .expect("product");
+        assert_eq!(
+            rec.product.name.get("fr", &[]),
+            Some("Hamlet tpircs[31m"),
+            "{transport}"
+        );
+        assert_eq!(rec.product.code.as_deref(), Some("HAMLET"));
+        assert_eq!(
+            rec.product.description.get("fr", &[]),
+            Some("<p>Drame</p>\n<p>en deux parties</p>"),
+            "{transport}: line breaks stay"
+        );
+
+        let outbox = Outbox::open(&store).expect("outbox");
+        let status = |_: &secutix_sync::catalog::Product,
+                      _: &secutix_sync::catalog::Performance,
+                      _: chrono::DateTime<chrono::Utc>| {
+            secutix_sync::merge::PerformanceStatus {
+                level: Some(1),
+                on_sale: true,
+            }
+        };
+        outbox
+            .plan(
+                &[PlanTarget::new("website", DeletePolicy::Unpublish)],
+                &common::cms::options(),
+                &status,
+                &Scope::All,
+                false,
+                false,
+            )
+            .expect("plan");
+        let entry = outbox.entry("secutix-1").expect("read").expect("entry").entry;
+        let text = serde_json::to_string(&entry).expect("json");
+        for bad in [
+            "-500", "+10000", "\\u0000", "\\u001b", "\\u0007", "\u{202E}", "\u{2066}",
+        ] {
+            assert!(!text.contains(bad), "{transport}: the entry has no {bad:?}: {text}");
+        }
+        for perf in &entry.performances {
+            for t in [&perf.start, &perf.end].into_iter().flatten() {
+                chrono::DateTime::parse_from_rfc3339(t).unwrap_or_else(|e| panic!("{transport}: {t} is RFC 3339: {e}"));
+            }
+        }
+        assert_eq!(entry.performances.iter().filter(|p| p.start.is_none()).count(), 1);
+        assert_eq!(entry.performances.iter().map(|p| p.prices.len()).sum::<usize>(), 3);
     }
 }

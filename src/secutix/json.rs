@@ -740,7 +740,7 @@ impl<R: Read> Scanner<R> {
         };
         let count = env.products;
         let product = raw
-            .into_domain(ctx)
+            .into_domain(ctx, &mut env.implausible)
             .map_err(|m| self.err_at(0, format!("product #{count}: {m}")))?;
         env.products += 1;
         sink.product(season, product).map_err(|source| ParseError::Sink {

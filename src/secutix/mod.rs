@@ -610,12 +610,8 @@ impl Client {
             .map_err(|e| self.transport_error(&call, e))?;
         let status = resp.status().as_u16();
         let read = self.read_body(&call, &mut resp, false, false).await;
-        self.ledger.record_call(
-            self.clock.now(),
-            "auth",
-            "v1/auth",
-            read.as_ref().map_or(0, |b| b.len),
-        );
+        self.ledger
+            .record_call(self.clock.now(), "auth", "v1/auth", read.as_ref().map_or(0, |b| b.len));
         let text = match read?.data {
             BodyData::Memory(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             BodyData::File(_) => return Err(CallError::Local("internal: token answer spooled to disk".into())),
@@ -638,13 +634,14 @@ impl Client {
             }
         }
         let max_values = small_values(self.cfg.max_small_response_mib);
-        let v: Value = json::parse_value(&call, text.as_bytes(), max_values).map_err(|_| CallError::UnexpectedBody {
-            call: call.clone(),
-            status,
-            what: "a body that is not JSON",
-            expected: "{\"token\": …}",
-            snippet: snippet(text.as_bytes()),
-        })?;
+        let v: Value =
+            json::parse_value(&call, text.as_bytes(), max_values).map_err(|_| CallError::UnexpectedBody {
+                call: call.clone(),
+                status,
+                what: "a body that is not JSON",
+                expected: "{\"token\": …}",
+                snippet: snippet(text.as_bytes()),
+            })?;
         v.get("token")
             .and_then(Value::as_str)
             .map(str::to_owned)
@@ -1199,6 +1196,7 @@ fn parse_catalogue_body(
                 let inner = xml::parse_catalog_document(call, xml.as_bytes(), ctx, sink)?;
                 env.seasons = inner.seasons;
                 env.products = inner.products;
+                env.implausible.merge(inner.implausible);
             }
             Ok(env)
         }
@@ -1222,6 +1220,7 @@ fn parse_catalogue_body(
                 let inner = xml::parse_catalog_document(call, BufReader::new(doc), ctx, sink)?;
                 env.seasons = inner.seasons;
                 env.products = inner.products;
+                env.implausible.merge(inner.implausible);
             }
             Ok(env)
         }

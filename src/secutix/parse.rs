@@ -38,7 +38,7 @@ pub type WireHash = [u8; 32];
 /// Version of the conversion from wire bytes to the domain model. Part of every [`wire_hash`], so that a
 /// product whose bytes did not change is still parsed again after secutix-sync converts differently.
 /// **Bump it whenever `wire.rs` (or the parsers) change what a product becomes.**
-pub const WIRE_CONVERSION_VERSION: u32 = 1;
+pub const WIRE_CONVERSION_VERSION: u32 = 2;
 
 /// Incremental [`WireHash`]: the conversion version, then the product's bytes (JSON text, or XML events).
 pub fn wire_hasher() -> blake3::Hasher {
@@ -73,6 +73,8 @@ pub struct Envelope {
     pub has_catalog: bool,
     /// For `getCatalog` over REST: the catalogue XML string carried in `catalogData`.
     pub catalog_xml: Option<String>,
+    /// Values left out of the streamed products because they cannot be right.
+    pub implausible: super::wire::Implausible,
 }
 
 /// Status of a call as told by its envelope.

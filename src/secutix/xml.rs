@@ -493,7 +493,9 @@ fn product<R: BufRead>(
             return Err(bad(cur, e.0, e.1));
         }
     };
-    let p = raw.into_domain(ctx).map_err(|m| bad(cur, String::new(), m))?;
+    let p = raw
+        .into_domain(ctx, &mut env.implausible)
+        .map_err(|m| bad(cur, String::new(), m))?;
     env.products += 1;
     sink.product(season, p).map_err(|e| sink_err(&cur.call, e))
 }
