@@ -121,7 +121,31 @@ pub async fn run_import(
         flagged: Vec::new(),
     };
     store.import_started(&report)?;
-    let result = import_inner(client, store, cfg, opts, &mut report).await;
+    // While SecuTix fails, the mark of the running import carries the last error: if the process stops
+    // before the import ends (killed, a shutdown past the grace), the history still says why it was waiting.
+    let mut retrying = client.retrying();
+    retrying.borrow_and_update();
+    let mut mark = report.clone();
+    let result = {
+        let work = import_inner(client, store, cfg, opts, &mut report);
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                r = &mut work => break r,
+                Ok(()) = retrying.changed() => {
+                    let last = retrying.borrow_and_update().clone();
+                    if let Some((call, message)) = last
+                        && call.starts_with("catalogService/")
+                    {
+                        mark.error = Some(message);
+                        if let Err(e) = store.import_started(&mark) {
+                            tracing::warn!(error = %e, "cannot record the import's last error in the store");
+                        }
+                    }
+                }
+            }
+        }
+    };
     report.finished_at = store.clock().now();
     match &result {
         Ok(()) => {}

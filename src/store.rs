@@ -701,11 +701,17 @@ impl Store {
             } else {
                 report.outcome = ImportOutcome::Failed;
                 report.finished_at = self.clock.now().max(report.started_at);
+                // The mark carries the last failure the import was retrying (`import::run_import`).
+                let last = report
+                    .error
+                    .take()
+                    .map(|e| format!(". Until then it was retrying after this error: {e}"))
+                    .unwrap_or_default();
                 report.error = Some(format!(
                     "import #{} was interrupted: secutix-sync stopped before the import finished (killed, crashed, \
                      the machine went down, or a shutdown past daemon.shutdown_grace); the previous catalogue \
                      stayed in force. The next scheduled import fetches the catalogue again; to import now, run \
-                     `secutix-sync resync --catalogue`",
+                     `secutix-sync resync --catalogue`{last}",
                     report.id
                 ));
                 tracing::warn!(

@@ -10,6 +10,9 @@
 //! - **Implausible values** (item 11): a negative price, a start in year 9999, a duration of centuries
 //!   are left out and listed in the import report; NUL, escape and bidirectional override characters are
 //!   stripped; the entry a CMS receives has none of them, and its times are RFC 3339.
+//! - **Stopping** (item 15): a shutdown during a retry back-off or an `in_progress` wait ends the daemon at
+//!   once (not after `daemon.shutdown_grace`), and the import's report keeps the error it was retrying; an
+//!   import the process abandons mid-retry is recorded as interrupted with that error.
 //! - **Size** (item 3): answers other than the catalogue larger than `secutix.max_small_response_mib`, or
 //!   holding more values than it allows, are refused without being held; the real binary's peak RSS stays
 //!   under 150 MB whatever getPOSConfig or an availability call sends.
@@ -1090,4 +1093,171 @@ async fn implausible_values_are_reported_left_out_and_stripped() {
         assert_eq!(entry.performances.iter().filter(|p| p.start.is_none()).count(), 1);
         assert_eq!(entry.performances.iter().map(|p| p.prices.len()).sum::<usize>(), 3);
     }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Item 15: stopping while waiting
+// ---------------------------------------------------------------------------------------------------------
+
+/// The daemon in process on paused time, against `secutix`, with a shutdown the test triggers.
+struct Daemon {
+    app: std::sync::Arc<secutix_sync::daemon::App>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), secutix_sync::daemon::DaemonError>>,
+    dir: tempfile::TempDir,
+}
+
+async fn daemon(secutix: &str, extra: &str) -> Daemon {
+    use secutix_sync::clock::{SharedClock, TokioClock};
+    use secutix_sync::config::{Config, Sources};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store_path = dir.path().join("store");
+    std::fs::create_dir_all(&store_path).expect("store folder");
+    let toml = format!(
+        r#"
+[secutix]
+institution = "MOSA"
+base_url = "{secutix}"
+operator = "MOSA_WEBSYNC"
+partner = "Test Partner"
+secret = "test-secret-value"
+[store]
+path = "{store}"
+[control]
+listen = "127.0.0.1:0"
+token = "test-control-token-0123456789abcdef"
+[daemon]
+time_zone = "Europe/Paris"
+shutdown_grace = "10m"
+{extra}
+"#,
+        store = store_path.display()
+    );
+    let sources = Sources {
+        file: None,
+        env: Some(Default::default()),
+        overrides: Some(toml),
+    };
+    let config: Config = Config::load(&sources).expect("config").config;
+    let clock: SharedClock = std::sync::Arc::new(TokioClock::starting_at(t0()));
+    let store = secutix_sync::store::Store::open(&store_path, 16, clock).expect("store");
+    let app = secutix_sync::daemon::App::build(config, sources, store).expect("app");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(secutix_sync::daemon::run(
+        app.clone(),
+        listener,
+        async move {
+            let _ = stopped.await;
+        },
+        futures_util::stream::pending(),
+    ));
+    Daemon { app, stop, task, dir }
+}
+
+/// Polls `f` every 10 ms of tokio time, for at most 100 s of it.
+async fn until(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..10_000 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_during_a_wait_ends_the_daemon_at_once_and_keeps_the_last_error() {
+    for (what, pos, catalogue, expected) in [
+        (
+            "a retry back-off",
+            Reply::status(503).body("Service Unavailable (maintenance)"),
+            Reply::status(503),
+            vec![
+                "getPOSConfig: stopped by the shutdown while waiting",
+                "HTTP 503",
+                "maintenance",
+            ],
+        ),
+        (
+            "an in_progress wait",
+            Reply::json(&pos_config()),
+            Reply::json(&json!({"statusCode": "in_progress", "requestId": 7})),
+            vec!["getCatalogDetailed: stopped by the shutdown while SecuTix was preparing the catalogue"],
+        ),
+    ] {
+        let m = MockHttp::start().await;
+        m.on("POST", POS, [pos]);
+        m.on("POST", CAT, [catalogue]);
+        let d = daemon(&m.uri(), "").await;
+        let path = if what.contains("in_progress") { CAT } else { POS };
+        // The catch-up import at start: its first call has failed, the daemon now waits.
+        until("the first answer", || !m.requests_to(path).is_empty()).await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(
+            d.app.catalogue.state().running.is_some(),
+            "{what}: the import is waiting"
+        );
+        let calls = m.requests().len();
+        let stopped_at = tokio::time::Instant::now();
+        d.stop.send(()).expect("stop");
+        d.task.await.expect("join").expect("a clean stop");
+        let took = stopped_at.elapsed();
+        assert!(
+            took < std::time::Duration::from_secs(1),
+            "{what}: stopped in {took:?}, not after the grace"
+        );
+        assert_eq!(m.requests().len(), calls, "{what}: no call after the shutdown");
+        let last = d.app.catalogue.state().last.expect("the run finished");
+        let error = last.error.unwrap_or_default();
+        for e in &expected {
+            assert!(error.contains(e), "{what}: the job's error says {e:?}: {error}");
+        }
+        assert!(
+            !error.contains("retries at"),
+            "{what}: no retry is announced while stopping: {error}"
+        );
+        let report = d.app.store.import_history(1).expect("history").remove(0);
+        let recorded = report.error.unwrap_or_default();
+        for e in &expected {
+            assert!(recorded.contains(e), "{what}: the history keeps {e:?}: {recorded}");
+        }
+        assert!(!recorded.contains("interrupted"), "{what}: {recorded}");
+        drop(d.dir);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_import_abandoned_while_retrying_is_recorded_with_its_last_error() {
+    let m = MockHttp::start().await;
+    m.on("POST", POS, [Reply::status(503).body("upstream connect error")]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = clock();
+    let cfg = config(&m.uri(), "rest", "");
+    {
+        let store = secutix_sync::store::Store::open(dir.path(), 16, clock.clone()).expect("store");
+        let client = client(&cfg, &store);
+        let catalogue = cfg.catalogue.clone();
+        let task = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let _ = run_import(&client, &store, &catalogue, ImportOptions::default()).await;
+            })
+        };
+        until("the first answer", || !m.requests_to(POS).is_empty()).await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        // The process goes away in the middle of the back-off (killed, or a shutdown past the grace).
+        task.abort();
+        let _ = task.await;
+        store.flush().expect("flush");
+    }
+    let store = secutix_sync::store::Store::open(dir.path(), 16, clock).expect("reopen");
+    let report = store.import_history(1).expect("history").remove(0);
+    assert_eq!(report.outcome, ImportOutcome::Failed);
+    let error = report.error.unwrap_or_default();
+    assert!(error.contains("was interrupted"), "{error}");
+    assert!(
+        error.contains("HTTP 503") && error.contains("upstream connect error"),
+        "the last error: {error}"
+    );
 }

@@ -10,6 +10,11 @@
 //! - [`availability`]: the `availabilityService` calls (`getUpdatedAvailabilities`, `getEventAvailability`,
 //!   `getPerformanceAvailability`, `getProductAvailability`) and the lenient reading of their answers.
 //! - Every call, failed or not, is recorded in the [`CallLedger`]: it counts against the institution's quota.
+//! - Answers other than the catalogue are read into memory, so they are bounded: `secutix.max_small_response_mib`
+//!   in bytes and [`SMALL_VALUES_PER_MIB`] values per MiB once decoded ([`CallError::AnswerTooLarge`]).
+//! - The waits between tries (a retry back-off, `in_progress`) end at the daemon's shutdown
+//!   ([`Client::with_cancel`], [`CallError::Stopped`] with the error being retried); the failures being
+//!   retried are published ([`Client::retrying`]) so that an import can record the last one.
 //!
 //! Errors ([`CallError`]) name the method, what failed and what to do; they never contain the secret.
 
@@ -29,7 +34,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde_json::Value;
+use tokio::sync::watch;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::catalog::PosConfig;
 use crate::clock::SharedClock;
@@ -262,6 +269,20 @@ pub enum CallError {
         /// The configured interval.
         min_interval: Duration,
     },
+    /// The shutdown came while the client was waiting (a retry back-off, SecuTix's `in_progress`): the wait
+    /// was cut short. `last` is the failure it was waiting to retry, if any.
+    #[error(
+        "{call}: stopped by the shutdown while {waiting}{}",
+        .last.as_ref().map(|l| format!("; the last error was: {l}")).unwrap_or_default()
+    )]
+    Stopped {
+        /// Service/method.
+        call: String,
+        /// What the wait was for ("waiting 10s to try again").
+        waiting: String,
+        /// The failure being retried.
+        last: Option<Box<CallError>>,
+    },
     /// Local problem (secret file, temporary file, signing).
     #[error("{0}")]
     Local(String),
@@ -474,6 +495,13 @@ pub struct Client {
     /// Token from the token endpoint and when it was obtained; std mutex, never held across `.await`.
     token: Mutex<Option<(String, Instant)>>,
     spool_dir: Option<PathBuf>,
+    /// Cancelled on shutdown: the client's waits (a retry back-off, SecuTix's `in_progress`) end at once
+    /// with [`CallError::Stopped`]. A request in flight and the short pacing between two calls are not cut:
+    /// they get the shutdown grace.
+    cancel: CancellationToken,
+    /// The last failure a call is about to retry, by `service/method`: an import shows it while it waits,
+    /// and it stays in the history when the process stops before the import ends.
+    retrying: watch::Sender<Option<(String, String)>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -508,7 +536,40 @@ impl Client {
             limiters,
             token: Mutex::new(None),
             spool_dir: None,
+            cancel: CancellationToken::new(),
+            retrying: watch::channel(None).0,
         })
+    }
+
+    /// Ends the waits of this client (retry back-off, `in_progress`) when `cancel` is cancelled (the daemon's
+    /// shutdown).
+    pub fn with_cancel(mut self, cancel: CancellationToken) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    /// The failures the client is about to retry, as `(service/method, message)`, newest last.
+    pub fn retrying(&self) -> watch::Receiver<Option<(String, String)>> {
+        self.retrying.subscribe()
+    }
+
+    /// Sleeps `d`, unless the shutdown comes first: then [`CallError::Stopped`] for `call`, with `last`.
+    async fn pause(
+        &self,
+        d: Duration,
+        call: &str,
+        waiting: impl FnOnce() -> String,
+        last: Option<CallError>,
+    ) -> Result<(), CallError> {
+        tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => Err(CallError::Stopped {
+                call: call.to_owned(),
+                waiting: waiting(),
+                last: last.map(Box::new),
+            }),
+            _ = tokio::time::sleep(d) => Ok(()),
+        }
     }
 
     /// Spools large bodies into `dir` (default: the system's temporary folder).
@@ -679,6 +740,8 @@ impl Client {
     async fn once(&self, service: Service, method: &str, params: &Value, spool: bool) -> Result<Body, CallError> {
         let call = format!("{}/{method}", service.rest_name());
         if let Some(l) = self.limiters.get(&service) {
+            // Not cut by the shutdown: this pacing between two calls of a run is short (60 s divided by
+            // secutix.calls_per_minute) and the run in flight gets the shutdown grace to finish.
             l.acquire().await;
         }
         let req = match self.cfg.transport {
@@ -912,7 +975,15 @@ impl Client {
                         });
                     }
                     tracing::warn!(error = %e, retry_in = ?delay, "SecuTix call failed, retrying");
-                    tokio::time::sleep(delay).await;
+                    let call = format!("{}/{method}", service.rest_name());
+                    self.retrying.send_replace(Some((call.clone(), e.to_string())));
+                    self.pause(
+                        delay,
+                        &call,
+                        || format!("waiting {} to try again", human(delay)),
+                        Some(e),
+                    )
+                    .await?;
                     wait = (wait * 2).min(policy.max);
                 }
                 Err(e) => return Err(e),
@@ -1080,7 +1151,19 @@ impl Client {
                         });
                     }
                     tracing::info!(request_id = ?request_id, retry_in = ?wait, "SecuTix is preparing the catalogue (in_progress)");
-                    tokio::time::sleep(wait).await;
+                    let call = format!("catalogService/{method}");
+                    self.pause(
+                        wait,
+                        &call,
+                        || {
+                            format!(
+                                "SecuTix was preparing the catalogue (in_progress), {} before asking again",
+                                human(wait)
+                            )
+                        },
+                        None,
+                    )
+                    .await?;
                     wait = (wait * 2).min(req.max_backoff);
                 }
                 CallStatus::Failed { code, detail } => {
