@@ -283,6 +283,36 @@ fn deeply_nested_pos_config_and_availability_answers_are_refused() {
     }
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_deeply_nested_availability_answer_fails_the_poll_cleanly() {
+    use secutix_sync::availability::{PollOptions, Poller};
+    for transport in ["rest", "soap"] {
+        let m = MockHttp::start().await;
+        let answer = if transport == "rest" {
+            json_text(format!(r#"{{"statusCode":"success","eventAvailabilityData":{}}}"#, deep_json(100_000)))
+        } else {
+            Reply::xml(soap_envelope(
+                "getEventAvailability",
+                &format!(
+                    "<statusCode>success</statusCode><eventAvailabilityData>{}</eventAvailabilityData>",
+                    deep_xml(100_000)
+                ),
+            ))
+        };
+        m.handle("POST", "/", move |_| Some(answer.clone()));
+        let clock = clock();
+        let (store, _dir) = store(&clock);
+        import_body(&store, &catalog_n(3), false);
+        let cfg = config(&m.uri(), transport, "");
+        let poller = Poller::from_config(&cfg, store.clone()).expect("poller");
+        let report = poller.poll_once(PollOptions { product: None }).await.expect("the poll runs");
+        assert!(report.calls > 0, "{transport}: SecuTix was asked");
+        let error = report.error.unwrap_or_default();
+        assert_too_deep(&error, "getEventAvailability", transport);
+        assert!(report.changes.is_empty(), "{transport}: nothing changed");
+    }
+}
+
 async fn soap_catalogue_mock(pos: String, catalogue: String) -> MockHttp {
     let m = MockHttp::start().await;
     m.handle("POST", &soap_path("catalog", "CatalogService"), move |req| {
