@@ -289,7 +289,10 @@ async fn a_deeply_nested_availability_answer_fails_the_poll_cleanly() {
     for transport in ["rest", "soap"] {
         let m = MockHttp::start().await;
         let answer = if transport == "rest" {
-            json_text(format!(r#"{{"statusCode":"success","eventAvailabilityData":{}}}"#, deep_json(100_000)))
+            json_text(format!(
+                r#"{{"statusCode":"success","eventAvailabilityData":{}}}"#,
+                deep_json(100_000)
+            ))
         } else {
             Reply::xml(soap_envelope(
                 "getEventAvailability",
@@ -305,7 +308,10 @@ async fn a_deeply_nested_availability_answer_fails_the_poll_cleanly() {
         import_body(&store, &catalog_n(3), false);
         let cfg = config(&m.uri(), transport, "");
         let poller = Poller::from_config(&cfg, store.clone()).expect("poller");
-        let report = poller.poll_once(PollOptions { product: None }).await.expect("the poll runs");
+        let report = poller
+            .poll_once(PollOptions { product: None })
+            .await
+            .expect("the poll runs");
         assert!(report.calls > 0, "{transport}: SecuTix was asked");
         let error = report.error.unwrap_or_default();
         assert_too_deep(&error, "getEventAvailability", transport);
@@ -1289,5 +1295,38 @@ async fn an_import_abandoned_while_retrying_is_recorded_with_its_last_error() {
     assert!(
         error.contains("HTTP 503") && error.contains("upstream connect error"),
         "the last error: {error}"
+    );
+}
+
+#[tokio::test]
+async fn the_import_command_lists_the_values_left_out() {
+    let body = catalog(vec![season(1, "S26", -30, vec![implausible_product()])]);
+    let m = MockHttp::start().await;
+    m.on("POST", POS, [Reply::json(&pos_config())]);
+    m.on("POST", CAT, [Reply::json(&body)]);
+    let site = binary::Site::new();
+    site.write_config(&format!(
+        r#"[secutix]
+institution = "MOSA"
+base_url = "{base}"
+operator = "MOSA_WEBSYNC"
+partner = "Test Partner"
+secret = "test-secret-value"
+[store]
+path = "{store}"
+"#,
+        base = m.uri(),
+        store = site.store.display(),
+    ));
+    let out = binary::cli(&site, &["import"]).await;
+    let stdout = binary::text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", binary::text(&out.stderr));
+    assert!(
+        stdout.contains("3 value(s) left out because they cannot be right"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("product 1, performance 11: price of -500000 thousandths left out"),
+        "{stdout}"
     );
 }
