@@ -666,6 +666,8 @@ fn measured(site: &binary::Site, args: &[&str]) -> Measured {
 fn peak_rss_helper() {
     let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is set by the peak-RSS test"));
     let err = std::fs::File::create(var("HOSTILE_STDERR")).expect("stderr file");
+    // Waited for with `wait4` below, which also gives its resource usage (`Child::wait` does not).
+    #[allow(clippy::zombie_processes)]
     let child = std::process::Command::new(var("HOSTILE_BIN"))
         .env_clear()
         .env("SECUTIX_SYNC_LOG", "info")

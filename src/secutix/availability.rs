@@ -292,9 +292,9 @@ fn level(v: &Value) -> Option<RawLevel> {
         return Some(RawLevel::Code(c));
     }
     match v {
-        Value::String(s) if !s.trim().is_empty() => {
-            Some(RawLevel::Name(super::wire::truncate(s.trim(), 60).to_owned()))
-        }
+        Value::String(s) if !s.trim().is_empty() => Some(RawLevel::Name(crate::catalog::clean_text(
+            super::wire::truncate(s.trim(), 60).to_owned(),
+        ))),
         Value::Number(n) => Some(RawLevel::Name(n.to_string())),
         _ => None,
     }
