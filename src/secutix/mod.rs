@@ -299,7 +299,7 @@ impl CallError {
     }
 }
 
-/// Values (numbers, texts, objects, lists) an answer other than the catalogue may hold, per MiB of
+/// Values (numbers, texts, keys, objects, lists) an answer other than the catalogue may hold, per MiB of
 /// `secutix.max_small_response_mib`. Such answers are decoded into a `serde_json::Value`, which takes up to
 /// 32 times the bytes of a dense answer (`[0,0,0,…]`); counting values bounds that: at the default 4 MiB,
 /// 262,144 values take at most about 40 MB, while a real answer holds one value per 20 bytes or more.
