@@ -7,6 +7,9 @@
 //!
 //! Money stays in SecuTix's unit, thousandths of the currency unit (`35000` = 35.00 EUR); the conversion to
 //! decimal strings and minor units happens when entries are built.
+//!
+//! [`plausible`] says which values can be right: the import leaves the others out and reports them, and the
+//! entries check again (a catalogue stored by an older version may hold them).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -383,10 +386,64 @@ pub fn sort_performances(perfs: &mut [Performance]) {
     perfs.sort_by_key(|p| (p.start.is_none(), p.start, p.id));
 }
 
+/// Whether a character is dropped from texts: C0 and C1 control characters (NUL, escape, DEL…) but tab,
+/// line feed and carriage return, and the bidirectional embedding, override and isolate controls
+/// (U+202A–U+202E, U+2066–U+2069), with which a title can display as another text.
+pub fn is_stripped(c: char) -> bool {
+    match c {
+        '\t' | '\n' | '\r' => false,
+        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => true,
+        c => c.is_control(),
+    }
+}
+
+/// `s` without the characters [`is_stripped`] drops (unchanged, without a copy, when it has none).
+pub fn clean_text(s: String) -> String {
+    if s.chars().any(is_stripped) {
+        s.chars().filter(|c| !is_stripped(*c)).collect()
+    } else {
+        s
+    }
+}
+
+/// Which values SecuTix sends can be right. A value outside these bounds is a broken or hostile answer:
+/// shown on a website it would read `-500.00` or `+10000-01-01T…` (not RFC 3339), or overflow arithmetic.
+pub mod plausible {
+    use chrono::{DateTime, TimeZone, Utc};
+
+    /// The first year a performance can start in.
+    pub const FIRST_YEAR: i32 = 2000;
+    /// The first year no performance can start in.
+    pub const END_YEAR: i32 = 2100;
+    /// Longest duration of one performance, in seconds (400 days: a season-long exhibition fits).
+    pub const MAX_DURATION_SECS: i64 = 400 * 86_400;
+    /// Highest amount, in thousandths of the currency unit: one billion units, in any currency.
+    pub const MAX_AMOUNT: i64 = 1_000_000_000_000;
+
+    /// A performance start (or end) between [`FIRST_YEAR`] and [`END_YEAR`] (excluded), in UTC.
+    pub fn date(t: DateTime<Utc>) -> bool {
+        let first = Utc.with_ymd_and_hms(FIRST_YEAR, 1, 1, 0, 0, 0).single();
+        let end = Utc.with_ymd_and_hms(END_YEAR, 1, 1, 0, 0, 0).single();
+        first.is_some_and(|f| t >= f) && end.is_some_and(|e| t < e)
+    }
+
+    /// A duration of 0 to [`MAX_DURATION_SECS`] seconds.
+    pub fn duration(secs: i64) -> bool {
+        (0..=MAX_DURATION_SECS).contains(&secs)
+    }
+
+    /// A price of 0 (free) to [`MAX_AMOUNT`] thousandths; never negative.
+    pub fn amount(thousandths: i64) -> bool {
+        (0..=MAX_AMOUNT).contains(&thousandths)
+    }
+}
+
 impl Performance {
-    /// End of the performance: start + duration when both are known.
+    /// End of the performance: start + duration when both are known and the end can be right
+    /// ([`plausible::date`]); never overflows, whatever the stored values.
     pub fn end(&self) -> Option<DateTime<Utc>> {
-        Some(self.start? + chrono::Duration::seconds(self.duration_secs?))
+        let d = chrono::Duration::try_seconds(self.duration_secs?)?;
+        self.start?.checked_add_signed(d).filter(|e| plausible::date(*e))
     }
 
     /// True when the performance has started before `now`.

@@ -481,6 +481,10 @@ pub struct SecutixConfig {
     pub calls_per_minute: u32,
     /// Largest response accepted, in MiB; a bigger body is refused with an error.
     pub max_response_mib: u64,
+    /// Largest answer accepted from every call but the catalogue (getPOSConfig, availability, the token
+    /// endpoint, error bodies), in MiB. Those answers are read whole into memory, so this bounds the
+    /// daemon's memory whatever SecuTix sends (see `secutix::SMALL_VALUES_PER_MIB`).
+    pub max_small_response_mib: u64,
 }
 
 /// `[catalogue]`
@@ -923,6 +927,15 @@ impl Config {
         }
         if s.max_response_mib == 0 {
             bad("secutix.max_response_mib", "must be at least 1".into());
+        }
+        if !(1..=64).contains(&s.max_small_response_mib) {
+            bad(
+                "secutix.max_small_response_mib",
+                format!(
+                    "{} is not between 1 and 64 (MiB; the default 4 is far above any real answer)",
+                    s.max_small_response_mib
+                ),
+            );
         }
         let c = &self.catalogue;
         if !(c.shrink_guard_ratio > 0.0 && c.shrink_guard_ratio <= 1.0) {

@@ -2,7 +2,8 @@
 //! finish (compare, tombstones, shrink guard, switch), and a report in the import history.
 //!
 //! Whatever happens, a failed or refused import leaves the catalogue in force untouched (DESIGN §4.1) and
-//! is recorded with its reason, so `status` can show it.
+//! is recorded with its reason, so `status` can show it. That includes a degraded POS configuration (no
+//! point of sale id, no or an unknown time zone: [`check_pos_config`]): the one in force stays.
 
 use crate::config::CatalogueConfig;
 use crate::secutix::wire::ConvertCtx;
@@ -29,6 +30,13 @@ pub enum ImportError {
     /// The shrink guard refused the catalogue.
     #[error(transparent)]
     Refused(crate::store::ShrinkRefused),
+    /// getPOSConfig answered, but without what the daemon cannot do without (see [`check_pos_config`]).
+    #[error(
+        "getPOSConfig answered with {0}; the import was refused and the catalogue and point of sale in force are \
+         unchanged. This is usually temporary on SecuTix's side (the daemon tries again); if it persists, check \
+         secutix.operator's point of sale in SecuTix and send this message to SecuTix support"
+    )]
+    PosConfig(String),
 }
 
 /// The message of a failed SecuTix call, as an import reports it.
@@ -36,7 +44,7 @@ fn call_message(e: &CallError) -> String {
     use crate::secutix::parse::ParseError;
     let bad_answer = matches!(
         e,
-        CallError::Parse(ParseError::Malformed { .. } | ParseError::Fault { .. })
+        CallError::Parse(ParseError::Malformed { .. } | ParseError::Fault { .. } | ParseError::TooDeep { .. })
             | CallError::UnexpectedBody { .. }
             | CallError::Status { .. }
             | CallError::Http { .. }
@@ -110,9 +118,34 @@ pub async fn run_import(
         calls: 0,
         generation: store.generation()?,
         forced: opts.force,
+        flagged: Vec::new(),
     };
     store.import_started(&report)?;
-    let result = import_inner(client, store, cfg, opts, &mut report).await;
+    // While SecuTix fails, the mark of the running import carries the last error: if the process stops
+    // before the import ends (killed, a shutdown past the grace), the history still says why it was waiting.
+    let mut retrying = client.retrying();
+    retrying.borrow_and_update();
+    let mut mark = report.clone();
+    let result = {
+        let work = import_inner(client, store, cfg, opts, &mut report);
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                r = &mut work => break r,
+                Ok(()) = retrying.changed() => {
+                    let last = retrying.borrow_and_update().clone();
+                    if let Some((call, message)) = last
+                        && call.starts_with("catalogService/")
+                    {
+                        mark.error = Some(message);
+                        if let Err(e) = store.import_started(&mark) {
+                            tracing::warn!(error = %e, "cannot record the import's last error in the store");
+                        }
+                    }
+                }
+            }
+        }
+    };
     report.finished_at = store.clock().now();
     match &result {
         Ok(()) => {}
@@ -145,6 +178,36 @@ pub async fn run_import(
     }
 }
 
+/// Accepts a POS configuration only when it has what the daemon cannot do without: the point of sale id
+/// (`posId`, the `pointOfSalesId` of every availability call) and the venue's time zone
+/// (`organizationTimeZone`, an IANA name: every time in every entry depends on it). A degraded answer
+/// (`{"posConfigData": {}}`) would otherwise stop availability and shift every performance to UTC, so it is
+/// refused like a bad catalogue. Returns the time zone.
+pub fn check_pos_config(pos: &crate::catalog::PosConfig) -> Result<chrono_tz::Tz, ImportError> {
+    let mut missing = Vec::new();
+    if pos.pos_id.is_none() {
+        missing.push("posConfigData.posId");
+    }
+    let zone = pos.time_zone.as_deref().map(str::trim).filter(|z| !z.is_empty());
+    if zone.is_none() {
+        missing.push("posConfigData.organizationTimeZone");
+    }
+    if !missing.is_empty() {
+        return Err(ImportError::PosConfig(format!("no {}", missing.join(" and no "))));
+    }
+    let zone = zone.unwrap_or_default();
+    zone.parse::<chrono_tz::Tz>().map_err(|_| {
+        let shown: String = crate::secutix::wire::truncate(zone, 60)
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        ImportError::PosConfig(format!(
+            "the time zone {shown:?} (posConfigData.organizationTimeZone), which is not an IANA time zone such as \
+             \"Europe/Paris\""
+        ))
+    })
+}
+
 async fn import_inner(
     client: &Client,
     store: &Store,
@@ -152,16 +215,11 @@ async fn import_inner(
     opts: ImportOptions,
     report: &mut ImportReport,
 ) -> Result<(), ImportError> {
-    let pos = client.get_pos_config(RetryPolicy::within(cfg.deadline)).await?;
+    let mut pos = client.get_pos_config(RetryPolicy::within(cfg.deadline)).await?;
     report.calls += 1;
-    let time_zone = match pos.time_zone.as_deref().map(str::parse::<chrono_tz::Tz>) {
-        Some(Ok(tz)) => tz,
-        Some(Err(_)) => {
-            tracing::warn!(time_zone = ?pos.time_zone, "getPOSConfig sent an unknown time zone; using UTC");
-            chrono_tz::UTC
-        }
-        None => store.time_zone(),
-    };
+    let time_zone = check_pos_config(&pos)?;
+    // Stored as read, so that every later reader parses the same name.
+    pos.time_zone = Some(time_zone.name().to_owned());
     store.set_time_zone(time_zone);
     let current = store.catalog()?;
     let known_hash = if opts.force {
@@ -203,6 +261,16 @@ async fn import_inner(
         body_hash: Some(fetch.body_hash),
     })?;
     report.counts = counts;
+    let implausible = fetch.envelope.implausible;
+    if implausible.count > 0 {
+        tracing::warn!(
+            values = implausible.count,
+            first = %implausible.examples.first().map_or("", String::as_str),
+            "values that cannot be right were left out of the catalogue (the import report lists them)"
+        );
+    }
+    report.counts.flagged = implausible.count;
+    report.flagged = implausible.examples;
     report.outcome = ImportOutcome::Success;
     report.generation = store.generation()?;
     Ok(())

@@ -532,6 +532,12 @@ fn print_import(r: &ImportReport) {
                 "  skipped by filters {}, listed in two seasons {}, past performances kept {}",
                 c.skipped, c.duplicates, c.retained_performances
             );
+            if c.flagged > 0 {
+                println!("  {} value(s) left out because they cannot be right:", c.flagged);
+                for f in &r.flagged {
+                    println!("    {f}");
+                }
+            }
         }
     }
     println!("  {} bytes received in {} SecuTix call(s)", r.bytes, r.calls);

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Id, Performance, PosConfig, Product, Season, State, Translated};
+use crate::catalog::{Id, Performance, PosConfig, Product, Season, State, Translated, clean_text, plausible};
 use crate::store::ProductRecord;
 
 /// Version of the entry format. Part of every content hash.
@@ -370,14 +370,19 @@ pub fn product_id_of(external_id: &str) -> Option<Id> {
     external_id.strip_prefix("secutix-")?.parse().ok()
 }
 
-/// Amount in thousandths → decimal string and minor units, rounding half away from zero.
+/// Amount in thousandths → decimal string and minor units, rounding half away from zero. Never overflows:
+/// entries only carry [`plausible::amount`]s, but any `i64` converts.
 pub fn money(thousandths: i64, digits: u32) -> Money {
-    let div = 10i64.pow(3 - digits);
-    let minor = if thousandths >= 0 {
-        (thousandths + div / 2) / div
+    let digits = digits.min(3);
+    let div = 10i128.pow(3 - digits);
+    let t = i128::from(thousandths);
+    let minor = if t >= 0 {
+        (t + div / 2) / div
     } else {
-        (thousandths - div / 2) / div
+        (t - div / 2) / div
     };
+    // |minor| ≤ |i64::MIN| / 1 + 1: fits in i64 except at the very edge, where it saturates.
+    let minor = i64::try_from(minor).unwrap_or(if minor < 0 { i64::MIN } else { i64::MAX });
     let amount = if digits == 0 {
         minor.to_string()
     } else {
@@ -405,12 +410,14 @@ pub fn fill_template(template: &str, shop: &str, product: Id, performance: Optio
         .replace("{LANGUAGE}", lang)
 }
 
+/// The texts of `t` in `langs`, without control characters or bidirectional overrides (the import strips
+/// them; a catalogue stored by an older version may still hold them).
 fn texts(t: &Translated, langs: &[String], fallback: Option<&str>) -> Translated {
     let fallbacks: Vec<&str> = fallback.into_iter().collect();
     Translated(
         langs
             .iter()
-            .filter_map(|l| Some((l.clone(), t.get(l, &fallbacks)?.to_owned())))
+            .filter_map(|l| Some((l.clone(), clean_text(t.get(l, &fallbacks)?.to_owned()))))
             .collect(),
     )
 }
@@ -486,9 +493,11 @@ pub fn build_entry(record: &ProductRecord, ctx: &MergeContext<'_>) -> Entry {
         let bookable = status.on_sale && status.level != Some(3);
         let seat_names: BTreeMap<Id, &crate::catalog::SeatCategory> =
             perf.seat_categories.iter().map(|s| (s.id, s)).collect();
-        let prices: Vec<EntryPrice> = perf
-            .prices
-            .iter()
+        // Values that cannot be right stay out of the entry (the import leaves them out and reports them;
+        // this guards catalogues stored before it did).
+        let start = perf.start.filter(|t| plausible::date(*t));
+        let plausible_prices = || perf.prices.iter().filter(|pr| plausible::amount(pr.amount));
+        let prices: Vec<EntryPrice> = plausible_prices()
             .map(|pr| {
                 let tariff = pr.audience_sub_category_id.and_then(|id| tariffs.get(&id));
                 EntryPrice {
@@ -516,7 +525,7 @@ pub fn build_entry(record: &ProductRecord, ctx: &MergeContext<'_>) -> Entry {
             })
             .collect();
         let cancelled = perf.state.as_ref().is_some_and(State::is_cancelled);
-        for pr in &perf.prices {
+        for pr in plausible_prices() {
             all_amounts.push(pr.amount);
             if !past && !cancelled {
                 future_amounts.push(pr.amount);
@@ -525,16 +534,16 @@ pub fn build_entry(record: &ProductRecord, ctx: &MergeContext<'_>) -> Entry {
         if !past && !cancelled && next.is_none() {
             next = Some(NextPerformance {
                 id: perf.id.to_string(),
-                start: perf.start.map(|s| local(s, tz)),
+                start: start.map(|s| local(s, tz)),
                 availability,
             });
         }
         performances.push(EntryPerformance {
             id: perf.id.to_string(),
             code: perf.code.clone(),
-            start: perf.start.map(|s| local(s, tz)),
-            end: perf.end().map(|e| local(e, tz)),
-            duration_minutes: perf.duration_secs.map(|d| d / 60),
+            start: start.map(|s| local(s, tz)),
+            end: start.and(perf.end()).map(|e| local(e, tz)),
+            duration_minutes: perf.duration_secs.filter(|d| plausible::duration(*d)).map(|d| d / 60),
             site: (perf.site_code.is_some() || !perf.site_name.is_empty())
                 .then(|| named(None, perf.site_code.clone(), &perf.site_name, &langs, fb)),
             space: (perf.space_code.is_some() || !perf.space_name.is_empty())
@@ -887,6 +896,47 @@ mod tests {
         // A dated event without any performance is not on sale (nothing to book).
         let empty = entry_by(&never, &record(vec![]));
         assert_eq!(empty.availability.status, AvailabilityStatus::NotOnSale);
+    }
+
+    #[test]
+    fn a_stored_catalogue_with_values_that_cannot_be_right_gives_a_clean_entry() {
+        // As an older version may have stored them: a negative price, extreme amounts, a start in year
+        // 9999, an endless duration, a NUL and a bidi override in texts.
+        let mut far = perf(2, 1, &[35000]);
+        far.start = Some(
+            chrono::NaiveDate::from_ymd_opt(9999, 12, 31)
+                .and_then(|d| d.and_hms_opt(23, 0, 0))
+                .expect("date")
+                .and_utc(),
+        );
+        let mut endless = perf(3, 2, &[i64::MAX, i64::MIN, 20000]);
+        endless.duration_secs = Some(i64::MAX);
+        let mut rec = record(vec![perf(1, 1, &[-500_000, 10000]), far, endless]);
+        rec.product.name = Translated::from_pairs([("fr", "Ham\u{0}let \u{202E}tpircs"), ("en", "Hamlet")]);
+        let e = entry_with(&[(1, Some(1), true), (2, Some(1), true), (3, Some(1), true)], &rec);
+        let json = serde_json::to_string(&e).expect("json");
+        assert!(
+            !json.contains("-500") && !json.contains("\\u0000") && !json.contains('\u{202E}'),
+            "{json}"
+        );
+        assert_eq!(e.title.0.get("fr").map(String::as_str), Some("Hamlet tpircs"));
+        let p = &e.performances;
+        assert_eq!(p[0].prices.len(), 1, "the negative price is left out");
+        assert_eq!(p[1].start, None, "a start in year 9999 is left out");
+        assert_eq!(p[1].end, None);
+        assert_eq!(
+            (p[2].end.as_deref(), p[2].duration_minutes),
+            (None, None),
+            "the endless duration too"
+        );
+        assert_eq!(p[2].prices.len(), 1, "the extreme amounts are left out");
+        let range = e.price_range.expect("a price range");
+        assert_eq!(
+            (range.min.amount.as_str(), range.max.amount.as_str()),
+            ("10.00", "35.00")
+        );
+        assert_eq!(money(i64::MIN, 2).minor, -922_337_203_685_477_581);
+        assert_eq!(money(i64::MAX, 0).minor, 9_223_372_036_854_776);
     }
 
     #[test]

@@ -158,6 +158,10 @@ pub struct ImportCounts {
     /// Unchanged products taken without being parsed: their bytes were the same as at the import in force.
     #[serde(default)]
     pub reused: u64,
+    /// Values left out because they cannot be right (a negative price, a start in year 9999…); the first
+    /// ones are listed in [`ImportReport::flagged`].
+    #[serde(default)]
+    pub flagged: u64,
 }
 
 /// How an import ended.
@@ -209,6 +213,9 @@ pub struct ImportReport {
     pub generation: Option<u64>,
     /// Whether `--force` was given.
     pub forced: bool,
+    /// The first values left out because they cannot be right, with their product and performance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flagged: Vec<String>,
 }
 
 /// The shrink guard's refusal.
@@ -753,11 +760,17 @@ impl Store {
             } else {
                 report.outcome = ImportOutcome::Failed;
                 report.finished_at = self.clock.now().max(report.started_at);
+                // The mark carries the last failure the import was retrying (`import::run_import`).
+                let last = report
+                    .error
+                    .take()
+                    .map(|e| format!(". Until then it was retrying after this error: {e}"))
+                    .unwrap_or_default();
                 report.error = Some(format!(
                     "import #{} was interrupted: secutix-sync stopped before the import finished (killed, crashed, \
                      the machine went down, or a shutdown past daemon.shutdown_grace); the previous catalogue \
                      stayed in force. The next scheduled import fetches the catalogue again; to import now, run \
-                     `secutix-sync resync --catalogue`",
+                     `secutix-sync resync --catalogue`{last}",
                     report.id
                 ));
                 tracing::warn!(
@@ -2005,6 +2018,7 @@ mod tests {
             calls: 0,
             generation: store.generation().expect("generation"),
             forced: false,
+            flagged: Vec::new(),
         }
     }
 

@@ -20,7 +20,9 @@
 //! The shutdown signal is a parameter of [`run`]; `main` passes SIGINT or SIGTERM. On shutdown nothing new
 //! starts; runs and requests in flight get `daemon.shutdown_grace` to finish (an unfinished import leaves the
 //! catalogue in force untouched, an unsent operation stays in the outbox); then the store is flushed and
-//! `run` returns. A reload (SIGHUP in `main`) re-reads the configuration: an invalid one is refused with the
+//! `run` returns. A run that is only waiting (a SecuTix retry back-off, `in_progress`) does not wait out the
+//! grace: the SecuTix client shares the shutdown token, so the wait ends at once and the run is recorded
+//! with the error it was retrying. A reload (SIGHUP in `main`) re-reads the configuration: an invalid one is refused with the
 //! reason logged, and the old one stays.
 
 pub mod jobs;
@@ -371,8 +373,11 @@ impl App {
     /// Builds the handle. `store` is opened by the caller: its lock is the single-instance guard.
     pub fn build(config: Config, sources: Sources, store: Store) -> Result<Arc<Self>, DaemonError> {
         let clock = store.clock().clone();
+        let shutdown = CancellationToken::new();
+        // Its waits (retry back-off, in_progress) end at the shutdown, not after the grace.
         let client = Client::new(&config.secutix, Arc::new(store.clone()), clock.clone())?
-            .with_spool_dir(config.store.path.clone());
+            .with_spool_dir(config.store.path.clone())
+            .with_cancel(shutdown.clone());
         let outbox = Outbox::open(&store)?;
         let targets = build_targets(&config, &store)?;
         let passculture = build_passculture(&config, &store);
@@ -383,7 +388,7 @@ impl App {
             availability: Job::new("availability"),
             refresh: Job::new("refresh"),
             metrics: Metrics::default(),
-            shutdown: CancellationToken::new(),
+            shutdown,
             started_at: clock.now(),
             config: RwLock::new(Arc::new(config)),
             client: RwLock::new(Arc::new(client)),
@@ -493,7 +498,8 @@ impl App {
         }
         let client = Client::new(&new.secutix, Arc::new(self.store.clone()), self.clock.clone())
             .map_err(|e| e.to_string())?
-            .with_spool_dir(new.store.path.clone());
+            .with_spool_dir(new.store.path.clone())
+            .with_cancel(self.shutdown.clone());
         let targets = build_targets(&new, &self.store).map_err(|e| e.to_string())?;
         let token = control_token(&new).map_err(|e| e.to_string())?;
         let passculture = build_passculture(&new, &self.store);
@@ -845,6 +851,8 @@ async fn catalogue_loop(app: Arc<App>) {
                 retry = cfg.daemon.catalogue_retry;
                 deferred = None;
             }
+            // Stopped by the shutdown: nothing to retry.
+            Err(_) if app.shutdown.is_cancelled() => deferred = None,
             Err(f) => match f.retry {
                 Retry::Backoff => {
                     let wait = crate::secutix::jitter(retry);

@@ -22,7 +22,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use super::{BodyData, CallError, Client, RetryPolicy, Service, check_status, decode_result};
+use super::{BodyData, CallError, Client, RetryPolicy, Service, check_status, decode_result, small_values};
 use crate::catalog::Id;
 use crate::config::Transport;
 
@@ -132,14 +132,25 @@ pub enum AvailabilityAnswer {
     Records(Vec<RawAvailability>),
 }
 
-/// Reads a response body of `method` (REST JSON or SOAP XML). Never panics; bad input is an error naming
-/// the call and the place. A body without `statusCode` is accepted when it carries the method's data.
+/// Reads a response body of `method` (REST JSON or SOAP XML) under the default value budget (that of
+/// `secutix.max_small_response_mib = 4`). Never panics; bad input is an error naming the call and the place.
+/// A body without `statusCode` is accepted when it carries the method's data.
 pub fn parse_answer(
     transport: Transport,
     method: AvailabilityMethod,
     bytes: &[u8],
 ) -> Result<AvailabilityAnswer, CallError> {
-    let (env, v) = decode_result(transport, method.as_str(), bytes)?;
+    parse_answer_within(transport, method, bytes, small_values(4))
+}
+
+/// [`parse_answer`] with a budget of `max_values` values ([`super::SMALL_VALUES_PER_MIB`]).
+pub fn parse_answer_within(
+    transport: Transport,
+    method: AvailabilityMethod,
+    bytes: &[u8],
+    max_values: usize,
+) -> Result<AvailabilityAnswer, CallError> {
+    let (env, v) = decode_result(transport, method.as_str(), bytes, max_values)?;
     let v = match (&env.status_code, v.get(method.data_field()).is_some()) {
         (None, true) => v,
         (None, false) => {
@@ -281,9 +292,9 @@ fn level(v: &Value) -> Option<RawLevel> {
         return Some(RawLevel::Code(c));
     }
     match v {
-        Value::String(s) if !s.trim().is_empty() => {
-            Some(RawLevel::Name(super::wire::truncate(s.trim(), 60).to_owned()))
-        }
+        Value::String(s) if !s.trim().is_empty() => Some(RawLevel::Name(crate::catalog::clean_text(
+            super::wire::truncate(s.trim(), 60).to_owned(),
+        ))),
         Value::Number(n) => Some(RawLevel::Name(n.to_string())),
         _ => None,
     }
@@ -316,7 +327,12 @@ impl Client {
         let BodyData::Memory(bytes) = std::mem::replace(&mut body.data, BodyData::Memory(Vec::new())) else {
             return Err(CallError::Local("internal: small call spooled to disk".into()));
         };
-        parse_answer(self.transport(), method, &bytes)
+        parse_answer_within(
+            self.transport(),
+            method,
+            &bytes,
+            small_values(self.cfg.max_small_response_mib),
+        )
     }
 
     /// `getUpdatedAvailabilities`: which of `product_ids` changed since `reference`.

@@ -8,13 +8,14 @@
 //! and products are parsed at slice speed rather than through serde_json's byte-at-a-time reader.
 //!
 //! Errors name the place (`catalogData.seasons[0].products[3].event.performances[0].start`) with the line
-//! and column in the whole body; a body that ends early says so.
+//! and column in the whole body; a body that ends early says so. serde_json's recursion limit bounds the
+//! nesting ([`MAX_DEPTH`], 128 levels): deeper is [`ParseError::TooDeep`], never a stack overflow.
 
 use std::io::Read;
 
 use serde::de::IgnoredAny;
 
-use super::parse::{CatalogSink, Envelope, ParseError, wire_hash};
+use super::parse::{CatalogSink, Envelope, MAX_DEPTH, ParseError, wire_hash};
 use super::wire::{self, ConvertCtx, RawProduct, RawSeason};
 
 /// Parses a JSON catalogue response from a reader, streaming products into `sink`.
@@ -40,6 +41,11 @@ pub fn parse_catalog_slice(
     parse_catalog_reader(call, bytes, ctx, sink)
 }
 
+/// True when serde_json stopped at its recursion limit (128 levels, [`MAX_DEPTH`]).
+fn too_deep(e: &serde_json::Error) -> bool {
+    e.to_string().starts_with("recursion limit exceeded")
+}
+
 /// Builds the error for a serde_json failure at `path`.
 pub(crate) fn malformed(call: &str, path: &str, e: &serde_json::Error) -> ParseError {
     let place = if path.is_empty() || path == "?" {
@@ -47,6 +53,13 @@ pub(crate) fn malformed(call: &str, path: &str, e: &serde_json::Error) -> ParseE
     } else {
         path.to_owned()
     };
+    if too_deep(e) {
+        return ParseError::TooDeep {
+            call: call.to_owned(),
+            place: format!("{place} (line {} column {})", e.line(), e.column()),
+            limit: MAX_DEPTH,
+        };
+    }
     let message = match e.classify() {
         serde_json::error::Category::Eof => format!("the body ends too early (truncated?): {e}"),
         _ => e.to_string(),
@@ -55,6 +68,120 @@ pub(crate) fn malformed(call: &str, path: &str, e: &serde_json::Error) -> ParseE
         call: call.to_owned(),
         place,
         message,
+    }
+}
+
+/// Parses a small answer (getPOSConfig, availability) into a `serde_json::Value` of at most `max_values`
+/// values: more is [`ParseError::TooManyValues`], without building the rest. serde_json's own `Value`
+/// would take up to 32 bytes per byte of a dense answer; counting bounds its memory.
+pub fn parse_value(call: &str, bytes: &[u8], max_values: usize) -> Result<serde_json::Value, ParseError> {
+    use serde::de::DeserializeSeed;
+    let left = std::cell::Cell::new(max_values);
+    let over = std::cell::Cell::new(false);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let v = BoundedValue {
+        left: &left,
+        over: &over,
+    }
+    .deserialize(&mut de)
+    .and_then(|v| de.end().map(|()| v));
+    match v {
+        Ok(v) => Ok(v),
+        Err(_) if over.get() => Err(ParseError::TooManyValues {
+            call: call.to_owned(),
+            limit: max_values,
+        }),
+        Err(e) => Err(malformed(call, "", &e)),
+    }
+}
+
+/// Builds a `serde_json::Value` while counting its values down from `left`.
+#[derive(Clone, Copy)]
+struct BoundedValue<'a> {
+    left: &'a std::cell::Cell<usize>,
+    /// Set when `left` ran out (the error then is that, whatever serde_json makes of it).
+    over: &'a std::cell::Cell<bool>,
+}
+
+impl BoundedValue<'_> {
+    fn take<E: serde::de::Error>(self) -> Result<(), E> {
+        match self.left.get() {
+            0 => {
+                self.over.set(true);
+                Err(E::custom("too many values"))
+            }
+            n => {
+                self.left.set(n - 1);
+                Ok(())
+            }
+        }
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for BoundedValue<'_> {
+    type Value = serde_json::Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<serde_json::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for BoundedValue<'_> {
+    type Value = serde_json::Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<serde_json::Value, E> {
+        self.take()?;
+        Ok(v.into())
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<serde_json::Value, E> {
+        self.take()?;
+        Ok(v.into())
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<serde_json::Value, E> {
+        self.take()?;
+        Ok(v.into())
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<serde_json::Value, E> {
+        self.take()?;
+        Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number))
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<serde_json::Value, E> {
+        self.take()?;
+        Ok(v.into())
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<serde_json::Value, E> {
+        self.take()?;
+        Ok(v.into())
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<serde_json::Value, E> {
+        self.take()?;
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<serde_json::Value, E> {
+        self.visit_unit()
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<serde_json::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<serde_json::Value, A::Error> {
+        self.take()?;
+        let mut items = Vec::new();
+        while let Some(v) = seq.next_element_seed(self)? {
+            items.push(v);
+        }
+        Ok(serde_json::Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<serde_json::Value, A::Error> {
+        self.take()?;
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            // The key counts as a value too: it is a string of its own in memory.
+            self.take()?;
+            let v = map.next_value_seed(self)?;
+            out.insert(key, v);
+        }
+        Ok(serde_json::Value::Object(out))
     }
 }
 
@@ -87,6 +214,9 @@ struct Scanner<R> {
     line_start: u64,
     /// Where we are, for messages: `catalogData`, `seasons[0]`, `products[3]`.
     path: Vec<String>,
+    /// Objects and arrays the scanner itself has opened (the envelope, `catalogData`, the lists): a value
+    /// read at this point may nest [`MAX_DEPTH`] minus this many levels.
+    open: usize,
 }
 
 fn is_ws(b: u8) -> bool {
@@ -115,6 +245,7 @@ impl<R: Read> Scanner<R> {
             line: 1,
             line_start: 0,
             path: Vec::new(),
+            open: 0,
         }
     }
 
@@ -163,6 +294,17 @@ impl<R: Read> Scanner<R> {
         let mut place = self.place();
         if !inner_path.is_empty() && inner_path != "?" && inner_path != "." {
             place = format!("{place}.{inner_path}");
+        }
+        if too_deep(e) {
+            let segments: Vec<&str> = place.split('.').collect();
+            if segments.len() > 12 {
+                place = format!("{}.… ({} levels)", segments[..8].join("."), segments.len());
+            }
+            return ParseError::TooDeep {
+                call: self.call.clone(),
+                place: format!("{place} (line {line} column {column})"),
+                limit: MAX_DEPTH,
+            };
         }
         let what = match e.classify() {
             serde_json::error::Category::Eof => "the body ends too early (truncated?)".to_owned(),
@@ -262,6 +404,7 @@ impl<R: Read> Scanner<R> {
                     let n = stream.byte_offset();
                     // A number that ends with the buffer may go on in the next bytes.
                     if self.pos + n < self.len || self.eof {
+                        self.check_depth(n)?;
                         return Ok((v, n));
                     }
                 }
@@ -279,6 +422,24 @@ impl<R: Read> Scanner<R> {
                 None => return Err(self.truncated()),
             }
             want = (self.len - self.pos) * 2;
+        }
+    }
+
+    /// Refuses the well-formed value `buf[pos..pos + n]` when it nests deeper than the document may.
+    /// serde_json limits the values it deserialises, but skips what it ignores (unknown fields) without
+    /// any limit; this one pass over the value's bytes makes the limit hold for everything.
+    fn check_depth(&self, n: usize) -> Result<(), ParseError> {
+        let limit = MAX_DEPTH.saturating_sub(self.open);
+        match deeper_than(&self.buf[self.pos..self.pos + n], limit) {
+            None => Ok(()),
+            Some(at) => {
+                let (line, column) = self.locate(at);
+                Err(ParseError::TooDeep {
+                    call: self.call.clone(),
+                    place: format!("{} (line {line} column {column})", self.place()),
+                    limit: MAX_DEPTH,
+                })
+            }
         }
     }
 
@@ -345,7 +506,10 @@ impl<R: Read> Scanner<R> {
 
     fn envelope(&mut self, ctx: &ConvertCtx, sink: &mut dyn CatalogSink, env: &mut Envelope) -> Result<(), ParseError> {
         match self.peek()? {
-            Some(b'{') => self.consume(1),
+            Some(b'{') => {
+                self.consume(1);
+                self.open += 1;
+            }
             Some(b) => {
                 return Err(self.err_at(
                     0,
@@ -408,6 +572,7 @@ impl<R: Read> Scanner<R> {
             b'{' => {
                 env.has_catalog = true;
                 self.consume(1);
+                self.open += 1;
                 let mut first = true;
                 while let Some(key) = self.key(&mut first)? {
                     match key.as_str() {
@@ -424,6 +589,7 @@ impl<R: Read> Scanner<R> {
                         _ => self.skip()?,
                     }
                 }
+                self.open -= 1;
             }
             b => {
                 return Err(self.err_at(
@@ -444,6 +610,7 @@ impl<R: Read> Scanner<R> {
             b'{' => self.season(ctx, sink, env),
             b'[' => {
                 self.consume(1);
+                self.open += 1;
                 let mut first = true;
                 let mut n = 0;
                 while self.next_element(&mut first)? {
@@ -453,6 +620,7 @@ impl<R: Read> Scanner<R> {
                     self.season(ctx, sink, env)?;
                     n += 1;
                 }
+                self.open -= 1;
                 if let Some(last) = self.path.last_mut() {
                     *last = "seasons".into();
                 }
@@ -466,6 +634,7 @@ impl<R: Read> Scanner<R> {
         let index = env.seasons;
         env.seasons += 1;
         self.expect(b'{', "a season object")?;
+        self.open += 1;
         // The kept fields as a small JSON object, deserialised at the end of the season.
         let mut fields = Vec::from(&b"{"[..]);
         let mut first = true;
@@ -490,6 +659,7 @@ impl<R: Read> Scanner<R> {
                 self.skip()?;
             }
         }
+        self.open -= 1;
         fields.push(b'}');
         let mut de = serde_json::Deserializer::from_slice(&fields);
         let raw: RawSeason = serde_path_to_error::deserialize(&mut de).map_err(|e| ParseError::Malformed {
@@ -516,6 +686,7 @@ impl<R: Read> Scanner<R> {
             b'{' => self.product(ctx, sink, env, season),
             b'[' => {
                 self.consume(1);
+                self.open += 1;
                 let mut first = true;
                 let mut n = 0;
                 while self.next_element(&mut first)? {
@@ -525,6 +696,7 @@ impl<R: Read> Scanner<R> {
                     self.product(ctx, sink, env, season)?;
                     n += 1;
                 }
+                self.open -= 1;
                 if let Some(last) = self.path.last_mut() {
                     *last = "products".into();
                 }
@@ -568,7 +740,7 @@ impl<R: Read> Scanner<R> {
         };
         let count = env.products;
         let product = raw
-            .into_domain(ctx)
+            .into_domain(ctx, &mut env.implausible)
             .map_err(|m| self.err_at(0, format!("product #{count}: {m}")))?;
         env.products += 1;
         sink.product(season, product).map_err(|source| ParseError::Sink {
@@ -576,6 +748,40 @@ impl<R: Read> Scanner<R> {
             source,
         })
     }
+}
+
+/// The offset of the first `[` or `{` of `value` (well-formed JSON) that opens level `limit + 1`, if any.
+/// Strings are skipped (memchr to their closing quote), so brackets inside texts do not count.
+fn deeper_than(value: &[u8], limit: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < value.len() {
+        match value[i] {
+            b'"' => {
+                // To the closing quote: the first one not escaped.
+                i += 1;
+                loop {
+                    let k = memchr::memchr2(b'"', b'\\', value.get(i..)?)?;
+                    if value[i + k] == b'\\' {
+                        i += k + 2;
+                    } else {
+                        i += k;
+                        break;
+                    }
+                }
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return Some(i);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 fn show(b: u8) -> String {
@@ -633,6 +839,25 @@ mod tests {
         let (r, _) = parse(r#"{"statusCode":"success","catalogData":{"seasons":[{"products":[{"id":1"#);
         let e = r.expect_err("truncated").to_string();
         assert!(e.contains("truncated"), "{e}");
+    }
+
+    #[test]
+    fn depth_counts_brackets_outside_strings_only() {
+        assert_eq!(deeper_than(br#"[[1],{"a":[2]}]"#, 3), None);
+        assert_eq!(deeper_than(br#"[[1],{"a":[2]}]"#, 2), Some(10));
+        assert_eq!(deeper_than(br#"["[[[{{{", "\"[[[", {"k": "]]]"}]"#, 2), None);
+        assert_eq!(deeper_than(br#""unterminated \"#, 0), None);
+    }
+
+    #[test]
+    fn an_ignored_field_deeper_than_the_limit_is_refused() {
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let (r, sink) = parse(&format!(
+            r#"{{"statusCode":"success","catalogData":{{"seasons":[{{"products":[{{"id":1,"unknown":{deep}}}]}}]}}}}"#
+        ));
+        let e = r.expect_err("too deep").to_string();
+        assert!(e.contains("deeper than 128 levels") && e.contains("products[0]"), "{e}");
+        assert!(sink.products.is_empty());
     }
 
     #[test]

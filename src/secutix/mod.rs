@@ -10,6 +10,11 @@
 //! - [`availability`]: the `availabilityService` calls (`getUpdatedAvailabilities`, `getEventAvailability`,
 //!   `getPerformanceAvailability`, `getProductAvailability`) and the lenient reading of their answers.
 //! - Every call, failed or not, is recorded in the [`CallLedger`]: it counts against the institution's quota.
+//! - Answers other than the catalogue are read into memory, so they are bounded: `secutix.max_small_response_mib`
+//!   in bytes and [`SMALL_VALUES_PER_MIB`] values per MiB once decoded ([`CallError::AnswerTooLarge`]).
+//! - The waits between tries (a retry back-off, `in_progress`) end at the daemon's shutdown
+//!   ([`Client::with_cancel`], [`CallError::Stopped`] with the error being retried); the failures being
+//!   retried are published ([`Client::retrying`]) so that an import can record the last one.
 //!
 //! Errors ([`CallError`]) name the method, what failed and what to do; they never contain the secret.
 
@@ -29,7 +34,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde_json::Value;
+use tokio::sync::watch;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::catalog::PosConfig;
 use crate::clock::SharedClock;
@@ -191,6 +198,20 @@ pub enum CallError {
         /// The transport error.
         reason: String,
     },
+    /// An answer other than the catalogue exceeds `secutix.max_small_response_mib` (in bytes, or in values
+    /// once decoded: [`SMALL_VALUES_PER_MIB`] per MiB).
+    #[error(
+        "{call}: SecuTix sent a larger answer than this call ever needs (more than {limit_mib} MiB or {} values, \
+         secutix.max_small_response_mib); it was refused and nothing changed. Check secutix.base_url (a proxy or \
+         a wrong host?); if the answers of this call are really that large, raise secutix.max_small_response_mib",
+        small_values(*.limit_mib)
+    )]
+    AnswerTooLarge {
+        /// Service/method.
+        call: String,
+        /// The limit (`secutix.max_small_response_mib`).
+        limit_mib: u64,
+    },
     /// The body exceeds `secutix.max_response_mib`.
     #[error(
         "{call}: the response is larger than {limit_mib} MiB (secutix.max_response_mib); raise it or narrow the catalogue (catalogue.season_codes)"
@@ -252,6 +273,20 @@ pub enum CallError {
         /// The configured interval.
         min_interval: Duration,
     },
+    /// The shutdown came while the client was waiting (a retry back-off, SecuTix's `in_progress`): the wait
+    /// was cut short. `last` is the failure it was waiting to retry, if any.
+    #[error(
+        "{call}: stopped by the shutdown while {waiting}{}",
+        .last.as_ref().map(|l| format!("; the last error was: {l}")).unwrap_or_default()
+    )]
+    Stopped {
+        /// Service/method.
+        call: String,
+        /// What the wait was for ("waiting 10s to try again").
+        waiting: String,
+        /// The failure being retried.
+        last: Option<Box<CallError>>,
+    },
     /// Local problem (secret file, temporary file, signing).
     #[error("{0}")]
     Local(String),
@@ -266,6 +301,19 @@ impl CallError {
             _ => false,
         }
     }
+}
+
+/// Values (numbers, texts, keys, objects, lists) an answer other than the catalogue may hold, per MiB of
+/// `secutix.max_small_response_mib`. Such answers are decoded into a `serde_json::Value`, which takes up to
+/// 32 times the bytes of a dense answer (`[0,0,0,…]`); counting values bounds that: at the default 4 MiB,
+/// 262,144 values take at most about 40 MB, while a real answer holds one value per 20 bytes or more.
+pub const SMALL_VALUES_PER_MIB: usize = 65_536;
+
+/// The values an answer may hold under a limit of `limit_mib` MiB.
+pub fn small_values(limit_mib: u64) -> usize {
+    usize::try_from(limit_mib)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(SMALL_VALUES_PER_MIB)
 }
 
 /// A response body, in memory or spooled to a temporary file.
@@ -451,6 +499,13 @@ pub struct Client {
     /// Token from the token endpoint and when it was obtained; std mutex, never held across `.await`.
     token: Mutex<Option<(String, Instant)>>,
     spool_dir: Option<PathBuf>,
+    /// Cancelled on shutdown: the client's waits (a retry back-off, SecuTix's `in_progress`) end at once
+    /// with [`CallError::Stopped`]. A request in flight and the short pacing between two calls are not cut:
+    /// they get the shutdown grace.
+    cancel: CancellationToken,
+    /// The last failure a call is about to retry, by `service/method`: an import shows it while it waits,
+    /// and it stays in the history when the process stops before the import ends.
+    retrying: watch::Sender<Option<(String, String)>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -485,7 +540,40 @@ impl Client {
             limiters,
             token: Mutex::new(None),
             spool_dir: None,
+            cancel: CancellationToken::new(),
+            retrying: watch::channel(None).0,
         })
+    }
+
+    /// Ends the waits of this client (retry back-off, `in_progress`) when `cancel` is cancelled (the daemon's
+    /// shutdown).
+    pub fn with_cancel(mut self, cancel: CancellationToken) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    /// The failures the client is about to retry, as `(service/method, message)`, newest last.
+    pub fn retrying(&self) -> watch::Receiver<Option<(String, String)>> {
+        self.retrying.subscribe()
+    }
+
+    /// Sleeps `d`, unless the shutdown comes first: then [`CallError::Stopped`] for `call`, with `last`.
+    async fn pause(
+        &self,
+        d: Duration,
+        call: &str,
+        waiting: impl FnOnce() -> String,
+        last: Option<CallError>,
+    ) -> Result<(), CallError> {
+        tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => Err(CallError::Stopped {
+                call: call.to_owned(),
+                waiting: waiting(),
+                last: last.map(Box::new),
+            }),
+            _ = tokio::time::sleep(d) => Ok(()),
+        }
     }
 
     /// Spools large bodies into `dir` (default: the system's temporary folder).
@@ -577,7 +665,7 @@ impl Client {
         };
         let call = "v1/auth".to_owned();
         let body = auth::token_request_body(&self.cfg.operator, &self.cfg.partner, &self.secret);
-        let resp = self
+        let mut resp = self
             .http
             .post(&url)
             .timeout(self.cfg.request_timeout)
@@ -586,9 +674,13 @@ impl Client {
             .await
             .map_err(|e| self.transport_error(&call, e))?;
         let status = resp.status().as_u16();
-        let text = resp.text().await.map_err(|e| self.transport_error(&call, e))?;
+        let read = self.read_body(&call, &mut resp, false, false).await;
         self.ledger
-            .record_call(self.clock.now(), "auth", "v1/auth", text.len() as u64);
+            .record_call(self.clock.now(), "auth", "v1/auth", read.as_ref().map_or(0, |b| b.len));
+        let text = match read?.data {
+            BodyData::Memory(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            BodyData::File(_) => return Err(CallError::Local("internal: token answer spooled to disk".into())),
+        };
         match status {
             200..=299 => {}
             401 | 403 => {
@@ -606,13 +698,15 @@ impl Client {
                 });
             }
         }
-        let v: Value = serde_json::from_str(&text).map_err(|_| CallError::UnexpectedBody {
-            call: call.clone(),
-            status,
-            what: "a body that is not JSON",
-            expected: "{\"token\": …}",
-            snippet: snippet(text.as_bytes()),
-        })?;
+        let max_values = small_values(self.cfg.max_small_response_mib);
+        let v: Value =
+            json::parse_value(&call, text.as_bytes(), max_values).map_err(|_| CallError::UnexpectedBody {
+                call: call.clone(),
+                status,
+                what: "a body that is not JSON",
+                expected: "{\"token\": …}",
+                snippet: snippet(text.as_bytes()),
+            })?;
         v.get("token")
             .and_then(Value::as_str)
             .map(str::to_owned)
@@ -650,6 +744,8 @@ impl Client {
     async fn once(&self, service: Service, method: &str, params: &Value, spool: bool) -> Result<Body, CallError> {
         let call = format!("{}/{method}", service.rest_name());
         if let Some(l) = self.limiters.get(&service) {
+            // Not cut by the shutdown: this pacing between two calls of a run is short (60 s divided by
+            // secutix.calls_per_minute) and the run in flight gets the shutdown grace to finish.
             l.acquire().await;
         }
         let req = match self.cfg.transport {
@@ -684,7 +780,8 @@ impl Client {
             let wait = retry_after(resp.headers(), self.clock.now()).unwrap_or(Duration::ZERO);
             return Err(CallError::RateLimited { call, status, wait });
         }
-        let body = self.read_body(&call, &mut resp, spool || status >= 300).await;
+        // Only the catalogue may be large; error pages go to disk whatever the call.
+        let body = self.read_body(&call, &mut resp, spool || status >= 300, spool).await;
         self.ledger.record_call(
             self.clock.now(),
             service.rest_name(),
@@ -703,11 +800,13 @@ impl Client {
         if !(200..300).contains(&status) {
             if self.cfg.transport == Transport::Soap && looks_like_xml(&head) && !looks_like_html(&head) {
                 // A SOAP fault comes with HTTP 500: report the fault itself.
+                // At most a small answer's worth: a fault is a few lines, and this is read into memory.
+                let limit = self.cfg.max_small_response_mib;
                 let mut all = Vec::new();
-                if let Ok(mut r) = body.reader() {
-                    let _ = std::io::Read::read_to_end(&mut r, &mut all);
+                if let Ok(r) = body.reader() {
+                    let _ = std::io::Read::read_to_end(&mut std::io::Read::take(r, limit * 1024 * 1024), &mut all);
                 }
-                if let Err(e @ ParseError::Fault { .. }) = xml::parse_soap_result(method, &all) {
+                if let Err(e @ ParseError::Fault { .. }) = xml::parse_soap_result(method, &all, small_values(limit)) {
                     return Err(CallError::Parse(e));
                 }
             }
@@ -744,8 +843,39 @@ impl Client {
         Ok(body)
     }
 
-    async fn read_body(&self, call: &str, resp: &mut reqwest::Response, spool: bool) -> Result<Body, CallError> {
-        let limit = self.cfg.max_response_mib.saturating_mul(1024 * 1024);
+    /// Reads the body of `resp`, to a temporary file with `spool`. A `catalogue` body may be as large as
+    /// `secutix.max_response_mib`, any other `secutix.max_small_response_mib`: past that, reading stops.
+    async fn read_body(
+        &self,
+        call: &str,
+        resp: &mut reqwest::Response,
+        spool: bool,
+        catalogue: bool,
+    ) -> Result<Body, CallError> {
+        let limit_mib = if catalogue {
+            self.cfg.max_response_mib
+        } else {
+            self.cfg.max_small_response_mib
+        };
+        let limit = limit_mib.saturating_mul(1024 * 1024);
+        let too_large = || {
+            if catalogue {
+                CallError::TooLarge {
+                    call: call.to_owned(),
+                    limit_mib,
+                }
+            } else {
+                CallError::AnswerTooLarge {
+                    call: call.to_owned(),
+                    limit_mib,
+                }
+            }
+        };
+        // A declared length past the limit is refused before a byte is read (it would count against the
+        // monthly volume for nothing).
+        if resp.content_length().is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
         let mut hasher = blake3::Hasher::new();
         let mut len = 0u64;
         let mut memory = Vec::new();
@@ -773,10 +903,7 @@ impl Client {
             };
             len += chunk.len() as u64;
             if len > limit {
-                return Err(CallError::TooLarge {
-                    call: call.to_owned(),
-                    limit_mib: self.cfg.max_response_mib,
-                });
+                return Err(too_large());
             }
             match &mut spool_writer {
                 None => memory.extend_from_slice(&chunk),
@@ -852,7 +979,15 @@ impl Client {
                         });
                     }
                     tracing::warn!(error = %e, retry_in = %human(delay), "SecuTix call failed, retrying");
-                    tokio::time::sleep(delay).await;
+                    let call = format!("{}/{method}", service.rest_name());
+                    self.retrying.send_replace(Some((call.clone(), e.to_string())));
+                    self.pause(
+                        delay,
+                        &call,
+                        || format!("waiting {} to try again", human(delay)),
+                        Some(e),
+                    )
+                    .await?;
                     wait = (wait * 2).min(policy.max);
                 }
                 Err(e) => return Err(e),
@@ -889,7 +1024,13 @@ impl Client {
         let BodyData::Memory(bytes) = std::mem::replace(&mut body.data, BodyData::Memory(Vec::new())) else {
             return Err(CallError::Local("internal: small call spooled to disk".into()));
         };
-        decode_small(self.cfg.transport, service, method, &bytes)
+        decode_small(
+            self.cfg.transport,
+            service,
+            method,
+            &bytes,
+            small_values(self.cfg.max_small_response_mib),
+        )
     }
 
     /// `getPOSConfig`: point of sale id, time zone, currency, languages.
@@ -1014,7 +1155,19 @@ impl Client {
                         });
                     }
                     tracing::info!(request_id, retry_in = %human(wait), "SecuTix is preparing the catalogue (in_progress)");
-                    tokio::time::sleep(wait).await;
+                    let call = format!("catalogService/{method}");
+                    self.pause(
+                        wait,
+                        &call,
+                        || {
+                            format!(
+                                "SecuTix was preparing the catalogue (in_progress), {} before asking again",
+                                human(wait)
+                            )
+                        },
+                        None,
+                    )
+                    .await?;
                     wait = (wait * 2).min(req.max_backoff);
                 }
                 CallStatus::Failed { code, detail } => {
@@ -1031,21 +1184,37 @@ impl Client {
 
 /// Decodes the body of a small call: the envelope and the result object (REST: the JSON body; SOAP: the
 /// `<return>` element as a JSON value, field names as in REST). A status other than `success` is an error.
+/// An answer holding more than `max_values` values is refused ([`CallError::AnswerTooLarge`]).
 pub fn decode_small(
     transport: Transport,
     service: Service,
     method: &str,
     bytes: &[u8],
+    max_values: usize,
 ) -> Result<(Envelope, Value), CallError> {
-    let (env, v) = decode_result(transport, method, bytes)?;
+    let (env, v) = decode_result(transport, method, bytes, max_values)?;
     check_status(service, method, env, v)
 }
 
 /// Decodes the body of a small call into its envelope and result object, without judging `statusCode`.
-pub fn decode_result(transport: Transport, method: &str, bytes: &[u8]) -> Result<(Envelope, Value), CallError> {
+/// At most `max_values` values (see [`SMALL_VALUES_PER_MIB`]) are built; more is
+/// [`CallError::AnswerTooLarge`].
+pub fn decode_result(
+    transport: Transport,
+    method: &str,
+    bytes: &[u8],
+    max_values: usize,
+) -> Result<(Envelope, Value), CallError> {
+    let too_many = || CallError::AnswerTooLarge {
+        call: method.to_owned(),
+        limit_mib: (max_values / SMALL_VALUES_PER_MIB) as u64,
+    };
     Ok(match transport {
         Transport::Rest => {
-            let v: Value = serde_json::from_slice(bytes).map_err(|e| json::malformed(method, "", &e))?;
+            let v = json::parse_value(method, bytes, max_values).map_err(|e| match e {
+                ParseError::TooManyValues { .. } => too_many(),
+                other => CallError::Parse(other),
+            })?;
             let text = |k: &str| {
                 v.get(k).and_then(|x| {
                     x.as_str()
@@ -1064,7 +1233,10 @@ pub fn decode_result(transport: Transport, method: &str, bytes: &[u8]) -> Result
             (env, v)
         }
         Transport::Soap => {
-            let r = xml::parse_soap_result(method, bytes)?;
+            let r = xml::parse_soap_result(method, bytes, max_values).map_err(|e| match e {
+                ParseError::TooManyValues { .. } => too_many(),
+                other => CallError::Parse(other),
+            })?;
             (r.envelope, r.result)
         }
     })
@@ -1111,6 +1283,7 @@ fn parse_catalogue_body(
                 let inner = xml::parse_catalog_document(call, xml.as_bytes(), ctx, sink)?;
                 env.seasons = inner.seasons;
                 env.products = inner.products;
+                env.implausible.merge(inner.implausible);
             }
             Ok(env)
         }
@@ -1134,6 +1307,7 @@ fn parse_catalogue_body(
                 let inner = xml::parse_catalog_document(call, BufReader::new(doc), ctx, sink)?;
                 env.seasons = inner.seasons;
                 env.products = inner.products;
+                env.implausible.merge(inner.implausible);
             }
             Ok(env)
         }

@@ -38,7 +38,7 @@ pub type WireHash = [u8; 32];
 /// Version of the conversion from wire bytes to the domain model. Part of every [`wire_hash`], so that a
 /// product whose bytes did not change is still parsed again after secutix-sync converts differently.
 /// **Bump it whenever `wire.rs` (or the parsers) change what a product becomes.**
-pub const WIRE_CONVERSION_VERSION: u32 = 1;
+pub const WIRE_CONVERSION_VERSION: u32 = 2;
 
 /// Incremental [`WireHash`]: the conversion version, then the product's bytes (JSON text, or XML events).
 pub fn wire_hasher() -> blake3::Hasher {
@@ -73,6 +73,8 @@ pub struct Envelope {
     pub has_catalog: bool,
     /// For `getCatalog` over REST: the catalogue XML string carried in `catalogData`.
     pub catalog_xml: Option<String>,
+    /// Values left out of the streamed products because they cannot be right.
+    pub implausible: super::wire::Implausible,
 }
 
 /// Status of a call as told by its envelope.
@@ -111,6 +113,12 @@ impl Envelope {
     }
 }
 
+/// Deepest nesting accepted in an answer, JSON or XML: elements (objects, arrays) inside one another,
+/// counted from the document's root. A real SecuTix answer nests fewer than 20 levels (a SOAP envelope
+/// adds five); anything deeper is refused before it can exhaust the stack. JSON has the same limit from
+/// serde_json's own recursion limit (128).
+pub const MAX_DEPTH: usize = 128;
+
 /// Why a response could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
@@ -123,6 +131,28 @@ pub enum ParseError {
         place: String,
         /// What was wrong.
         message: String,
+    },
+    /// Elements nested deeper than [`MAX_DEPTH`]: refused (a hostile or broken answer).
+    #[error(
+        "{call}: malformed response at {place}: the answer nests deeper than {limit} levels, which no SecuTix \
+         answer does; it was refused without being read further"
+    )]
+    TooDeep {
+        /// The SecuTix method.
+        call: String,
+        /// JSON path or XML element path (its first levels) with byte offset or line and column.
+        place: String,
+        /// The limit ([`MAX_DEPTH`]).
+        limit: usize,
+    },
+    /// A small answer holds more values than its limit allows (the client reports it as
+    /// `CallError::AnswerTooLarge`, naming the setting).
+    #[error("{call}: the answer holds more than {limit} values; it was refused")]
+    TooManyValues {
+        /// The SecuTix method.
+        call: String,
+        /// The limit.
+        limit: usize,
     },
     /// A SOAP fault instead of a result.
     #[error("{call}: SOAP fault {code}: {message}")]

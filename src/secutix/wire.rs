@@ -13,6 +13,11 @@
 //!
 //! A value of the wrong kind (an object where an id is expected, text where a list of objects is expected)
 //! is an error; the parsers report it with the path of the field.
+//!
+//! Values of the right kind that cannot be right (a negative price, a performance in year 9999, a duration
+//! of centuries: [`crate::catalog::plausible`]) are left out of the product and counted in an
+//! [`Implausible`] the import reports. Every text loses its control characters and bidirectional overrides
+//! ([`crate::catalog::clean_text`]) on the way in.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -21,10 +26,43 @@ use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+use crate::catalog::clean_text;
 use crate::catalog::{
     AudienceSubCategory, Event, Images, Performance, PosConfig, Price, PriceLevel, Product, ProductFamily, SalePeriod,
     Season, SeatCategory, State, Translated,
 };
+
+/// Values left out of the catalogue because they cannot be right, for the import report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Implausible {
+    /// How many values were left out.
+    pub count: u64,
+    /// What they were and where, the first [`Implausible::KEPT`] of them.
+    pub examples: Vec<String>,
+}
+
+impl Implausible {
+    /// Examples kept (the count goes on).
+    pub const KEPT: usize = 20;
+
+    /// Records one value left out.
+    pub fn flag(&mut self, what: String) {
+        self.count += 1;
+        if self.examples.len() < Self::KEPT {
+            self.examples.push(what);
+        }
+    }
+
+    /// Adds `other`'s values (a catalogue read in two passes).
+    pub fn merge(&mut self, other: Implausible) {
+        self.count += other.count;
+        for e in other.examples {
+            if self.examples.len() < Self::KEPT {
+                self.examples.push(e);
+            }
+        }
+    }
+}
 
 /// Context for converting wire values into the domain model.
 #[derive(Debug, Clone)]
@@ -167,8 +205,7 @@ pub fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Erro
 pub fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(match scalar(d, "a text")? {
         Scalar::Null => None,
-        Scalar::Str(s) if s.is_empty() => None,
-        Scalar::Str(s) => Some(s),
+        Scalar::Str(s) => Some(clean_text(s)).filter(|s| !s.is_empty()),
         Scalar::Bool(b) => Some(b.to_string()),
         Scalar::I64(v) => Some(v.to_string()),
         Scalar::U64(v) => Some(v.to_string()),
@@ -354,8 +391,9 @@ pub fn translated<'de, D: Deserializer<'de>>(d: D) -> Result<Translated, D::Erro
         }
         fn visit_str<E>(self, v: &str) -> Result<Translated, E> {
             let mut m = BTreeMap::new();
+            let v = clean_text(v.to_owned());
             if !v.trim().is_empty() {
-                m.insert(Translated::ANY.to_owned(), v.to_owned());
+                m.insert(Translated::ANY.to_owned(), v);
             }
             Ok(Translated(m))
         }
@@ -713,8 +751,11 @@ fn sale_periods(raw: Vec<RawSalePeriod>, ctx: &ConvertCtx) -> Vec<SalePeriod> {
 }
 
 impl RawProduct {
-    /// The domain product. Fails only when an essential id is missing; the message names the field.
-    pub fn into_domain(self, ctx: &ConvertCtx) -> Result<Product, String> {
+    /// The domain product. Fails only when an essential id is missing; the message names the field. Values
+    /// that cannot be right ([`crate::catalog::plausible`]: a negative price, a start in year 9999, a
+    /// negative or centuries-long duration) are left out and recorded in `flags`.
+    pub fn into_domain(self, ctx: &ConvertCtx, flags: &mut Implausible) -> Result<Product, String> {
+        use crate::catalog::plausible;
         let id = self.id.ok_or("the product has no id")?;
         let event = match self.event {
             None => None,
@@ -726,11 +767,57 @@ impl RawProduct {
                     if !seen.insert(pid) {
                         continue; // the same performance twice in one product: keep the first
                     }
+                    let at = format!("product {id}, performance {pid}");
+                    let start = p.start.map(|d| d.resolve(ctx.time_zone));
+                    let start = match start {
+                        Some(t) if !plausible::date(t) => {
+                            flags.flag(format!(
+                                "{at}: start {} left out (a performance starts between {} and {})",
+                                t.format("%Y-%m-%d %H:%M UTC"),
+                                plausible::FIRST_YEAR,
+                                plausible::END_YEAR - 1
+                            ));
+                            None
+                        }
+                        t => t,
+                    };
+                    let duration = match p.duration {
+                        Some(d) if !plausible::duration(d) => {
+                            flags.flag(format!(
+                                "{at}: duration of {d} seconds left out (0 to {} days)",
+                                plausible::MAX_DURATION_SECS / 86_400
+                            ));
+                            None
+                        }
+                        d => d,
+                    };
+                    let prices = p
+                        .prices
+                        .into_iter()
+                        .filter_map(|pr| {
+                            let amount = pr.amount?;
+                            if !plausible::amount(amount) {
+                                flags.flag(format!(
+                                    "{at}: price of {amount} thousandths left out (a price is 0 to {} thousandths, \
+                                     never negative)",
+                                    plausible::MAX_AMOUNT
+                                ));
+                                return None;
+                            }
+                            Some(Price {
+                                seat_category_id: pr.seat_cat_id,
+                                institution_seat_category_id: pr.institution_seat_cat_id,
+                                audience_sub_category_id: pr.aud_sub_cat_id,
+                                price_level_id: pr.price_level_id,
+                                amount,
+                            })
+                        })
+                        .collect();
                     perfs.push(Performance {
                         id: pid,
                         code: p.code,
-                        start: p.start.map(|d| d.resolve(ctx.time_zone)),
-                        duration_secs: p.duration.filter(|d| *d >= 0),
+                        start,
+                        duration_secs: duration,
                         state: p.state.as_deref().map(State::parse),
                         name: p.external_name,
                         description: p.external_description,
@@ -750,19 +837,7 @@ impl RawProduct {
                                 })
                             })
                             .collect(),
-                        prices: p
-                            .prices
-                            .into_iter()
-                            .filter_map(|pr| {
-                                Some(Price {
-                                    seat_category_id: pr.seat_cat_id,
-                                    institution_seat_category_id: pr.institution_seat_cat_id,
-                                    audience_sub_category_id: pr.aud_sub_cat_id,
-                                    price_level_id: pr.price_level_id,
-                                    amount: pr.amount?,
-                                })
-                            })
-                            .collect(),
+                        prices,
                         sale_periods: sale_periods(p.sale_periods, ctx),
                         retained: false,
                     });

@@ -8,6 +8,10 @@
 //! season's own fields) it builds a `serde_json::Value` of that subtree only, which is then deserialised
 //! with the same lenient wire types as REST (`wire.rs`). Memory is bounded by one product.
 //!
+//! Nesting is bounded too: an element that would open deeper than [`MAX_DEPTH`] levels ends the parse
+//! with [`ParseError::TooDeep`], before any of the recursive steps (serde's walk of a product, dropping a
+//! `serde_json::Value`) could exhaust the stack on it.
+//!
 //! `getCatalog` returns the catalogue as an XML **string** in `catalogData` (escaped text or CDATA). It is
 //! unescaped as a stream into a file and that file is parsed with the same walker, assuming the inner
 //! document uses the DTO field names of the SOAP response (its schema is not public).
@@ -22,7 +26,7 @@ use serde_json::{Map, Value};
 mod tree;
 
 use super::json::SEASON_FIELDS;
-use super::parse::{CatalogSink, Envelope, ParseError, WireHash, wire_hasher};
+use super::parse::{CatalogSink, Envelope, MAX_DEPTH, ParseError, WireHash, wire_hasher};
 use super::wire::{ConvertCtx, RawProduct, RawSeason};
 
 /// What a SOAP call returned, for methods whose results are small (POS config, availability).
@@ -50,6 +54,9 @@ struct Cursor<R: BufRead> {
     names: tree::Names,
     /// The bytes of the product's events, fingerprinted at its end (reused).
     seen: Vec<u8>,
+    /// Elements [`Cursor::value`] may still build: a small answer's budget ([`parse_soap_result`]);
+    /// unlimited for the catalogue, which is never built whole.
+    values_left: usize,
 }
 
 enum Ev {
@@ -74,6 +81,7 @@ impl<R: BufRead> Cursor<R> {
             tree: tree::Tree::default(),
             names: tree::Names::default(),
             seen: Vec::new(),
+            values_left: usize::MAX,
         }
     }
 
@@ -98,6 +106,9 @@ impl<R: BufRead> Cursor<R> {
             };
             match ev {
                 Event::Start(e) => {
+                    if self.path.len() + self.tree.depth() > MAX_DEPTH {
+                        return Err(self.too_deep());
+                    }
                     seen.push(b'<');
                     seen.extend_from_slice(AsRef::<str>::as_ref(&e).as_bytes());
                     let id = self.names.intern(e.local_name().as_ref());
@@ -156,10 +167,22 @@ impl<R: BufRead> Cursor<R> {
     fn place(&self) -> String {
         let p = if self.path.is_empty() {
             "(document)".to_owned()
+        } else if self.path.len() > 12 {
+            // A hostile depth: the first levels say where, the count says how deep.
+            format!("{}/… ({} levels)", self.path[..8].join("/"), self.path.len())
         } else {
             self.path.join("/")
         };
         format!("{p} (byte {})", self.reader.buffer_position())
+    }
+
+    /// The error of an element that would open past [`MAX_DEPTH`] levels.
+    fn too_deep(&self) -> ParseError {
+        ParseError::TooDeep {
+            call: self.call.clone(),
+            place: self.place(),
+            limit: MAX_DEPTH,
+        }
     }
 
     fn err(&self, message: impl Into<String>) -> ParseError {
@@ -188,6 +211,9 @@ impl<R: BufRead> Cursor<R> {
             };
             match ev {
                 Event::Start(e) => {
+                    if self.path.len() >= MAX_DEPTH {
+                        return Err(self.too_deep());
+                    }
                     let name = local_name(&e);
                     let nil = is_nil(&e);
                     self.path.push(name.clone());
@@ -289,12 +315,24 @@ impl<R: BufRead> Cursor<R> {
         }];
         loop {
             match self.next()? {
-                Ev::Start { name, nil } => stack.push(Frame {
-                    name,
-                    map: Map::new(),
-                    text: String::new(),
-                    nil,
-                }),
+                Ev::Start { name, nil } => {
+                    // An element is a value, and its name a key: two of the budget.
+                    self.values_left = match self.values_left.checked_sub(2) {
+                        Some(n) => n,
+                        None => {
+                            return Err(ParseError::TooManyValues {
+                                call: self.call.clone(),
+                                limit: usize::MAX,
+                            });
+                        }
+                    };
+                    stack.push(Frame {
+                        name,
+                        map: Map::new(),
+                        text: String::new(),
+                        nil,
+                    })
+                }
                 Ev::Text(t) => {
                     if let Some(top) = stack.last_mut() {
                         top.text.push_str(&t);
@@ -455,7 +493,9 @@ fn product<R: BufRead>(
             return Err(bad(cur, e.0, e.1));
         }
     };
-    let p = raw.into_domain(ctx).map_err(|m| bad(cur, String::new(), m))?;
+    let p = raw
+        .into_domain(ctx, &mut env.implausible)
+        .map_err(|m| bad(cur, String::new(), m))?;
     env.products += 1;
     sink.product(season, p).map_err(|e| sink_err(&cur.call, e))
 }
@@ -488,6 +528,8 @@ fn open_result<R: BufRead>(cur: &mut Cursor<R>) -> Result<(), ParseError> {
     loop {
         match cur.next()? {
             Ev::Start { name, nil } if name == "Fault" => {
+                // A fault is a few lines: a small answer's budget, also inside a catalogue response.
+                cur.values_left = cur.values_left.min(super::SMALL_VALUES_PER_MIB);
                 let v = cur.value(nil)?;
                 let field = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
                 let (mut code, mut message) = (field("faultcode"), field("faultstring"));
@@ -577,11 +619,20 @@ pub fn parse_catalog_document<R: BufRead>(
     Ok(env)
 }
 
-/// Parses a small SOAP response into its envelope and its result as a JSON value.
-pub fn parse_soap_result(call: &str, body: &[u8]) -> Result<SoapResult, ParseError> {
+/// Parses a small SOAP response into its envelope and its result as a JSON value of at most `max_values`
+/// values (an element counts as two: its value and its name); more is [`ParseError::TooManyValues`].
+pub fn parse_soap_result(call: &str, body: &[u8], max_values: usize) -> Result<SoapResult, ParseError> {
     let mut cur = Cursor::new(call, body);
-    open_result(&mut cur)?;
-    let mut v = cur.value(false)?;
+    cur.values_left = max_values;
+    let limit = |e| match e {
+        ParseError::TooManyValues { call, .. } => ParseError::TooManyValues {
+            call,
+            limit: max_values,
+        },
+        other => other,
+    };
+    open_result(&mut cur).map_err(limit)?;
+    let mut v = cur.value(false).map_err(limit)?;
     if let Some(ret) = v.get_mut("return") {
         v = ret.take();
     }
@@ -846,7 +897,7 @@ mod tests {
     #[test]
     fn small_result_becomes_a_value() {
         let body = r#"<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/"><e:Body><x:getPOSConfigResponse xmlns:x="urn:x"><return><statusCode>success</statusCode><posConfigData><posId>123</posId><organizationTimeZone>Europe/Paris</organizationTimeZone></posConfigData></return></x:getPOSConfigResponse></e:Body></e:Envelope>"#;
-        let r = parse_soap_result("getPOSConfig", body.as_bytes()).expect("parses");
+        let r = parse_soap_result("getPOSConfig", body.as_bytes(), 1000).expect("parses");
         assert_eq!(r.envelope.status(), CallStatus::Success);
         assert_eq!(r.result["posConfigData"]["posId"], "123");
     }
@@ -854,9 +905,9 @@ mod tests {
     #[test]
     fn whitespace_after_the_xml_declaration_is_accepted() {
         let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n  <e:Envelope xmlns:e=\"http://schemas.xmlsoap.org/soap/envelope/\"><e:Body><x:getPOSConfigResponse xmlns:x=\"urn:x\"><return><statusCode>success</statusCode></return></x:getPOSConfigResponse></e:Body></e:Envelope>\n";
-        let r = parse_soap_result("getPOSConfig", body.as_bytes()).expect("parses");
+        let r = parse_soap_result("getPOSConfig", body.as_bytes(), 1000).expect("parses");
         assert_eq!(r.envelope.status(), CallStatus::Success);
-        let e = parse_soap_result("getPOSConfig", b"\n  Service Unavailable").expect_err("not SOAP");
+        let e = parse_soap_result("getPOSConfig", b"\n  Service Unavailable", 1000).expect_err("not SOAP");
         assert!(e.to_string().contains("expected a SOAP Envelope"), "{e}");
     }
 }

@@ -119,6 +119,11 @@ impl Tree {
         }
     }
 
+    /// Elements open (the product's own nesting depth).
+    pub(crate) fn depth(&self) -> usize {
+        self.open.len()
+    }
+
     /// The name of the open element.
     pub(crate) fn open_name(&self) -> u32 {
         self.open.last().map_or(NONE, |(idx, _)| self.nodes[*idx as usize].name)
