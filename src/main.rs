@@ -360,10 +360,13 @@ fn validate_config_command(sources: &Sources) -> ExitCode {
             println!(
                 "institution {} on {} via {:?}",
                 c.secutix.institution,
-                c.secutix.base_url(),
+                secutix_sync::net::redact_credentials(&c.secutix.base_url()),
                 c.secutix.transport
             );
             println!("store: {}", c.store.path.display());
+            for w in secutix_sync::config::exposed_secret_files(c, loaded.file.as_deref()) {
+                println!("warning: {w}");
+            }
             if loaded.unknown_keys.is_empty() {
                 println!("configuration OK");
                 ExitCode::SUCCESS

@@ -11,7 +11,9 @@
 //!   `getPerformanceAvailability`, `getProductAvailability`) and the lenient reading of their answers.
 //! - Every call, failed or not, is recorded in the [`CallLedger`]: it counts against the institution's quota.
 //!
-//! Errors ([`CallError`]) name the method, what failed and what to do; they never contain the secret.
+//! Errors ([`CallError`]) name the method, what failed and what to do; they never contain the secret, nor
+//! credentials written into `secutix.base_url`. Redirects are not followed ([`CallError::Redirect`]): they
+//! would re-send the SOAP body with its password, or the token request, to another address.
 
 pub mod auth;
 pub mod availability;
@@ -248,6 +250,20 @@ pub enum CallError {
         /// The configured interval.
         min_interval: Duration,
     },
+    /// A 3xx answer: not followed, since the request carries the credentials.
+    #[error(
+        "{call}: SecuTix answered HTTP {status}, redirecting to {location}; redirects are not followed (the request \
+         carries the operator's credentials, which must not go to another address). Set secutix.base_url (or \
+         secutix.environment) to the address that answers the web services directly"
+    )]
+    Redirect {
+        /// Service/method.
+        call: String,
+        /// HTTP status.
+        status: u16,
+        /// Where it pointed (`Location`, credentials redacted).
+        location: String,
+    },
     /// Local problem (secret file, temporary file, signing).
     #[error("{0}")]
     Local(String),
@@ -440,6 +456,8 @@ pub struct Client {
     http: reqwest::Client,
     cfg: SecutixConfig,
     base: String,
+    /// `base` as errors and people see it: credentials redacted.
+    shown_base: String,
     secret: SecretString,
     ledger: Arc<dyn CallLedger>,
     clock: SharedClock,
@@ -452,7 +470,7 @@ pub struct Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("base", &self.base)
+            .field("base", &self.shown_base)
             .field("transport", &self.cfg.transport)
             .finish_non_exhaustive()
     }
@@ -462,8 +480,18 @@ impl Client {
     /// A client for `cfg`; calls are recorded in `ledger`.
     pub fn new(cfg: &SecutixConfig, ledger: Arc<dyn CallLedger>, clock: SharedClock) -> Result<Self, CallError> {
         let secret = cfg.read_secret().map_err(CallError::Local)?;
+        for (key, url) in [
+            ("secutix.base_url", cfg.base_url()),
+            ("secutix.token_endpoint", cfg.token_endpoint.clone()),
+        ] {
+            if let Some(m) = crate::net::clear_text_problem(&url, cfg.allow_insecure_http, "the operator's secret") {
+                return Err(CallError::Local(format!("{key}: {m} (secutix.allow_insecure_http)")));
+            }
+        }
         let http = reqwest::Client::builder()
             .connect_timeout(cfg.connect_timeout)
+            // A redirect would re-send the credentials (SOAP password, token request) to another address.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("secutix-sync/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| CallError::Local(format!("cannot build the HTTP client: {e}")))?;
@@ -473,6 +501,7 @@ impl Client {
             .collect();
         Ok(Self {
             http,
+            shown_base: crate::net::redact_credentials(&cfg.base_url()).into_owned(),
             base: cfg.base_url(),
             cfg: cfg.clone(),
             secret,
@@ -495,9 +524,9 @@ impl Client {
         self.cfg.transport
     }
 
-    /// The base URL in use.
+    /// The base URL in use, as people see it (credentials in it redacted).
     pub fn base_url(&self) -> &str {
-        &self.base
+        &self.shown_base
     }
 
     fn url(&self, service: Service, method: &str) -> String {
@@ -582,11 +611,13 @@ impl Client {
             .await
             .map_err(|e| self.transport_error(&call, e))?;
         let status = resp.status().as_u16();
+        let location = crate::net::redirect_location(resp.headers());
         let text = resp.text().await.map_err(|e| self.transport_error(&call, e))?;
         self.ledger
             .record_call(self.clock.now(), "auth", "v1/auth", text.len() as u64);
         match status {
             200..=299 => {}
+            300..=399 => return Err(CallError::Redirect { call, status, location }),
             401 | 403 => {
                 return Err(CallError::Auth {
                     call,
@@ -628,16 +659,10 @@ impl Client {
                 after: self.cfg.request_timeout,
             }
         } else {
-            let mut reason = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                reason = format!("{reason}: {s}");
-                src = s.source();
-            }
             CallError::Network {
                 call: call.to_owned(),
-                url: self.base.clone(),
-                reason,
+                url: self.shown_base.clone(),
+                reason: crate::net::error_chain(&e),
             }
         }
     }
@@ -679,6 +704,12 @@ impl Client {
                 .record_call(self.clock.now(), service.rest_name(), method, 0);
             let wait = retry_after(resp.headers(), self.clock.now()).unwrap_or(Duration::ZERO);
             return Err(CallError::RateLimited { call, status, wait });
+        }
+        if (300..400).contains(&status) {
+            self.ledger
+                .record_call(self.clock.now(), service.rest_name(), method, 0);
+            let location = crate::net::redirect_location(resp.headers());
+            return Err(CallError::Redirect { call, status, location });
         }
         let body = self.read_body(&call, &mut resp, spool || status >= 300).await;
         self.ledger.record_call(
