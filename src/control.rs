@@ -324,7 +324,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/dlq/{target}/{id}/replay", post(dlq_replay))
         .route("/dlq/{target}/{id}", delete(dlq_drop))
         .layer(axum::middleware::from_fn_with_state(app.clone(), require_token));
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/public/availability", get(public_all).options(preflight))
@@ -332,8 +332,12 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(private)
         .fallback(no_route)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BODY))
+        .with_state(app);
+    // Around the whole router (not route by route), so that it sees the final answers: a 405 with its
+    // `Allow` header, the fallback's 404.
+    Router::new()
+        .fallback_service(routes)
         .layer(axum::middleware::from_fn(json_errors))
-        .with_state(app)
 }
 
 /// An unknown route: a JSON 404 (instead of the framework's empty one).
