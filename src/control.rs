@@ -1551,6 +1551,19 @@ mod tests {
     }
 
     #[test]
+    fn the_availability_filter_values_are_the_statuses() {
+        let names: Vec<&str> = AVAILABILITY_FILTERS
+            .iter()
+            .map(|f| {
+                serde_json::from_value::<merge::AvailabilityStatus>(json!(f))
+                    .unwrap_or_else(|e| panic!("{f}: {e}"))
+                    .as_str()
+            })
+            .collect();
+        assert_eq!(names, AVAILABILITY_FILTERS);
+    }
+
+    #[test]
     fn bare_product_ids_become_external_ids() {
         assert_eq!(external_id_of("1000"), "secutix-1000");
         assert_eq!(external_id_of(" secutix-1000 "), "secutix-1000");

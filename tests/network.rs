@@ -800,3 +800,40 @@ async fn every_control_api_error_is_json_and_unknown_filters_are_refused() {
     let (status, _, body) = call(&router, request("GET", "/entries?availability=sold_out", None, "")).await;
     assert_eq!((status, &body["total"]), (200, &json!(0)), "a known value still works");
 }
+
+#[test]
+fn the_new_keys_are_documented_where_operators_look() {
+    const README: &str = include_str!("../README.md");
+    const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+    const PASS_CULTURE: &str = include_str!("../docs/passculture.md");
+    for key in [
+        "secutix.allow_insecure_http",
+        "webhook.allow_insecure_http",
+        "control.max_connections",
+        "control.header_read_timeout",
+        "control.idle_timeout",
+    ] {
+        assert!(README.contains(&format!("`{key}`")), "README: {key}");
+    }
+    for line in [
+        "\nallow_insecure_http = false\n",
+        "\nmax_connections = 256\n",
+        "\nheader_read_timeout = \"10s\"\n",
+        "\nidle_timeout = \"60s\"\n",
+        "# allow_insecure_http = false                    #",
+        "# allow_insecure_http = false            #",
+    ] {
+        assert!(DEFAULT_TOML.contains(line), "default.toml: {line:?}");
+    }
+    assert!(PASS_CULTURE.contains("| `allow_insecure_http` |"));
+    let robustness = README.split("\n## Robustness\n").nth(1).expect("Robustness section");
+    for limit in [
+        "control.max_connections",
+        "64 KiB",
+        "LimitNOFILE=8192",
+        "allow_insecure_http",
+        "32 characters",
+    ] {
+        assert!(robustness.contains(limit), "Robustness names {limit}");
+    }
+}
