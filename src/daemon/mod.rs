@@ -512,6 +512,15 @@ impl App {
             new.store.path = old.store.path.clone();
             new.control.listen = old.control.listen.clone();
         }
+        if new.control.listener_limits() != old.control.listener_limits() {
+            tracing::warn!(
+                "control.max_connections, header_read_timeout and idle_timeout take effect at the next restart; \
+                 the running listener keeps its limits"
+            );
+            new.control.max_connections = old.control.max_connections;
+            new.control.header_read_timeout = old.control.header_read_timeout;
+            new.control.idle_timeout = old.control.idle_timeout;
+        }
         let client = Client::new(&new.secutix, Arc::new(self.store.clone()), self.clock.clone())
             .map_err(|e| e.to_string())?
             .with_spool_dir(new.store.path.clone());
