@@ -1014,18 +1014,29 @@ impl Config {
                 }
             }
         }
-        if self.control.max_connections == 0 {
+        if !(1..=crate::net::MAX_CONNECTIONS).contains(&self.control.max_connections) {
             bad(
                 "control.max_connections",
-                "must be at least 1 (the default is 256)".into(),
+                format!(
+                    "{} is outside 1..={} (the default is 256; each connection is an open file)",
+                    self.control.max_connections,
+                    crate::net::MAX_CONNECTIONS
+                ),
             );
         }
         for (key, d) in [
             ("control.header_read_timeout", self.control.header_read_timeout),
             ("control.idle_timeout", self.control.idle_timeout),
         ] {
-            if d.is_zero() {
-                bad(key, "must be longer than 0s (e.g. \"10s\", \"60s\")".into());
+            if d.is_zero() || d > crate::net::MAX_TIMEOUT {
+                bad(
+                    key,
+                    format!(
+                        "{} is not between 1s and {} (e.g. \"10s\", \"60s\")",
+                        humantime::format_duration(d),
+                        humantime::format_duration(crate::net::MAX_TIMEOUT)
+                    ),
+                );
             }
         }
         if let Some(o) = self

@@ -140,6 +140,12 @@ impl Default for ListenerLimits {
     }
 }
 
+/// Most connections `control.max_connections` may allow.
+pub const MAX_CONNECTIONS: usize = 65_536;
+
+/// Longest `header_read_timeout` and `idle_timeout` accepted.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
 /// Open files the process keeps for itself besides the listener's connections: the store's files, spooled
 /// responses, connections to SecuTix and the targets.
 pub const FILES_RESERVED: u64 = 256;
@@ -176,7 +182,12 @@ pub async fn serve(
     limits: ListenerLimits,
     stop: CancellationToken,
 ) {
-    let max = limits.max_connections.clamp(1, u32::MAX as usize);
+    let limits = ListenerLimits {
+        max_connections: limits.max_connections.clamp(1, MAX_CONNECTIONS),
+        header_read_timeout: limits.header_read_timeout.clamp(Duration::from_millis(1), MAX_TIMEOUT),
+        idle_timeout: limits.idle_timeout.clamp(Duration::from_millis(1), MAX_TIMEOUT),
+    };
+    let max = limits.max_connections;
     let permits = Arc::new(tokio::sync::Semaphore::new(max));
     let mut refusals = Throttled::new();
     let mut accept_errors = Throttled::new();

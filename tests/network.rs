@@ -446,6 +446,20 @@ fn both_units_raise_the_open_files_limit_above_the_connection_cap() {
     assert_eq!(defaults.control.listener_limits(), ListenerLimits::default());
 }
 
+#[test]
+fn the_listener_limits_are_bounded() {
+    for (toml, key) in [
+        ("max_connections = 0", "control.max_connections"),
+        ("max_connections = 1000000000000", "control.max_connections"),
+        ("header_read_timeout = \"0s\"", "control.header_read_timeout"),
+        ("idle_timeout = \"100days\"", "control.idle_timeout"),
+    ] {
+        let p = load(&format!("[control]\n{toml}\n")).expect_err(toml);
+        assert!(problem(&p, key).message.contains("1"), "{toml}: {p:?}");
+    }
+    load("[control]\nmax_connections = 1\nheader_read_timeout = \"1s\"\nidle_timeout = \"24h\"\n").expect("bounds");
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Item 7: weak tokens, readable secret files
 // ---------------------------------------------------------------------------------------------------------
