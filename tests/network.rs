@@ -567,6 +567,26 @@ fn secret_files_and_configurations_others_can_read_are_warned_about() {
     );
     chmod(&config_file, 0o600);
     assert!(warnings(&loaded(&config_file)).is_empty());
+
+    // The control token file and the targets' secret files alike.
+    let token = dir.path().join("control-token");
+    std::fs::write(&token, format!("{}\n", "t".repeat(40))).expect("write");
+    chmod(&token, 0o644);
+    let hook = dir.path().join("webhook-secret");
+    std::fs::write(&hook, "hmac\n").expect("write");
+    chmod(&hook, 0o604);
+    let cfg = load(&format!(
+        "[control]\ntoken_file = \"{}\"\n[[targets]]\nname = \"agency\"\nkind = \"webhook\"\n\
+         [targets.webhook]\nurl = \"https://cms.example.org\"\nsecret_file = \"{}\"\n",
+        token.display(),
+        hook.display()
+    ))
+    .expect("loads");
+    let keys: Vec<String> = secutix_sync::config::exposed_secret_files(&cfg, None)
+        .into_iter()
+        .map(|p| p.key)
+        .collect();
+    assert_eq!(keys, ["control.token_file", "targets[0].webhook.secret_file"]);
 }
 
 #[test]
