@@ -11,7 +11,8 @@
 //! - the **refresh** job: rebuilds every entry every `daemon.refresh_interval` (time-dependent fields) and
 //!   on `resync push` / `push --full`; its scheduled runs also read the pass Culture offers' statuses again;
 //! - one **push worker** per target, woken by every plan (a `watch` counter) and by retry times;
-//! - the **control API** (see `control.rs`);
+//! - the **control API** (see `control.rs`), served by [`crate::net::serve`] within `control.max_connections`,
+//!   `header_read_timeout` and `idle_timeout`; beyond loopback its token must have at least 32 characters;
 //! - a supervisor that feeds the systemd watchdog and updates `STATUS=`.
 //!
 //! Each job is single-flight ([`jobs::Job`]): a trigger during a run is merged into it and answered
