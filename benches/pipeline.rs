@@ -634,6 +634,7 @@ fn webhook(url: &str) -> BenchResult<Arc<dyn Target>> {
         secret: Some("bench-hmac".to_owned().into()),
         secret_file: None,
         headers: BTreeMap::new(),
+        allow_insecure_http: false,
     };
     Ok(Arc::new(
         WebhookTarget::new("cms", &settings, Duration::from_secs(30)).map_err(|e| e.to_string())?,

@@ -7,7 +7,9 @@
 //!
 //! Keys that no section knows, in the file or as `SECUTIX_SYNC__…` variables, are reported as likely typos
 //! ([`Loaded::unknown_keys`]). Secrets are [`SecretString`]s: their `Debug` output is redacted and they are
-//! only exposed where a request is signed or authenticated.
+//! only exposed where a request is signed or authenticated. Secret files, and a configuration file holding
+//! secrets inline, that other users may read are warnings ([`exposed_secret_files`]); plain-HTTP URLs beyond
+//! loopback are refused unless their section sets `allow_insecure_http` ([`crate::net::clear_text_problem`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -84,6 +86,17 @@ pub struct DaemonConfig {
 pub struct ControlConfig {
     /// Listen address of the control API (keep it on loopback; put a reverse proxy in front for the public part).
     pub listen: String,
+    /// Connections open at once; one more is answered 503 and closed at once (keeps the process's open
+    /// files for the store and outbound calls whatever clients do).
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers once its connection is ready for one (silent and
+    /// keep-alive connections are closed after it).
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A connection that moves no byte for this long while no request is handled, or a request body that
+    /// stops arriving for this long, is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
     /// Bearer token of private endpoints, inline (prefer `token_file`).
     pub token: Option<SecretString>,
     /// File holding the token. When neither is set, a token is generated at first start and kept in
@@ -94,6 +107,41 @@ pub struct ControlConfig {
     /// `Cache-Control: max-age` of the public endpoint.
     #[serde(with = "humantime_serde")]
     pub public_max_age: Duration,
+}
+
+/// Shortest control token accepted when the control API listens beyond loopback.
+pub const MIN_REMOTE_TOKEN_LEN: usize = 32;
+
+impl ControlConfig {
+    /// What the control API's listener accepts.
+    pub fn listener_limits(&self) -> crate::net::ListenerLimits {
+        crate::net::ListenerLimits {
+            max_connections: self.max_connections,
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+        }
+    }
+
+    /// True when `listen` is a loopback address (an unparsable one counts as beyond: its own check says why).
+    pub fn listens_on_loopback(&self) -> bool {
+        self.listen
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| a.ip().is_loopback())
+    }
+
+    /// Why `token` may not guard this control API: shorter than [`MIN_REMOTE_TOKEN_LEN`] characters while
+    /// `listen` is beyond loopback. `key` is where the token comes from (`control.token`, `control.token_file`).
+    pub fn weak_token_problem(&self, token: &SecretString, key: &str) -> Option<String> {
+        let len = token.expose_secret().trim().chars().count();
+        (len < MIN_REMOTE_TOKEN_LEN && !self.listens_on_loopback()).then(|| {
+            format!(
+                "the token from {key} has {len} characters, but control.listen ({}) is beyond loopback: use a token \
+                 of at least {MIN_REMOTE_TOKEN_LEN} random characters (e.g. `openssl rand -hex 32`), or leave \
+                 control.token and control.token_file unset to have one generated, or listen on 127.0.0.1",
+                self.listen
+            )
+        })
+    }
 }
 
 /// `[logging]`
@@ -364,7 +412,13 @@ impl TargetConfig {
         if let Some(w) = &self.webhook {
             match url::Url::parse(&w.url) {
                 Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-                _ => bad("webhook.url", format!("{:?} is not an http(s) URL", w.url)),
+                _ => bad(
+                    "webhook.url",
+                    format!("{:?} is not an http(s) URL", crate::net::redact_credentials(&w.url)),
+                ),
+            }
+            if let Some(m) = w.clear_text_problem() {
+                bad("webhook.url", m);
             }
             if w.secret.is_some() && w.secret_file.is_some() {
                 bad(
@@ -448,6 +502,9 @@ pub struct SecutixConfig {
     pub environment: Environment,
     /// Explicit base URL (`https://host[:port]`), overriding `environment`; empty = derived.
     pub base_url: String,
+    /// Accept an `http://` `base_url` or `token_endpoint` beyond loopback: the secret (SOAP `PasswordText`,
+    /// or the JWT signed with it) then crosses the network in clear.
+    pub allow_insecure_http: bool,
     /// rest | soap.
     pub transport: Transport,
     /// Web-service version in paths and namespaces.
@@ -743,6 +800,13 @@ impl Sources {
             ..Self::default()
         }
     }
+
+    /// The operator's file these sources read: `file`, else the default path when it exists.
+    pub fn config_file(&self) -> Option<PathBuf> {
+        self.file
+            .clone()
+            .or_else(|| Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.exists()))
+    }
 }
 
 /// A loaded configuration and the warnings found while loading it.
@@ -889,13 +953,25 @@ impl Config {
                     "secutix.base_url",
                     format!(
                         "{:?} is not an http(s) URL; leave it empty to derive it from environment",
-                        s.base_url
+                        crate::net::redact_credentials(&s.base_url)
                     ),
                 ),
             }
         }
         if !s.token_endpoint.is_empty() && url::Url::parse(&s.token_endpoint).is_err() {
-            bad("secutix.token_endpoint", format!("{:?} is not a URL", s.token_endpoint));
+            bad(
+                "secutix.token_endpoint",
+                format!("{:?} is not a URL", crate::net::redact_credentials(&s.token_endpoint)),
+            );
+        }
+        for (key, url) in [
+            ("secutix.base_url", &s.base_url),
+            ("secutix.token_endpoint", &s.token_endpoint),
+        ] {
+            let secret = "the operator's secret (SOAP sends it as PasswordText; REST sends a token signed with it)";
+            if let Some(m) = crate::net::clear_text_problem(url, s.allow_insecure_http, secret) {
+                bad(key, format!("{m} (secutix.allow_insecure_http)"));
+            }
         }
         if s.api_version.is_empty() || !s.api_version.starts_with('v') {
             bad(
@@ -998,6 +1074,49 @@ impl Config {
                 "control.token",
                 "is set together with control.token_file; keep only one".into(),
             );
+        }
+        if let Some(m) = self
+            .control
+            .token
+            .as_ref()
+            .and_then(|t| self.control.weak_token_problem(t, "control.token"))
+        {
+            bad("control.token", m);
+        }
+        if !self.control.token_file.is_empty() {
+            // Unreadable here (another user's file): the daemon, which must read it, says so at start.
+            let path = resolve_credential_path(&self.control.token_file);
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                let token = SecretString::from(text.lines().next().unwrap_or("").to_owned());
+                if let Some(m) = self.control.weak_token_problem(&token, "control.token_file") {
+                    bad("control.token_file", format!("{}: {m}", path.display()));
+                }
+            }
+        }
+        if !(1..=crate::net::MAX_CONNECTIONS).contains(&self.control.max_connections) {
+            bad(
+                "control.max_connections",
+                format!(
+                    "{} is outside 1..={} (the default is 256; each connection is an open file)",
+                    self.control.max_connections,
+                    crate::net::MAX_CONNECTIONS
+                ),
+            );
+        }
+        for (key, d) in [
+            ("control.header_read_timeout", self.control.header_read_timeout),
+            ("control.idle_timeout", self.control.idle_timeout),
+        ] {
+            if d.is_zero() || d > crate::net::MAX_TIMEOUT {
+                bad(
+                    key,
+                    format!(
+                        "{} is not between 1s and {} (e.g. \"10s\", \"60s\")",
+                        humantime::format_duration(d),
+                        humantime::format_duration(crate::net::MAX_TIMEOUT)
+                    ),
+                );
+            }
         }
         if let Some(o) = self
             .control
@@ -1107,6 +1226,129 @@ pub fn resolve_credential_path(name: &str) -> PathBuf {
         }
     }
     p.to_path_buf()
+}
+
+/// Keys whose value is a secret when written inline in a configuration file, whatever their section.
+const INLINE_SECRET_KEYS: &[&str] = &[
+    "secret",
+    "token",
+    "password",
+    "application_password",
+    "client_secret",
+    "api_key",
+    "headers",
+];
+
+/// Files holding a secret that users other than their owner may read (group or world read bits): the
+/// secret files the configuration names, and the configuration `file` itself
+/// when it holds a secret inline. Each is a warning (the configuration stays valid) naming the file, its
+/// mode and the fix; a file that does not exist or cannot be examined is left out (its own check reports it).
+pub fn exposed_secret_files(config: &Config, file: Option<&Path>) -> Vec<Problem> {
+    let mut named: Vec<(String, String)> = Vec::new();
+    let mut name = |key: String, value: Option<&String>| {
+        if let Some(v) = value.filter(|v| !v.trim().is_empty()) {
+            named.push((key, v.clone()));
+        }
+    };
+    if config.secutix.secret.is_none() {
+        name("secutix.secret_file".into(), Some(&config.secutix.secret_file));
+    }
+    name("control.token_file".into(), Some(&config.control.token_file));
+    for (i, t) in config.targets.iter().enumerate() {
+        let key = |k: &str| format!("targets[{i}].{k}");
+        if let Some(w) = &t.webhook {
+            name(key("webhook.secret_file"), w.secret_file.as_ref());
+        }
+        if let Some(w) = &t.wordpress {
+            name(
+                key("wordpress.application_password_file"),
+                w.application_password_file.as_ref(),
+            );
+        }
+        if let Some(d) = &t.drupal {
+            name(key("drupal.password_file"), d.password_file.as_ref());
+            name(key("drupal.token_file"), d.token_file.as_ref());
+            name(key("drupal.client_secret_file"), d.client_secret_file.as_ref());
+        }
+        if let Some(p) = &t.passculture {
+            name(key("passculture.api_key_file"), p.api_key_file.as_ref());
+        }
+    }
+    let mut out = Vec::new();
+    for (key, path) in named.into_iter().map(|(key, n)| (key, resolve_credential_path(&n))) {
+        if let Some((who, mode)) = readable_by_others(&path) {
+            out.push(Problem {
+                key,
+                message: format!(
+                    "{} holds a secret and is readable by {who} (mode {mode:04o}): chmod 600 it (under systemd, \
+                     LoadCredential= hands a root-only file to the service)",
+                    path.display()
+                ),
+            });
+        }
+    }
+    if let Some(path) = file
+        && let Some((who, mode)) = readable_by_others(path)
+    {
+        let inline = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| toml::from_str::<toml::Table>(&text).ok())
+            .map(|table| inline_secrets(&toml::Value::Table(table), ""))
+            .unwrap_or_default();
+        if !inline.is_empty() {
+            out.push(Problem {
+                key: inline.join(", "),
+                message: format!(
+                    "the configuration file {} holds {} inline and is readable by {who} (mode {mode:04o}): chmod \
+                     600 it, or better move each secret into a file named by its *_file key, handed over with \
+                     systemd's LoadCredential=",
+                    path.display(),
+                    if inline.len() == 1 { "a secret" } else { "secrets" }
+                ),
+            });
+        }
+    }
+    out
+}
+
+/// `Some((who, mode))` when `path` exists and its group or others may read it.
+fn readable_by_others(path: &Path) -> Option<(&'static str, u32)> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o7777;
+    match (mode & 0o040 != 0, mode & 0o004 != 0) {
+        (_, true) => Some(("every user of the host", mode)),
+        (true, false) => Some(("its group", mode)),
+        _ => None,
+    }
+}
+
+/// The dotted keys of `value` (a TOML tree) that hold a secret inline.
+fn inline_secrets(value: &toml::Value, at: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    match value {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                let key = if at.is_empty() { k.clone() } else { format!("{at}.{k}") };
+                let filled = match v {
+                    toml::Value::String(s) => !s.trim().is_empty(),
+                    toml::Value::Table(t) => !t.is_empty(),
+                    _ => false,
+                };
+                if INLINE_SECRET_KEYS.contains(&k.as_str()) && filled {
+                    out.push(key);
+                } else {
+                    out.extend(inline_secrets(v, &key));
+                }
+            }
+        }
+        toml::Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                out.extend(inline_secrets(v, &format!("{at}[{i}]")));
+            }
+        }
+        _ => {}
+    }
+    out
 }
 
 fn layers(

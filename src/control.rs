@@ -25,6 +25,10 @@
 //!
 //! [`status_document`] and [`entry_document`] also work without a running daemon (the CLI reads the store
 //! directly when no daemon answers), so online and offline output have one shape.
+//!
+//! Every error is JSON, `{"error": "…"}`: the handlers' own, and the framework's rejections (a malformed
+//! query or body, a wrong content type, a body over [`MAX_REQUEST_BODY`], an unknown route or method), which
+//! [`json_errors`] rewrites. The listener's limits (connections, timeouts) are [`crate::net::serve`]'s.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -301,6 +305,9 @@ fn default_public_body() -> Vec<u8> {
     serde_json::to_vec(&json!({ "schema_version": merge::SCHEMA_VERSION, "products": [] })).unwrap_or_default()
 }
 
+/// Largest request body the control API reads (`POST /resync` sends a few bytes).
+pub const MAX_REQUEST_BODY: usize = 64 * 1024;
+
 /// The API router.
 pub fn router(app: Arc<App>) -> Router {
     let private = Router::new()
@@ -317,13 +324,85 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/dlq/{target}/{id}/replay", post(dlq_replay))
         .route("/dlq/{target}/{id}", delete(dlq_drop))
         .layer(axum::middleware::from_fn_with_state(app.clone(), require_token));
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/public/availability", get(public_all).options(preflight))
         .route("/public/availability/{product_id}", get(public_one).options(preflight))
         .merge(private)
-        .with_state(app)
+        .fallback(no_route)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BODY))
+        .with_state(app);
+    // Around the whole router (not route by route), so that it sees the final answers: a 405 with its
+    // `Allow` header, the fallback's 404.
+    Router::new()
+        .fallback_service(routes)
+        .layer(axum::middleware::from_fn(json_errors))
+}
+
+/// An unknown route: a JSON 404 (instead of the framework's empty one).
+async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no route {method} {}; the routes are listed in the README's Control API section",
+            uri.path()
+        ),
+    )
+}
+
+/// Rewrites an error answer that is not JSON (the framework's rejections: text, or an empty body) as
+/// `{"error": "…"}`, with what to do where the framework's text does not say it.
+pub async fn json_errors(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    // The framework's messages are one line; anything longer is cut.
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let allowed = parts
+        .headers
+        .get(header::ALLOW)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("another method")
+        .to_owned();
+    let message = match status {
+        StatusCode::METHOD_NOT_ALLOWED => format!("{method} is not allowed on {path}; use {allowed}"),
+        StatusCode::PAYLOAD_TOO_LARGE => format!(
+            "{method} {path}: the request body is larger than the control API accepts ({} KiB){}",
+            MAX_REQUEST_BODY / 1024,
+            if text.is_empty() {
+                String::new()
+            } else {
+                format!(": {text}")
+            }
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            format!("{method} {path}: {text}; send the body as JSON with Content-Type: application/json")
+        }
+        _ if text.is_empty() => format!(
+            "{method} {path}: {}",
+            status.canonical_reason().unwrap_or("the request failed")
+        ),
+        _ => format!("{method} {path}: {text}"),
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Response::from_parts(parts, axum::body::Body::from(json!({ "error": message }).to_string()))
 }
 
 /// An API error as JSON with a status.
@@ -760,6 +839,29 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         .into_response()
 }
 
+/// Why `/entries` (or `entries list`) cannot answer.
+#[derive(Debug, thiserror::Error)]
+pub enum EntriesError {
+    /// A filter value that means nothing (`?availability=bogus`).
+    #[error("{0}")]
+    BadFilter(String),
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<EntriesError> for ApiError {
+    fn from(e: EntriesError) -> Self {
+        match e {
+            EntriesError::BadFilter(m) => ApiError(StatusCode::BAD_REQUEST, m),
+            EntriesError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// The values of the `availability` filter.
+pub const AVAILABILITY_FILTERS: &[&str] = &["available", "almost_full", "sold_out", "not_on_sale", "unknown"];
+
 /// Filters of `GET /entries`.
 #[derive(Debug, Default, Deserialize)]
 pub struct EntriesQuery {
@@ -794,8 +896,16 @@ fn sync_state(cfg: &Config, outbox: &Outbox, external_id: &str, hash: &str) -> s
     out
 }
 
-/// The `/entries` document.
-pub fn entries_document(cfg: &Config, outbox: &Outbox, q: &EntriesQuery) -> Result<Value, StoreError> {
+/// The `/entries` document. An unknown `availability` value is refused (it would match nothing).
+pub fn entries_document(cfg: &Config, outbox: &Outbox, q: &EntriesQuery) -> Result<Value, EntriesError> {
+    if let Some(a) = q.availability.as_deref()
+        && !AVAILABILITY_FILTERS.contains(&a)
+    {
+        return Err(EntriesError::BadFilter(format!(
+            "availability {a:?} is not a status: use one of {}",
+            AVAILABILITY_FILTERS.join(", ")
+        )));
+    }
     let needle = q.q.as_deref().map(str::to_lowercase);
     let mut rows = Vec::new();
     let mut total = 0usize;
@@ -1438,6 +1548,19 @@ mod tests {
             !bearer_matches(Some("Bearer "), ""),
             "an empty token never opens the API"
         );
+    }
+
+    #[test]
+    fn the_availability_filter_values_are_the_statuses() {
+        let names: Vec<&str> = AVAILABILITY_FILTERS
+            .iter()
+            .map(|f| {
+                serde_json::from_value::<merge::AvailabilityStatus>(json!(f))
+                    .unwrap_or_else(|e| panic!("{f}: {e}"))
+                    .as_str()
+            })
+            .collect();
+        assert_eq!(names, AVAILABILITY_FILTERS);
     }
 
     #[test]

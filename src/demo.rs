@@ -640,12 +640,15 @@ async fn serve_website(listener: TcpListener, output: PathBuf, stop: Cancellatio
         .route("/api/1/redirect/product", get(shop))
         .route("/api/1/redirect/product/performance", get(shop_performance))
         .with_state(Arc::new(output));
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await;
-    if let Err(e) = served {
-        tracing::error!(error = %e, "the demo web server stopped");
-    }
+    // The same limits as the control API's defaults: a page left open cannot hold connections forever.
+    crate::net::serve(
+        "the demo web server",
+        listener,
+        app,
+        crate::net::ListenerLimits::default(),
+        stop,
+    )
+    .await;
 }
 
 async fn page(State(dir): State<Arc<PathBuf>>) -> Response {

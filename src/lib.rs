@@ -23,6 +23,8 @@
 //! - [`state`]: `secutix-sync state`, the store's records read directly.
 //! - [`check`]: live checks of SecuTix credentials and targets; [`logging`]: human, journald or JSON logs.
 //! - [`clock`], [`ratelimit`]: time and pacing, both on tokio's clock so tests run on paused time.
+//! - [`net`]: what every HTTP client and listener obeys: no redirects, no clear text beyond loopback,
+//!   credentials in URLs redacted, listener limits (header-read and idle timeouts, a connection cap).
 //! - [`testkit`]: an in-process HTTP mock for tests and benchmarks that need paused time.
 //! - [`generator`]: deterministic catalogues of any size in every wire format (benchmarks, simulator, tests).
 //! - [`simulator`]: a SecuTix simulator on loopback (catalogue and availability, REST and SOAP) for the
@@ -44,6 +46,7 @@ pub mod generator;
 pub mod import;
 pub mod logging;
 pub mod merge;
+pub mod net;
 pub mod push;
 pub mod ratelimit;
 pub mod secutix;

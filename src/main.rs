@@ -397,7 +397,7 @@ fn validation_text(report: &secutix_sync::config::Report) -> String {
             out,
             "institution {} on {} over {transport}",
             c.secutix.institution,
-            c.secutix.base_url()
+            secutix_sync::net::redact_credentials(&c.secutix.base_url())
         );
         let _ = writeln!(out, "store: {}", c.store.path.display());
         let targets: Vec<String> = c
@@ -432,8 +432,12 @@ fn validation_text(report: &secutix_sync::config::Report) -> String {
     for w in &report.warnings {
         let _ = writeln!(out, "warning: {w}");
     }
+    let exposed = secutix_sync::config::exposed_secret_files(c, report.file.as_deref());
+    for w in &exposed {
+        let _ = writeln!(out, "warning: {w}");
+    }
     let problems = report.problems.len() + report.credentials.len() + report.unknown_keys.len();
-    let _ = match (problems, report.warnings.len()) {
+    let _ = match (problems, report.warnings.len() + exposed.len()) {
         (0, 0) => writeln!(out, "configuration OK"),
         (0, w) => writeln!(out, "configuration OK, with {w} warning(s)"),
         (n, _) => writeln!(out, "{n} problem(s)"),

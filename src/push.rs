@@ -1091,6 +1091,11 @@ impl Worker {
         now: DateTime<Utc>,
         batch_pause: &mut Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
+        // What is logged and stored never shows credentials of a URL.
+        let outcome = match outcome {
+            Outcome::Failed(e) => Outcome::Failed(e.redacted()),
+            done => done,
+        };
         match outcome {
             Outcome::Done(applied) => {
                 self.acknowledge(&item, &op, applied)?;

@@ -208,6 +208,7 @@ async fn a_lost_entry_log_is_rebuilt_by_the_next_plan_without_sending_anything_a
             secret: None,
             secret_file: None,
             headers: BTreeMap::new(),
+            allow_insecure_http: false,
         };
         let target = Arc::new(
             secutix_sync::targets::webhook::WebhookTarget::new(

@@ -49,6 +49,7 @@ fn webhook(name: &str, m: &MockHttp) -> Arc<dyn Target> {
         secret: None,
         secret_file: None,
         headers: BTreeMap::new(),
+        allow_insecure_http: false,
     };
     Arc::new(WebhookTarget::new(name, &settings, Duration::from_secs(20)).expect("webhook target"))
 }

@@ -61,6 +61,7 @@ fn webhook(name: &str, url: &str, secret: Option<&str>) -> Arc<dyn Target> {
         secret: secret.map(|s| s.to_owned().into()),
         secret_file: None,
         headers: BTreeMap::new(),
+        allow_insecure_http: false,
     };
     Arc::new(WebhookTarget::new(name, &settings, Duration::from_secs(20)).expect("webhook target"))
 }
@@ -747,6 +748,7 @@ async fn the_post_envelope_carries_the_event_and_a_409_counts_as_already_applied
         secret: None,
         secret_file: None,
         headers: BTreeMap::new(),
+        allow_insecure_http: false,
     };
     let target: Arc<dyn Target> =
         Arc::new(WebhookTarget::new("events", &settings, Duration::from_secs(20)).expect("webhook target"));

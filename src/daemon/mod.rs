@@ -11,7 +11,8 @@
 //! - the **refresh** job: rebuilds every entry every `daemon.refresh_interval` (time-dependent fields) and
 //!   on `resync push` / `push --full`; its scheduled runs also read the pass Culture offers' statuses again;
 //! - one **push worker** per target, woken by every plan (a `watch` counter) and by retry times;
-//! - the **control API** (see `control.rs`);
+//! - the **control API** (see `control.rs`), served by [`crate::net::serve`] within `control.max_connections`,
+//!   `header_read_timeout` and `idle_timeout`; beyond loopback its token must have at least 32 characters;
 //! - a supervisor that feeds the systemd watchdog and updates `STATUS=`.
 //!
 //! Each job is single-flight ([`jobs::Job`]): a trigger during a run is merged into it and answered
@@ -97,6 +98,9 @@ pub enum DaemonError {
     /// Local I/O (token file…).
     #[error("{0}")]
     Io(String),
+    /// A control token too weak for where the control API listens.
+    #[error("{0}")]
+    WeakToken(String),
 }
 
 /// A target with its worker settings.
@@ -345,7 +349,16 @@ pub fn read_control_token(config: &Config) -> Result<Option<(SecretString, Token
 
 /// The daemon's control token: configured, or generated once into `<store.path>/control-token` (mode 0600).
 pub fn control_token(config: &Config) -> Result<SecretString, DaemonError> {
-    if let Some((t, _)) = read_control_token(config)? {
+    if let Some((t, source)) = read_control_token(config)? {
+        let key = match &source {
+            TokenSource::Config => "control.token".to_owned(),
+            TokenSource::File(p) => format!("control.token_file ({})", p.display()),
+            TokenSource::Generated(p) => p.display().to_string(),
+        };
+        // Beyond loopback, anyone who can reach the port may try tokens.
+        if let Some(m) = config.control.weak_token_problem(&t, &key) {
+            return Err(DaemonError::WeakToken(m));
+        }
         return Ok(t);
     }
     let path = config.store.path.join(TOKEN_FILE);
@@ -354,6 +367,14 @@ pub fn control_token(config: &Config) -> Result<SecretString, DaemonError> {
         .map_err(|e| DaemonError::Io(format!("cannot write the control token {}: {e}", path.display())))?;
     tracing::info!(path = %path.display(), "generated the control API token");
     Ok(SecretString::from(token))
+}
+
+/// Logs a warning for every file holding a secret that other users may read (see
+/// [`crate::config::exposed_secret_files`]).
+fn warn_exposed_secrets(config: &Config, sources: &Sources) {
+    for p in crate::config::exposed_secret_files(config, sources.config_file().as_deref()) {
+        tracing::warn!(key = %p.key, "{}", p.message);
+    }
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -382,6 +403,7 @@ impl App {
         let targets = build_targets(&config, &store)?;
         let passculture = build_passculture(&config, &store);
         let control_token = control_token(&config)?;
+        warn_exposed_secrets(&config, &sources);
         let app = Arc::new(Self {
             outbox,
             catalogue: Job::new("catalogue"),
@@ -496,12 +518,22 @@ impl App {
             new.store.path = old.store.path.clone();
             new.control.listen = old.control.listen.clone();
         }
+        if new.control.listener_limits() != old.control.listener_limits() {
+            tracing::warn!(
+                "control.max_connections, header_read_timeout and idle_timeout take effect at the next restart; \
+                 the running listener keeps its limits"
+            );
+            new.control.max_connections = old.control.max_connections;
+            new.control.header_read_timeout = old.control.header_read_timeout;
+            new.control.idle_timeout = old.control.idle_timeout;
+        }
         let client = Client::new(&new.secutix, Arc::new(self.store.clone()), self.clock.clone())
             .map_err(|e| e.to_string())?
             .with_spool_dir(new.store.path.clone())
             .with_cancel(self.shutdown.clone());
         let targets = build_targets(&new, &self.store).map_err(|e| e.to_string())?;
         let token = control_token(&new).map_err(|e| e.to_string())?;
+        warn_exposed_secrets(&new, &self.sources);
         let passculture = build_passculture(&new, &self.store);
         *self.client.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(client);
         *self.targets.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(targets);
@@ -1066,13 +1098,18 @@ pub async fn run(
     }
     let mut tasks = tokio::task::JoinSet::new();
     let router = crate::control::router(app.clone());
-    let stop = app.shutdown.clone();
-    tasks.spawn(async move {
-        let server = axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled().await });
-        if let Err(e) = server.await {
-            tracing::error!(error = %e, "control API stopped");
-        }
-    });
+    // A connection cap, header-read and idle timeouts: idle or slow clients cannot use up the open files.
+    let limits = app.config().control.listener_limits();
+    if let Some(w) = crate::net::open_files_warning(limits.max_connections) {
+        tracing::warn!("{w}");
+    }
+    tasks.spawn(crate::net::serve(
+        "the control API",
+        listener,
+        router,
+        limits,
+        app.shutdown.clone(),
+    ));
     // A first plan: entries may be due (time passed, a target was added) before any job runs.
     if let Err(e) = app.plan(&Scope::All, false) {
         tracing::error!(error = %e, "initial plan failed");

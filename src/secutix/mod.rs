@@ -16,7 +16,9 @@
 //!   ([`Client::with_cancel`], [`CallError::Stopped`] with the error being retried); the failures being
 //!   retried are published ([`Client::retrying`]) so that an import can record the last one.
 //!
-//! Errors ([`CallError`]) name the method, what failed and what to do; they never contain the secret.
+//! Errors ([`CallError`]) name the method, what failed and what to do; they never contain the secret, nor
+//! credentials written into `secutix.base_url`. Redirects are not followed ([`CallError::Redirect`]): they
+//! would re-send the SOAP body with its password, or the token request, to another address.
 
 pub mod auth;
 pub mod availability;
@@ -287,6 +289,20 @@ pub enum CallError {
         /// The failure being retried.
         last: Option<Box<CallError>>,
     },
+    /// A 3xx answer: not followed, since the request carries the credentials.
+    #[error(
+        "{call}: SecuTix answered HTTP {status}, redirecting to {location}; redirects are not followed (the request \
+         carries the operator's credentials, which must not go to another address). Set secutix.base_url (or \
+         secutix.environment) to the address that answers the web services directly"
+    )]
+    Redirect {
+        /// Service/method.
+        call: String,
+        /// HTTP status.
+        status: u16,
+        /// Where it pointed (`Location`, credentials redacted).
+        location: String,
+    },
     /// Local problem (secret file, temporary file, signing).
     #[error("{0}")]
     Local(String),
@@ -492,6 +508,8 @@ pub struct Client {
     http: reqwest::Client,
     cfg: SecutixConfig,
     base: String,
+    /// `base` as errors and people see it: credentials redacted.
+    shown_base: String,
     secret: SecretString,
     ledger: Arc<dyn CallLedger>,
     clock: SharedClock,
@@ -511,7 +529,7 @@ pub struct Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("base", &self.base)
+            .field("base", &self.shown_base)
             .field("transport", &self.cfg.transport)
             .finish_non_exhaustive()
     }
@@ -521,8 +539,18 @@ impl Client {
     /// A client for `cfg`; calls are recorded in `ledger`.
     pub fn new(cfg: &SecutixConfig, ledger: Arc<dyn CallLedger>, clock: SharedClock) -> Result<Self, CallError> {
         let secret = cfg.read_secret().map_err(CallError::Local)?;
+        for (key, url) in [
+            ("secutix.base_url", cfg.base_url()),
+            ("secutix.token_endpoint", cfg.token_endpoint.clone()),
+        ] {
+            if let Some(m) = crate::net::clear_text_problem(&url, cfg.allow_insecure_http, "the operator's secret") {
+                return Err(CallError::Local(format!("{key}: {m} (secutix.allow_insecure_http)")));
+            }
+        }
         let http = reqwest::Client::builder()
             .connect_timeout(cfg.connect_timeout)
+            // A redirect would re-send the credentials (SOAP password, token request) to another address.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("secutix-sync/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| CallError::Local(format!("cannot build the HTTP client: {e}")))?;
@@ -532,6 +560,7 @@ impl Client {
             .collect();
         Ok(Self {
             http,
+            shown_base: crate::net::redact_credentials(&cfg.base_url()).into_owned(),
             base: cfg.base_url(),
             cfg: cfg.clone(),
             secret,
@@ -587,9 +616,9 @@ impl Client {
         self.cfg.transport
     }
 
-    /// The base URL in use.
+    /// The base URL in use, as people see it (credentials in it redacted).
     pub fn base_url(&self) -> &str {
-        &self.base
+        &self.shown_base
     }
 
     fn url(&self, service: Service, method: &str) -> String {
@@ -674,6 +703,7 @@ impl Client {
             .await
             .map_err(|e| self.transport_error(&call, e))?;
         let status = resp.status().as_u16();
+        let location = crate::net::redirect_location(resp.headers());
         let read = self.read_body(&call, &mut resp, false, false).await;
         self.ledger
             .record_call(self.clock.now(), "auth", "v1/auth", read.as_ref().map_or(0, |b| b.len));
@@ -683,6 +713,7 @@ impl Client {
         };
         match status {
             200..=299 => {}
+            300..=399 => return Err(CallError::Redirect { call, status, location }),
             401 | 403 => {
                 return Err(CallError::Auth {
                     call,
@@ -726,16 +757,10 @@ impl Client {
                 after: self.cfg.request_timeout,
             }
         } else {
-            let mut reason = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                reason = format!("{reason}: {s}");
-                src = s.source();
-            }
             CallError::Network {
                 call: call.to_owned(),
-                url: self.base.clone(),
-                reason,
+                url: self.shown_base.clone(),
+                reason: crate::net::error_chain(&e),
             }
         }
     }
@@ -779,6 +804,12 @@ impl Client {
                 .record_call(self.clock.now(), service.rest_name(), method, 0);
             let wait = retry_after(resp.headers(), self.clock.now()).unwrap_or(Duration::ZERO);
             return Err(CallError::RateLimited { call, status, wait });
+        }
+        if (300..400).contains(&status) {
+            self.ledger
+                .record_call(self.clock.now(), service.rest_name(), method, 0);
+            let location = crate::net::redirect_location(resp.headers());
+            return Err(CallError::Redirect { call, status, location });
         }
         // Only the catalogue may be large; error pages go to disk whatever the call.
         let body = self.read_body(&call, &mut resp, spool || status >= 300, spool).await;

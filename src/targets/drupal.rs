@@ -176,14 +176,14 @@ impl DrupalSettings {
                 format!(
                     "{:?} is plain HTTP: credentials would cross the network in clear. Use https://, or set \
                      allow_insecure_http = true for a local test site",
-                    self.url
+                    crate::net::redact_credentials(&self.url)
                 ),
             ),
             _ => bad(
                 "url",
                 format!(
                     "{:?} is not the site's address, such as https://www.theatre.fr",
-                    self.url
+                    crate::net::redact_credentials(&self.url)
                 ),
             ),
         }
@@ -525,10 +525,7 @@ impl DrupalTarget {
         let hint = match a.status {
             300..=399 => format!(
                 "; Drupal redirects to {}: set targets.drupal.url to the site's final address",
-                a.headers
-                    .get(reqwest::header::LOCATION)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("another address")
+                crate::net::redirect_location(&a.headers)
             ),
             401 => "; check the credentials (targets.drupal.auth and its keys), and that the basic_auth or \
                     simple_oauth module is enabled"
@@ -717,7 +714,7 @@ impl Target for DrupalTarget {
         }
         Ok(format!(
             "Drupal {}: JSON:API answers for node--{} ({} fields mapped)",
-            self.site,
+            crate::net::redact_credentials(&self.site),
             self.bundle,
             self.field_names.len()
         ))

@@ -101,6 +101,29 @@ pub enum TargetError {
 }
 
 impl TargetError {
+    /// The same error with credentials in URLs (`https://user:pass@…`) redacted from its message: what the
+    /// push worker logs and keeps in the outbox and dead letters.
+    pub fn redacted(self) -> Self {
+        let clean = |m: String| match crate::net::redact_credentials(&m) {
+            std::borrow::Cow::Borrowed(_) => m,
+            std::borrow::Cow::Owned(r) => r,
+        };
+        match self {
+            TargetError::Retryable {
+                message,
+                retry_after,
+                unreachable,
+            } => TargetError::Retryable {
+                message: clean(message),
+                retry_after,
+                unreachable,
+            },
+            TargetError::Permanent { message } => TargetError::Permanent {
+                message: clean(message),
+            },
+        }
+    }
+
     /// A retryable error.
     pub fn retry(message: impl Into<String>) -> Self {
         TargetError::Retryable {
@@ -174,14 +197,10 @@ pub fn classify_response(
     }
 }
 
-/// Classifies a transport error from reqwest.
+/// Classifies a transport error from reqwest (credentials in the URL it quotes redacted).
 pub fn classify_transport(what: &str, e: &reqwest::Error) -> TargetError {
-    let mut reason = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        reason = format!("{reason}: {s}");
-        src = s.source();
-    }
+    // reqwest quotes the URL, credentials included: redacted.
+    let reason = crate::net::error_chain(e);
     if e.is_timeout() {
         TargetError::Retryable {
             message: format!("{what}: timed out: {reason}"),

@@ -10,6 +10,11 @@
 //! `X-Secutix-Sync-Event`, `X-Secutix-Sync-Timestamp` (Unix seconds) and, when a secret is configured,
 //! `X-Secutix-Sync-Signature: sha256=<hex HMAC-SHA256 of the raw body with the secret>`. Any 2xx is success;
 //! 409 means "already applied" and counts as success. A retried operation sends byte-identical bodies.
+//!
+//! Redirects are not followed: a 3xx would re-send the body, its signature and the secret headers to wherever
+//! `Location` points, so it is a permanent failure naming that address. An `http://` URL to a host beyond
+//! loopback is refused unless `allow_insecure_http` is set; credentials in the URL (`https://user:pass@…`) are
+//! sent, never shown.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -36,6 +41,22 @@ pub struct WebhookSettings {
     /// Extra headers sent with every request (e.g. an API key for the receiver).
     #[serde(default)]
     pub headers: BTreeMap<String, SecretString>,
+    /// Accept an `http://` URL to a host beyond loopback: the entries, the signature and the headers then
+    /// cross the network in clear. Loopback (127.0.0.0/8, `::1`, `localhost`) is always accepted.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+}
+
+impl WebhookSettings {
+    /// Why `url` may not be used in clear text (see [`crate::net::clear_text_problem`]).
+    pub fn clear_text_problem(&self) -> Option<String> {
+        crate::net::clear_text_problem(
+            &self.url,
+            self.allow_insecure_http,
+            "the entries, their signature and the extra headers",
+        )
+        .map(|m| format!("{m} (targets.webhook.allow_insecure_http)"))
+    }
 }
 
 fn default_mode() -> WebhookMode {
@@ -63,6 +84,8 @@ pub const EVENT_HEADER: &str = "X-Secutix-Sync-Event";
 pub struct WebhookTarget {
     name: String,
     url: String,
+    /// `url` as messages show it: credentials redacted.
+    shown_url: String,
     mode: WebhookMode,
     secret: Option<SecretString>,
     headers: BTreeMap<String, SecretString>,
@@ -95,9 +118,14 @@ impl WebhookTarget {
         let url = url::Url::parse(&settings.url).map_err(|e| {
             TargetError::permanent(format!(
                 "webhook target {name}: targets.webhook.url {:?} is not a URL: {e}",
-                settings.url
+                crate::net::redact_credentials(&settings.url)
             ))
         })?;
+        if let Some(m) = settings.clear_text_problem() {
+            return Err(TargetError::permanent(format!(
+                "webhook target {name}: targets.webhook.url: {m}"
+            )));
+        }
         let secret = match (&settings.secret, &settings.secret_file) {
             (Some(s), _) => Some(s.clone()),
             (None, Some(f)) => {
@@ -115,17 +143,31 @@ impl WebhookTarget {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
+            // A redirect would carry the body, the signature and the secret headers to another address.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("secutix-sync/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| TargetError::permanent(format!("webhook target {name}: cannot build the HTTP client: {e}")))?;
+        let url = url.as_str().trim_end_matches('/').to_owned();
         Ok(Self {
             name: name.to_owned(),
-            url: url.as_str().trim_end_matches('/').to_owned(),
+            shown_url: crate::net::redact_credentials(&url).into_owned(),
+            url,
             mode: settings.mode,
             secret,
             headers: settings.headers.clone(),
             http,
         })
+    }
+
+    /// The permanent failure of a 3xx answer: redirects are not followed.
+    fn redirected(&self, what: &str, status: u16, headers: &reqwest::header::HeaderMap) -> TargetError {
+        TargetError::permanent(format!(
+            "{what}: HTTP {status}: the receiver redirects to {}; redirects are not followed (they would carry the \
+             entry, its signature and the secret headers to another address): set targets.webhook.url to the \
+             receiver's final address",
+            crate::net::redirect_location(headers)
+        ))
     }
 
     fn request(&self, method: reqwest::Method, url: &str, op: &Operation, body: Vec<u8>) -> reqwest::RequestBuilder {
@@ -193,6 +235,9 @@ impl Target for WebhookTarget {
             .map_err(|e| classify_transport(&what, &e))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
+        if (300..400).contains(&status) {
+            return Err(self.redirected(&what, status, &headers));
+        }
         let text = resp.text().await.unwrap_or_default();
         // DELETE of something already gone is done.
         let gone = op.kind == OpKind::Delete && status == 404;
@@ -213,15 +258,16 @@ impl Target for WebhookTarget {
         let resp = req.send().await.map_err(|e| classify_transport(&what, &e))?;
         let status = resp.status().as_u16();
         match status {
+            300..=399 => Err(self.redirected(&what, status, resp.headers())),
             401 | 403 => Err(TargetError::permanent(format!(
                 "{what}: {} refused the request (HTTP {status}); check targets.webhook.headers",
-                self.url
+                self.shown_url
             ))),
             s if s >= 500 => Err(TargetError::retry(format!(
                 "{what}: {} answered HTTP {status}: the receiver has a problem",
-                self.url
+                self.shown_url
             ))),
-            _ => Ok(format!("{} answered HTTP {status} to HEAD", self.url)),
+            _ => Ok(format!("{} answered HTTP {status} to HEAD", self.shown_url)),
         }
     }
 }

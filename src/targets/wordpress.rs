@@ -156,14 +156,14 @@ impl WordPressSettings {
                 format!(
                     "{:?} is plain HTTP: the Application Password would cross the network in clear. Use https://, \
                      or set allow_insecure_http = true for a local test site",
-                    self.url
+                    crate::net::redact_credentials(&self.url)
                 ),
             ),
             _ => bad(
                 "url",
                 format!(
                     "{:?} is not the site's address, such as https://www.theatre.fr",
-                    self.url
+                    crate::net::redact_credentials(&self.url)
                 ),
             ),
         }
@@ -408,10 +408,7 @@ impl WordPressTarget {
         let code = body.get("code").and_then(Value::as_str).unwrap_or_default();
         match status {
             300..=399 => {
-                let to = headers
-                    .get(reqwest::header::LOCATION)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("another address");
+                let to = crate::net::redirect_location(headers);
                 TargetError::permanent(format!(
                     "{what}: HTTP {status}: WordPress redirects to {to}; set targets.wordpress.url to the site's \
                      final address (https, with or without www as WordPress has it)"
@@ -446,7 +443,8 @@ impl WordPressTarget {
     async fn discover(&self) -> Result<SiteInfo, TargetError> {
         let what = format!(
             "wordpress {}: GET {PLUGIN_NAMESPACE}/health on {}",
-            self.name, self.site
+            self.name,
+            crate::net::redact_credentials(&self.site)
         );
         let a = self
             .send(&what, reqwest::Method::GET, &format!("{PLUGIN_NAMESPACE}/health"), None)
@@ -514,7 +512,7 @@ impl WordPressTarget {
             route: format!("/{}/{}", namespace.trim_matches('/'), base.trim_matches('/')),
             max_batch,
         };
-        tracing::info!(target_name = %self.name, site = %self.site, wordpress = %s("wordpress"), plugin = %version, route = %info.route, max_batch, "WordPress site checked");
+        tracing::info!(target_name = %self.name, site = %crate::net::redact_credentials(&self.site), wordpress = %s("wordpress"), plugin = %version, route = %info.route, max_batch, "WordPress site checked");
         Ok(info)
     }
 
@@ -960,9 +958,9 @@ impl Target for WordPressTarget {
         let info = self.discover().await?;
         Ok(format!(
             "WordPress {}: companion plugin answers, post type {} at {}, batches of up to {} operations",
-            self.site,
+            crate::net::redact_credentials(&self.site),
             self.post_type,
-            self.url(&info.route),
+            crate::net::redact_credentials(&self.url(&info.route)),
             info.max_batch.min(self.batch_size)
         ))
     }

@@ -5,6 +5,9 @@
 //! pydantic list `[{"loc": [...], "msg": "...", "type": "..."}]` (accepted bare or under `detail`).
 //! [`describe_errors`] turns both into `field: message; other.field: message`, which is what dead letters
 //! and `dlq list` show.
+//!
+//! Requests with the key never follow redirects (a redirect would carry the key to another address): a 3xx is
+//! a permanent error naming where it pointed. Image downloads, which carry no credentials, follow up to 5.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +30,10 @@ pub struct Api {
     /// `https://backend.passculture.app`, without a trailing slash.
     base: String,
     key: SecretString,
+    /// For requests with the key: no redirects.
     http: reqwest::Client,
+    /// For image downloads (no credentials): redirects followed.
+    images: reqwest::Client,
     /// Shared by every request of the key: pass Culture counts requests per key, not per offer.
     limiter: Arc<RateLimiter>,
 }
@@ -47,6 +53,8 @@ pub struct Answer {
     pub retry_after: Option<Duration>,
     /// Body.
     pub body: bytes::Bytes,
+    /// Where a 3xx answer pointed (`Location`, credentials redacted).
+    pub location: Option<String>,
 }
 
 impl Answer {
@@ -93,18 +101,27 @@ impl Api {
         let key = settings
             .read_api_key()
             .map_err(|e| TargetError::permanent(format!("passculture target {name}: {e}")))?;
-        let http = reqwest::Client::builder()
-            .timeout(settings.http_timeout)
-            .connect_timeout(settings.http_timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("secutix-sync/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| {
-                TargetError::permanent(format!("passculture target {name}: cannot build the HTTP client: {e}"))
-            })?;
+        if let Some(m) = settings.clear_text_problem() {
+            return Err(TargetError::permanent(format!(
+                "passculture target {name}: targets.passculture.base_url: {m}"
+            )));
+        }
+        let client = |redirects: reqwest::redirect::Policy| {
+            reqwest::Client::builder()
+                .timeout(settings.http_timeout)
+                .connect_timeout(settings.http_timeout.min(Duration::from_secs(10)))
+                .redirect(redirects)
+                .user_agent(concat!("secutix-sync/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| {
+                    TargetError::permanent(format!("passculture target {name}: cannot build the HTTP client: {e}"))
+                })
+        };
         Ok(Self {
             base: settings.base_url(),
             key,
-            http,
+            http: client(reqwest::redirect::Policy::none())?,
+            images: client(reqwest::redirect::Policy::limited(5))?,
             limiter: Arc::new(RateLimiter::per_minute(settings.requests_per_minute.max(1))),
         })
     }
@@ -140,7 +157,7 @@ impl Api {
 
     /// Downloads an image (no credentials sent: the image lives on SecuTix's or the venue's host).
     pub async fn fetch(&self, url: &str) -> Result<Answer, TransportError> {
-        let resp = self.http.get(url).send().await.map_err(transport)?;
+        let resp = self.images.get(url).send().await.map_err(transport)?;
         read(resp).await
     }
 }
@@ -148,6 +165,9 @@ impl Api {
 async fn read(resp: reqwest::Response) -> Result<Answer, TransportError> {
     let status = resp.status().as_u16();
     let retry_after = crate::secutix::retry_after(resp.headers(), chrono::Utc::now());
+    let location = (300..400)
+        .contains(&status)
+        .then(|| crate::net::redirect_location(resp.headers()));
     if resp.content_length().is_some_and(|l| l > MAX_BODY as u64) {
         return Err(TransportError {
             message: format!("the answer is larger than {} MiB", MAX_BODY / 1024 / 1024),
@@ -160,18 +180,13 @@ async fn read(resp: reqwest::Response) -> Result<Answer, TransportError> {
         status,
         retry_after,
         body,
+        location,
     })
 }
 
 fn transport(e: reqwest::Error) -> TransportError {
-    let mut message = e.to_string();
-    let mut src = std::error::Error::source(&e);
-    while let Some(s) = src {
-        message = format!("{message}: {s}");
-        src = s.source();
-    }
     TransportError {
-        message,
+        message: crate::net::error_chain(&e),
         unreachable: e.is_connect(),
         timeout: e.is_timeout(),
     }
@@ -196,6 +211,13 @@ pub fn status_error(what: &str, a: &Answer) -> TargetError {
     let detail = describe_errors(&a.body);
     let message = format!("{what}: pass Culture answered HTTP {}: {detail}", a.status);
     match a.status {
+        300..=399 => TargetError::permanent(format!(
+            "{what}: pass Culture answered HTTP {}, redirecting to {}; redirects are not followed (they would \
+             carry the API key to another address): set targets.passculture.environment, or base_url to the \
+             API's final address",
+            a.status,
+            a.location.as_deref().unwrap_or("an address it did not give")
+        )),
         429 => TargetError::Retryable {
             message,
             retry_after: Some(a.retry_after.unwrap_or(DEFAULT_RATE_LIMIT_WAIT)),

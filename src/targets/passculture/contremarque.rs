@@ -670,10 +670,22 @@ impl BoxOffice {
     }
 
     async fn send(&self, method: reqwest::Method, path: &str) -> Result<Answer, ContremarqueError> {
-        self.api
+        let a = self
+            .api
             .call(method, path, &[], None)
             .await
-            .map_err(|e| ContremarqueError::Unavailable { detail: e.message })
+            .map_err(|e| ContremarqueError::Unavailable { detail: e.message })?;
+        if let Some(to) = a.location.as_deref().filter(|_| (300..400).contains(&a.status)) {
+            // Not followed: the request carries the API key.
+            return Err(ContremarqueError::Unavailable {
+                detail: format!(
+                    "HTTP {} redirecting to {to}, not followed (it would carry the API key elsewhere); check \
+                     targets.passculture.environment and base_url",
+                    a.status
+                ),
+            });
+        }
+        Ok(a)
     }
 
     /// Looks the booking up (`GET /public/bookings/v1/token/{token}`), with the date read from the offer.

@@ -237,6 +237,9 @@ pub struct PassCultureSettings {
     /// Explicit base URL, overriding `environment` (tests, a proxy).
     #[serde(default)]
     pub base_url: String,
+    /// Accept an `http://` `base_url` beyond loopback: the API key then crosses the network in clear.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
     /// The API key, inline (prefer `api_key_file`).
     pub api_key: Option<SecretString>,
     /// File holding the API key (relative names are looked up in `$CREDENTIALS_DIRECTORY` first).
@@ -337,6 +340,12 @@ impl PassCultureSettings {
         }
     }
 
+    /// Why `base_url` may not be used in clear text (see [`crate::net::clear_text_problem`]).
+    pub fn clear_text_problem(&self) -> Option<String> {
+        crate::net::clear_text_problem(&self.base_url, self.allow_insecure_http, "the API key")
+            .map(|m| format!("{m} (targets.passculture.allow_insecure_http)"))
+    }
+
     /// The API key, from `api_key` or `api_key_file`. Errors name the file, never the key.
     pub fn read_api_key(&self) -> Result<SecretString, String> {
         if let Some(k) = &self.api_key {
@@ -407,9 +416,12 @@ impl PassCultureSettings {
                     "base_url",
                     format!(
                         "{:?} is not an http(s) URL; leave it empty to use environment",
-                        self.base_url
+                        crate::net::redact_credentials(&self.base_url)
                     ),
                 ),
+            }
+            if let Some(m) = self.clear_text_problem() {
+                bad("base_url", m);
             }
         }
         if self.venue_id.is_none_or(|v| v == 0) {
