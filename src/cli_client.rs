@@ -214,7 +214,7 @@ impl ControlClient {
         let message = serde_json::from_str::<Value>(&text)
             .ok()
             .and_then(|v| v["error"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| format!("{what}: {}", crate::secutix::snippet(text.as_bytes())));
+            .unwrap_or_else(|| format!("{what}: {}", crate::http::snippet(text.as_bytes())));
         Err(ClientError::Api { status, message })
     }
 
@@ -432,7 +432,7 @@ pub enum WaitOutcome {
 /// How far a poll is, in words: products done of those to do, SecuTix calls spent (of those planned), an
 /// estimate of the time left, and the time since it started.
 pub fn poll_progress_text(p: &PollProgress, elapsed_secs: u64) -> String {
-    let human = |secs: u64| crate::secutix::human(Duration::from_secs(secs));
+    let human = |secs: u64| crate::text::human(Duration::from_secs(secs));
     let calls = if p.calls == 1 {
         "1 SecuTix call".to_owned()
     } else {
@@ -462,7 +462,7 @@ pub fn poll_progress_text(p: &PollProgress, elapsed_secs: u64) -> String {
 
 /// One line of what [`wait_for`] reports, in words (the CLI prints it, or shows it next to its bar).
 pub fn progress_line(p: &Progress) -> String {
-    let human = |secs: u64| crate::secutix::human(Duration::from_secs(secs));
+    let human = |secs: u64| crate::text::human(Duration::from_secs(secs));
     let dead = |n: u64| {
         if n == 0 {
             String::new()

@@ -9,7 +9,7 @@
 //! ([`Loaded::unknown_keys`]). Secrets are [`SecretString`]s: their `Debug` output is redacted and they are
 //! only exposed where a request is signed or authenticated. Secret files, and a configuration file holding
 //! secrets inline, that other users may read are warnings ([`exposed_secret_files`]); plain-HTTP URLs beyond
-//! loopback are refused unless their section sets `allow_insecure_http` ([`crate::net::clear_text_problem`]).
+//! loopback are refused unless their section sets `allow_insecure_http` ([`crate::http::clear_text_problem`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -414,7 +414,7 @@ impl TargetConfig {
                 Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
                 _ => bad(
                     "webhook.url",
-                    format!("{:?} is not an http(s) URL", crate::net::redact_credentials(&w.url)),
+                    format!("{:?} is not an http(s) URL", crate::http::redact_credentials(&w.url)),
                 ),
             }
             if let Some(m) = w.clear_text_problem() {
@@ -953,7 +953,7 @@ impl Config {
                     "secutix.base_url",
                     format!(
                         "{:?} is not an http(s) URL; leave it empty to derive it from environment",
-                        crate::net::redact_credentials(&s.base_url)
+                        crate::http::redact_credentials(&s.base_url)
                     ),
                 ),
             }
@@ -961,7 +961,7 @@ impl Config {
         if !s.token_endpoint.is_empty() && url::Url::parse(&s.token_endpoint).is_err() {
             bad(
                 "secutix.token_endpoint",
-                format!("{:?} is not a URL", crate::net::redact_credentials(&s.token_endpoint)),
+                format!("{:?} is not a URL", crate::http::redact_credentials(&s.token_endpoint)),
             );
         }
         for (key, url) in [
@@ -969,7 +969,7 @@ impl Config {
             ("secutix.token_endpoint", &s.token_endpoint),
         ] {
             let secret = "the operator's secret (SOAP sends it as PasswordText; REST sends a token signed with it)";
-            if let Some(m) = crate::net::clear_text_problem(url, s.allow_insecure_http, secret) {
+            if let Some(m) = crate::http::clear_text_problem(url, s.allow_insecure_http, secret) {
                 bad(key, format!("{m} (secutix.allow_insecure_http)"));
             }
         }
@@ -1214,19 +1214,7 @@ impl SecutixConfig {
     }
 }
 
-/// Resolves a relative credential file name in systemd's `$CREDENTIALS_DIRECTORY` when it exists.
-pub fn resolve_credential_path(name: &str) -> PathBuf {
-    let p = Path::new(name);
-    if p.is_relative()
-        && let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY")
-    {
-        let candidate = Path::new(&dir).join(p);
-        if candidate.exists() {
-            return candidate;
-        }
-    }
-    p.to_path_buf()
-}
+pub use crate::credentials::resolve_credential_path;
 
 /// Keys whose value is a secret when written inline in a configuration file, whatever their section.
 const INLINE_SECRET_KEYS: &[&str] = &[

@@ -460,7 +460,7 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
         (_, None, _) => Some("no good catalogue import yet".to_owned()),
         (_, Some(t), false) => Some(format!(
             "the last good import ({t}) is older than daemon.catalogue_max_age ({})",
-            crate::secutix::human(max_age)
+            crate::text::human(max_age)
         )),
         _ => None,
     };

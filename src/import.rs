@@ -197,7 +197,7 @@ pub fn check_pos_config(pos: &crate::catalog::PosConfig) -> Result<chrono_tz::Tz
     }
     let zone = zone.unwrap_or_default();
     zone.parse::<chrono_tz::Tz>().map_err(|_| {
-        let shown: String = crate::secutix::wire::truncate(zone, 60)
+        let shown: String = crate::text::truncate(zone, 60)
             .chars()
             .map(|c| if c.is_control() { ' ' } else { c })
             .collect();

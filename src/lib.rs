@@ -33,16 +33,20 @@
 //!   `./demo-output/`, handed to the real daemon.
 
 pub mod availability;
+pub mod backoff;
 pub mod catalog;
 pub mod check;
 pub mod cli_client;
 pub mod clock;
+pub mod codec;
 pub mod config;
 pub mod control;
+pub mod credentials;
 pub mod daemon;
 pub mod demo;
 pub mod entries;
 pub mod generator;
+pub mod http;
 pub mod import;
 pub mod logging;
 pub mod merge;
@@ -55,3 +59,4 @@ pub mod state;
 pub mod store;
 pub mod targets;
 pub mod testkit;
+pub mod text;

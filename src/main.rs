@@ -397,7 +397,7 @@ fn validation_text(report: &secutix_sync::config::Report) -> String {
             out,
             "institution {} on {} over {transport}",
             c.secutix.institution,
-            secutix_sync::net::redact_credentials(&c.secutix.base_url())
+            secutix_sync::http::redact_credentials(&c.secutix.base_url())
         );
         let _ = writeln!(out, "store: {}", c.store.path.display());
         let targets: Vec<String> = c
@@ -632,7 +632,7 @@ fn availability_command(sources: &Sources, product: Option<i64>) -> anyhow::Resu
         "{} product(s) still pending; {} SecuTix calls this month of a budget of {budget} ({} left for availability)",
         report.pending, report.month_calls, report.budget_left
     );
-    println!("next poll in {}", secutix_sync::secutix::human(report.next_poll_in));
+    println!("next poll in {}", secutix_sync::text::human(report.next_poll_in));
     match &report.error {
         None => Ok(ExitCode::SUCCESS),
         Some(e) => {

@@ -44,7 +44,7 @@ pub use crate::entries::StoredEntry;
 use crate::entries::{EntryStore, EntryWrite};
 use crate::merge::{self, EntryOptions, MergeContext, StatusFn};
 use crate::ratelimit::RateLimiter;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, decode, encode};
 use crate::targets::{Applied, OpKind, Operation, Target, TargetError};
 
 /// What happens on the target when SecuTix stops listing a product.
@@ -287,18 +287,6 @@ struct TargetTrees {
     dead_ids: sled::Tree,
 }
 
-fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-        key: what.to_owned(),
-        reason: e.to_string(),
-    })
-}
-
-fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-    // Our own plain structs: serialisation cannot fail.
-    serde_json::to_vec(v).unwrap_or_default()
-}
-
 impl Outbox {
     /// Opens the push trees of `store`.
     pub fn open(store: &Store) -> Result<Self, StoreError> {
@@ -473,8 +461,8 @@ impl Outbox {
         for record in records {
             let record = record?;
             let entry = merge::build_entry(&record, &ctx);
-            // Serialising our own struct cannot fail; the bytes hashed are the bytes stored.
-            let body = serde_json::to_vec(&entry).unwrap_or_default();
+            // The bytes hashed are the bytes stored.
+            let body = encode(&entry, &format!("entry {}", entry.external_id))?;
             let hash = merge::content_hash_of_json(&body, options.mapping_version);
             let id = entry.external_id.clone();
             report.entries += 1;
@@ -599,7 +587,7 @@ impl Outbox {
         for (ti, item) in batch.operations.drain(..) {
             let t = &trees[ti].1;
             let id = item.external_id.as_bytes();
-            t.outbox.insert(id, encode(&item)).map_err(self.err())?;
+            t.outbox.insert(id, encode(&item, "outbox item")?).map_err(self.err())?;
             // A newer version replaces a dead letter of an older one.
             if let Some(dead) = t.dead_ids.remove(id).map_err(self.err())? {
                 t.dead.remove(&dead[..8]).map_err(self.err())?;
@@ -646,7 +634,9 @@ impl Outbox {
                     content_hash: hash,
                     ..dl.item.clone()
                 };
-                t.outbox.insert(id.as_bytes(), encode(&item)).map_err(self.err())?;
+                t.outbox
+                    .insert(id.as_bytes(), encode(&item, "outbox item")?)
+                    .map_err(self.err())?;
                 replayed += 1;
             } else {
                 superseded += 1;
@@ -866,6 +856,7 @@ impl Worker {
             acked_at: now,
         };
         let id = item.external_id.as_bytes();
+        let ack = encode(&ack, "ack")?;
         let r: Result<(), sled::transaction::TransactionError<()>> = (&self.trees.outbox, &self.trees.acked)
             .transaction(|(outbox, acked)| {
                 if let Some(v) = outbox.get(id)?
@@ -873,7 +864,7 @@ impl Worker {
                 {
                     outbox.remove(id)?;
                 }
-                acked.insert(id, encode(&ack))?;
+                acked.insert(id, ack.as_slice())?;
                 Ok(())
             });
         r.map_err(|e| match e {
@@ -898,7 +889,7 @@ impl Worker {
         let swapped = self
             .trees
             .outbox
-            .compare_and_swap(id, Some(cur), Some(encode(item)))
+            .compare_and_swap(id, Some(cur), Some(encode(item, "outbox item")?))
             .map_err(self.err())?;
         Ok(swapped.is_ok())
     }
@@ -914,6 +905,7 @@ impl Worker {
         };
         let mut dead_id = dl.id.to_be_bytes().to_vec();
         dead_id.extend_from_slice(item.content_hash.as_bytes());
+        let dl_bytes = encode(&dl, "dead letter")?;
         let r: Result<(), sled::transaction::TransactionError<()>> =
             (&self.trees.outbox, &self.trees.dead, &self.trees.dead_ids).transaction(|(outbox, dead, dead_ids)| {
                 if let Some(v) = outbox.get(id)?
@@ -921,7 +913,7 @@ impl Worker {
                 {
                     outbox.remove(id)?;
                 }
-                dead.insert(&dl.id.to_be_bytes(), encode(&dl))?;
+                dead.insert(&dl.id.to_be_bytes(), dl_bytes.as_slice())?;
                 dead_ids.insert(id, dead_id.clone())?;
                 Ok(())
             });
@@ -936,13 +928,9 @@ impl Worker {
     }
 
     fn backoff(&self, attempts: u32) -> Duration {
-        let exp = self
-            .settings
-            .backoff_initial
-            .saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1)));
-        let cap = exp.min(self.settings.backoff_max);
         // Full jitter: uniform in [0, cap], at least 100 ms.
-        Duration::from_secs_f64(cap.as_secs_f64() * rand::random::<f64>()).max(Duration::from_millis(100))
+        crate::backoff::Backoff::new(self.settings.backoff_initial, self.settings.backoff_max)
+            .full_jitter(attempts, Duration::from_millis(100))
     }
 
     /// Sends what is due, waits for operations in back-off up to `opts.max_wait`, then returns.
@@ -1126,8 +1114,8 @@ impl Worker {
                             tracing::warn!(target_name = %self.target.name(), error = %message, "target unreachable; pausing and probing");
                         }
                         st.probing = true;
-                        let wait = crate::secutix::jitter(st.unreachable_wait);
-                        st.unreachable_wait = (st.unreachable_wait * 2).min(self.settings.backoff_max);
+                        let wait = crate::backoff::half_jitter(st.unreachable_wait);
+                        st.unreachable_wait = crate::backoff::grow(st.unreachable_wait, self.settings.backoff_max);
                         let until = now + chrono::Duration::from_std(wait).unwrap_or_default();
                         st.paused_until = Some(until);
                         *batch_pause = Some(until);
@@ -1159,7 +1147,7 @@ impl Worker {
                     st.paused_until = Some(st.paused_until.map_or(until, |p| p.max(until)));
                 }
                 item.next_attempt_at = now + chrono::Duration::from_std(wait).unwrap_or_default();
-                tracing::warn!(target_name = %self.target.name(), external_id = %item.external_id, attempt = item.attempts, retry_in = %crate::secutix::human(wait), error = %message, "push failed, will retry");
+                tracing::warn!(target_name = %self.target.name(), external_id = %item.external_id, attempt = item.attempts, retry_in = %crate::text::human(wait), error = %message, "push failed, will retry");
                 if self.reschedule(&item)? {
                     st.queue
                         .insert((item.next_attempt_at, item.seq, item.external_id.clone()));
@@ -1210,7 +1198,7 @@ async fn run_batch(target: Arc<dyn Target>, batch: Vec<(OutboxItem, Operation)>,
             "{} {}: no answer within {}{batch}",
             op.kind.as_str(),
             op.external_id,
-            crate::secutix::human(timeout)
+            crate::text::human(timeout)
         ))
     };
     let mut results = if let [op] = ops.as_slice() {

@@ -93,6 +93,27 @@ pub enum StoreError {
     },
 }
 
+impl From<crate::codec::CodecError> for StoreError {
+    fn from(e: crate::codec::CodecError) -> Self {
+        StoreError::Corrupt {
+            key: e.key,
+            reason: e.reason,
+        }
+    }
+}
+
+/// A stored value read back through the one codec of every tree ([`crate::codec`]); an unreadable one is
+/// [`StoreError::Corrupt`] naming `what`.
+pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, StoreError> {
+    Ok(crate::codec::decode(bytes, what)?)
+}
+
+/// A value as stored through the one codec of every tree ([`crate::codec`]); one that cannot be written is
+/// [`StoreError::Corrupt`] naming `what`, never empty bytes.
+pub fn encode<T: Serialize + ?Sized>(v: &T, what: &str) -> Result<Vec<u8>, StoreError> {
+    Ok(crate::codec::encode(v, what)?)
+}
+
 /// One product as stored in a generation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProductRecord {
@@ -1024,20 +1045,6 @@ fn remove_unfinished_snapshots(dir: &Path, path: &str) -> Result<Vec<Repair>, St
     }
     drop(lock);
     Ok(removed)
-}
-
-fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-        key: what.to_owned(),
-        reason: e.to_string(),
-    })
-}
-
-fn encode<T: Serialize>(v: &T, what: &str) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(v).map_err(|e| StoreError::Corrupt {
-        key: what.to_owned(),
-        reason: e.to_string(),
-    })
 }
 
 fn hash_hex(h: &[u8; 32]) -> String {

@@ -248,8 +248,8 @@ pub fn next_interval(
 /// The wait after `failures` failed polls in a row, at least `retry_after` when SecuTix gave one.
 pub fn backoff(failures: u32, retry_after: Option<Duration>, cfg: &AvailabilityConfig) -> Duration {
     let base = cfg.min_interval.max(Duration::from_secs(60));
-    let exp = failures.saturating_sub(1).min(16);
-    let wait = base.saturating_mul(1u32 << exp).min(cfg.backoff_max.max(base));
+    // At most 2^16 times the base, whatever the count of failures.
+    let wait = crate::backoff::Backoff::new(base, cfg.backoff_max.max(base)).delay(failures.min(17));
     wait.max(retry_after.unwrap_or_default())
 }
 

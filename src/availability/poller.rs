@@ -963,7 +963,7 @@ impl Poller {
             calls = r.calls, asked = r.asked, reported = r.reported, fetched = r.fetched.len(),
             changed = r.changes.len(), stale = r.stale.len(), pending, month_calls = r.month_calls,
             availability_calls_before = spent_before, budget_left = r.budget_left,
-            next_poll_in = %crate::secutix::human(next), error = r.error.as_deref(),
+            next_poll_in = %crate::text::human(next), error = r.error.as_deref(),
             "availability poll finished"
         );
         Ok(run.report)

@@ -22,7 +22,7 @@ use super::PerformanceAvailability;
 use super::planner::PlannerState;
 use crate::catalog::Id;
 use crate::merge::AvailabilityStatus;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, decode, encode};
 
 /// A product whose indicator or on-sale flag changed and whose entry was not re-planned yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,20 +157,6 @@ fn perf_key(product: Id, performance: Id) -> [u8; 16] {
 
 fn id_of(k: &[u8]) -> Option<Id> {
     Some(Id::from_be_bytes(k.get(..8)?.try_into().ok()?))
-}
-
-fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-        key: what.to_owned(),
-        reason: e.to_string(),
-    })
-}
-
-fn encode<T: Serialize>(v: &T, what: &str) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(v).map_err(|e| StoreError::Corrupt {
-        key: what.to_owned(),
-        reason: e.to_string(),
-    })
 }
 
 impl AvailabilityStore {

@@ -334,7 +334,7 @@ pub fn read_control_token(config: &Config) -> Result<Option<(SecretString, Token
         }
     };
     if !config.control.token_file.is_empty() {
-        let path = crate::config::resolve_credential_path(&config.control.token_file);
+        let path = crate::credentials::resolve_credential_path(&config.control.token_file);
         return match read_first_line(&path, " (control.token_file)")? {
             Some(t) => Ok(Some((t, TokenSource::File(path)))),
             None => Err(DaemonError::Io(format!(
@@ -784,11 +784,6 @@ fn after(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
     now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
-fn grow(d: Duration, max: Duration) -> Duration {
-    // ×2 to ×2.2, capped (atuin's back-off).
-    d.mul_f64(2.0 + rand::random::<f64>() * 0.2).min(max)
-}
-
 /// What a loop woke up for.
 enum Wake {
     Stop,
@@ -887,10 +882,10 @@ async fn catalogue_loop(app: Arc<App>) {
             Err(_) if app.shutdown.is_cancelled() => deferred = None,
             Err(f) => match f.retry {
                 Retry::Backoff => {
-                    let wait = crate::secutix::jitter(retry);
-                    tracing::warn!(retry_in = %crate::secutix::human(wait), "catalogue import failed; will retry");
+                    let wait = crate::backoff::half_jitter(retry);
+                    tracing::warn!(retry_in = %crate::text::human(wait), "catalogue import failed; will retry");
                     deferred = Some(after(now, wait));
-                    retry = grow(retry, cfg.daemon.catalogue_retry_max);
+                    retry = crate::backoff::grow_jittered(retry, cfg.daemon.catalogue_retry_max);
                 }
                 Retry::At(t) => deferred = Some(t),
                 Retry::Schedule => deferred = None,
@@ -1151,7 +1146,7 @@ pub async fn run(
     let drained = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
     if drained.is_err() {
         tracing::warn!(
-            grace = %crate::secutix::human(grace),
+            grace = %crate::text::human(grace),
             "work still in flight after daemon.shutdown_grace; abandoned (unsent operations stay in the outbox)"
         );
         tasks.abort_all();

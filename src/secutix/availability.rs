@@ -293,7 +293,7 @@ fn level(v: &Value) -> Option<RawLevel> {
     }
     match v {
         Value::String(s) if !s.trim().is_empty() => Some(RawLevel::Name(crate::catalog::clean_text(
-            super::wire::truncate(s.trim(), 60).to_owned(),
+            crate::text::truncate(s.trim(), 60).to_owned(),
         ))),
         Value::Number(n) => Some(RawLevel::Name(n.to_string())),
         _ => None,

@@ -40,10 +40,13 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::half_jitter as jitter;
 use crate::catalog::PosConfig;
 use crate::clock::SharedClock;
 use crate::config::{AuthMode, CatalogueMethod, SecutixConfig, Transport};
+use crate::http::{retry_after, snippet, trimmed};
 use crate::ratelimit::RateLimiter;
+use crate::text::human;
 use parse::{CallStatus, CatalogSink, Envelope, ParseError};
 use wire::ConvertCtx;
 
@@ -543,7 +546,7 @@ impl Client {
             ("secutix.base_url", cfg.base_url()),
             ("secutix.token_endpoint", cfg.token_endpoint.clone()),
         ] {
-            if let Some(m) = crate::net::clear_text_problem(&url, cfg.allow_insecure_http, "the operator's secret") {
+            if let Some(m) = crate::http::clear_text_problem(&url, cfg.allow_insecure_http, "the operator's secret") {
                 return Err(CallError::Local(format!("{key}: {m} (secutix.allow_insecure_http)")));
             }
         }
@@ -560,7 +563,7 @@ impl Client {
             .collect();
         Ok(Self {
             http,
-            shown_base: crate::net::redact_credentials(&cfg.base_url()).into_owned(),
+            shown_base: crate::http::redact_credentials(&cfg.base_url()).into_owned(),
             base: cfg.base_url(),
             cfg: cfg.clone(),
             secret,
@@ -703,7 +706,7 @@ impl Client {
             .await
             .map_err(|e| self.transport_error(&call, e))?;
         let status = resp.status().as_u16();
-        let location = crate::net::redirect_location(resp.headers());
+        let location = crate::http::redirect_location(resp.headers());
         let read = self.read_body(&call, &mut resp, false, false).await;
         self.ledger
             .record_call(self.clock.now(), "auth", "v1/auth", read.as_ref().map_or(0, |b| b.len));
@@ -760,7 +763,7 @@ impl Client {
             CallError::Network {
                 call: call.to_owned(),
                 url: self.shown_base.clone(),
-                reason: crate::net::error_chain(&e),
+                reason: crate::http::error_chain(&e),
             }
         }
     }
@@ -808,7 +811,7 @@ impl Client {
         if (300..400).contains(&status) {
             self.ledger
                 .record_call(self.clock.now(), service.rest_name(), method, 0);
-            let location = crate::net::redirect_location(resp.headers());
+            let location = crate::http::redirect_location(resp.headers());
             return Err(CallError::Redirect { call, status, location });
         }
         // Only the catalogue may be large; error pages go to disk whatever the call.
@@ -1199,7 +1202,7 @@ impl Client {
                         None,
                     )
                     .await?;
-                    wait = (wait * 2).min(req.max_backoff);
+                    wait = crate::backoff::grow(wait, req.max_backoff);
                 }
                 CallStatus::Failed { code, detail } => {
                     return Err(CallError::Status {
@@ -1374,12 +1377,6 @@ fn body_head(body: &mut Body) -> Vec<u8> {
     }
 }
 
-fn trimmed(head: &[u8]) -> &[u8] {
-    let h = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
-    let start = h.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(h.len());
-    &h[start..]
-}
-
 fn first_byte(head: &[u8]) -> Option<u8> {
     trimmed(head).first().copied()
 }
@@ -1391,43 +1388,4 @@ fn looks_like_xml(head: &[u8]) -> bool {
 fn looks_like_html(head: &[u8]) -> bool {
     let t = String::from_utf8_lossy(&trimmed(head)[..trimmed(head).len().min(64)]).to_ascii_lowercase();
     t.starts_with("<!doctype html") || t.starts_with("<html") || t.starts_with("<head") || t.starts_with("<body")
-}
-
-/// The first 200 characters of a body, on one line, for error messages.
-pub fn snippet(bytes: &[u8]) -> String {
-    let s = String::from_utf8_lossy(trimmed(bytes));
-    let one_line: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    let t = wire::truncate(&one_line, 200);
-    if t.is_empty() {
-        "(empty body)".to_owned()
-    } else {
-        t.to_owned()
-    }
-}
-
-/// `Retry-After` as seconds or an HTTP date.
-pub fn retry_after(headers: &reqwest::header::HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
-    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(v).ok()?;
-    let at: DateTime<Utc> = at.into();
-    Some((at - now).to_std().unwrap_or(Duration::ZERO))
-}
-
-/// A duration for people, to the second ("10m", "1m 30s"); sub-second durations keep milliseconds.
-pub fn human(d: Duration) -> String {
-    let d = if d.as_secs() >= 1 {
-        Duration::from_secs(d.as_secs())
-    } else {
-        Duration::from_millis(d.as_millis() as u64)
-    };
-    humantime::format_duration(d).to_string()
-}
-
-/// "Full jitter" on half the delay: between 50 % and 100 % of `d`, so waits still grow but never align.
-pub fn jitter(d: Duration) -> Duration {
-    let half = d / 2;
-    half + Duration::from_secs_f64(half.as_secs_f64() * rand::random::<f64>())
 }

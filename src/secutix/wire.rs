@@ -31,6 +31,7 @@ use crate::catalog::{
     AudienceSubCategory, Event, Images, Performance, PosConfig, Price, PriceLevel, Product, ProductFamily, SalePeriod,
     Season, SeatCategory, State, Translated,
 };
+use crate::text::truncate;
 
 /// Values left out of the catalogue because they cannot be right, for the import report.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -432,14 +433,6 @@ impl<'de, T: Deserialize<'de>> de::DeserializeSeed<'de> for OneOrManySeed<T> {
     type Value = Vec<T>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<T>, D::Error> {
         one_or_many(d)
-    }
-}
-
-/// Shortens a text for an error message, on a character boundary.
-pub fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
     }
 }
 

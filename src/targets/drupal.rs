@@ -145,7 +145,7 @@ fn secret(inline: &Option<SecretString>, file: &Option<String>, key: &str) -> Re
             "no {key}: set targets.drupal.{key}_file (recommended) or targets.drupal.{key}"
         ));
     };
-    let path = crate::config::resolve_credential_path(file);
+    let path = crate::credentials::resolve_credential_path(file);
     let text =
         std::fs::read_to_string(&path).map_err(|e| format!("cannot read the {key} file {}: {e}", path.display()))?;
     let line = text.lines().next().unwrap_or("").trim().to_owned();
@@ -176,14 +176,14 @@ impl DrupalSettings {
                 format!(
                     "{:?} is plain HTTP: credentials would cross the network in clear. Use https://, or set \
                      allow_insecure_http = true for a local test site",
-                    crate::net::redact_credentials(&self.url)
+                    crate::http::redact_credentials(&self.url)
                 ),
             ),
             _ => bad(
                 "url",
                 format!(
                     "{:?} is not the site's address, such as https://www.theatre.fr",
-                    crate::net::redact_credentials(&self.url)
+                    crate::http::redact_credentials(&self.url)
                 ),
             ),
         }
@@ -451,7 +451,7 @@ impl DrupalTarget {
                         .or_else(|| body.get("message"))
                         .or_else(|| body.get("error"))
                         .and_then(Value::as_str)
-                        .map_or_else(|| crate::secutix::snippet(text.as_bytes()), str::to_owned);
+                        .map_or_else(|| crate::http::snippet(text.as_bytes()), str::to_owned);
                     return Err(match status {
                         400 | 401 | 403 => TargetError::permanent(format!(
                             "{what}: HTTP {status}: {detail}. Check targets.drupal.client_id, client_secret and \
@@ -521,11 +521,11 @@ impl DrupalTarget {
 
     /// The error for a non-2xx answer, quoting JSON:API's errors and saying what to do.
     fn error(&self, what: &str, a: &Answer) -> TargetError {
-        let detail = jsonapi_message(&a.body).unwrap_or_else(|| crate::secutix::snippet(a.text.as_bytes()));
+        let detail = jsonapi_message(&a.body).unwrap_or_else(|| crate::http::snippet(a.text.as_bytes()));
         let hint = match a.status {
             300..=399 => format!(
                 "; Drupal redirects to {}: set targets.drupal.url to the site's final address",
-                crate::net::redirect_location(&a.headers)
+                crate::http::redirect_location(&a.headers)
             ),
             401 => "; check the credentials (targets.drupal.auth and its keys), and that the basic_auth or \
                     simple_oauth module is enabled"
@@ -709,12 +709,12 @@ impl Target for DrupalTarget {
         if a.body.get("data").is_none() {
             return Err(TargetError::permanent(format!(
                 "{what}: the answer is not a JSON:API document: {}",
-                crate::secutix::snippet(a.text.as_bytes())
+                crate::http::snippet(a.text.as_bytes())
             )));
         }
         Ok(format!(
             "Drupal {}: JSON:API answers for node--{} ({} fields mapped)",
-            crate::net::redact_credentials(&self.site),
+            crate::http::redact_credentials(&self.site),
             self.bundle,
             self.field_names.len()
         ))

@@ -104,7 +104,7 @@ impl TargetError {
     /// The same error with credentials in URLs (`https://user:pass@…`) redacted from its message: what the
     /// push worker logs and keeps in the outbox and dead letters.
     pub fn redacted(self) -> Self {
-        let clean = |m: String| match crate::net::redact_credentials(&m) {
+        let clean = |m: String| match crate::http::redact_credentials(&m) {
             std::borrow::Cow::Borrowed(_) => m,
             std::borrow::Cow::Owned(r) => r,
         };
@@ -183,10 +183,10 @@ pub fn classify_response(
     if (200..300).contains(&status) || (conflict_ok && status == 409) {
         return Ok(());
     }
-    let snippet = crate::secutix::snippet(body.as_bytes());
+    let snippet = crate::http::snippet(body.as_bytes());
     let message = format!("{what}: HTTP {status}: {snippet}");
     if matches!(status, 408 | 425 | 429) || status >= 500 {
-        let retry_after = crate::secutix::retry_after(headers, chrono::Utc::now());
+        let retry_after = crate::http::retry_after(headers, chrono::Utc::now());
         Err(TargetError::Retryable {
             message,
             retry_after,
@@ -200,7 +200,7 @@ pub fn classify_response(
 /// Classifies a transport error from reqwest (credentials in the URL it quotes redacted).
 pub fn classify_transport(what: &str, e: &reqwest::Error) -> TargetError {
     // reqwest quotes the URL, credentials included: redacted.
-    let reason = crate::net::error_chain(e);
+    let reason = crate::http::error_chain(e);
     if e.is_timeout() {
         TargetError::Retryable {
             message: format!("{what}: timed out: {reason}"),

@@ -48,9 +48,9 @@ pub struct WebhookSettings {
 }
 
 impl WebhookSettings {
-    /// Why `url` may not be used in clear text (see [`crate::net::clear_text_problem`]).
+    /// Why `url` may not be used in clear text (see [`crate::http::clear_text_problem`]).
     pub fn clear_text_problem(&self) -> Option<String> {
-        crate::net::clear_text_problem(
+        crate::http::clear_text_problem(
             &self.url,
             self.allow_insecure_http,
             "the entries, their signature and the extra headers",
@@ -118,7 +118,7 @@ impl WebhookTarget {
         let url = url::Url::parse(&settings.url).map_err(|e| {
             TargetError::permanent(format!(
                 "webhook target {name}: targets.webhook.url {:?} is not a URL: {e}",
-                crate::net::redact_credentials(&settings.url)
+                crate::http::redact_credentials(&settings.url)
             ))
         })?;
         if let Some(m) = settings.clear_text_problem() {
@@ -129,7 +129,7 @@ impl WebhookTarget {
         let secret = match (&settings.secret, &settings.secret_file) {
             (Some(s), _) => Some(s.clone()),
             (None, Some(f)) => {
-                let path = crate::config::resolve_credential_path(f);
+                let path = crate::credentials::resolve_credential_path(f);
                 let text = std::fs::read_to_string(&path).map_err(|e| {
                     TargetError::permanent(format!(
                         "webhook target {name}: cannot read the secret file {}: {e}",
@@ -151,7 +151,7 @@ impl WebhookTarget {
         let url = url.as_str().trim_end_matches('/').to_owned();
         Ok(Self {
             name: name.to_owned(),
-            shown_url: crate::net::redact_credentials(&url).into_owned(),
+            shown_url: crate::http::redact_credentials(&url).into_owned(),
             url,
             mode: settings.mode,
             secret,
@@ -166,7 +166,7 @@ impl WebhookTarget {
             "{what}: HTTP {status}: the receiver redirects to {}; redirects are not followed (they would carry the \
              entry, its signature and the secret headers to another address): set targets.webhook.url to the \
              receiver's final address",
-            crate::net::redirect_location(headers)
+            crate::http::redirect_location(headers)
         ))
     }
 

@@ -134,7 +134,7 @@ impl WordPressSettings {
                     .into(),
             );
         };
-        let path = crate::config::resolve_credential_path(file);
+        let path = crate::credentials::resolve_credential_path(file);
         let text = std::fs::read_to_string(&path)
             .map_err(|e| format!("cannot read the Application Password file {}: {e}", path.display()))?;
         let line = text.lines().next().unwrap_or("").trim().to_owned();
@@ -156,14 +156,14 @@ impl WordPressSettings {
                 format!(
                     "{:?} is plain HTTP: the Application Password would cross the network in clear. Use https://, \
                      or set allow_insecure_http = true for a local test site",
-                    crate::net::redact_credentials(&self.url)
+                    crate::http::redact_credentials(&self.url)
                 ),
             ),
             _ => bad(
                 "url",
                 format!(
                     "{:?} is not the site's address, such as https://www.theatre.fr",
-                    crate::net::redact_credentials(&self.url)
+                    crate::http::redact_credentials(&self.url)
                 ),
             ),
         }
@@ -404,11 +404,11 @@ impl WordPressTarget {
         body: &Value,
         text: &str,
     ) -> TargetError {
-        let detail = wp_message(body).unwrap_or_else(|| crate::secutix::snippet(text.as_bytes()));
+        let detail = wp_message(body).unwrap_or_else(|| crate::http::snippet(text.as_bytes()));
         let code = body.get("code").and_then(Value::as_str).unwrap_or_default();
         match status {
             300..=399 => {
-                let to = crate::net::redirect_location(headers);
+                let to = crate::http::redirect_location(headers);
                 TargetError::permanent(format!(
                     "{what}: HTTP {status}: WordPress redirects to {to}; set targets.wordpress.url to the site's \
                      final address (https, with or without www as WordPress has it)"
@@ -444,7 +444,7 @@ impl WordPressTarget {
         let what = format!(
             "wordpress {}: GET {PLUGIN_NAMESPACE}/health on {}",
             self.name,
-            crate::net::redact_credentials(&self.site)
+            crate::http::redact_credentials(&self.site)
         );
         let a = self
             .send(&what, reqwest::Method::GET, &format!("{PLUGIN_NAMESPACE}/health"), None)
@@ -458,7 +458,7 @@ impl WordPressTarget {
         if s("plugin") != "secutix-sync" {
             return Err(TargetError::permanent(format!(
                 "{what}: the answer is not the companion plugin's: {}",
-                crate::secutix::snippet(a.text.as_bytes())
+                crate::http::snippet(a.text.as_bytes())
             )));
         }
         if !version_at_least(&version, MIN_PLUGIN_VERSION) {
@@ -512,7 +512,7 @@ impl WordPressTarget {
             route: format!("/{}/{}", namespace.trim_matches('/'), base.trim_matches('/')),
             max_batch,
         };
-        tracing::info!(target_name = %self.name, site = %crate::net::redact_credentials(&self.site), wordpress = %s("wordpress"), plugin = %version, route = %info.route, max_batch, "WordPress site checked");
+        tracing::info!(target_name = %self.name, site = %crate::http::redact_credentials(&self.site), wordpress = %s("wordpress"), plugin = %version, route = %info.route, max_batch, "WordPress site checked");
         Ok(info)
     }
 
@@ -529,7 +529,7 @@ impl WordPressTarget {
             let found: Vec<Found> = serde_json::from_value(a.body).map_err(|e| {
                 TargetError::retry(format!(
                     "{what}: unexpected answer ({e}): {}",
-                    crate::secutix::snippet(a.text.as_bytes())
+                    crate::http::snippet(a.text.as_bytes())
                 ))
             })?;
             for f in found {
@@ -660,7 +660,7 @@ impl WordPressTarget {
                 })),
                 None => Next::Done(Err(TargetError::retry(format!(
                     "{what}: HTTP {status} without a post id: {}",
-                    crate::secutix::snippet(text.as_bytes())
+                    crate::http::snippet(text.as_bytes())
                 )))),
             },
             Intent::Create if status == 409 && code == "secutix_sync_exists" => {
@@ -734,7 +734,7 @@ impl WordPressTarget {
             .send(&what, reqwest::Method::POST, "/batch/v1", Some(&body))
             .await?;
         if (a.status == 404 || a.status == 400) && a.body.get("responses").is_none() {
-            tracing::warn!(target_name = %self.name, status = a.status, answer = %crate::secutix::snippet(a.text.as_bytes()), "WordPress refused the batch request; sending single requests from now on");
+            tracing::warn!(target_name = %self.name, status = a.status, answer = %crate::http::snippet(a.text.as_bytes()), "WordPress refused the batch request; sending single requests from now on");
             self.batches.store(false, Ordering::Relaxed);
             return Ok(None);
         }
@@ -745,7 +745,7 @@ impl WordPressTarget {
             TargetError::retry(format!(
                 "{what}: HTTP {} without responses: {}",
                 a.status,
-                crate::secutix::snippet(a.text.as_bytes())
+                crate::http::snippet(a.text.as_bytes())
             ))
         })?;
         if responses.len() != reqs.len() {
@@ -958,9 +958,9 @@ impl Target for WordPressTarget {
         let info = self.discover().await?;
         Ok(format!(
             "WordPress {}: companion plugin answers, post type {} at {}, batches of up to {} operations",
-            crate::net::redact_credentials(&self.site),
+            crate::http::redact_credentials(&self.site),
             self.post_type,
-            crate::net::redact_credentials(&self.url(&info.route)),
+            crate::http::redact_credentials(&self.url(&info.route)),
             info.max_batch.min(self.batch_size)
         ))
     }

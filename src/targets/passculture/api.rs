@@ -77,7 +77,7 @@ impl Answer {
                 self.status,
                 e.path(),
                 e.inner(),
-                crate::secutix::snippet(&self.body)
+                crate::http::snippet(&self.body)
             ))
         })
     }
@@ -164,10 +164,10 @@ impl Api {
 
 async fn read(resp: reqwest::Response) -> Result<Answer, TransportError> {
     let status = resp.status().as_u16();
-    let retry_after = crate::secutix::retry_after(resp.headers(), chrono::Utc::now());
+    let retry_after = crate::http::retry_after(resp.headers(), chrono::Utc::now());
     let location = (300..400)
         .contains(&status)
-        .then(|| crate::net::redirect_location(resp.headers()));
+        .then(|| crate::http::redirect_location(resp.headers()));
     if resp.content_length().is_some_and(|l| l > MAX_BODY as u64) {
         return Err(TransportError {
             message: format!("the answer is larger than {} MiB", MAX_BODY / 1024 / 1024),
@@ -186,7 +186,7 @@ async fn read(resp: reqwest::Response) -> Result<Answer, TransportError> {
 
 fn transport(e: reqwest::Error) -> TransportError {
     TransportError {
-        message: crate::net::error_chain(&e),
+        message: crate::http::error_chain(&e),
         unreachable: e.is_connect(),
         timeout: e.is_timeout(),
     }
@@ -241,7 +241,7 @@ pub fn status_error(what: &str, a: &Answer) -> TargetError {
 /// a snippet of the body.
 pub fn describe_errors(body: &[u8]) -> String {
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
-        return crate::secutix::snippet(body);
+        return crate::http::snippet(body);
     };
     let list = match &v {
         Value::Array(items) => Some(items),
@@ -254,9 +254,9 @@ pub fn describe_errors(body: &[u8]) -> String {
         _ => Vec::new(),
     };
     if parts.is_empty() {
-        crate::secutix::snippet(body)
+        crate::http::snippet(body)
     } else {
-        crate::secutix::wire::truncate(&parts.join("; "), 2000).to_owned()
+        crate::text::truncate(&parts.join("; "), 2000).to_owned()
     }
 }
 

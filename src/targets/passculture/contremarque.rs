@@ -598,7 +598,7 @@ fn first_error(body: &[u8]) -> (String, String) {
         };
         return (k.clone(), text);
     }
-    (String::new(), crate::secutix::snippet(body))
+    (String::new(), crate::http::snippet(body))
 }
 
 /// Maps a non-2xx answer of `action` to its outcome (every status and body of pass Culture's documentation,

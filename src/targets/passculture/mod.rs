@@ -340,9 +340,9 @@ impl PassCultureSettings {
         }
     }
 
-    /// Why `base_url` may not be used in clear text (see [`crate::net::clear_text_problem`]).
+    /// Why `base_url` may not be used in clear text (see [`crate::http::clear_text_problem`]).
     pub fn clear_text_problem(&self) -> Option<String> {
-        crate::net::clear_text_problem(&self.base_url, self.allow_insecure_http, "the API key")
+        crate::http::clear_text_problem(&self.base_url, self.allow_insecure_http, "the API key")
             .map(|m| format!("{m} (targets.passculture.allow_insecure_http)"))
     }
 
@@ -354,7 +354,7 @@ impl PassCultureSettings {
         let Some(file) = &self.api_key_file else {
             return Err("no API key: set targets.passculture.api_key_file (recommended) or api_key".into());
         };
-        let path = crate::config::resolve_credential_path(file);
+        let path = crate::credentials::resolve_credential_path(file);
         let text = std::fs::read_to_string(&path)
             .map_err(|e| format!("cannot read the API key file {}: {e}", path.display()))?;
         let line = text.lines().next().unwrap_or("").trim().to_owned();
@@ -416,7 +416,7 @@ impl PassCultureSettings {
                     "base_url",
                     format!(
                         "{:?} is not an http(s) URL; leave it empty to use environment",
-                        crate::net::redact_credentials(&self.base_url)
+                        crate::http::redact_credentials(&self.base_url)
                     ),
                 ),
             }

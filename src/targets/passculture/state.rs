@@ -109,19 +109,13 @@ impl OfferStore {
         self.tree
             .get(external_id)
             .map_err(|e| self.store.sled_error(e))?
-            .map(|v| {
-                serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
-                    key: format!("passculture offer {external_id}"),
-                    reason: e.to_string(),
-                })
-            })
+            .map(|v| crate::store::decode(&v, &format!("passculture offer {external_id}")))
             .transpose()
     }
 
     /// Writes the record; with `durable`, flushes it to disk before returning.
     pub fn save(&self, external_id: &str, state: &OfferState, durable: bool) -> Result<(), StoreError> {
-        // Our own plain struct: serialisation cannot fail.
-        let bytes = serde_json::to_vec(state).unwrap_or_default();
+        let bytes = crate::store::encode(state, &format!("passculture offer {external_id}"))?;
         self.tree
             .insert(external_id.as_bytes(), bytes)
             .map_err(|e| self.store.sled_error(e))?;
@@ -138,10 +132,7 @@ impl OfferStore {
             .map(|r| {
                 let (k, v) = r.map_err(|e| self.store.sled_error(e))?;
                 let key = String::from_utf8_lossy(&k).into_owned();
-                let state = serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
-                    key: format!("passculture offer {key}"),
-                    reason: e.to_string(),
-                })?;
+                let state = crate::store::decode(&v, &format!("passculture offer {key}"))?;
                 Ok((key, state))
             })
             .collect()
