@@ -49,7 +49,9 @@ use crate::catalog::Translated;
 use crate::config::Config;
 use crate::daemon::jobs::{JobState, Requested, Trigger};
 use crate::daemon::{App, Metrics};
-use crate::merge::{self, Availability, Entry};
+use crate::entry::Entry;
+use crate::indicator::Availability;
+use crate::merge::{self};
 use crate::push::{Outbox, StoredEntry};
 use crate::store::{Store, StoreError};
 use crate::targets::passculture::contremarque::{self, Action, ContremarqueError, Lang};
@@ -213,7 +215,7 @@ impl PublicSnapshot {
             );
         }
         put(
-            format!("],\"schema_version\":{}}}", merge::SCHEMA_VERSION).as_bytes(),
+            format!("],\"schema_version\":{}}}", crate::entry::SCHEMA_VERSION).as_bytes(),
             &mut out,
         )
         .map_err(io("writing"))?;
@@ -302,7 +304,7 @@ impl PublicSnapshot {
 
 /// The document before the first build: no product.
 fn default_public_body() -> Vec<u8> {
-    serde_json::to_vec(&json!({ "schema_version": merge::SCHEMA_VERSION, "products": [] })).unwrap_or_default()
+    serde_json::to_vec(&json!({ "schema_version": crate::entry::SCHEMA_VERSION, "products": [] })).unwrap_or_default()
 }
 
 /// Largest request body the control API reads (`POST /resync` sends a few bytes).
@@ -513,7 +515,7 @@ pub fn freshness(store: &Store, now: DateTime<Utc>) -> Result<Freshness, StoreEr
             f.future_performances += 1;
             let stored = avail.performance(record.product.id, perf.id)?;
             let s = crate::availability::performance_status(&record.product, perf, stored.as_ref(), now);
-            let status = merge::AvailabilityStatus::from_level(s.level.map(|l| l.code()), s.on_sale);
+            let status = crate::indicator::AvailabilityStatus::from_level(s.level.map(|l| l.code()), s.on_sale);
             *f.by_status.entry(status.as_str().to_owned()).or_default() += 1;
             match stored.map(|a| serde_json::to_value(&a).unwrap_or(Value::Null)) {
                 None => f.unknown += 1,
@@ -954,7 +956,7 @@ async fn entries(State(app): State<Arc<App>>, Query(q): Query<EntriesQuery>) -> 
 /// `secutix-<id>` for a bare product id, else the id as given.
 pub fn external_id_of(id: &str) -> String {
     match id.trim().parse::<i64>() {
-        Ok(n) => merge::external_id(n),
+        Ok(n) => crate::entry::external_id(n),
         Err(_) => id.trim().to_owned(),
     }
 }
@@ -1131,7 +1133,7 @@ pub fn plan_document(
     };
     let lang = langs.first().map_or("fr", String::as_str);
     let title = |external_id: &str| -> String {
-        merge::product_id_of(external_id)
+        crate::entry::product_id_of(external_id)
             .and_then(|id| view.product(id).ok().flatten())
             .and_then(|r| r.product.name.get(lang, &[]).map(str::to_owned))
             .unwrap_or_default()
@@ -1555,7 +1557,7 @@ mod tests {
         let names: Vec<&str> = AVAILABILITY_FILTERS
             .iter()
             .map(|f| {
-                serde_json::from_value::<merge::AvailabilityStatus>(json!(f))
+                serde_json::from_value::<crate::indicator::AvailabilityStatus>(json!(f))
                     .unwrap_or_else(|e| panic!("{f}: {e}"))
                     .as_str()
             })

@@ -40,7 +40,7 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use serde::{Deserialize, Serialize};
 
-use crate::merge::Entry;
+use crate::entry::Entry;
 use crate::store::{Store, StoreError};
 
 /// Dead bytes below which the logs are never compacted.
@@ -67,7 +67,7 @@ pub struct StoredEntry {
 pub struct EntryWrite {
     /// External id.
     pub external_id: String,
-    /// Content hash of the body ([`crate::merge::content_hash_of_json`]).
+    /// Content hash of the body ([`crate::entry::content_hash_of_json`]).
     pub content_hash: String,
     /// The entry's JSON.
     pub body: Vec<u8>,

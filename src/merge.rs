@@ -1,4 +1,5 @@
-//! Entries: the documented, versioned JSON document a CMS receives for each product, its links, and its hash.
+//! Building entries: the projection of a stored product into the [`Entry`] a CMS receives (the document's
+//! types are [`crate::entry`]'s), its links and the `[entries]` settings.
 //!
 //! [`build_entry`] projects a stored product (catalogue + the availability statuses computed for `now`) into an
 //! [`Entry`] keyed `secutix-<productId>`: texts per configured language (with a fallback language), times in the
@@ -18,265 +19,13 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Id, Performance, PosConfig, Product, Season, State, Translated, clean_text, plausible};
+use crate::catalog::{Id, PosConfig, Season, State, Translated, clean_text, plausible};
+use crate::entry::{
+    Entry, EntryPerformance, EntryPrice, Named, NextPerformance, PriceRange, SCHEMA_VERSION, external_id, money,
+};
+use crate::indicator::{Availability, AvailabilityStatus, StatusFn, roll_up};
 use crate::store::ProductRecord;
-
-/// Version of the entry format. Part of every content hash.
-pub const SCHEMA_VERSION: u32 = 1;
-
-/// Availability of a performance or a product, as the website shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AvailabilityStatus {
-    /// Green, code 1.
-    Available,
-    /// Orange, code 2.
-    AlmostFull,
-    /// Red, code 3.
-    SoldOut,
-    /// Not on sale (sale not open, closed, suspended, cancelled, past).
-    NotOnSale,
-    /// On sale, but no availability known yet.
-    Unknown,
-}
-
-impl AvailabilityStatus {
-    /// 1, 2, 3 for the indicator; `None` otherwise.
-    pub fn code(self) -> Option<u8> {
-        match self {
-            AvailabilityStatus::Available => Some(1),
-            AvailabilityStatus::AlmostFull => Some(2),
-            AvailabilityStatus::SoldOut => Some(3),
-            _ => None,
-        }
-    }
-
-    /// From an indicator level (1, 2, 3) and the on-sale flag.
-    pub fn from_level(level: Option<u8>, on_sale: bool) -> Self {
-        match (on_sale, level) {
-            (false, _) => AvailabilityStatus::NotOnSale,
-            (true, Some(1)) => AvailabilityStatus::Available,
-            (true, Some(2)) => AvailabilityStatus::AlmostFull,
-            (true, Some(3)) => AvailabilityStatus::SoldOut,
-            (true, _) => AvailabilityStatus::Unknown,
-        }
-    }
-
-    /// The status name (`available`, `almost_full`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AvailabilityStatus::Available => "available",
-            AvailabilityStatus::AlmostFull => "almost_full",
-            AvailabilityStatus::SoldOut => "sold_out",
-            AvailabilityStatus::NotOnSale => "not_on_sale",
-            AvailabilityStatus::Unknown => "unknown",
-        }
-    }
-}
-
-/// An availability with its indicator code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Availability {
-    /// The status.
-    pub status: AvailabilityStatus,
-    /// 1 green, 2 orange, 3 red; `null` when not on sale or unknown.
-    pub code: Option<u8>,
-}
-
-impl From<AvailabilityStatus> for Availability {
-    fn from(status: AvailabilityStatus) -> Self {
-        Self {
-            status,
-            code: status.code(),
-        }
-    }
-}
-
-/// What the availability module says of one performance at a given time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct PerformanceStatus {
-    /// Indicator level 1/2/3, when known.
-    pub level: Option<u8>,
-    /// On sale now.
-    pub on_sale: bool,
-}
-
-/// Where entries get their availability statuses (the availability module provides the real one,
-/// [`crate::availability::StoredStatuses`]).
-pub trait StatusSource {
-    /// One performance of `product` at `now`.
-    fn performance(&self, product: &Product, perf: &Performance, now: DateTime<Utc>) -> PerformanceStatus;
-
-    /// A product without performances (no event: a pass, a membership, goods) at `now`, from its
-    /// product-level availability.
-    fn product(&self, product: &Product, now: DateTime<Utc>) -> PerformanceStatus;
-}
-
-/// A plain function knows performances only: for a product without performances, the catalogue alone
-/// decides whether it is on sale (state, sale periods) and the level is unknown, like a performance whose
-/// availability was never fetched.
-impl<F> StatusSource for F
-where
-    F: Fn(&Product, &Performance, DateTime<Utc>) -> PerformanceStatus,
-{
-    fn performance(&self, product: &Product, perf: &Performance, now: DateTime<Utc>) -> PerformanceStatus {
-        self(product, perf, now)
-    }
-
-    fn product(&self, product: &Product, now: DateTime<Utc>) -> PerformanceStatus {
-        crate::availability::product_status(product, None, now).to_merge()
-    }
-}
-
-/// Computes the statuses of a product's performances, or of a product without performances, for `now`
-/// (provided by the availability module; any `Fn(&Product, &Performance, DateTime<Utc>) -> PerformanceStatus`
-/// works too).
-pub type StatusFn<'a> = dyn StatusSource + 'a;
-
-/// An amount as a decimal string and in minor units.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Money {
-    /// Decimal, with the currency's digits: `"35.00"`.
-    pub amount: String,
-    /// Minor units (cents for EUR): `3500`.
-    pub minor: i64,
-}
-
-/// Lowest and highest price.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct PriceRange {
-    /// ISO 4217 code.
-    pub currency: String,
-    /// Lowest price.
-    pub min: Money,
-    /// Highest price.
-    pub max: Money,
-}
-
-/// A reference with a code and a name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Named {
-    /// SecuTix id, as a string (64-bit ids are not safe as numbers in every language).
-    pub id: Option<String>,
-    /// Code.
-    pub code: Option<String>,
-    /// Name per language.
-    pub name: Translated,
-}
-
-/// One price of a performance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct EntryPrice {
-    /// The tariff (audience sub-category): "Plein tarif", "Moins de 26 ans".
-    pub tariff: Named,
-    /// The seat category, when the venue is numbered.
-    pub seat_category: Option<Named>,
-    /// The price level, when used.
-    pub price_level: Option<Named>,
-    /// ISO 4217 code.
-    pub currency: String,
-    /// The amount.
-    #[serde(flatten)]
-    pub money: Money,
-}
-
-/// One performance (a date).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct EntryPerformance {
-    /// Performance id (string).
-    pub id: String,
-    /// Code.
-    pub code: Option<String>,
-    /// Start in the venue's time zone with offset (RFC 3339).
-    pub start: Option<String>,
-    /// End, when SecuTix gives a duration.
-    pub end: Option<String>,
-    /// Duration in minutes.
-    pub duration_minutes: Option<i64>,
-    /// Site (building).
-    pub site: Option<Named>,
-    /// Space (hall).
-    pub space: Option<Named>,
-    /// SecuTix state (`RUNNING`, `CANCELED`…), when sent.
-    pub state: Option<String>,
-    /// Started before the entry was built.
-    pub past: bool,
-    /// On sale now.
-    pub on_sale: bool,
-    /// Availability.
-    pub availability: Availability,
-    /// "Book this date" per language; empty when not on sale or full.
-    pub booking_url: BTreeMap<String, String>,
-    /// Prices.
-    pub prices: Vec<EntryPrice>,
-}
-
-/// A short view of the next performance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct NextPerformance {
-    /// Performance id.
-    pub id: String,
-    /// Start (venue time zone).
-    pub start: Option<String>,
-    /// Availability.
-    pub availability: Availability,
-}
-
-/// The document a CMS receives for one product.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[schemars(
-    title = "secutix-sync entry",
-    description = "One SecuTix product as a CMS receives it (schema_version 1)."
-)]
-pub struct Entry {
-    /// Format version ([`SCHEMA_VERSION`]).
-    pub schema_version: u32,
-    /// Stable key: `secutix-<productId>`.
-    pub external_id: String,
-    /// SecuTix product id (string).
-    pub product_id: String,
-    /// Product code.
-    pub product_code: Option<String>,
-    /// False when SecuTix no longer lists the product, or when its state is not one of
-    /// `entries.published_states` (e.g. `PREPARING`: not announced yet); sent with an unpublish operation.
-    pub published: bool,
-    /// Title per language.
-    pub title: Translated,
-    /// Short title per language.
-    pub short_title: Translated,
-    /// Description per language, HTML as entered in SecuTix.
-    pub description: Translated,
-    /// Genre (SecuTix activity) per language.
-    pub genre: Translated,
-    /// Activity code, for mapping genres to CMS taxonomies.
-    pub genre_code: Option<String>,
-    /// Season.
-    pub season: Option<Named>,
-    /// Image URLs from SecuTix.
-    pub images: BTreeMap<String, String>,
-    /// SecuTix product state.
-    pub state: Option<String>,
-    /// Minimum age, when set.
-    pub minimum_age: Option<i64>,
-    /// At least one future performance is on sale (a product without performances, such as a pass: the
-    /// product itself).
-    pub on_sale: bool,
-    /// Rolled-up availability: 1 if any on-sale future performance is 1, else 2 if any is 2, else 3; a
-    /// product without performances (a pass, a simple product) has its own, polled at product level.
-    pub availability: Availability,
-    /// "Book" link per language; empty unless on sale and not sold out.
-    pub booking_url: BTreeMap<String, String>,
-    /// Other links per language (`account`, `profile`, `register`), from the configured templates.
-    pub links: BTreeMap<String, BTreeMap<String, String>>,
-    /// Price range over future performances (all performances when none is future).
-    pub price_range: Option<PriceRange>,
-    /// Next performance that has not started.
-    pub next_performance: Option<NextPerformance>,
-    /// Performances, by start.
-    pub performances: Vec<EntryPerformance>,
-}
 
 /// How entries are built (from `[entries]`).
 #[derive(Debug, Clone)]
@@ -360,44 +109,6 @@ impl MergeContext<'_> {
     }
 }
 
-/// The external id of a product.
-pub fn external_id(product_id: Id) -> String {
-    format!("secutix-{product_id}")
-}
-
-/// The product id of an external id (`secutix-123` → 123).
-pub fn product_id_of(external_id: &str) -> Option<Id> {
-    external_id.strip_prefix("secutix-")?.parse().ok()
-}
-
-/// Amount in thousandths → decimal string and minor units, rounding half away from zero. Never overflows:
-/// entries only carry [`plausible::amount`]s, but any `i64` converts.
-pub fn money(thousandths: i64, digits: u32) -> Money {
-    let digits = digits.min(3);
-    let div = 10i128.pow(3 - digits);
-    let t = i128::from(thousandths);
-    let minor = if t >= 0 {
-        (t + div / 2) / div
-    } else {
-        (t - div / 2) / div
-    };
-    // |minor| ≤ |i64::MIN| / 1 + 1: fits in i64 except at the very edge, where it saturates.
-    let minor = i64::try_from(minor).unwrap_or(if minor < 0 { i64::MIN } else { i64::MAX });
-    let amount = if digits == 0 {
-        minor.to_string()
-    } else {
-        let scale = 10i64.pow(digits);
-        let sign = if minor < 0 { "-" } else { "" };
-        format!(
-            "{sign}{}.{:0width$}",
-            (minor / scale).abs(),
-            (minor % scale).abs(),
-            width = digits as usize
-        )
-    };
-    Money { amount, minor }
-}
-
 /// Fills a URL template: `{shop}`, `{product_id}`, `{performance_id}`, `{LANGUAGE}` (ISO 639-1).
 pub fn fill_template(template: &str, shop: &str, product: Id, performance: Option<Id>, lang: &str) -> String {
     template
@@ -445,17 +156,6 @@ fn links_for(ctx: &MergeContext<'_>, template: &str, product: Id, performance: O
             (l, url)
         })
         .collect()
-}
-
-/// Roll-up over future on-sale performances: 1 if any is 1, else 2 if any is 2, else 3; unknown when none
-/// has a level yet; not on sale when none is on sale.
-pub fn roll_up(statuses: impl IntoIterator<Item = PerformanceStatus>) -> AvailabilityStatus {
-    let on_sale: Vec<PerformanceStatus> = statuses.into_iter().filter(|s| s.on_sale).collect();
-    if on_sale.is_empty() {
-        return AvailabilityStatus::NotOnSale;
-    }
-    let best = on_sale.iter().filter_map(|s| s.level).min();
-    AvailabilityStatus::from_level(best, true)
 }
 
 /// Builds the entry of a stored product for `ctx.now`.
@@ -644,31 +344,12 @@ pub fn build_entry(record: &ProductRecord, ctx: &MergeContext<'_>) -> Entry {
     }
 }
 
-/// The JSON Schema of [`Entry`] (published as `docs/entry.schema.json`).
-pub fn entry_schema() -> serde_json::Value {
-    serde_json::to_value(schemars::schema_for!(Entry)).unwrap_or_default()
-}
-
-/// The hash that decides whether a target must be sent the entry: BLAKE3 over the mapping version, the
-/// schema version and the entry's canonical JSON (struct order, sorted maps), as 64 hex digits.
-pub fn content_hash(entry: &Entry, mapping_version: u32) -> String {
-    // Serialising our own struct cannot fail (no maps with non-string keys, no foreign Serialize impls).
-    content_hash_of_json(&serde_json::to_vec(entry).unwrap_or_default(), mapping_version)
-}
-
-/// [`content_hash`] of an entry already serialised (`serde_json::to_vec(&entry)`): the plan hashes and
-/// stores the same bytes.
-pub fn content_hash_of_json(entry_json: &[u8], mapping_version: u32) -> String {
-    let mut h = blake3::Hasher::new();
-    h.update(format!("secutix-sync/m{mapping_version}/s{SCHEMA_VERSION}\n").as_bytes());
-    h.update(entry_json);
-    h.finalize().to_hex().to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{Event, Images, Price, ProductFamily};
+    use crate::catalog::{Event, Images, Performance, Price, Product, ProductFamily};
+    use crate::entry::{Money, content_hash, entry_schema};
+    use crate::indicator::{PerformanceStatus, StatusSource};
     use chrono::TimeZone;
 
     fn t(d: i64) -> DateTime<Utc> {

@@ -42,7 +42,8 @@ use crate::catalog::{Id, Season};
 use crate::clock::SharedClock;
 pub use crate::entries::StoredEntry;
 use crate::entries::{EntryStore, EntryWrite};
-use crate::merge::{self, EntryOptions, MergeContext, StatusFn};
+use crate::indicator::StatusFn;
+use crate::merge::{self, EntryOptions, MergeContext};
 use crate::ratelimit::RateLimiter;
 use crate::store::{Store, StoreError, decode, encode};
 use crate::targets::{Applied, OpKind, Operation, Target, TargetError};
@@ -463,7 +464,7 @@ impl Outbox {
             let entry = merge::build_entry(&record, &ctx);
             // The bytes hashed are the bytes stored.
             let body = encode(&entry, &format!("entry {}", entry.external_id))?;
-            let hash = merge::content_hash_of_json(&body, options.mapping_version);
+            let hash = crate::entry::content_hash_of_json(&body, options.mapping_version);
             let id = entry.external_id.clone();
             report.entries += 1;
             if self.entries.content_hash(&id)?.as_ref() != Some(&hash) {

@@ -14,7 +14,8 @@ use std::sync::Arc;
 
 use common::*;
 use secutix_sync::catalog::{Performance, Product};
-use secutix_sync::merge::{EntryOptions, PerformanceStatus};
+use secutix_sync::indicator::PerformanceStatus;
+use secutix_sync::merge::EntryOptions;
 use secutix_sync::push::{AckRecord, DeletePolicy, DrainOptions, Outbox, PlanTarget, PushSettings, Scope, Worker};
 use secutix_sync::secutix::CallLedger;
 use secutix_sync::store::Store;

@@ -53,7 +53,7 @@ fn section(title: &str) -> &'static str {
 
 #[test]
 fn every_entry_field_is_in_the_readme() {
-    let schema = secutix_sync::merge::entry_schema();
+    let schema = secutix_sync::entry::entry_schema();
     let text = section("Entries");
     let mut missing = Vec::new();
     let mut check = |obj: &serde_json::Value, what: &str| {

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use common::*;
 use secutix_sync::catalog::{Performance, Product};
 use secutix_sync::control::PublicSnapshot;
-use secutix_sync::merge::PerformanceStatus;
+use secutix_sync::indicator::PerformanceStatus;
 use secutix_sync::push::{DeletePolicy, Outbox, PlanReport, PlanTarget, Scope, StoredEntry};
 use secutix_sync::store::Store;
 use serde_json::{Value, json};
@@ -262,7 +262,7 @@ fn document_from_entries(outbox: &Outbox) -> Value {
                    "booking_url": e.entry.booking_url, "performances": perfs})
         })
         .collect();
-    json!({"schema_version": secutix_sync::merge::SCHEMA_VERSION, "products": products})
+    json!({"schema_version": secutix_sync::entry::SCHEMA_VERSION, "products": products})
 }
 
 #[tokio::test(start_paused = true)]

@@ -14,7 +14,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use common::*;
 use secutix_sync::catalog::{Id, PosConfig, Product, ProductFamily, Season, State, Translated};
 use secutix_sync::import::{ImportError, ImportOptions, run_import};
-use secutix_sync::merge::{self, MergeContext, PerformanceStatus};
+use secutix_sync::indicator::PerformanceStatus;
+use secutix_sync::merge::{self, MergeContext};
 use secutix_sync::store::{ImportCounts, ImportOutcome, ProductRecord, Store};
 use secutix_sync::testkit::{MockHttp, Reply};
 use serde_json::Value;
@@ -207,7 +208,7 @@ fn assert_same<T: serde::Serialize + PartialEq + std::fmt::Debug>(what: &str, re
 }
 
 /// Entries (with their content hashes) of every stored product, availability unknown, at t0.
-fn entries(store: &Store) -> Vec<(merge::Entry, String)> {
+fn entries(store: &Store) -> Vec<(secutix_sync::entry::Entry, String)> {
     let view = store.catalog().expect("view").expect("catalogue");
     let seasons: BTreeMap<Id, Season> = view
         .seasons()
@@ -238,7 +239,7 @@ fn entries(store: &Store) -> Vec<(merge::Entry, String)> {
     view.products()
         .map(|r| {
             let e = merge::build_entry(&r.expect("record"), &ctx);
-            let h = merge::content_hash(&e, 1);
+            let h = secutix_sync::entry::content_hash(&e, 1);
             (e, h)
         })
         .collect()

@@ -1103,7 +1103,7 @@ async fn implausible_values_are_reported_left_out_and_stripped() {
         let status = |_: &secutix_sync::catalog::Product,
                       _: &secutix_sync::catalog::Performance,
                       _: chrono::DateTime<chrono::Utc>| {
-            secutix_sync::merge::PerformanceStatus {
+            secutix_sync::indicator::PerformanceStatus {
                 level: Some(1),
                 on_sale: true,
             }

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use secutix_sync::merge::{EntryOptions, PerformanceStatus};
+use secutix_sync::indicator::PerformanceStatus;
+use secutix_sync::merge::EntryOptions;
 use secutix_sync::push::{DeletePolicy, DrainOptions, Outbox, PlanTarget, PushSettings, Scope, Worker};
 use secutix_sync::targets::{Applied, Operation, Target, TargetError};
 use serde_json::Value;

@@ -5,7 +5,7 @@
 //!   on sale", leniently, because the response fields are not public.
 //! - [`performance_status`] / [`product_status`]: what the website shows at a given time, combining the
 //!   catalogue (state, sale periods, past) with what was last fetched. `merge` calls it through its
-//!   `StatusFn` ([`StoredStatuses`]) and does the roll-up per product ([`crate::merge::roll_up`]); a product
+//!   `StatusFn` ([`StoredStatuses`]) and does the roll-up per product ([`crate::indicator::roll_up`]); a product
 //!   without performances has its own product-level status.
 //! - [`store`]: the sled trees (per-performance availability, per-product bookkeeping, dirty marks, change
 //!   log, poll history, planner state). Everything survives restarts.
@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Id, Performance, Product, SalePeriod, State};
-use crate::merge::AvailabilityStatus;
+use crate::indicator::{AvailabilityStatus, PerformanceStatus};
 
 pub use poller::{PollOptions, PollProgress, PollReport, Poller, ProgressSink};
 pub use store::{AvailabilityStore, Change, DirtyMark, PollRecord};
@@ -90,8 +90,8 @@ impl Status {
     }
 
     /// The form `merge` takes.
-    pub fn to_merge(self) -> crate::merge::PerformanceStatus {
-        crate::merge::PerformanceStatus {
+    pub fn to_merge(self) -> crate::indicator::PerformanceStatus {
+        crate::indicator::PerformanceStatus {
             level: self.level.map(Level::code),
             on_sale: self.on_sale,
         }
@@ -246,26 +246,26 @@ pub fn performance_status(
     status_in(sale_window(product, Some(perf), now), stored)
 }
 
-/// The statuses `merge` and `Outbox::plan` take ([`crate::merge::StatusFn`]): the catalogue combined with
+/// The statuses `merge` and `Outbox::plan` take ([`crate::indicator::StatusFn`]): the catalogue combined with
 /// what `avail` last fetched, per performance and, for products without performances, per product.
 pub fn status_fn(avail: AvailabilityStore) -> StoredStatuses {
     StoredStatuses { avail }
 }
 
-/// [`crate::merge::StatusSource`] over the stored availability. A store error reading one record counts as
+/// [`crate::indicator::StatusSource`] over the stored availability. A store error reading one record counts as
 /// "never fetched" (the catalogue alone decides) and is logged, so one unreadable record cannot stop a plan.
 #[derive(Clone)]
 pub struct StoredStatuses {
     avail: AvailabilityStore,
 }
 
-impl crate::merge::StatusSource for StoredStatuses {
+impl crate::indicator::StatusSource for StoredStatuses {
     fn performance(
         &self,
         product: &Product,
         perf: &Performance,
         now: DateTime<Utc>,
-    ) -> crate::merge::PerformanceStatus {
+    ) -> crate::indicator::PerformanceStatus {
         let stored = self.avail.performance(product.id, perf.id).unwrap_or_else(|e| {
             tracing::warn!(product = product.id, performance = perf.id, error = %e, "cannot read the stored availability");
             None
@@ -273,7 +273,7 @@ impl crate::merge::StatusSource for StoredStatuses {
         performance_status(product, perf, stored.as_ref(), now).to_merge()
     }
 
-    fn product(&self, product: &Product, now: DateTime<Utc>) -> crate::merge::PerformanceStatus {
+    fn product(&self, product: &Product, now: DateTime<Utc>) -> crate::indicator::PerformanceStatus {
         let stored = self.avail.product_level(product.id).unwrap_or_else(|e| {
             tracing::warn!(product = product.id, error = %e, "cannot read the stored product availability");
             None
@@ -435,5 +435,21 @@ mod tests {
             );
         }
         assert_eq!(Level::from_code(0), None);
+    }
+}
+
+/// A plain function knows performances only: for a product without performances, the catalogue alone
+/// decides whether it is on sale (state, sale periods) and the level is unknown, like a performance whose
+/// availability was never fetched.
+impl<F> crate::indicator::StatusSource for F
+where
+    F: Fn(&Product, &Performance, DateTime<Utc>) -> PerformanceStatus,
+{
+    fn performance(&self, product: &Product, perf: &Performance, now: DateTime<Utc>) -> PerformanceStatus {
+        self(product, perf, now)
+    }
+
+    fn product(&self, product: &Product, now: DateTime<Utc>) -> PerformanceStatus {
+        product_status(product, None, now).to_merge()
     }
 }

@@ -21,7 +21,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use super::PerformanceAvailability;
 use super::planner::PlannerState;
 use crate::catalog::Id;
-use crate::merge::AvailabilityStatus;
+use crate::indicator::AvailabilityStatus;
 use crate::store::{Store, StoreError, decode, encode};
 
 /// A product whose indicator or on-sale flag changed and whose entry was not re-planned yet.

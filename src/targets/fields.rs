@@ -19,7 +19,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Translated;
-use crate::merge::Entry;
+use crate::entry::Entry;
 
 /// A group of fields the daemon may own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
@@ -374,7 +374,7 @@ pub fn entry_fields(entry: &Entry, content_hash: &str, language: &str, synced_at
         .cloned()
         .map(Text);
     let starts: Vec<&String> = entry.performances.iter().filter_map(|p| p.start.as_ref()).collect();
-    let price = |f: fn(&crate::merge::PriceRange) -> &crate::merge::Money| {
+    let price = |f: fn(&crate::entry::PriceRange) -> &crate::entry::Money| {
         entry.price_range.as_ref().map(|r| Decimal(f(r).amount.clone()))
     };
     let values: Vec<(&'static str, Option<FieldValue>)> = vec![

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::{Applied, OpKind, Operation, Target, TargetError};
-use crate::merge::Entry;
+use crate::entry::Entry;
 
 /// `[targets.files]` settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -236,7 +236,7 @@ impl Target for FilesTarget {
                 .cloned()
                 .collect()
         };
-        let doc = serde_json::json!({ "schema_version": crate::merge::SCHEMA_VERSION, "count": lines.len(), "entries": lines });
+        let doc = serde_json::json!({ "schema_version": crate::entry::SCHEMA_VERSION, "count": lines.len(), "entries": lines });
         self.write_atomic("index.json", &self.encode(&doc))
     }
 

@@ -10,7 +10,8 @@ use secutix_sync::catalog::{Performance, Product};
 use secutix_sync::clock::{SharedClock, TokioClock};
 use secutix_sync::config::Config;
 use secutix_sync::import::{ImportOptions, run_import};
-use secutix_sync::merge::{EntryOptions, PerformanceStatus};
+use secutix_sync::indicator::PerformanceStatus;
+use secutix_sync::merge::EntryOptions;
 use secutix_sync::push::{
     DeletePolicy, DrainOptions, DrainReport, Outbox, PlanTarget, PushSettings, Scope, TargetPlan, Worker,
 };

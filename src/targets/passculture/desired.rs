@@ -17,7 +17,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::catalog::State;
-use crate::merge::{AvailabilityStatus, Entry};
+use crate::entry::Entry;
+use crate::indicator::AvailabilityStatus;
 
 use super::{PassCultureSettings, Quota};
 

@@ -637,7 +637,7 @@ pub fn check_entries(store: &Store, settings: &PassCultureSettings) -> Result<Ve
         if record.removed_at.is_some() || !selection.matches(&record.product) {
             continue;
         }
-        let id = crate::merge::external_id(record.product.id);
+        let id = crate::entry::external_id(record.product.id);
         let Some(stored) = outbox.entry(&id)? else { continue };
         let (warnings, error) = match desired::desired(&stored.entry, settings, now) {
             Ok(d) => (d.warnings, None),
@@ -732,7 +732,7 @@ impl PassCultureTarget {
             .all()
             .map_err(|e| TargetError::retry(format!("passculture {}: {e}", self.name)))?;
         for (id, mut s) in all {
-            let Some(pid) = crate::merge::product_id_of(&id) else {
+            let Some(pid) = crate::entry::product_id_of(&id) else {
                 continue;
             };
             if let Some((offer_id, status)) = by_product.get(&pid.to_string())

@@ -222,7 +222,7 @@ impl Sync<'_> {
     /// Applies one operation.
     pub async fn apply(&self, op: &Operation) -> Result<Applied, TargetError> {
         let id = op.external_id.as_str();
-        let product_id = crate::merge::product_id_of(id)
+        let product_id = crate::entry::product_id_of(id)
             .ok_or_else(|| TargetError::permanent(format!("{id} is not a SecuTix product id")))?;
         let withdraw = op.kind != OpKind::Upsert || op.entry.as_ref().is_none_or(|e| !e.published);
         let want = match (&op.entry, withdraw) {
