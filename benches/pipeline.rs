@@ -1118,7 +1118,8 @@ fn availability_child(args: &[String]) -> BenchResult<AvailabilityResult> {
             cfg.availability.max_calls_per_poll = u32::MAX;
             cfg.availability.mid_every = 1;
             cfg.availability.far_every = 1;
-            let poller = Poller::from_config(&cfg, store.clone()).map_err(|e| e.to_string())?;
+            let poller =
+                Poller::from_config(&cfg.secutix, &cfg.availability, store.clone()).map_err(|e| e.to_string())?;
             let poll = async || -> BenchResult<PollFigures> {
                 let asks_before = sim.calls().get("getUpdatedAvailabilities").copied().unwrap_or(0);
                 let r = poller

@@ -534,7 +534,7 @@ pub fn freshness(store: &Store, now: DateTime<Utc>) -> Result<Freshness, StoreEr
     Ok(f)
 }
 
-fn kind_name(kind: crate::config::TargetKind) -> String {
+fn kind_name(kind: crate::targets::registry::TargetKind) -> String {
     format!("{kind:?}").to_lowercase()
 }
 
@@ -613,7 +613,7 @@ pub fn status_document(cfg: &Config, store: &Store, outbox: &Outbox, live: Optio
             "dead_letters": dead,
             "acknowledged": acked,
         });
-        if t.kind == crate::config::TargetKind::Passculture {
+        if t.kind == crate::targets::registry::TargetKind::Passculture {
             row["passculture"] = passculture_status(store, name);
         }
         if let Some(app) = live {
@@ -1120,7 +1120,7 @@ async fn resync(State(app): State<Arc<App>>, Json(body): Json<ResyncRequest>) ->
 /// The plan of a push as operators read it (`secutix-sync push`, `GET /push/plan`): per target, in the
 /// configuration's order, the counts and each operation with the product's title.
 pub fn plan_document(
-    targets: &[&crate::config::TargetConfig],
+    targets: &[&crate::targets::registry::TargetConfig],
     plan: &crate::push::PlanReport,
     outbox: &Outbox,
     view: &crate::store::CatalogView,
@@ -1175,7 +1175,7 @@ struct PlanQuery {
 /// A dry run of `push` in the running daemon: its configuration, its entries, its statuses.
 async fn push_plan(State(app): State<Arc<App>>, Query(q): Query<PlanQuery>) -> Result<Json<Value>, ApiError> {
     let cfg = app.config();
-    let targets: Vec<&crate::config::TargetConfig> = match q.target.as_deref() {
+    let targets: Vec<&crate::targets::registry::TargetConfig> = match q.target.as_deref() {
         Some(name) => match cfg.targets.iter().find(|t| t.name == name) {
             Some(t) if !t.enabled => {
                 return Err(ApiError(

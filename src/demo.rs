@@ -762,7 +762,7 @@ mod tests {
         .expect("the demo configuration is valid");
         assert!(loaded.unknown_keys.is_empty(), "{:?}", loaded.unknown_keys);
         let c = loaded.config;
-        assert_eq!(c.secutix.transport, crate::config::Transport::Soap);
+        assert_eq!(c.secutix.transport, crate::secutix::settings::Transport::Soap);
         assert_eq!(
             c.availability.min_interval,
             Duration::from_secs(60),

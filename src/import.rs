@@ -5,7 +5,11 @@
 //! is recorded with its reason, so `status` can show it. That includes a degraded POS configuration (no
 //! point of sale id, no or an unknown time zone: [`check_pos_config`]): the one in force stays.
 
-use crate::config::CatalogueConfig;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::secutix::settings::CatalogueMethod;
 use crate::secutix::wire::ConvertCtx;
 use crate::secutix::{CallError, CatalogueRequest, Client, RetryPolicy};
 use crate::store::{FinishError, FinishOptions, ImportCounts, ImportOutcome, ImportReport, Store, StoreError};
@@ -274,4 +278,66 @@ async fn import_inner(
     report.outcome = ImportOutcome::Success;
     report.generation = store.generation()?;
     Ok(())
+}
+/// `[catalogue]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct CatalogueConfig {
+    /// getCatalogDetailed (DTOs) or getCatalog (the catalogue as an XML string).
+    pub method: CatalogueMethod,
+    /// Keep only these season codes (empty = all). One code is also sent as `seasonCode`.
+    pub season_codes: Vec<String>,
+    /// Keep only these product codes (empty = all). One code is also sent as `productCode`.
+    pub product_codes: Vec<String>,
+    /// Product families to keep (`productFamilyType`).
+    pub product_families: Vec<String>,
+    /// `scope` parameter of getCatalogDetailed (e.g. `EXTENDED`); empty = not sent.
+    pub scope: String,
+    /// First wait after `statusCode: in_progress`; doubles up to `in_progress_max_backoff`.
+    #[serde(with = "humantime_serde")]
+    pub in_progress_backoff: Duration,
+    /// Longest wait between two in_progress re-calls.
+    #[serde(with = "humantime_serde")]
+    pub in_progress_max_backoff: Duration,
+    /// Overall deadline of one import (all re-calls and back-offs included).
+    #[serde(with = "humantime_serde")]
+    pub deadline: Duration,
+    /// Minimum time between two fresh catalogue calls (SecuTix: one per 10 minutes), kept across restarts.
+    #[serde(with = "humantime_serde")]
+    pub min_interval: Duration,
+    /// Refuse an import that would remove more than this share of the live products (or all of them).
+    pub shrink_guard_ratio: f64,
+}
+
+impl CatalogueConfig {
+    /// Checks `[catalogue]`: each problem is reported to `bad` with its key.
+    pub fn validate(&self, bad: &mut dyn FnMut(&str, String)) {
+        let c = self;
+        for (key, d) in [
+            ("catalogue.in_progress_backoff", c.in_progress_backoff),
+            ("catalogue.in_progress_max_backoff", c.in_progress_max_backoff),
+            ("catalogue.deadline", c.deadline),
+        ] {
+            if d.is_zero() {
+                bad(key, "must be longer than 0s (e.g. \"30s\", \"10m\")".into());
+            }
+        }
+        if !(c.shrink_guard_ratio > 0.0 && c.shrink_guard_ratio <= 1.0) {
+            bad(
+                "catalogue.shrink_guard_ratio",
+                format!("{} is not a share in (0, 1], e.g. 0.5", c.shrink_guard_ratio),
+            );
+        }
+        if c.product_families.is_empty() {
+            bad(
+                "catalogue.product_families",
+                "is empty: nothing would be imported; the usual value is [\"SINGLE_ENTRY\"]".into(),
+            );
+        }
+        if c.in_progress_max_backoff < c.in_progress_backoff {
+            bad(
+                "catalogue.in_progress_max_backoff",
+                "is shorter than catalogue.in_progress_backoff".into(),
+            );
+        }
+    }
 }

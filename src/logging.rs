@@ -18,7 +18,7 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::config::{LogFormat, LoggingConfig};
+use serde::Deserialize;
 
 /// Environment variable that overrides `logging.level`.
 pub const LOG_ENV: &str = "SECUTIX_SYNC_LOG";
@@ -150,6 +150,29 @@ pub fn init(cfg: Option<&LoggingConfig>) {
         Chosen::Journald => builder.event_format(journald_format()).try_init(),
         Chosen::Json => builder.json().flatten_event(true).try_init(),
     };
+}
+
+/// `[logging]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct LoggingConfig {
+    /// `auto` (human on a terminal, journald-friendly under systemd), `human`, `journald` or `json`.
+    pub format: LogFormat,
+    /// Filter, e.g. `info` or `secutix_sync=debug,info`; `SECUTIX_SYNC_LOG` overrides it.
+    pub level: String,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Pick from the environment.
+    Auto,
+    /// Colours and timestamps.
+    Human,
+    /// No timestamps (journald adds them), levels kept.
+    Journald,
+    /// One JSON object per line.
+    Json,
 }
 
 #[cfg(test)]

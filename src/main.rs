@@ -376,7 +376,8 @@ fn validate_config_command(sources: &Sources) -> ExitCode {
 /// What `validate-config` prints: where the configuration comes from, then every problem (type, value,
 /// credentials, unknown keys) and warning at once, then the verdict.
 fn validation_text(report: &secutix_sync::config::Report) -> String {
-    use secutix_sync::config::{DEFAULT_CONFIG_PATH, Transport};
+    use secutix_sync::config::DEFAULT_CONFIG_PATH;
+    use secutix_sync::secutix::settings::Transport;
     use std::fmt::Write;
     let mut out = String::new();
     let _ = match &report.file {
@@ -562,7 +563,7 @@ fn availability_command(sources: &Sources, product: Option<i64>) -> anyhow::Resu
     }
     let store = open_store(&config)?;
     let sink = secutix_sync::availability::ProgressSink::default();
-    let poller = Poller::from_config(&config, store.clone())
+    let poller = Poller::from_config(&config.secutix, &config.availability, store.clone())
         .context("while preparing the availability poll")?
         .with_progress(sink.clone());
     let view = ProgressView::on_stderr();
@@ -730,7 +731,7 @@ mod push_exit {
 fn push_targets<'a>(
     config: &'a Config,
     name: Option<&str>,
-) -> Result<Vec<&'a secutix_sync::config::TargetConfig>, String> {
+) -> Result<Vec<&'a secutix_sync::targets::registry::TargetConfig>, String> {
     let names = || {
         config
             .targets
@@ -1050,7 +1051,7 @@ const PUSH_THROUGH_DAEMON_TIMEOUT: std::time::Duration = std::time::Duration::fr
 fn push_through_daemon(
     rt: &tokio::runtime::Runtime,
     client: &secutix_sync::cli_client::ControlClient,
-    targets: &[&secutix_sync::config::TargetConfig],
+    targets: &[&secutix_sync::targets::registry::TargetConfig],
     args: &PushArgs,
 ) -> anyhow::Result<ExitCode> {
     use secutix_sync::cli_client::{ClientError, WaitOptions, WaitOutcome, wait_for};

@@ -19,6 +19,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Deserialize;
 
 use crate::catalog::{Id, PosConfig, Season, State, Translated, clean_text, plausible};
 use crate::entry::{
@@ -343,6 +344,112 @@ pub fn build_entry(record: &ProductRecord, ctx: &MergeContext<'_>) -> Entry {
         performances,
     }
 }
+
+/// `[entries]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct EntriesConfig {
+    /// Languages of texts and links (ISO 639-1); empty = `languageList` from getPOSConfig.
+    pub languages: Vec<String>,
+    /// Part of every content hash: raising it re-sends every entry to every target.
+    pub mapping_version: u32,
+    /// Ticket shop base URL (`https://<shop host>`), the `{shop}` of the templates; empty = no booking links.
+    pub shop_url: String,
+    /// Product "Book" link template.
+    pub book_url: String,
+    /// Performance link template.
+    pub performance_url: String,
+    /// Customer account link template (empty = none).
+    pub account_url: String,
+    /// Profile link template (empty = none).
+    pub profile_url: String,
+    /// Registration link template (empty = none).
+    pub register_url: String,
+    /// SecuTix product states whose entries are published (`RUNNING`, `SUSPENDED` by default); products in
+    /// other states (`PREPARING`: not announced yet) are unpublished on every target and left out of the
+    /// public document.
+    pub published_states: Vec<String>,
+}
+
+impl EntriesConfig {
+    /// Checks `[entries]`: each problem is reported to `bad` with its key.
+    pub fn validate(&self, bad: &mut dyn FnMut(&str, String)) {
+        let e = self;
+        if e.mapping_version == 0 {
+            bad("entries.mapping_version", "must be at least 1".into());
+        }
+        if !e.shop_url.is_empty() && url::Url::parse(&e.shop_url).is_err() {
+            bad(
+                "entries.shop_url",
+                format!("{:?} is not a URL such as https://mosa.shop.secutix.com", e.shop_url),
+            );
+        }
+        if let Some(l) = e
+            .languages
+            .iter()
+            .find(|l| l.len() != 2 || !l.chars().all(|c| c.is_ascii_alphabetic()))
+        {
+            bad(
+                "entries.languages",
+                format!("{l:?} is not an ISO 639-1 code such as \"fr\""),
+            );
+        }
+        if e.published_states.is_empty() {
+            bad(
+                "entries.published_states",
+                "is empty: no product would be published; list the states to publish, e.g. [\"RUNNING\", \"SUSPENDED\"]"
+                    .into(),
+            );
+        }
+        for s in &e.published_states {
+            if let crate::catalog::State::Other(_) = crate::catalog::State::parse(s) {
+                bad(
+                    "entries.published_states",
+                    format!(
+                        "{s:?} is not a SecuTix product state; valid: {}",
+                        KNOWN_STATES.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+
+    /// The options of `merge::build_entry`.
+    pub fn options(&self) -> crate::merge::EntryOptions {
+        let links = [
+            ("account", &self.account_url),
+            ("profile", &self.profile_url),
+            ("register", &self.register_url),
+        ]
+        .into_iter()
+        .filter(|(_, t)| !t.is_empty())
+        .map(|(k, t)| (k.to_owned(), t.clone()))
+        .collect();
+        crate::merge::EntryOptions {
+            languages: self.languages.iter().map(|l| l.to_ascii_lowercase()).collect(),
+            mapping_version: self.mapping_version,
+            shop_url: self.shop_url.clone(),
+            book_url: self.book_url.clone(),
+            performance_url: self.performance_url.clone(),
+            links,
+            published_states: self
+                .published_states
+                .iter()
+                .map(|s| crate::catalog::State::parse(s))
+                .collect(),
+        }
+    }
+}
+
+/// The SecuTix product states `entries.published_states` may list.
+const KNOWN_STATES: &[&str] = &[
+    "PREPARING",
+    "VALIDATED",
+    "RUNNING",
+    "SUSPENDED",
+    "CANCELED",
+    "CLOSED",
+    "CANCELED_CLOSED",
+];
 
 #[cfg(test)]
 mod tests {

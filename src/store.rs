@@ -93,6 +93,27 @@ pub enum StoreError {
     },
 }
 
+/// `[store]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct StoreConfig {
+    /// Folder of the sled database (one process at a time).
+    pub path: PathBuf,
+    /// sled page cache, MiB.
+    pub cache_mib: u64,
+}
+
+impl StoreConfig {
+    /// Checks `[store]`: each problem is reported to `bad` with its key.
+    pub fn validate(&self, bad: &mut dyn FnMut(&str, String)) {
+        if self.path.as_os_str().is_empty() {
+            bad(
+                "store.path",
+                "is empty; set the folder of the database, e.g. /var/lib/secutix-sync".into(),
+            );
+        }
+    }
+}
+
 impl From<crate::codec::CodecError> for StoreError {
     fn from(e: crate::codec::CodecError) -> Self {
         StoreError::Corrupt {

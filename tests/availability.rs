@@ -12,11 +12,12 @@ use chrono::{DateTime, Utc};
 use proptest::prelude::*;
 use secutix_sync::availability::{self, Level, PollOptions, PollReport, Poller, performance_status};
 use secutix_sync::clock::SharedClock;
-use secutix_sync::config::{Config, Transport};
+use secutix_sync::config::Config;
 use secutix_sync::indicator::AvailabilityStatus;
 use secutix_sync::merge::EntryOptions;
 use secutix_sync::push::{Outbox, Scope};
 use secutix_sync::secutix::availability::{AvailabilityMethod, parse_answer};
+use secutix_sync::secutix::settings::Transport;
 use secutix_sync::store::Store;
 use secutix_sync::testkit::{MockHttp, Recorded, Reply};
 use serde_json::{Value, json};
@@ -1111,7 +1112,7 @@ fn bad_availability_settings_are_named() {
         assert!(keys.contains(&k), "{k} missing from {keys:?}");
     }
     assert!(err.to_string().contains("at most once a minute"), "{err}");
-    let d = secutix_sync::config::AvailabilityConfig::default();
+    let d = secutix_sync::availability::settings::AvailabilityConfig::default();
     assert_eq!(
         (d.enabled, d.monthly_call_budget, d.min_interval),
         (true, 10_000, Duration::from_secs(60))

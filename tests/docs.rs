@@ -107,7 +107,7 @@ fn every_entries_key_has_its_own_comment_in_default_toml() {
         );
         seen.push(key);
     }
-    let mut fields: Vec<&str> = fields_of::<secutix_sync::config::EntriesConfig>().to_vec();
+    let mut fields: Vec<&str> = fields_of::<secutix_sync::merge::EntriesConfig>().to_vec();
     fields.sort();
     seen.sort();
     assert_eq!(seen, fields, "default.toml lists every [entries] key, and only those");
@@ -115,9 +115,9 @@ fn every_entries_key_has_its_own_comment_in_default_toml() {
 
 #[test]
 fn every_target_key_is_in_the_readme_and_default_toml() {
-    use secutix_sync::config::TargetConfig;
     use secutix_sync::targets::drupal::DrupalSettings;
     use secutix_sync::targets::files::FilesSettings;
+    use secutix_sync::targets::registry::TargetConfig;
     use secutix_sync::targets::webhook::WebhookSettings;
     use secutix_sync::targets::wordpress::WordPressSettings;
     let readme = section("Targets and the outbox");

@@ -616,7 +616,7 @@ fn the_documented_example_loads_and_bad_settings_are_named() {
     let example = default_toml_example("# Drupal (README", "#\n# pass Culture")
         .replace("\"drupal-password\"", &format!("{:?}", pw.display().to_string()));
     let cfg = load_targets(&example).expect("the example of config/default.toml is valid");
-    assert_eq!(cfg.targets[0].kind, secutix_sync::config::TargetKind::Drupal);
+    assert_eq!(cfg.targets[0].kind, secutix_sync::targets::registry::TargetKind::Drupal);
     let problems =
         load_targets(&example.replace("bundle = \"event\"", "bundle = \"Event Page\"")).expect_err("refused");
     assert_eq!(problems[0].key, "targets[0].drupal.bundle", "{problems:?}");

@@ -10,10 +10,10 @@ use std::sync::OnceLock;
 
 use common::t0;
 use proptest::prelude::*;
-use secutix_sync::config::Transport;
 use secutix_sync::generator::{Generator, GeneratorOptions};
 use secutix_sync::secutix::availability::AvailabilityMethod;
 use secutix_sync::secutix::parse::{CollectSink, ParseError};
+use secutix_sync::secutix::settings::Transport;
 use secutix_sync::secutix::wire::ConvertCtx;
 use secutix_sync::secutix::{json as sjson, xml as sxml};
 use secutix_sync::store::{FinishOptions, Store};

@@ -26,10 +26,10 @@ mod binary;
 mod common;
 
 use common::*;
-use secutix_sync::config::Transport;
 use secutix_sync::import::{ImportOptions, run_import};
 use secutix_sync::secutix::availability::{AvailabilityMethod, parse_answer};
 use secutix_sync::secutix::parse::{CollectSink, MAX_DEPTH, ParseError};
+use secutix_sync::secutix::settings::Transport;
 use secutix_sync::secutix::wire::ConvertCtx;
 use secutix_sync::secutix::{CallError, RetryPolicy, decode_result, json as sjson, small_values, xml as sxml};
 use secutix_sync::store::ImportOutcome;
@@ -309,7 +309,7 @@ async fn a_deeply_nested_availability_answer_fails_the_poll_cleanly() {
         let (store, _dir) = store(&clock);
         import_body(&store, &catalog_n(3), false);
         let cfg = config(&m.uri(), transport, "");
-        let poller = Poller::from_config(&cfg, store.clone()).expect("poller");
+        let poller = Poller::from_config(&cfg.secutix, &cfg.availability, store.clone()).expect("poller");
         let report = poller
             .poll_once(PollOptions { product: None })
             .await
@@ -563,7 +563,7 @@ async fn a_large_token_endpoint_answer_is_refused() {
     let clock = clock();
     let (store, _dir) = store(&clock);
     let mut cfg = config(&m.uri(), "rest", "");
-    cfg.secutix.auth = secutix_sync::config::AuthMode::TokenEndpoint;
+    cfg.secutix.auth = secutix_sync::secutix::settings::AuthMode::TokenEndpoint;
     let e = client(&cfg, &store)
         .get_pos_config(RetryPolicy::once())
         .await

@@ -605,8 +605,8 @@ async fn the_token_endpoint_mode_fetches_and_reuses_a_token() {
     let clock = clock();
     let (store, _dir) = store(&clock);
     let cfg = config(&m.uri(), "rest", "").secutix;
-    let cfg = secutix_sync::config::SecutixConfig {
-        auth: secutix_sync::config::AuthMode::TokenEndpoint,
+    let cfg = secutix_sync::secutix::settings::SecutixConfig {
+        auth: secutix_sync::secutix::settings::AuthMode::TokenEndpoint,
         ..cfg
     };
     let full = config(&m.uri(), "rest", "");

@@ -79,9 +79,9 @@ async fn secutix_redirects_are_refused_and_name_the_location() {
         let cfg = common::config(&redirecting.uri(), transport, "");
         let mut secutix = cfg.secutix.clone();
         secutix.auth = if auth == "jwt" {
-            secutix_sync::config::AuthMode::Jwt
+            secutix_sync::secutix::settings::AuthMode::Jwt
         } else {
-            secutix_sync::config::AuthMode::TokenEndpoint
+            secutix_sync::secutix::settings::AuthMode::TokenEndpoint
         };
         let client =
             secutix_sync::secutix::Client::new(&secutix, Arc::new(store.clone()), clock.clone()).expect("client");

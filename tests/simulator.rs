@@ -162,7 +162,7 @@ async fn a_simulator_with_a_secret_refuses_other_credentials() {
     }
     let (store, _dir) = store(&clock);
     let mut cfg = config(&sim.base_url(), "rest", "");
-    cfg.secutix.auth = secutix_sync::config::AuthMode::TokenEndpoint;
+    cfg.secutix.auth = secutix_sync::secutix::settings::AuthMode::TokenEndpoint;
     run_import(&client(&cfg, &store), &store, &cfg.catalogue, ImportOptions::default())
         .await
         .expect("a token from the simulator's token endpoint is accepted");

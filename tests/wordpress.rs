@@ -1046,7 +1046,7 @@ fn the_documented_example_loads_and_plain_http_is_named_as_a_problem() {
         .replace("\"wp-app-password\"", &format!("{:?}", pw.display().to_string()));
     let cfg = load_targets(&example).expect("the example of config/default.toml is valid");
     let t = &cfg.targets[0];
-    assert_eq!(t.kind, secutix_sync::config::TargetKind::Wordpress);
+    assert_eq!(t.kind, secutix_sync::targets::registry::TargetKind::Wordpress);
     assert_eq!(t.request_timeout(), Duration::from_secs(60));
     assert_eq!(t.concurrency(), 2);
     let target = secutix_sync::targets::build(

@@ -20,6 +20,7 @@
 pub mod mapping;
 pub mod planner;
 pub mod poller;
+pub mod settings;
 pub mod store;
 
 use chrono::{DateTime, Utc};

@@ -29,7 +29,7 @@ use std::time::Duration;
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::config::AvailabilityConfig;
+use crate::availability::settings::AvailabilityConfig;
 use crate::store::Store;
 
 /// What the planner remembers between polls (in the store, so across restarts).

@@ -37,8 +37,8 @@ use super::mapping::{Observation, Reading, combine, observe};
 use super::planner::{Budget, PlannerState, Tier, backoff, next_interval, tier_due, tier_of};
 use super::store::{AvailabilityStore, Change, PollRecord, ProductTrack, ProductUpdate};
 use super::{AvailabilityError, PerformanceAvailability, SaleWindow, performance_status, product_status, sale_window};
+use crate::availability::settings::AvailabilityConfig;
 use crate::catalog::{Id, Product};
-use crate::config::AvailabilityConfig;
 use crate::secutix::availability::{AvailabilityMethod, RawAvailability};
 use crate::secutix::{CallError, Client, RetryPolicy};
 use crate::store::{ProductRecord, Store, StoreError};
@@ -274,12 +274,16 @@ impl Poller {
         });
     }
 
-    /// A poller for `config` (SecuTix at `config.secutix`, whatever its base URL: production, a simulator, a
-    /// mock) whose calls are counted in `store`'s ledger. Benchmarks read the calls a refresh costs from
-    /// [`PollReport::calls`].
-    pub fn from_config(config: &crate::config::Config, store: Store) -> Result<Self, AvailabilityError> {
-        let client = Client::new(&config.secutix, Arc::new(store.clone()), store.clock().clone())?;
-        Ok(Self::new(Arc::new(client), store, config.availability.clone())?)
+    /// A poller of SecuTix at `secutix` (whatever its base URL: production, a simulator, a mock) with the
+    /// `availability` settings, whose calls are counted in `store`'s ledger. Benchmarks read the calls a
+    /// refresh costs from [`PollReport::calls`].
+    pub fn from_config(
+        secutix: &crate::secutix::settings::SecutixConfig,
+        availability: &AvailabilityConfig,
+        store: Store,
+    ) -> Result<Self, AvailabilityError> {
+        let client = Client::new(secutix, Arc::new(store.clone()), store.clock().clone())?;
+        Ok(Self::new(Arc::new(client), store, availability.clone())?)
     }
 
     /// The availability trees.

@@ -22,7 +22,8 @@ use super::{
     CatalogueConfig, Config, ConfigError, ControlConfig, DEFAULT_TOML, DaemonConfig, ENV_PREFIX, EntriesConfig,
     LoggingConfig, Problem, StoreConfig, TargetConfig,
 };
-use crate::config::{AvailabilityConfig, SecutixConfig};
+use crate::availability::settings::AvailabilityConfig;
+use crate::secutix::settings::SecutixConfig;
 
 /// Most repairs of one section before it is given up (each repair fixes one key).
 const MAX_REPAIRS: usize = 64;

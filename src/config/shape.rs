@@ -269,7 +269,8 @@ impl<'de> de::MapAccess<'de> for OneField<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, TargetConfig};
+    use crate::config::Config;
+    use crate::targets::registry::TargetConfig;
 
     #[test]
     fn the_configuration_types_tell_their_lists_durations_and_values() {

@@ -129,7 +129,7 @@ fn build_passculture(config: &Config, store: &Store) -> BTreeMap<String, PassCul
     config
         .targets
         .iter()
-        .filter(|t| t.kind == crate::config::TargetKind::Passculture)
+        .filter(|t| t.kind == crate::targets::registry::TargetKind::Passculture)
         .filter_map(|t| Some((t, t.passculture.as_ref()?)))
         .map(|(t, settings)| {
             let statuses = (t.enabled && !settings.selection().is_empty())

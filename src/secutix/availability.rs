@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 use super::{BodyData, CallError, Client, RetryPolicy, Service, check_status, decode_result, small_values};
 use crate::catalog::Id;
-use crate::config::Transport;
+use crate::secutix::settings::Transport;
 
 /// Field names read as the availability level (first present wins).
 pub const LEVEL_FIELDS: &[&str] = &["level", "availabilityLevel", "availabilityStatus", "availability"];
@@ -72,11 +72,13 @@ impl AvailabilityMethod {
     }
 }
 
-impl From<crate::config::EventMethod> for AvailabilityMethod {
-    fn from(m: crate::config::EventMethod) -> Self {
+impl From<crate::secutix::settings::EventMethod> for AvailabilityMethod {
+    fn from(m: crate::secutix::settings::EventMethod) -> Self {
         match m {
-            crate::config::EventMethod::GetEventAvailability => AvailabilityMethod::GetEventAvailability,
-            crate::config::EventMethod::GetPerformanceAvailability => AvailabilityMethod::GetPerformanceAvailability,
+            crate::secutix::settings::EventMethod::GetEventAvailability => AvailabilityMethod::GetEventAvailability,
+            crate::secutix::settings::EventMethod::GetPerformanceAvailability => {
+                AvailabilityMethod::GetPerformanceAvailability
+            }
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod auth;
 pub mod availability;
 pub mod json;
 pub mod parse;
+pub mod settings;
 pub mod wire;
 pub mod xml;
 
@@ -43,9 +44,9 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::half_jitter as jitter;
 use crate::catalog::PosConfig;
 use crate::clock::SharedClock;
-use crate::config::{AuthMode, CatalogueMethod, SecutixConfig, Transport};
 use crate::http::{retry_after, snippet, trimmed};
 use crate::ratelimit::RateLimiter;
+use crate::secutix::settings::{AuthMode, CatalogueMethod, SecutixConfig, Transport};
 use crate::text::human;
 use parse::{CallStatus, CatalogSink, Envelope, ParseError};
 use wire::ConvertCtx;

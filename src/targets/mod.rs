@@ -20,6 +20,7 @@ pub mod drupal;
 pub mod fields;
 pub mod files;
 pub mod passculture;
+pub mod registry;
 pub mod webhook;
 pub mod wordpress;
 
@@ -220,12 +221,12 @@ pub fn classify_transport(what: &str, e: &reqwest::Error) -> TargetError {
 
 /// How the planner sees the target described by `cfg`: its name, tombstone policy and, for pass Culture,
 /// the product selection.
-pub fn plan_target(cfg: &crate::config::TargetConfig) -> crate::push::PlanTarget {
+pub fn plan_target(cfg: &crate::targets::registry::TargetConfig) -> crate::push::PlanTarget {
     let mut t = crate::push::PlanTarget::new(&cfg.name, cfg.delete_policy);
     if let Some(pc) = cfg
         .passculture
         .as_ref()
-        .filter(|_| cfg.kind == crate::config::TargetKind::Passculture)
+        .filter(|_| cfg.kind == crate::targets::registry::TargetKind::Passculture)
     {
         t.filter = Some(pc.selection().into_filter());
     }
@@ -235,10 +236,10 @@ pub fn plan_target(cfg: &crate::config::TargetConfig) -> crate::push::PlanTarget
 /// Builds the target described by `cfg`. Targets that keep their own state (pass Culture's ids) get it
 /// from `store`.
 pub fn build(
-    cfg: &crate::config::TargetConfig,
+    cfg: &crate::targets::registry::TargetConfig,
     store: &crate::store::Store,
 ) -> Result<std::sync::Arc<dyn Target>, TargetError> {
-    use crate::config::TargetKind;
+    use crate::targets::registry::TargetKind;
     let missing = |kind: &str| {
         TargetError::permanent(format!(
             "target {}: kind = \"{kind}\" needs a [targets.{kind}] table",

@@ -525,12 +525,12 @@ pub fn outcome_json(
 
 /// The `passculture` target the box office uses: `name`, or the only one.
 pub fn choose_target<'a>(
-    targets: &'a [crate::config::TargetConfig],
+    targets: &'a [crate::targets::registry::TargetConfig],
     name: Option<&str>,
-) -> Result<(&'a crate::config::TargetConfig, &'a PassCultureSettings), String> {
-    let candidates: Vec<&crate::config::TargetConfig> = targets
+) -> Result<(&'a crate::targets::registry::TargetConfig, &'a PassCultureSettings), String> {
+    let candidates: Vec<&crate::targets::registry::TargetConfig> = targets
         .iter()
-        .filter(|t| t.kind == crate::config::TargetKind::Passculture)
+        .filter(|t| t.kind == crate::targets::registry::TargetKind::Passculture)
         .collect();
     let names = || {
         candidates
