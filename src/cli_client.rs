@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use crate::availability::PollProgress;
 use crate::config::Config;
-use crate::control::{EntriesQuery, ResyncRequest};
+use crate::daemon::documents::{EntriesQuery, ResyncRequest};
 use crate::push::DeadLetter;
 
 /// What went wrong talking to the daemon.

@@ -30,7 +30,6 @@
 //! query or body, a wrong content type, a body over [`MAX_REQUEST_BODY`], an unknown route or method), which
 //! [`json_errors`] rewrites. The listener's limits (connections, timeouts) are [`crate::net::serve`]'s.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, Request, State};
@@ -41,271 +40,19 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use crate::catalog::Translated;
-use crate::config::Config;
+use crate::daemon::documents::{
+    EntriesError, EntriesQuery, ResyncRequest, entries_document, entry_document, external_id_of, plan_document,
+};
 use crate::daemon::jobs::{JobState, Requested, Trigger};
+use crate::daemon::status::freshness;
 use crate::daemon::{App, Metrics};
-use crate::entry::Entry;
-use crate::indicator::Availability;
-use crate::merge::{self};
-use crate::push::{Outbox, StoredEntry};
-use crate::store::{Store, StoreError};
+use crate::public::availability::{default_public_body, etag_of};
+use crate::store::StoreError;
 use crate::targets::passculture::contremarque::{self, Action, ContremarqueError, Lang};
-
-/// The public availability document and its validators, updated after plans that changed entries.
-///
-/// The document of a large venue is tens of MB, so it is not kept in memory: it is written to an unnamed
-/// temporary file in the store folder (`public/`, gone with its last handle) and requests read it from
-/// there (the page cache). The snapshot keeps where each product is and the ETags. After a plan, only the
-/// products whose entries changed are read again; the others are copied from the previous document.
-#[derive(Debug, Clone, Default)]
-pub struct PublicSnapshot {
-    /// The document: `{"products":[…],"schema_version":N}`; `None` before the first build.
-    file: Option<Arc<std::fs::File>>,
-    /// Its length.
-    len: u64,
-    /// Strong ETag of the document.
-    pub etag: String,
-    /// Where each published product is in the document, by external id.
-    products: BTreeMap<String, PublicSlot>,
-}
-
-/// One product in the document file.
-#[derive(Debug, Clone)]
-struct PublicSlot {
-    offset: u64,
-    len: u32,
-    etag: String,
-}
-
-/// One product in the public document.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct PublicProduct {
-    /// SecuTix product id.
-    pub product_id: String,
-    /// External id (`secutix-<productId>`).
-    pub external_id: String,
-    /// Title per language (for labels; the website has its own texts).
-    pub title: Translated,
-    /// At least one future performance on sale now.
-    pub on_sale: bool,
-    /// Rolled-up indicator: `{"status": "available", "code": 1}`.
-    pub availability: Availability,
-    /// "Book" link per language (empty unless on sale and not sold out).
-    pub booking_url: BTreeMap<String, String>,
-    /// Future performances.
-    pub performances: Vec<PublicPerformance>,
-}
-
-/// One performance in the public document.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct PublicPerformance {
-    /// Performance id.
-    pub id: String,
-    /// Start (venue time zone, RFC 3339 with offset).
-    pub start: Option<String>,
-    /// On sale now.
-    pub on_sale: bool,
-    /// Indicator.
-    pub availability: Availability,
-    /// "Book this date" link per language (empty unless on sale and not full).
-    pub booking_url: BTreeMap<String, String>,
-}
-
-fn etag_of(bytes: &[u8]) -> String {
-    format!("\"{}\"", &blake3::hash(bytes).to_hex()[..32])
-}
-
-fn public_product(e: &Entry) -> PublicProduct {
-    PublicProduct {
-        product_id: e.product_id.clone(),
-        external_id: e.external_id.clone(),
-        title: e.title.clone(),
-        on_sale: e.on_sale,
-        availability: e.availability,
-        booking_url: e.booking_url.clone(),
-        performances: e
-            .performances
-            .iter()
-            .filter(|p| !p.past)
-            .map(|p| PublicPerformance {
-                id: p.id.clone(),
-                start: p.start.clone(),
-                on_sale: p.on_sale,
-                availability: p.availability,
-                booking_url: p.booking_url.clone(),
-            })
-            .collect(),
-    }
-}
-
-const PUBLIC_HEAD: &[u8] = b"{\"products\":[";
-
-impl PublicSnapshot {
-    /// Builds the document from the stored entries (published ones).
-    pub fn build(outbox: &Outbox) -> Result<Self, StoreError> {
-        Self::update(None, outbox, &[])
-    }
-
-    /// The document after a plan changed the entries `changed` (external ids): those are read again; the
-    /// other products are copied from `previous` (all are read when there is none).
-    pub fn update(previous: Option<&PublicSnapshot>, outbox: &Outbox, changed: &[String]) -> Result<Self, StoreError> {
-        use std::io::Write as _;
-        use std::os::unix::fs::FileExt as _;
-        let store = outbox.store();
-        let dir = store.folder("public")?;
-        let io = |what: &str| {
-            let what = format!("{what} the public availability document in {}", dir.display());
-            move |e| store.io_error(what, e)
-        };
-        let previous = previous.filter(|p| p.file.is_some());
-        let changed: std::collections::HashSet<&str> = changed.iter().map(String::as_str).collect();
-        let file = tempfile::tempfile_in(&dir).map_err(io("creating"))?;
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, &file);
-        let mut hasher = blake3::Hasher::new();
-        let mut len = 0u64;
-        let mut products = BTreeMap::new();
-        let mut put = |bytes: &[u8], out: &mut std::io::BufWriter<&std::fs::File>| -> std::io::Result<u64> {
-            out.write_all(bytes)?;
-            hasher.update(bytes);
-            let at = len;
-            len += bytes.len() as u64;
-            Ok(at)
-        };
-        put(PUBLIC_HEAD, &mut out).map_err(io("writing"))?;
-        let mut buf = Vec::new();
-        for id in outbox.entry_store().ids() {
-            let id = id?;
-            let slot = match previous {
-                Some(prev) if !changed.contains(id.as_str()) => {
-                    // Unchanged: its bytes as they were (or still not published).
-                    let (Some(slot), Some(f)) = (prev.products.get(&id), &prev.file) else {
-                        continue;
-                    };
-                    buf.resize(slot.len as usize, 0);
-                    f.read_exact_at(&mut buf, slot.offset).map_err(io("reading"))?;
-                    slot.etag.clone()
-                }
-                _ => {
-                    let Some(stored) = outbox.entry(&id)? else { continue };
-                    if !stored.entry.published {
-                        continue;
-                    }
-                    buf.clear();
-                    // Our own struct: serialising cannot fail.
-                    serde_json::to_writer(&mut buf, &public_product(&stored.entry)).unwrap_or_default();
-                    etag_of(&buf)
-                }
-            };
-            if !products.is_empty() {
-                put(b",", &mut out).map_err(io("writing"))?;
-            }
-            let offset = put(&buf, &mut out).map_err(io("writing"))?;
-            products.insert(
-                id,
-                PublicSlot {
-                    offset,
-                    len: buf.len() as u32,
-                    etag: slot,
-                },
-            );
-        }
-        put(
-            format!("],\"schema_version\":{}}}", crate::entry::SCHEMA_VERSION).as_bytes(),
-            &mut out,
-        )
-        .map_err(io("writing"))?;
-        out.flush().map_err(io("writing"))?;
-        drop(out);
-        let etag = format!("\"{}\"", &hasher.finalize().to_hex()[..32]);
-        Ok(Self {
-            file: Some(Arc::new(file)),
-            len,
-            etag,
-            products,
-        })
-    }
-
-    /// Length of the document in bytes.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    /// True before the first build.
-    pub fn is_empty(&self) -> bool {
-        self.file.is_none()
-    }
-
-    /// Published products in the document.
-    pub fn product_count(&self) -> usize {
-        self.products.len()
-    }
-
-    /// The whole document (small documents, tests); the API streams it.
-    pub fn body(&self) -> std::io::Result<Vec<u8>> {
-        self.read(0, self.len)
-    }
-
-    /// One product's part of the document and its ETag, by external id (`secutix-<id>`).
-    pub fn product(&self, external_id: &str) -> Option<std::io::Result<(Vec<u8>, String)>> {
-        let slot = self.products.get(external_id)?;
-        Some(
-            self.read(slot.offset, u64::from(slot.len))
-                .map(|b| (b, slot.etag.clone())),
-        )
-    }
-
-    /// The ETag of one product, without reading it.
-    pub fn product_etag(&self, external_id: &str) -> Option<&str> {
-        self.products.get(external_id).map(|s| s.etag.as_str())
-    }
-
-    fn read(&self, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
-        use std::os::unix::fs::FileExt as _;
-        let Some(f) = &self.file else {
-            return Ok(default_public_body());
-        };
-        let mut buf = vec![0u8; usize::try_from(len).map_err(std::io::Error::other)?];
-        f.read_exact_at(&mut buf, offset)?;
-        Ok(buf)
-    }
-
-    /// The document as a stream of chunks read on blocking threads.
-    fn stream(&self) -> axum::body::Body {
-        const CHUNK: u64 = 256 * 1024;
-        let Some(file) = self.file.clone() else {
-            return axum::body::Body::from(default_public_body());
-        };
-        let end = self.len;
-        let chunks = futures_util::stream::try_unfold(0u64, move |at| {
-            let file = file.clone();
-            async move {
-                if at >= end {
-                    return Ok(None);
-                }
-                let n = CHUNK.min(end - at);
-                let chunk = tokio::task::spawn_blocking(move || {
-                    use std::os::unix::fs::FileExt as _;
-                    let mut buf = vec![0u8; n as usize];
-                    file.read_exact_at(&mut buf, at).map(|_| buf)
-                })
-                .await
-                .map_err(std::io::Error::other)??;
-                Ok::<_, std::io::Error>(Some((bytes::Bytes::from(chunk), at + n)))
-            }
-        });
-        axum::body::Body::from_stream(chunks)
-    }
-}
-
-/// The document before the first build: no product.
-fn default_public_body() -> Vec<u8> {
-    serde_json::to_vec(&json!({ "schema_version": crate::entry::SCHEMA_VERSION, "products": [] })).unwrap_or_default()
-}
 
 /// Largest request body the control API reads (`POST /resync` sends a few bytes).
 pub const MAX_REQUEST_BODY: usize = 64 * 1024;
@@ -416,6 +163,15 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<EntriesError> for ApiError {
+    fn from(e: EntriesError) -> Self {
+        match e {
+            EntriesError::BadFilter(m) => ApiError(StatusCode::BAD_REQUEST, m),
+            EntriesError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
@@ -479,204 +235,6 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (code, Json(body)).into_response()
-}
-
-/// How fresh the indicators of future performances are.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Freshness {
-    /// Future performances of live products.
-    pub future_performances: u64,
-    /// Of those, with a stored availability.
-    pub known: u64,
-    /// Never fetched.
-    pub unknown: u64,
-    /// Whose last refresh failed.
-    pub stale: u64,
-    /// Future performances per indicator (`available`, `almost_full`, `sold_out`, `not_on_sale`, `unknown`).
-    pub by_status: BTreeMap<String, u64>,
-    /// Oldest fetch time among the known ones.
-    pub oldest_fetched_at: Option<DateTime<Utc>>,
-}
-
-/// Counts the indicators of future performances. The stored record is read through its serialised form
-/// (`fetched_at`, `stale`) so this module depends only on contract A's `Serialize`.
-pub fn freshness(store: &Store, now: DateTime<Utc>) -> Result<Freshness, StoreError> {
-    let mut f = Freshness::default();
-    let Some(view) = store.catalog()? else {
-        return Ok(f);
-    };
-    let avail = crate::availability::AvailabilityStore::new(store)?;
-    for record in view.products() {
-        let record = record?;
-        if record.removed_at.is_some() {
-            continue;
-        }
-        for perf in record.product.performances().iter().filter(|p| !p.is_past(now)) {
-            f.future_performances += 1;
-            let stored = avail.performance(record.product.id, perf.id)?;
-            let s = crate::availability::performance_status(&record.product, perf, stored.as_ref(), now);
-            let status = crate::indicator::AvailabilityStatus::from_level(s.level.map(|l| l.code()), s.on_sale);
-            *f.by_status.entry(status.as_str().to_owned()).or_default() += 1;
-            match stored.map(|a| serde_json::to_value(&a).unwrap_or(Value::Null)) {
-                None => f.unknown += 1,
-                Some(v) => {
-                    f.known += 1;
-                    if v["stale"].as_bool() == Some(true) {
-                        f.stale += 1;
-                    }
-                    if let Some(t) = v["fetched_at"].as_str().and_then(|t| t.parse::<DateTime<Utc>>().ok()) {
-                        f.oldest_fetched_at = Some(f.oldest_fetched_at.map_or(t, |o| o.min(t)));
-                    }
-                }
-            }
-        }
-    }
-    Ok(f)
-}
-
-fn kind_name(kind: crate::targets::registry::TargetKind) -> String {
-    format!("{kind:?}").to_lowercase()
-}
-
-/// The job states of a daemon that is not running, from what the store remembers.
-fn offline_jobs(store: &Store) -> Value {
-    let last_import = store.import_history(1).ok().and_then(|h| h.into_iter().next());
-    let last_good = store.last_good_import().ok().flatten();
-    let last_poll = crate::availability::AvailabilityStore::new(store)
-        .ok()
-        .and_then(|a| a.last_poll().ok().flatten());
-    json!({
-        "catalogue": {
-            "running": null,
-            "last": last_import.map(|r| json!({
-                "id": r.id, "started_at": r.started_at, "finished_at": r.finished_at,
-                "ok": r.error.is_none(), "error": r.error, "summary": r,
-            })),
-            "last_success_at": last_good.map(|r| r.finished_at),
-            "next_run_at": null,
-        },
-        "availability": {
-            "running": null,
-            "last": last_poll.map(|p| {
-                // Shaped like a finished run, from the poll record's own fields.
-                let v = serde_json::to_value(&p).unwrap_or(Value::Null);
-                json!({"started_at": v["started_at"], "finished_at": v["finished_at"], "ok": v["ok"],
-                       "error": v["error"], "summary": v})
-            }),
-            "next_run_at": null,
-        },
-        "refresh": {"running": null, "last": null, "next_run_at": null},
-    })
-}
-
-fn job_json(state: JobState, extra: Value) -> Value {
-    let mut v = serde_json::to_value(state).unwrap_or(Value::Null);
-    if let (Value::Object(m), Value::Object(x)) = (&mut v, extra) {
-        m.extend(x);
-    }
-    v
-}
-
-/// The `/status` document. With `live` (a running daemon) the jobs' live state and the counters since start
-/// are included; without, what the store remembers.
-pub fn status_document(cfg: &Config, store: &Store, outbox: &Outbox, live: Option<&App>) -> Value {
-    let now = store.clock().now();
-    let catalogue = store.catalog().ok().flatten();
-    let history = store.import_history(1).unwrap_or_default();
-    let last_good = store.last_good_import().ok().flatten();
-    let avail = crate::availability::AvailabilityStore::new(store).ok();
-    let last_poll = avail.as_ref().and_then(|a| a.last_poll().ok().flatten());
-    let recent = avail
-        .as_ref()
-        .and_then(|a| a.recent_changes(1).ok())
-        .unwrap_or_default();
-    let mut targets = serde_json::Map::new();
-    for t in &cfg.targets {
-        let name = t.name.as_str();
-        let pending = outbox.pending(name).unwrap_or_default();
-        let oldest = pending.iter().map(|p| p.enqueued_at).min();
-        let next_attempt = pending.iter().map(|p| p.next_attempt_at).min();
-        let last_error = pending
-            .iter()
-            .filter(|p| p.last_error.is_some())
-            .max_by_key(|p| p.attempts)
-            .and_then(|p| p.last_error.clone());
-        let dead = outbox.dead_letters(&[name.to_owned()]).map(|d| d.len()).unwrap_or(0);
-        let acked = outbox.acks(name).map(|a| a.len()).unwrap_or(0);
-        let mut row = json!({
-            "kind": kind_name(t.kind),
-            "enabled": t.enabled,
-            "outbox": pending.len(),
-            "oldest_pending_since": oldest,
-            "next_attempt_at": next_attempt,
-            "last_error": last_error,
-            "dead_letters": dead,
-            "acknowledged": acked,
-        });
-        if t.kind == crate::targets::registry::TargetKind::Passculture {
-            row["passculture"] = passculture_status(store, name);
-        }
-        if let Some(app) = live {
-            row["delivered_since_start"] = json!(Metrics::get(&app.metrics.delivered, name));
-            row["failed_attempts_since_start"] = json!(Metrics::get(&app.metrics.retried, name));
-            row["dead_since_start"] = json!(Metrics::get(&app.metrics.dead, name));
-        }
-        targets.insert(name.to_owned(), row);
-    }
-    let schedule = json!({
-        "schedule": cfg.daemon.catalogue_schedule,
-        "time_zone": if cfg.daemon.time_zone.is_empty() { store.time_zone().name().to_owned() } else { cfg.daemon.time_zone.clone() },
-    });
-    let (daemon, jobs) = match live {
-        Some(app) => (
-            json!({"running": true, "pid": std::process::id(), "started_at": app.started_at}),
-            json!({
-                "catalogue": job_json(app.catalogue.state(), schedule),
-                "availability": job_json(app.availability.state(), json!({})),
-                "refresh": job_json(app.refresh.state(), json!({"interval_secs": cfg.daemon.refresh_interval.as_secs()})),
-            }),
-        ),
-        None => {
-            let mut jobs = offline_jobs(store);
-            if let (Value::Object(m), Value::Object(x)) = (&mut jobs["catalogue"], schedule) {
-                m.extend(x);
-            }
-            (json!({"running": false}), jobs)
-        }
-    };
-    let calls = store.calls_in_month(now);
-    let budget = cfg.availability.monthly_call_budget;
-    json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "now": now,
-        "daemon": daemon,
-        "institution": cfg.secutix.institution,
-        "transport": format!("{:?}", cfg.secutix.transport).to_lowercase(),
-        "store": cfg.store.path,
-        "jobs": jobs,
-        "catalogue": {
-            "generation": catalogue.as_ref().map(|c| c.meta.generation),
-            "imported_at": catalogue.as_ref().and_then(|c| c.meta.imported_at),
-            "products": catalogue.as_ref().map(|c| c.meta.live),
-            "tombstones": catalogue.as_ref().map(|c| c.meta.tombstones),
-            "last_import": history.first(),
-            "last_good_import_at": last_good.map(|r| r.finished_at),
-        },
-        "secutix": {
-            "calls_this_month": calls,
-            "calls_today": store.calls_on_day(now),
-            "monthly_call_budget": budget,
-            "budget_used_percent": if budget == 0 { 0.0 } else { (calls as f64 * 1000.0 / budget as f64).round() / 10.0 },
-            "bytes_this_month": store.bytes_in_month(now),
-        },
-        "availability": {
-            "enabled": cfg.availability.enabled,
-            "last_poll": last_poll,
-            "last_change_at": recent.first().map(|c| c.at),
-            "indicators": freshness(store, now).ok(),
-        },
-        "targets": targets,
-    })
 }
 
 async fn status(State(app): State<Arc<App>>) -> Json<Value> {
@@ -841,156 +399,8 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         .into_response()
 }
 
-/// Why `/entries` (or `entries list`) cannot answer.
-#[derive(Debug, thiserror::Error)]
-pub enum EntriesError {
-    /// A filter value that means nothing (`?availability=bogus`).
-    #[error("{0}")]
-    BadFilter(String),
-    /// The store.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<EntriesError> for ApiError {
-    fn from(e: EntriesError) -> Self {
-        match e {
-            EntriesError::BadFilter(m) => ApiError(StatusCode::BAD_REQUEST, m),
-            EntriesError::Store(e) => e.into(),
-        }
-    }
-}
-
-/// The values of the `availability` filter.
-pub const AVAILABILITY_FILTERS: &[&str] = &["available", "almost_full", "sold_out", "not_on_sale", "unknown"];
-
-/// Filters of `GET /entries`.
-#[derive(Debug, Default, Deserialize)]
-pub struct EntriesQuery {
-    /// Text in the external id, product code or title (case-insensitive).
-    pub q: Option<String>,
-    /// Rolled-up status: `available`, `almost_full`, `sold_out`, `not_on_sale`, `unknown`.
-    pub availability: Option<String>,
-    /// Page size (default 100, at most 1000).
-    pub limit: Option<usize>,
-    /// Entries to skip.
-    pub offset: Option<usize>,
-}
-
-fn sync_state(cfg: &Config, outbox: &Outbox, external_id: &str, hash: &str) -> serde_json::Map<String, Value> {
-    let mut out = serde_json::Map::new();
-    for t in &cfg.targets {
-        let name = t.name.as_str();
-        let ack = outbox.acked(name, external_id).ok().flatten();
-        let state = if outbox.pending_item(name, external_id).ok().flatten().is_some() {
-            "pending"
-        } else if outbox.is_dead(name, external_id).unwrap_or(false) {
-            "dead"
-        } else if ack.as_ref().is_some_and(|a| a.content_hash == hash) {
-            "synced"
-        } else if ack.is_none() {
-            "not_sent"
-        } else {
-            "outdated"
-        };
-        out.insert(name.to_owned(), json!(state));
-    }
-    out
-}
-
-/// The `/entries` document. An unknown `availability` value is refused (it would match nothing).
-pub fn entries_document(cfg: &Config, outbox: &Outbox, q: &EntriesQuery) -> Result<Value, EntriesError> {
-    if let Some(a) = q.availability.as_deref()
-        && !AVAILABILITY_FILTERS.contains(&a)
-    {
-        return Err(EntriesError::BadFilter(format!(
-            "availability {a:?} is not a status: use one of {}",
-            AVAILABILITY_FILTERS.join(", ")
-        )));
-    }
-    let needle = q.q.as_deref().map(str::to_lowercase);
-    let mut rows = Vec::new();
-    let mut total = 0usize;
-    let (offset, limit) = (q.offset.unwrap_or(0), q.limit.unwrap_or(100).min(1000));
-    for stored in outbox.each_entry() {
-        let StoredEntry { content_hash, entry } = stored?;
-        if let Some(n) = &needle {
-            let hay = format!(
-                "{} {} {:?}",
-                entry.external_id,
-                entry.product_code.clone().unwrap_or_default(),
-                entry.title.0
-            )
-            .to_lowercase();
-            if !hay.contains(n) {
-                continue;
-            }
-        }
-        if let Some(a) = &q.availability
-            && entry.availability.status.as_str() != a
-        {
-            continue;
-        }
-        total += 1;
-        if total <= offset || rows.len() >= limit {
-            continue;
-        }
-        rows.push(json!({
-            "external_id": entry.external_id,
-            "product_code": entry.product_code,
-            "title": entry.title,
-            "published": entry.published,
-            "on_sale": entry.on_sale,
-            "availability": entry.availability,
-            "next_performance": entry.next_performance.as_ref().and_then(|n| n.start.clone()),
-            "targets": sync_state(cfg, outbox, &entry.external_id, &content_hash),
-        }));
-    }
-    Ok(json!({ "total": total, "offset": offset, "entries": rows }))
-}
-
 async fn entries(State(app): State<Arc<App>>, Query(q): Query<EntriesQuery>) -> Result<Json<Value>, ApiError> {
     Ok(Json(entries_document(&app.config(), &app.outbox, &q)?))
-}
-
-/// `secutix-<id>` for a bare product id, else the id as given.
-pub fn external_id_of(id: &str) -> String {
-    match id.trim().parse::<i64>() {
-        Ok(n) => crate::entry::external_id(n),
-        Err(_) => id.trim().to_owned(),
-    }
-}
-
-/// One entry with its state on every target (`GET /entries/{id}`); `None` when there is no such entry.
-pub fn entry_document(cfg: &Config, outbox: &Outbox, id: &str) -> Result<Option<Value>, StoreError> {
-    let external_id = external_id_of(id);
-    let Some(stored) = outbox.entry(&external_id)? else {
-        return Ok(None);
-    };
-    let states = sync_state(cfg, outbox, &external_id, &stored.content_hash);
-    let mut targets = serde_json::Map::new();
-    for t in &cfg.targets {
-        let name = t.name.as_str();
-        let dead: Vec<_> = outbox
-            .dead_letters(&[name.to_owned()])?
-            .into_iter()
-            .filter(|d| d.item.external_id == external_id)
-            .collect();
-        targets.insert(
-            name.to_owned(),
-            json!({
-                "state": states.get(name),
-                "acked": outbox.acked(name, &external_id)?,
-                "pending": outbox.pending_item(name, &external_id)?,
-                "dead_letters": dead,
-            }),
-        );
-    }
-    Ok(Some(json!({
-        "content_hash": stored.content_hash,
-        "entry": stored.entry,
-        "targets": targets,
-    })))
 }
 
 async fn entry(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
@@ -1001,16 +411,6 @@ async fn entry(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Js
             format!("no entry {}; see GET /entries", external_id_of(&id)),
         )),
     }
-}
-
-/// The body of `POST /resync`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ResyncRequest {
-    /// `all`, `catalogue`, `availability`, `product:<id>`, `push` or `push --full`.
-    pub scope: String,
-    /// For `catalogue` and `all`: bypass the shrink guard and re-read an identical response.
-    #[serde(default)]
-    pub force: bool,
 }
 
 async fn resync(State(app): State<Arc<App>>, Json(body): Json<ResyncRequest>) -> Result<Response, ApiError> {
@@ -1115,56 +515,6 @@ async fn resync(State(app): State<Arc<App>>, Json(body): Json<ResyncRequest>) ->
             ));
         }
     })
-}
-
-/// The plan of a push as operators read it (`secutix-sync push`, `GET /push/plan`): per target, in the
-/// configuration's order, the counts and each operation with the product's title.
-pub fn plan_document(
-    targets: &[&crate::targets::registry::TargetConfig],
-    plan: &crate::push::PlanReport,
-    outbox: &Outbox,
-    view: &crate::store::CatalogView,
-    options: &merge::EntryOptions,
-) -> Value {
-    let langs = if options.languages.is_empty() {
-        view.meta.pos.as_ref().map(|p| p.languages.clone()).unwrap_or_default()
-    } else {
-        options.languages.clone()
-    };
-    let lang = langs.first().map_or("fr", String::as_str);
-    let title = |external_id: &str| -> String {
-        crate::entry::product_id_of(external_id)
-            .and_then(|id| view.product(id).ok().flatten())
-            .and_then(|r| r.product.name.get(lang, &[]).map(str::to_owned))
-            .unwrap_or_default()
-    };
-    let rows: Vec<Value> = targets
-        .iter()
-        .map(|t| {
-            let p = plan.targets.get(&t.name).cloned().unwrap_or_default();
-            let operations: Vec<Value> = p
-                .operations
-                .iter()
-                .map(|(kind, id, first)| {
-                    let op = match (kind, first) {
-                        (crate::targets::OpKind::Upsert, true) => "create",
-                        (crate::targets::OpKind::Upsert, false) => "update",
-                        (k, _) => k.as_str(),
-                    };
-                    json!({"op": op, "external_id": id, "title": title(id)})
-                })
-                .collect();
-            json!({
-                "name": t.name,
-                "kind": kind_name(t.kind),
-                "create": p.create, "update": p.update, "unpublish": p.unpublish, "delete": p.delete,
-                "unchanged": p.unchanged, "dead": p.dead, "dropped": p.dropped, "skipped": p.skipped,
-                "waiting": outbox.depth(&t.name).unwrap_or(0),
-                "operations": operations,
-            })
-        })
-        .collect();
-    json!({"entries": plan.entries, "changed_entries": plan.changed_entries, "targets": rows})
 }
 
 #[derive(Debug, Deserialize)]
@@ -1322,28 +672,6 @@ async fn booking_action(
         }
     };
     box_office(&app, action, &token, &q).await
-}
-
-/// The pass Culture side of a `passculture` target in `/status`: its offers with their pass Culture status
-/// (`PENDING` while pass Culture validates, `ACTIVE`, `REJECTED`…), counted by status.
-fn passculture_status(store: &Store, target: &str) -> Value {
-    match crate::targets::passculture::offer_statuses(store, target) {
-        Ok(offers) => {
-            let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
-            for o in &offers {
-                *by_status
-                    .entry(o.status.clone().unwrap_or_else(|| "UNKNOWN".to_owned()))
-                    .or_default() += 1;
-            }
-            json!({
-                "offers": offers.len(),
-                "by_status": by_status,
-                "statuses_read_at": offers.iter().filter_map(|o| o.status_at).max(),
-                "list": offers,
-            })
-        }
-        Err(e) => json!({ "error": e.to_string() }),
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -1550,24 +878,5 @@ mod tests {
             !bearer_matches(Some("Bearer "), ""),
             "an empty token never opens the API"
         );
-    }
-
-    #[test]
-    fn the_availability_filter_values_are_the_statuses() {
-        let names: Vec<&str> = AVAILABILITY_FILTERS
-            .iter()
-            .map(|f| {
-                serde_json::from_value::<crate::indicator::AvailabilityStatus>(json!(f))
-                    .unwrap_or_else(|e| panic!("{f}: {e}"))
-                    .as_str()
-            })
-            .collect();
-        assert_eq!(names, AVAILABILITY_FILTERS);
-    }
-
-    #[test]
-    fn bare_product_ids_become_external_ids() {
-        assert_eq!(external_id_of("1000"), "secutix-1000");
-        assert_eq!(external_id_of(" secutix-1000 "), "secutix-1000");
     }
 }

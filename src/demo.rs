@@ -613,7 +613,14 @@ impl Demo {
         };
         let stop = CancellationToken::new();
         let web = tokio::spawn(serve_website(website.listener, output, stop.clone()));
-        let result = daemon::run(app, control.listener, shutdown, reload).await;
+        let result = daemon::run(
+            app.clone(),
+            control.listener,
+            crate::control::router(app),
+            shutdown,
+            reload,
+        )
+        .await;
         stop.cancel();
         let _ = web.await;
         simulator.stop().await;

@@ -859,7 +859,7 @@ fn print_plan_line(name: &str, kind: &str, p: &serde_json::Value) {
     );
 }
 
-/// Prints a plan document ([`secutix_sync::control::plan_document`]); with `operations`, one line each.
+/// Prints a plan document ([`secutix_sync::daemon::documents::plan_document`]); with `operations`, one line each.
 fn print_plan(doc: &serde_json::Value, operations: bool) {
     println!(
         "entries: {} built, {} changed since the last plan",
@@ -952,7 +952,7 @@ fn push_command(sources: &Sources, args: PushArgs) -> anyhow::Result<ExitCode> {
     if args.dry_run {
         println!("dry run: nothing is written to the store and nothing is sent");
     }
-    let doc = secutix_sync::control::plan_document(&targets, &plan, &outbox, &view, &options);
+    let doc = secutix_sync::daemon::documents::plan_document(&targets, &plan, &outbox, &view, &options);
     print_plan(&doc, args.dry_run);
     if args.dry_run {
         return Ok(ExitCode::from(push_exit::OK));
@@ -1093,7 +1093,7 @@ fn push_through_daemon(
     let counter =
         |status: &serde_json::Value, name: &str, key: &str| status["targets"][name][key].as_u64().unwrap_or(0);
     let before = rt.block_on(client.status())?;
-    let request = secutix_sync::control::ResyncRequest {
+    let request = secutix_sync::daemon::documents::ResyncRequest {
         scope: "push".into(),
         force: false,
     };
@@ -1485,7 +1485,14 @@ fn run_command(sources: &Sources, once: bool, push_wait: std::time::Duration) ->
         }
         // Registered before anything runs, so an early signal is not lost.
         let (shutdown, reload) = signals()?;
-        daemon::run(app, listener, shutdown, reload).await?;
+        daemon::run(
+            app.clone(),
+            listener,
+            secutix_sync::control::router(app),
+            shutdown,
+            reload,
+        )
+        .await?;
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -1695,7 +1702,9 @@ fn status_command(sources: &Sources, json: bool) -> anyhow::Result<ExitCode> {
         async |c| c.status().await,
         |store| {
             let outbox = secutix_sync::push::Outbox::open(store)?;
-            Ok(secutix_sync::control::status_document(&config, store, &outbox, None))
+            Ok(secutix_sync::daemon::status::status_document(
+                &config, store, &outbox, None,
+            ))
         },
     )?;
     if json {
@@ -2057,7 +2066,7 @@ fn resync_through(
     timeout: std::time::Duration,
 ) -> anyhow::Result<ExitCode> {
     use secutix_sync::cli_client::{ClientError, WaitOptions, WaitOutcome, wait_for};
-    let request = secutix_sync::control::ResyncRequest { scope, force };
+    let request = secutix_sync::daemon::documents::ResyncRequest { scope, force };
     // What the targets had received before: the push counts what they receive from now on.
     let baseline = if wait { rt.block_on(client.status()).ok() } else { None };
     let answer = match rt.block_on(client.resync(&request)) {
@@ -2111,13 +2120,13 @@ fn entries_command(sources: &Sources, action: EntriesCommand) -> anyhow::Result<
                 async |c| c.entry(&id).await,
                 |store| {
                     let outbox = secutix_sync::push::Outbox::open(store)?;
-                    Ok(secutix_sync::control::entry_document(&config, &outbox, &id)?)
+                    Ok(secutix_sync::daemon::documents::entry_document(&config, &outbox, &id)?)
                 },
             )?;
             let Some(doc) = doc else {
                 eprintln!(
                     "no entry {}; list them with `secutix-sync entries list`",
-                    secutix_sync::control::external_id_of(&id)
+                    secutix_sync::daemon::documents::external_id_of(&id)
                 );
                 return Ok(ExitCode::from(1));
             };
@@ -2172,7 +2181,7 @@ fn entries_command(sources: &Sources, action: EntriesCommand) -> anyhow::Result<
             limit,
             json,
         } => {
-            let q = secutix_sync::control::EntriesQuery {
+            let q = secutix_sync::daemon::documents::EntriesQuery {
                 q: query,
                 availability,
                 limit: Some(limit),
@@ -2183,7 +2192,7 @@ fn entries_command(sources: &Sources, action: EntriesCommand) -> anyhow::Result<
                 async |c| c.entries(&q).await,
                 |store| {
                     let outbox = secutix_sync::push::Outbox::open(store)?;
-                    Ok(secutix_sync::control::entries_document(&config, &outbox, &q)?)
+                    Ok(secutix_sync::daemon::documents::entries_document(&config, &outbox, &q)?)
                 },
             )?;
             if json {

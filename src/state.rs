@@ -104,7 +104,7 @@ fn product_document(cfg: &Config, store: &Store, id: Id, now: DateTime<Utc>) -> 
             "product_level": avail.product_level(id)?,
             "performances": performances,
         },
-        "entry": crate::control::entry_document(cfg, &outbox, &id.to_string())?,
+        "entry": crate::daemon::documents::entry_document(cfg, &outbox, &id.to_string())?,
     }))
 }
 

@@ -193,6 +193,7 @@ async fn spawn_app(s: Spawn) -> TestApp {
     let task = tokio::spawn(daemon::run(
         app.clone(),
         listener,
+        secutix_sync::control::router(app.clone()),
         async move {
             let _ = stop_rx.await;
         },
@@ -857,7 +858,7 @@ async fn entries_endpoints_show_the_sync_state() {
     let all = c.entries(&Default::default()).await.expect("entries");
     assert_eq!(all["total"], 3);
     assert_eq!(all["entries"][0]["targets"]["website"], "synced");
-    let q = secutix_sync::control::EntriesQuery {
+    let q = secutix_sync::daemon::documents::EntriesQuery {
         q: Some("phèdre".into()),
         ..Default::default()
     };

@@ -1058,6 +1058,7 @@ url = "{cms}/hooks"
         let task = tokio::spawn(secutix_sync::daemon::run(
             app.clone(),
             listener,
+            secutix_sync::control::router(app.clone()),
             async move {
                 let _ = stop_rx.await;
             },

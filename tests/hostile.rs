@@ -1187,6 +1187,7 @@ shutdown_grace = "10m"
     let task = tokio::spawn(secutix_sync::daemon::run(
         app.clone(),
         listener,
+        secutix_sync::control::router(app.clone()),
         async move {
             let _ = stopped.await;
         },

@@ -26,8 +26,10 @@
 //! with the error it was retrying. A reload (SIGHUP in `main`) re-reads the configuration: an invalid one is refused with the
 //! reason logged, and the old one stays.
 
+pub mod documents;
 pub mod jobs;
 pub mod notify;
+pub mod status;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -271,7 +273,7 @@ pub struct App {
     /// and never awaits.
     plan_lock: Mutex<()>,
     /// The public availability document, updated after plans that changed an entry.
-    public: RwLock<Arc<crate::control::PublicSnapshot>>,
+    public: RwLock<Arc<crate::public::PublicSnapshot>>,
     /// Where the configuration comes from, for reloads.
     sources: Sources,
 }
@@ -421,7 +423,7 @@ impl App {
             plan_version: watch::channel(0).0,
             catalogue_version: watch::channel(0).0,
             plan_lock: Mutex::new(()),
-            public: RwLock::new(Arc::new(crate::control::PublicSnapshot::default())),
+            public: RwLock::new(Arc::new(crate::public::PublicSnapshot::default())),
             sources,
             clock,
             store,
@@ -476,12 +478,12 @@ impl App {
     }
 
     /// The public availability document.
-    pub fn public(&self) -> Arc<crate::control::PublicSnapshot> {
+    pub fn public(&self) -> Arc<crate::public::PublicSnapshot> {
         self.public.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn rebuild_public(&self) -> Result<(), StoreError> {
-        let snap = crate::control::PublicSnapshot::build(&self.outbox)?;
+        let snap = crate::public::PublicSnapshot::build(&self.outbox)?;
         *self.public.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
         Ok(())
     }
@@ -572,7 +574,7 @@ impl App {
             if report.changed_entries > 0 {
                 // Within the lock: each update starts from the document of the plan before.
                 let previous = self.public();
-                let snap = crate::control::PublicSnapshot::update(Some(&previous), &self.outbox, &report.changed)?;
+                let snap = crate::public::PublicSnapshot::update(Some(&previous), &self.outbox, &report.changed)?;
                 *self.public.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
             }
             report
@@ -734,7 +736,7 @@ impl App {
 
     /// `/status`, also summarised in systemd's `STATUS=`.
     pub fn status(&self) -> Value {
-        crate::control::status_document(&self.config(), &self.store, &self.outbox, Some(self))
+        status::status_document(&self.config(), &self.store, &self.outbox, Some(self))
     }
 
     /// One line for systemd's `STATUS=`.
@@ -1077,11 +1079,13 @@ async fn supervisor(app: Arc<App>) {
     }
 }
 
-/// Runs the daemon until `shutdown` completes; `listener` serves the control API, every item of `reload`
+/// Runs the daemon until `shutdown` completes; `listener` serves `api` (the control API's router, built by
+/// the caller: the daemon does not know the control API, which sits above it), every item of `reload`
 /// reloads the configuration.
 pub async fn run(
     app: Arc<App>,
     listener: tokio::net::TcpListener,
+    api: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     reload: impl futures_util::Stream<Item = ()> + Send + Unpin + 'static,
 ) -> Result<(), DaemonError> {
@@ -1092,7 +1096,6 @@ pub async fn run(
         tracing::warn!(path = %address_file.display(), error = %e, "cannot write the control address file");
     }
     let mut tasks = tokio::task::JoinSet::new();
-    let router = crate::control::router(app.clone());
     // A connection cap, header-read and idle timeouts: idle or slow clients cannot use up the open files.
     let limits = app.config().control.listener_limits();
     if let Some(w) = crate::net::open_files_warning(limits.max_connections) {
@@ -1101,7 +1104,7 @@ pub async fn run(
     tasks.spawn(crate::net::serve(
         "the control API",
         listener,
-        router,
+        api,
         limits,
         app.shutdown.clone(),
     ));

@@ -25,6 +25,13 @@ pub enum TargetKind {
     Drupal,
 }
 
+impl TargetKind {
+    /// The kind as written in the configuration (`files`, `webhook`, `passculture`, `wordpress`, `drupal`).
+    pub fn name(self) -> String {
+        format!("{self:?}").to_lowercase()
+    }
+}
+
 /// `[[targets]]`: one target. Kind-specific settings are in a sub-table named after the kind
 /// (`[targets.files]`, `[targets.webhook]`, `[targets.passculture]`, `[targets.wordpress]`, `[targets.drupal]`).
 #[derive(Debug, Clone, Deserialize)]

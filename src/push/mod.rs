@@ -29,6 +29,8 @@
 //! A crash at any point loses nothing: unsent operations are in the outbox; an acknowledgement lost before
 //! the store flushed leads to one more, harmless, idempotent send.
 
+pub mod target;
+
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,7 +48,7 @@ use crate::indicator::StatusFn;
 use crate::merge::{self, EntryOptions, MergeContext};
 use crate::ratelimit::RateLimiter;
 use crate::store::{Store, StoreError, decode, encode};
-use crate::targets::{Applied, OpKind, Operation, Target, TargetError};
+use target::{Applied, OpKind, Operation, Target, TargetError};
 
 /// What happens on the target when SecuTix stops listing a product.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
