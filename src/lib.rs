@@ -53,6 +53,7 @@ pub mod indicator;
 pub mod logging;
 pub mod merge;
 pub mod net;
+pub mod pipeline;
 pub mod public;
 pub mod push;
 pub mod ratelimit;

@@ -289,6 +289,22 @@ pub fn product_status(product: &Product, stored: Option<&PerformanceAvailability
     status_in(sale_window(product, None, now), stored)
 }
 
+/// A plain function knows performances only: for a product without performances, the catalogue alone
+/// decides whether it is on sale (state, sale periods) and the level is unknown, like a performance whose
+/// availability was never fetched.
+impl<F> crate::indicator::StatusSource for F
+where
+    F: Fn(&Product, &Performance, DateTime<Utc>) -> PerformanceStatus,
+{
+    fn performance(&self, product: &Product, perf: &Performance, now: DateTime<Utc>) -> PerformanceStatus {
+        self(product, perf, now)
+    }
+
+    fn product(&self, product: &Product, now: DateTime<Utc>) -> PerformanceStatus {
+        product_status(product, None, now).to_merge()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -436,21 +452,5 @@ mod tests {
             );
         }
         assert_eq!(Level::from_code(0), None);
-    }
-}
-
-/// A plain function knows performances only: for a product without performances, the catalogue alone
-/// decides whether it is on sale (state, sale periods) and the level is unknown, like a performance whose
-/// availability was never fetched.
-impl<F> crate::indicator::StatusSource for F
-where
-    F: Fn(&Product, &Performance, DateTime<Utc>) -> PerformanceStatus,
-{
-    fn performance(&self, product: &Product, perf: &Performance, now: DateTime<Utc>) -> PerformanceStatus {
-        self(product, perf, now)
-    }
-
-    fn product(&self, product: &Product, now: DateTime<Utc>) -> PerformanceStatus {
-        product_status(product, None, now).to_merge()
     }
 }

@@ -1198,38 +1198,45 @@ pub async fn run_once(app: Arc<App>, push_wait: Duration) -> Result<Value, Value
         Ok(plan) => out["plan"] = plan_summary(&plan),
         Err(e) => failed.push(format!("plan: {e}")),
     }
+    // Every enabled target drained side by side, by the same step as `secutix-sync push`.
+    let enabled: Vec<crate::pipeline::BuiltTarget> = app
+        .targets()
+        .iter()
+        .filter(|t| t.enabled)
+        .map(|t| crate::pipeline::BuiltTarget {
+            name: t.target.name().to_owned(),
+            target: t.target.clone(),
+            settings: t.settings.clone(),
+        })
+        .collect();
+    let to_send: BTreeMap<String, usize> = enabled
+        .iter()
+        .map(|t| (t.name.clone(), app.outbox.depth(&t.name).unwrap_or(0)))
+        .collect();
+    let drained = crate::pipeline::drain_all(&app.outbox, enabled, push_wait, None).await;
     let mut pushes = serde_json::Map::new();
-    for t in app.targets().iter().filter(|t| t.enabled) {
-        let name = t.target.name().to_owned();
-        let to_send = app.outbox.depth(&name).unwrap_or(0);
+    for (name, to_send) in to_send {
         let before = waiting_before.get(&name).copied().unwrap_or(0).min(to_send);
-        let drained = match Worker::new(&app.outbox, t.target.clone(), t.settings.clone()) {
-            Ok(worker) => {
-                worker
-                    .drain(DrainOptions {
-                        max_wait: push_wait,
-                        stop: None,
-                    })
-                    .await
-            }
-            Err(e) => Err(e),
-        };
-        match drained {
-            Ok(r) => {
+        match drained.get(&name) {
+            Some(Ok(r)) => {
                 if r.dead > 0 || r.pending > 0 {
                     failed.push(format!(
                         "target {name}: {} new dead letters, {} operations still pending",
                         r.dead, r.pending
                     ));
                 }
-                let mut v = serde_json::to_value(&r).unwrap_or(Value::Null);
+                let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
                 v["to_send"] = json!(to_send);
                 v["waiting_before"] = json!(before);
                 pushes.insert(name, v);
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 failed.push(format!("target {name}: {e}"));
                 pushes.insert(name, json!({"error": e.to_string()}));
+            }
+            None => {
+                failed.push(format!("target {name}: the push worker stopped unexpectedly"));
+                pushes.insert(name, json!({"error": "the push worker stopped unexpectedly"}));
             }
         }
     }
