@@ -29,13 +29,6 @@
 //! A crash at any point loses nothing: unsent operations are in the outbox; an acknowledgement lost before
 //! the store flushed leads to one more, harmless, idempotent send.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::sync::Arc;
-use std::time::Duration;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use sled::Transactional;
-use tokio::task::JoinSet;
 use crate::catalog::{Id, Season};
 use crate::clock::SharedClock;
 pub use crate::entries::StoredEntry;
@@ -44,7 +37,14 @@ use crate::indicator::StatusFn;
 use crate::merge::{self, EntryOptions, MergeContext};
 use crate::ratelimit::RateLimiter;
 use crate::store::{Store, StoreError, decode, encode};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
 use target::{Applied, OpKind, Operation, Target, TargetError};
+use tokio::task::JoinSet;
 
 mod dead;
 mod outbox;

@@ -198,7 +198,11 @@ impl Outbox {
     }
 
     /// Writes a plan's batch: its entries (synced to disk), then the operations that send them.
-    pub(super) fn write_batch(&self, trees: &[(PlanTarget, TargetTrees)], batch: &mut PlanBatch) -> Result<(), StoreError> {
+    pub(super) fn write_batch(
+        &self,
+        trees: &[(PlanTarget, TargetTrees)],
+        batch: &mut PlanBatch,
+    ) -> Result<(), StoreError> {
         self.entries.write(&batch.entries)?;
         for (ti, item) in batch.operations.drain(..) {
             let t = &trees[ti].1;

@@ -428,7 +428,11 @@ impl Worker {
 }
 
 /// Sends one operation (`Target::apply`) or several (`Target::apply_batch`) within `timeout`.
-pub(super) async fn run_batch(target: Arc<dyn Target>, batch: Vec<(OutboxItem, Operation)>, timeout: Duration) -> Settled {
+pub(super) async fn run_batch(
+    target: Arc<dyn Target>,
+    batch: Vec<(OutboxItem, Operation)>,
+    timeout: Duration,
+) -> Settled {
     let (items, ops): (Vec<OutboxItem>, Vec<Operation>) = batch.into_iter().unzip();
     let late = |op: &Operation| {
         let batch = if ops.len() > 1 {

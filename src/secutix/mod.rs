@@ -20,17 +20,6 @@
 //! credentials written into `secutix.base_url`. Redirects are not followed ([`CallError::Redirect`]): they
 //! would re-send the SOAP body with its password, or the token request, to another address.
 
-use std::collections::HashMap;
-use std::io::{BufReader, Seek, Write};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use chrono::{DateTime, Utc};
-use secrecy::SecretString;
-use serde_json::Value;
-use tokio::sync::watch;
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use crate::backoff::half_jitter as jitter;
 use crate::catalog::PosConfig;
 use crate::clock::SharedClock;
@@ -38,7 +27,18 @@ use crate::http::{retry_after, snippet, trimmed};
 use crate::ratelimit::RateLimiter;
 use crate::secutix::settings::{AuthMode, CatalogueMethod, SecutixConfig, Transport};
 use crate::text::human;
+use chrono::{DateTime, Utc};
 use parse::{CallStatus, CatalogSink, Envelope, ParseError};
+use secrecy::SecretString;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::{BufReader, Seek, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use wire::ConvertCtx;
 
 mod body;

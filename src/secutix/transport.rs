@@ -149,7 +149,13 @@ impl Client {
     }
 
     /// One HTTP call, no retry. `spool` writes the body to a temporary file.
-    pub(super) async fn once(&self, service: Service, method: &str, params: &Value, spool: bool) -> Result<Body, CallError> {
+    pub(super) async fn once(
+        &self,
+        service: Service,
+        method: &str,
+        params: &Value,
+        spool: bool,
+    ) -> Result<Body, CallError> {
         let call = format!("{}/{method}", service.rest_name());
         if let Some(l) = self.limiters.get(&service) {
             // Not cut by the shutdown: this pacing between two calls of a run is short (60 s divided by
