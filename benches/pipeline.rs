@@ -1,6 +1,6 @@
 //! `cargo bench --bench pipeline`: the catalogue pipeline's speed and memory, printed as tables.
 //!
-//! For 200×10, 2,000×25 and 10,000×25 generated catalogues (`secutix_sync::generator`), in REST JSON, SOAP XML
+//! For 200×10, 2,000×25 and 10,000×25 generated catalogues (`secutix_sync::fakes::generator`), in REST JSON, SOAP XML
 //! (`getCatalogDetailed`) and `getCatalog` (the catalogue XML string, over SOAP):
 //! - bytes of the response; parse-only throughput (the production parser over the bytes in memory, products
 //!   converted to the domain model and dropped) next to a bare pass over the same bytes (serde_json into
@@ -30,7 +30,9 @@ use secutix_sync::availability::{PollOptions, Poller};
 use secutix_sync::catalog::{Performance, Product, Season};
 use secutix_sync::clock::{SharedClock, SystemClock, TokioClock};
 use secutix_sync::config::{Config, Sources};
-use secutix_sync::generator::{Generator, GeneratorOptions};
+use secutix_sync::fakes::generator::{Generator, GeneratorOptions};
+use secutix_sync::fakes::simulator::{CatalogueBody, Simulator, SimulatorOptions};
+use secutix_sync::fakes::testkit::{MockHttp, Reply};
 use secutix_sync::import::{ImportOptions, run_import};
 use secutix_sync::indicator::PerformanceStatus;
 use secutix_sync::merge::EntryOptions;
@@ -39,11 +41,9 @@ use secutix_sync::push::{DeletePolicy, DrainOptions, Outbox, PlanTarget, PushSet
 use secutix_sync::secutix::parse::{CatalogSink, SinkError};
 use secutix_sync::secutix::wire::ConvertCtx;
 use secutix_sync::secutix::{Client, json as sjson, xml as sxml};
-use secutix_sync::simulator::{CatalogueBody, Simulator, SimulatorOptions};
 use secutix_sync::store::{FinishOptions, ImportOutcome, Store};
 use secutix_sync::targets::Target;
 use secutix_sync::targets::webhook::{WebhookMode, WebhookSettings, WebhookTarget};
-use secutix_sync::testkit::{MockHttp, Reply};
 use serde::{Deserialize, Serialize};
 
 const SEED: u64 = 2026;

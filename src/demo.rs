@@ -1,7 +1,7 @@
 //! `secutix-sync demo`: the whole pipeline on one machine, with no SecuTix account and no configuration file.
 //!
 //! What it owns: setting up a demo venue and handing it to the real daemon. [`Demo::prepare`] starts
-//! - the built-in SecuTix simulator ([`crate::simulator`]) on loopback, REST or SOAP, with a generated
+//! - the built-in SecuTix simulator ([`crate::fakes::simulator`]) on loopback, REST or SOAP, with a generated
 //!   catalogue, `in_progress` once, availabilities moving every few seconds, and a secret it checks;
 //! - a demo folder (temporary, or `--dir`) holding the store, the secret and `demo.toml`, a configuration
 //!   file written for this run and loaded through the normal loader ([`Config::load`], so validation runs);
@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ConfigError, Sources};
 use crate::daemon::{self, App, DaemonError};
-use crate::simulator::{Simulator, SimulatorOptions};
+use crate::fakes::simulator::{Simulator, SimulatorOptions};
 use crate::store::{Store, StoreError};
 
 /// The control API's address when `--listen` is not given.

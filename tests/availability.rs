@@ -13,13 +13,13 @@ use proptest::prelude::*;
 use secutix_sync::availability::{self, Level, PollOptions, PollReport, Poller, performance_status};
 use secutix_sync::clock::SharedClock;
 use secutix_sync::config::Config;
+use secutix_sync::fakes::testkit::{MockHttp, Recorded, Reply};
 use secutix_sync::indicator::AvailabilityStatus;
 use secutix_sync::merge::EntryOptions;
 use secutix_sync::push::{Outbox, Scope};
 use secutix_sync::secutix::availability::{AvailabilityMethod, parse_answer};
 use secutix_sync::secutix::settings::Transport;
 use secutix_sync::store::Store;
-use secutix_sync::testkit::{MockHttp, Recorded, Reply};
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------------------------

@@ -15,9 +15,9 @@ mod secutix_mock;
 
 use binary::{DEADLINE, Site, cli, eventually, exit_of, kill, log, ready, start, text};
 use secutix_mock::{MockSecutix, catalogue_of, shifted};
+use secutix_sync::fakes::testkit::{MockHttp, Reply};
 use secutix_sync::push::Outbox;
 use secutix_sync::store::Store;
-use secutix_sync::testkit::{MockHttp, Reply};
 use serde_json::{Value, json};
 use std::process::Stdio;
 

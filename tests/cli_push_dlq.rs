@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use secutix_sync::testkit::{MockHttp, Reply};
+use secutix_sync::fakes::testkit::{MockHttp, Reply};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_secutix-sync");

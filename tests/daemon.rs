@@ -24,10 +24,10 @@ use secutix_sync::clock::{SharedClock, TokioClock};
 use secutix_sync::config::{Config, Sources};
 use secutix_sync::daemon::jobs::{Requested, Trigger};
 use secutix_sync::daemon::{self, App, DaemonError};
+use secutix_sync::fakes::testkit::{MockHttp, Reply};
 use secutix_sync::import::{ImportOptions, run_import};
 use secutix_sync::push::Outbox;
 use secutix_sync::store::Store;
-use secutix_sync::testkit::{MockHttp, Reply};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 

@@ -200,8 +200,10 @@ async fn a_lost_entry_log_is_rebuilt_by_the_next_plan_without_sending_anything_a
         let outbox = Outbox::open(&store).expect("outbox");
         plan(&outbox, &levels);
         // The target has every entry.
-        let cms = secutix_sync::testkit::MockHttp::start().await;
-        cms.handle("PUT", "/hook/", |_| Some(secutix_sync::testkit::Reply::status(204)));
+        let cms = secutix_sync::fakes::testkit::MockHttp::start().await;
+        cms.handle("PUT", "/hook/", |_| {
+            Some(secutix_sync::fakes::testkit::Reply::status(204))
+        });
         let settings = secutix_sync::targets::webhook::WebhookSettings {
             url: format!("{}/hook", cms.uri()),
             mode: secutix_sync::targets::webhook::WebhookMode::Put,

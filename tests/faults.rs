@@ -38,8 +38,8 @@ use std::time::{Duration, Instant};
 use binary::{Site, cli, exit_of, log, ready, start, text};
 use futures_util::FutureExt;
 use secutix_mock::{MockSecutix, shifted};
+use secutix_sync::fakes::testkit::Reply;
 use secutix_sync::store::{ImportOutcome, Store};
-use secutix_sync::testkit::Reply;
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------------------------
@@ -788,9 +788,9 @@ async fn kill_9_during_a_push_loses_nothing_and_re_delivers_only_identical_reque
 // ---------------------------------------------------------------------------------------------------------
 // 4. SecuTix answering garbage
 
-/// A mock CMS (webhook receiver) on [`secutix_sync::testkit::MockHttp`] accepting every PUT under /hooks.
-async fn accepting_cms() -> secutix_sync::testkit::MockHttp {
-    let m = secutix_sync::testkit::MockHttp::start().await;
+/// A mock CMS (webhook receiver) on [`secutix_sync::fakes::testkit::MockHttp`] accepting every PUT under /hooks.
+async fn accepting_cms() -> secutix_sync::fakes::testkit::MockHttp {
+    let m = secutix_sync::fakes::testkit::MockHttp::start().await;
     m.handle("PUT", "/hooks/", |_| Some(Reply::status(200)));
     m
 }
@@ -826,7 +826,7 @@ async fn settled(s: &Site, base: &str, token: &str, run: u64) -> Value {
 /// Feeds each garbage answer to the running daemon's import and checks what an operator sees.
 async fn garbage_is_refused(
     s: &Site,
-    cms: &secutix_sync::testkit::MockHttp,
+    cms: &secutix_sync::fakes::testkit::MockHttp,
     set_reply: impl Fn(Option<Reply>),
     cases: Vec<(&str, Reply, &str)>,
 ) {
@@ -1108,7 +1108,7 @@ url = "{cms}/hooks"
 
 /// `requests` (PUTs under `/hooks/`, all answered 2xx) applied every entry of the catalogue in force
 /// exactly once, at its current hash.
-fn delivered_once(app: &secutix_sync::daemon::App, requests: &[secutix_sync::testkit::Recorded]) {
+fn delivered_once(app: &secutix_sync::daemon::App, requests: &[secutix_sync::fakes::testkit::Recorded]) {
     use secutix_sync::targets::webhook::idempotency_key;
     let entries = app.outbox.entries().expect("entries");
     let mut applied: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -1166,7 +1166,7 @@ async fn a_cms_unreachable_for_three_days_gets_everything_once_when_back_without
 
     // Back: the next probe gets through and everything follows.
     let back = tokio::time::Instant::now();
-    let cms = secutix_sync::testkit::MockHttp::serve(socket.listen(64).expect("listen"));
+    let cms = secutix_sync::fakes::testkit::MockHttp::serve(socket.listen(64).expect("listen"));
     cms.handle("PUT", "/hooks/", |_| Some(Reply::status(200)));
     d.until("the outbox to drain", Duration::from_secs(3600), |d| {
         d.pending().is_empty()
@@ -1192,7 +1192,7 @@ async fn a_cms_answering_503_for_three_days_stops_at_max_attempts_and_dlq_replay
     let refs: Vec<(i64, &str)> = products.iter().map(|(i, t)| (*i, t.as_str())).collect();
     let secutix = MockSecutix::start(secutix_mock::catalogue_of(&refs), clock.clone()).await;
     let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let cms = secutix_sync::testkit::MockHttp::start().await;
+    let cms = secutix_sync::fakes::testkit::MockHttp::start().await;
     {
         let down = down.clone();
         cms.handle("PUT", "/hooks/", move |_| {

@@ -13,11 +13,11 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use common::*;
 use secutix_sync::catalog::{Id, PosConfig, Product, ProductFamily, Season, State, Translated};
+use secutix_sync::fakes::testkit::{MockHttp, Reply};
 use secutix_sync::import::{ImportError, ImportOptions, run_import};
 use secutix_sync::indicator::PerformanceStatus;
 use secutix_sync::merge::{self, MergeContext};
 use secutix_sync::store::{ImportCounts, ImportOutcome, ProductRecord, Store};
-use secutix_sync::testkit::{MockHttp, Reply};
 use serde_json::Value;
 
 const POS_PATH: &str = "/tnseb/backend-apis/catalogService/v1_33/getPOSConfig";
@@ -108,7 +108,7 @@ impl Secutix {
     }
 
     /// The getCatalogDetailed requests received (both transports share the SOAP path for every method).
-    fn catalogue_calls(&self) -> Vec<secutix_sync::testkit::Recorded> {
+    fn catalogue_calls(&self) -> Vec<secutix_sync::fakes::testkit::Recorded> {
         self.mock
             .requests()
             .into_iter()

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use common::t0;
 use proptest::prelude::*;
-use secutix_sync::generator::{Generator, GeneratorOptions};
+use secutix_sync::fakes::generator::{Generator, GeneratorOptions};
 use secutix_sync::secutix::availability::AvailabilityMethod;
 use secutix_sync::secutix::parse::{CollectSink, ParseError};
 use secutix_sync::secutix::settings::Transport;

@@ -26,6 +26,7 @@ mod binary;
 mod common;
 
 use common::*;
+use secutix_sync::fakes::testkit::{MockHttp, Reply};
 use secutix_sync::import::{ImportOptions, run_import};
 use secutix_sync::secutix::availability::{AvailabilityMethod, parse_answer};
 use secutix_sync::secutix::parse::{CollectSink, MAX_DEPTH, ParseError};
@@ -33,7 +34,6 @@ use secutix_sync::secutix::settings::Transport;
 use secutix_sync::secutix::wire::ConvertCtx;
 use secutix_sync::secutix::{CallError, RetryPolicy, decode_result, json as sjson, small_values, xml as sxml};
 use secutix_sync::store::ImportOutcome;
-use secutix_sync::testkit::{MockHttp, Reply};
 use serde_json::json;
 
 const POS: &str = "/tnseb/backend-apis/catalogService/v1_33/getPOSConfig";

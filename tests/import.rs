@@ -6,10 +6,10 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use secutix_sync::fakes::testkit::{MockHttp, Reply};
 use secutix_sync::import::{ImportError, ImportOptions, run_import};
 use secutix_sync::secutix::CallError;
 use secutix_sync::store::{ImportOutcome, Store};
-use secutix_sync::testkit::{MockHttp, Reply};
 use serde_json::json;
 
 const POS: &str = "/tnseb/backend-apis/catalogService/v1_33/getPOSConfig";

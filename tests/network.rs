@@ -16,12 +16,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use secutix_sync::config::{Config, ConfigError, Problem, Sources};
+use secutix_sync::fakes::testkit::{MockHttp, Reply};
 use secutix_sync::net::ListenerLimits;
 use secutix_sync::push::{DeletePolicy, Outbox};
 use secutix_sync::secutix::{CallError, RetryPolicy};
 use secutix_sync::targets::webhook::{WebhookMode, WebhookSettings, WebhookTarget};
 use secutix_sync::targets::{OpKind, Operation, Target, TargetError};
-use secutix_sync::testkit::{MockHttp, Reply};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use binary::{Site, cli, command, eventually, exit_of, kill, log, ready, text};
 use secutix_mock::{MockSecutix, REST, catalogue_of, shifted};
-use secutix_sync::testkit::{MockHttp, Reply};
+use secutix_sync::fakes::testkit::{MockHttp, Reply};
 use serde_json::{Value, json};
 use tokio::process::Child;
 

@@ -16,6 +16,7 @@ use common::*;
 use passculture_fake::*;
 use secutix_sync::catalog::{Performance, Product};
 use secutix_sync::config::Config;
+use secutix_sync::fakes::testkit::{MockHttp, Recorded, Reply};
 use secutix_sync::indicator::PerformanceStatus;
 use secutix_sync::merge::EntryOptions;
 use secutix_sync::push::{DrainOptions, Outbox, PlanReport, Scope, Worker};
@@ -23,7 +24,6 @@ use secutix_sync::store::Store;
 use secutix_sync::targets::passculture::contremarque::{BoxOffice, ContremarqueError, Lang, exit_code};
 use secutix_sync::targets::passculture::{self, PassCultureSettings, VisibilityWarning};
 use secutix_sync::targets::{self, Target};
-use secutix_sync::testkit::{MockHttp, Recorded, Reply};
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------------------------

@@ -13,13 +13,13 @@ use std::time::Duration;
 use common::*;
 use secutix_sync::catalog::{Performance, Product};
 use secutix_sync::config::{Config, ConfigError, Sources};
+use secutix_sync::fakes::testkit::{MockHttp, Recorded, Reply};
 use secutix_sync::indicator::PerformanceStatus;
 use secutix_sync::merge::EntryOptions;
 use secutix_sync::public::PublicSnapshot;
 use secutix_sync::push::{DeletePolicy, DrainOptions, Outbox, PlanTarget, PushSettings, Scope, Worker};
 use secutix_sync::targets::Target;
 use secutix_sync::targets::webhook::{WebhookMode, WebhookSettings, WebhookTarget};
-use secutix_sync::testkit::{MockHttp, Recorded, Reply};
 use serde_json::Value;
 
 fn green(_: &Product, _: &Performance, _: chrono::DateTime<chrono::Utc>) -> PerformanceStatus {

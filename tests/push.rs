@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use common::*;
 use hmac::{KeyInit, Mac};
 use secutix_sync::catalog::{Performance, Product};
+use secutix_sync::fakes::testkit::{MockHttp, Reply};
 use secutix_sync::indicator::PerformanceStatus;
 use secutix_sync::merge::EntryOptions;
 use secutix_sync::push::{DeletePolicy, DrainOptions, Outbox, PlanTarget, PushSettings, Scope, Worker};
@@ -18,7 +19,6 @@ use secutix_sync::store::Store;
 use secutix_sync::targets::Target;
 use secutix_sync::targets::files::{FilesSettings, FilesTarget};
 use secutix_sync::targets::webhook::{WebhookMode, WebhookSettings, WebhookTarget};
-use secutix_sync::testkit::{MockHttp, Reply};
 use serde_json::{Value, json};
 
 fn options() -> EntryOptions {

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use common::*;
 use secutix_sync::catalog::Product;
+use secutix_sync::fakes::simulator::{Simulator, SimulatorOptions};
 use secutix_sync::import::{ImportError, ImportOptions, run_import};
 use secutix_sync::secutix::{CallError, RetryPolicy, Service};
-use secutix_sync::simulator::{Simulator, SimulatorOptions};
 use secutix_sync::store::{ImportOutcome, Store};
 use serde_json::{Value, json};
 

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use secutix_sync::catalog::Product;
-use secutix_sync::generator::{Generator, GeneratorOptions};
+use secutix_sync::fakes::generator::{Generator, GeneratorOptions};
 use secutix_sync::secutix::parse::CatalogSink;
 use secutix_sync::secutix::wire::ConvertCtx;
 use secutix_sync::secutix::{json as sjson, xml as sxml};

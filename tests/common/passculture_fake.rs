@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use secutix_sync::testkit::{MockHttp, Recorded, Reply};
+use secutix_sync::fakes::testkit::{MockHttp, Recorded, Reply};
 use serde_json::{Value, json};
 
 use crate::common::{catalog, ms, product, season};

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use secutix_sync::clock::SharedClock;
-use secutix_sync::testkit::{MockHttp, Recorded, Reply};
+use secutix_sync::fakes::testkit::{MockHttp, Recorded, Reply};
 use serde_json::{Value, json};
 
 /// Path prefix of every REST call.
