@@ -562,28 +562,26 @@ impl DrupalTarget {
                 self.what(op)
             ))
         })?;
-        let own = |g| self.ownership.writes(g, creating);
+        let p = fields::owned_projection(
+            entry,
+            op.kind,
+            &op.content_hash,
+            &self.language,
+            op.enqueued_at,
+            &self.ownership,
+            creating,
+        );
         let mut attributes = Map::new();
-        if own(FieldGroup::Title) {
-            attributes.insert("title".into(), json!(fields::title(entry, &self.language)));
+        if let Some(title) = p.title {
+            attributes.insert("title".into(), json!(title));
         }
-        if own(FieldGroup::Body)
-            && let Some(text) = fields::body(entry, &self.language)
-        {
+        if let Some(text) = p.body {
             attributes.insert("body".into(), json!({"value": text, "format": self.body_format}));
         }
-        let status = match op.kind {
-            OpKind::Upsert => own(FieldGroup::Status).then_some(true),
-            _ => Some(false),
-        };
-        if let Some(s) = status {
-            attributes.insert("status".into(), json!(s));
+        if let Some(published) = p.published {
+            attributes.insert("status".into(), json!(published));
         }
-        let values = fields::entry_fields(entry, &op.content_hash, &self.language, op.enqueued_at);
-        for f in values {
-            if !f.group.is_none_or(&own) {
-                continue;
-            }
+        for f in p.fields {
             if let Some((_, name)) = self.field_names.iter().find(|(k, _)| *k == f.key) {
                 attributes.insert(name.clone(), attribute_value(f.value.as_ref()));
             }

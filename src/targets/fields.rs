@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::Translated;
 use crate::entry::Entry;
+use crate::push::target::OpKind;
 
 /// A group of fields the daemon may own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
@@ -347,6 +348,53 @@ pub fn title(entry: &Entry, language: &str) -> String {
 /// The body (SecuTix description, HTML) in `language`.
 pub fn body(entry: &Entry, language: &str) -> Option<String> {
     text(&entry.description, language)
+}
+
+/// What a CMS target writes for one operation under its field ownership, before it encodes it in its own
+/// API's shape (WordPress: `title`, `content`, `status`, `meta`; Drupal: JSON:API attributes). One projection
+/// for every CMS target, so the ownership rules (owned fields at every sync, initial fields at creation only,
+/// editor fields never) are written once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OwnedProjection {
+    /// The title, when the target writes it.
+    pub title: Option<String>,
+    /// The body (SecuTix description, HTML), when the target writes it and the entry has one.
+    pub body: Option<String>,
+    /// Published (`Some(true)`), unpublished (`Some(false)`) or left as the editor set it (`None`: an
+    /// upsert while editors own the status).
+    pub published: Option<bool>,
+    /// The fields of [`FIELDS`] the target writes, in that order.
+    pub fields: Vec<EntryField>,
+}
+
+/// The [`OwnedProjection`] of `entry` for an operation of `kind` (`creating` a new post or node, or updating
+/// one), with `ownership`'s rules; texts in `language`; `synced_at` is when the operation was queued.
+pub fn owned_projection(
+    entry: &Entry,
+    kind: OpKind,
+    content_hash: &str,
+    language: &str,
+    synced_at: DateTime<Utc>,
+    ownership: &Ownership,
+    creating: bool,
+) -> OwnedProjection {
+    let own = |g| ownership.writes(g, creating);
+    OwnedProjection {
+        title: own(FieldGroup::Title).then(|| title(entry, language)),
+        body: if own(FieldGroup::Body) {
+            body(entry, language)
+        } else {
+            None
+        },
+        published: match kind {
+            OpKind::Upsert => own(FieldGroup::Status).then_some(true),
+            _ => Some(false),
+        },
+        fields: entry_fields(entry, content_hash, language, synced_at)
+            .into_iter()
+            .filter(|f| f.group.is_none_or(own))
+            .collect(),
+    }
 }
 
 /// The values of every field of [`FIELDS`], in that order.

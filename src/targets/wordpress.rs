@@ -554,28 +554,33 @@ impl WordPressTarget {
                 self.what(op)
             ))
         })?;
-        let own = |g| self.ownership.writes(g, creating);
+        let p = fields::owned_projection(
+            entry,
+            op.kind,
+            &op.content_hash,
+            &self.language,
+            op.enqueued_at,
+            &self.ownership,
+            creating,
+        );
         let mut body = Map::new();
-        if own(FieldGroup::Title) {
-            body.insert("title".into(), json!(fields::title(entry, &self.language)));
+        if let Some(title) = p.title {
+            body.insert("title".into(), json!(title));
         }
-        if own(FieldGroup::Body)
-            && let Some(text) = fields::body(entry, &self.language)
-        {
+        if let Some(text) = p.body {
             body.insert("content".into(), json!(text));
         }
-        let status = match op.kind {
-            OpKind::Upsert => own(FieldGroup::Status).then_some("publish"),
-            _ => Some(self.unpublish_status.as_str()),
-        };
-        if let Some(s) = status {
-            body.insert("status".into(), json!(s));
+        if let Some(published) = p.published {
+            let status = if published {
+                "publish"
+            } else {
+                self.unpublish_status.as_str()
+            };
+            body.insert("status".into(), json!(status));
         }
         let mut meta = Map::new();
-        for f in fields::entry_fields(entry, &op.content_hash, &self.language, op.enqueued_at) {
-            if f.group.is_none_or(&own) {
-                meta.insert(format!("{META_PREFIX}{}", f.key), meta_value(f.value.as_ref()));
-            }
+        for f in p.fields {
+            meta.insert(format!("{META_PREFIX}{}", f.key), meta_value(f.value.as_ref()));
         }
         body.insert("meta".into(), Value::Object(meta));
         Ok(Value::Object(body))
