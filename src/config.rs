@@ -269,22 +269,8 @@ pub fn exposed_secret_files(config: &Config, file: Option<&Path>) -> Vec<Problem
     name("control.token_file".into(), Some(&config.control.token_file));
     for (i, t) in config.targets.iter().enumerate() {
         let key = |k: &str| format!("targets[{i}].{k}");
-        if let Some(w) = &t.webhook {
-            name(key("webhook.secret_file"), w.secret_file.as_ref());
-        }
-        if let Some(w) = &t.wordpress {
-            name(
-                key("wordpress.application_password_file"),
-                w.application_password_file.as_ref(),
-            );
-        }
-        if let Some(d) = &t.drupal {
-            name(key("drupal.password_file"), d.password_file.as_ref());
-            name(key("drupal.token_file"), d.token_file.as_ref());
-            name(key("drupal.client_secret_file"), d.client_secret_file.as_ref());
-        }
-        if let Some(p) = &t.passculture {
-            name(key("passculture.api_key_file"), p.api_key_file.as_ref());
+        for (k, file) in t.settings.iter().flat_map(|s| s.secret_files()) {
+            name(key(&format!("{}.{k}", t.kind.name())), file);
         }
     }
     let mut out = Vec::new();

@@ -243,7 +243,7 @@ async fn the_first_publication_creates_offers_price_categories_and_dates_and_an_
     }
     let pt = passculture::PassCultureTarget::new(
         "passculture",
-        v.config.targets[0].passculture.as_ref().expect("settings"),
+        v.config.targets[0].passculture().expect("settings"),
         &v.store,
     )
     .expect("target");
@@ -662,7 +662,7 @@ async fn visibility_warnings_are_reported_before_publishing() {
     v.import(&c);
     v.levels.lock().expect("levels").insert(21, (Some(3), true));
     v.plan();
-    let settings: &PassCultureSettings = v.config.targets[0].passculture.as_ref().expect("settings");
+    let settings: &PassCultureSettings = v.config.targets[0].passculture().expect("settings");
     let checks = passculture::check_entries(&v.store, settings).expect("check");
     let phedre = checks.iter().find(|c| c.external_id == "secutix-2").expect("checked");
     assert_eq!(
@@ -780,7 +780,7 @@ fn the_documented_example_in_default_toml_loads() {
         .collect::<Vec<_>>()
         .join("\n");
     let c = config("http://127.0.0.1:9", "rest", &example);
-    let pc = c.targets[0].passculture.as_ref().expect("table");
+    let pc = c.targets[0].passculture().expect("table");
     assert_eq!(pc.categories.len(), 4);
     assert_eq!(pc.base_url(), passculture::INTEGRATION_URL);
     assert_eq!(c.targets[0].request_timeout(), Duration::from_secs(600));

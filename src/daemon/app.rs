@@ -7,8 +7,7 @@ pub(super) fn build_passculture(config: &Config, store: &Store) -> BTreeMap<Stri
     config
         .targets
         .iter()
-        .filter(|t| t.kind == crate::targets::registry::TargetKind::Passculture)
-        .filter_map(|t| Some((t, t.passculture.as_ref()?)))
+        .filter_map(|t| Some((t, t.passculture()?)))
         .map(|(t, settings)| {
             let statuses = (t.enabled && !settings.selection().is_empty())
                 .then(|| PassCultureTarget::new(&t.name, settings, store))

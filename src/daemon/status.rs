@@ -144,7 +144,7 @@ pub fn status_document(cfg: &Config, store: &Store, outbox: &Outbox, live: Optio
             "dead_letters": dead,
             "acknowledged": acked,
         });
-        if t.kind == crate::targets::registry::TargetKind::Passculture {
+        if t.passculture().is_some() {
             row["passculture"] = passculture_status(store, name);
         }
         if let Some(app) = live {

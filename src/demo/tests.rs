@@ -61,7 +61,7 @@ fn the_demo_configuration_loads_through_the_normal_loader() {
     );
     assert_eq!(c.targets.len(), 1);
     assert_eq!(
-        c.targets[0].files.as_ref().map(|f| f.path.clone()),
+        c.targets[0].files().map(|f| f.path.clone()),
         Some(dir.path().join("out \"quoted\""))
     );
     assert_eq!(c.control.cors_origins, vec!["http://127.0.0.1:8088".to_owned()]);

@@ -72,57 +72,26 @@ pub fn classify_transport(what: &str, e: &reqwest::Error) -> TargetError {
     }
 }
 
-/// How the planner sees the target described by `cfg`: its name, tombstone policy and, for pass Culture,
-/// the product selection.
-pub fn plan_target(cfg: &crate::targets::registry::TargetConfig) -> crate::push::PlanTarget {
+/// How the planner sees the target described by `cfg`: its name, tombstone policy and the products its
+/// kind selects (pass Culture), if any.
+pub fn plan_target(cfg: &registry::TargetConfig) -> crate::push::PlanTarget {
     let mut t = crate::push::PlanTarget::new(&cfg.name, cfg.delete_policy);
-    if let Some(pc) = cfg
-        .passculture
-        .as_ref()
-        .filter(|_| cfg.kind == crate::targets::registry::TargetKind::Passculture)
-    {
-        t.filter = Some(pc.selection().into_filter());
-    }
+    t.filter = cfg.settings.as_ref().and_then(registry::KindSettings::product_filter);
     t
 }
 
-/// Builds the target described by `cfg`. Targets that keep their own state (pass Culture's ids) get it
-/// from `store`.
+/// Builds the target described by `cfg` ([`registry::KindSettings::build`]). Targets that keep their own
+/// state (pass Culture's ids) get it from `store`.
 pub fn build(
-    cfg: &crate::targets::registry::TargetConfig,
+    cfg: &registry::TargetConfig,
     store: &crate::store::Store,
 ) -> Result<std::sync::Arc<dyn Target>, TargetError> {
-    use crate::targets::registry::TargetKind;
-    let missing = |kind: &str| {
-        TargetError::permanent(format!(
+    match &cfg.settings {
+        Some(settings) => settings.build(&cfg.name, cfg, store),
+        None => Err(TargetError::permanent(format!(
             "target {}: kind = \"{kind}\" needs a [targets.{kind}] table",
-            cfg.name
-        ))
-    };
-    Ok(match cfg.kind {
-        TargetKind::Files => std::sync::Arc::new(files::FilesTarget::new(
-            &cfg.name,
-            cfg.files.as_ref().ok_or_else(|| missing("files"))?,
-        )?),
-        TargetKind::Webhook => std::sync::Arc::new(webhook::WebhookTarget::new(
-            &cfg.name,
-            cfg.webhook.as_ref().ok_or_else(|| missing("webhook"))?,
-            cfg.request_timeout(),
-        )?),
-        TargetKind::Wordpress => std::sync::Arc::new(wordpress::WordPressTarget::new(
-            &cfg.name,
-            cfg.wordpress.as_ref().ok_or_else(|| missing("wordpress"))?,
-            cfg.request_timeout(),
-        )?),
-        TargetKind::Drupal => std::sync::Arc::new(drupal::DrupalTarget::new(
-            &cfg.name,
-            cfg.drupal.as_ref().ok_or_else(|| missing("drupal"))?,
-            cfg.request_timeout(),
-        )?),
-        TargetKind::Passculture => std::sync::Arc::new(passculture::PassCultureTarget::new(
-            &cfg.name,
-            cfg.passculture.as_ref().ok_or_else(|| missing("passculture"))?,
-            store,
-        )?),
-    })
+            cfg.name,
+            kind = cfg.kind.name()
+        ))),
+    }
 }

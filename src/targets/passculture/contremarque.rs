@@ -528,10 +528,8 @@ pub fn choose_target<'a>(
     targets: &'a [crate::targets::registry::TargetConfig],
     name: Option<&str>,
 ) -> Result<(&'a crate::targets::registry::TargetConfig, &'a PassCultureSettings), String> {
-    let candidates: Vec<&crate::targets::registry::TargetConfig> = targets
-        .iter()
-        .filter(|t| t.kind == crate::targets::registry::TargetKind::Passculture)
-        .collect();
+    let candidates: Vec<&crate::targets::registry::TargetConfig> =
+        targets.iter().filter(|t| t.passculture().is_some()).collect();
     let names = || {
         candidates
             .iter()
@@ -568,7 +566,7 @@ pub fn choose_target<'a>(
             }
         },
     };
-    match target.passculture.as_ref() {
+    match target.passculture() {
         Some(settings) => Ok((target, settings)),
         None => Err(format!("target {} has no [targets.passculture] table", target.name)),
     }
