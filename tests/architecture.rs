@@ -43,11 +43,16 @@ const LAYERS: &[&[&str]] = &[
     &["daemon"],
     &["control"],
     // Operator side of the library: the control API's client, `state`, the demo; the fakes.
-    &["cli_client", "state", "generator", "simulator", "testkit", "demo"],
+    &["cli_client", "state", "fakes", "demo"],
 ];
 
 /// Largest file in `src/`, in lines (the issue's "~700", with a little room).
 const MAX_LINES: usize = 720;
+/// Files allowed over [`MAX_LINES`] for now, with the reason. Keep this list short and say when it ends.
+const LARGE_FILES: &[(&str, &str)] = &[(
+    "availability/poller.rs",
+    "rewritten by issue 15 (availability batching) in parallel: split there, not moved under its feet",
+)];
 /// Largest `src/main.rs`.
 const MAX_MAIN_LINES: usize = 100;
 
@@ -259,7 +264,6 @@ fn no_import_cycle_between_modules() {
 }
 
 #[test]
-#[ignore = "until the large files are split (issue 14, stage 5)"]
 fn files_stay_small_and_main_stays_thin() {
     let src_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
@@ -267,7 +271,8 @@ fn files_stay_small_and_main_stays_thin() {
     let mut large = Vec::new();
     for f in &files {
         let lines = std::fs::read_to_string(f).expect("a source file").lines().count();
-        if lines > MAX_LINES {
+        let rel = f.strip_prefix(&src_dir).unwrap_or(f).to_string_lossy().into_owned();
+        if lines > MAX_LINES && !LARGE_FILES.iter().any(|(p, _)| *p == rel) {
             large.push(format!("{} ({lines} lines)", f.display()));
         }
     }

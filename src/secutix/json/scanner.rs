@@ -1,230 +1,14 @@
-//! Streaming parser for REST JSON catalogue responses (`getCatalogDetailed`, and `getCatalog`'s envelope).
-//!
-//! A small scanner walks the envelope (`statusCode`, `catalogData.seasons[].products[]`…) over a buffer that
-//! holds one product at a time: it finds where each product's JSON object ends (bracket matching, strings
-//! skipped with memchr), fingerprints its bytes (a product whose bytes the sink already has is not parsed at
-//! all, see [`CatalogSink::product_bytes`]), deserialises it from that slice with the lenient wire types and
-//! hands it to the sink. Season fields are gathered the same way. The whole catalogue is never in memory,
-//! and products are parsed at slice speed rather than through serde_json's byte-at-a-time reader.
-//!
-//! Errors name the place (`catalogData.seasons[0].products[3].event.performances[0].start`) with the line
-//! and column in the whole body; a body that ends early says so. serde_json's recursion limit bounds the
-//! nesting ([`MAX_DEPTH`], 128 levels): deeper is [`ParseError::TooDeep`], never a stack overflow.
+//! The streaming scanner of a REST catalogue: it walks the response's structure itself and hands each product's bytes to serde_json, within the nesting limit.
 
-use std::io::Read;
+#[allow(unused_imports)]
+use super::*;
 
-use serde::de::IgnoredAny;
-
-use super::parse::{CatalogSink, Envelope, MAX_DEPTH, ParseError, wire_hash};
-use super::wire::{self, ConvertCtx, RawProduct, RawSeason};
-
-/// Parses a JSON catalogue response from a reader, streaming products into `sink`.
-pub fn parse_catalog_reader<R: Read>(
-    call: &str,
-    reader: R,
-    ctx: &ConvertCtx,
-    sink: &mut dyn CatalogSink,
-) -> Result<Envelope, ParseError> {
-    let mut sc = Scanner::new(call, reader);
-    let mut env = Envelope::default();
-    sc.envelope(ctx, sink, &mut env)?;
-    Ok(env)
-}
-
-/// Parses a JSON catalogue response held in memory.
-pub fn parse_catalog_slice(
-    call: &str,
-    bytes: &[u8],
-    ctx: &ConvertCtx,
-    sink: &mut dyn CatalogSink,
-) -> Result<Envelope, ParseError> {
-    parse_catalog_reader(call, bytes, ctx, sink)
-}
-
-/// True when serde_json stopped at its recursion limit (128 levels, [`MAX_DEPTH`]).
-fn too_deep(e: &serde_json::Error) -> bool {
-    e.to_string().starts_with("recursion limit exceeded")
-}
-
-/// Builds the error for a serde_json failure at `path`.
-pub(crate) fn malformed(call: &str, path: &str, e: &serde_json::Error) -> ParseError {
-    let place = if path.is_empty() || path == "?" {
-        "the top level".to_owned()
-    } else {
-        path.to_owned()
-    };
-    if too_deep(e) {
-        return ParseError::TooDeep {
-            call: call.to_owned(),
-            place: format!("{place} (line {} column {})", e.line(), e.column()),
-            limit: MAX_DEPTH,
-        };
-    }
-    let message = match e.classify() {
-        serde_json::error::Category::Eof => format!("the body ends too early (truncated?): {e}"),
-        _ => e.to_string(),
-    };
-    ParseError::Malformed {
-        call: call.to_owned(),
-        place,
-        message,
-    }
-}
-
-/// Parses a small answer (getPOSConfig, availability) into a `serde_json::Value` of at most `max_values`
-/// values: more is [`ParseError::TooManyValues`], without building the rest. serde_json's own `Value`
-/// would take up to 32 bytes per byte of a dense answer; counting bounds its memory.
-pub fn parse_value(call: &str, bytes: &[u8], max_values: usize) -> Result<serde_json::Value, ParseError> {
-    use serde::de::DeserializeSeed;
-    let left = std::cell::Cell::new(max_values);
-    let over = std::cell::Cell::new(false);
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let v = BoundedValue {
-        left: &left,
-        over: &over,
-    }
-    .deserialize(&mut de)
-    .and_then(|v| de.end().map(|()| v));
-    match v {
-        Ok(v) => Ok(v),
-        Err(_) if over.get() => Err(ParseError::TooManyValues {
-            call: call.to_owned(),
-            limit: max_values,
-        }),
-        Err(e) => Err(malformed(call, "", &e)),
-    }
-}
-
-/// Builds a `serde_json::Value` while counting its values down from `left`.
-#[derive(Clone, Copy)]
-struct BoundedValue<'a> {
-    left: &'a std::cell::Cell<usize>,
-    /// Set when `left` ran out (the error then is that, whatever serde_json makes of it).
-    over: &'a std::cell::Cell<bool>,
-}
-
-impl BoundedValue<'_> {
-    fn take<E: serde::de::Error>(self) -> Result<(), E> {
-        match self.left.get() {
-            0 => {
-                self.over.set(true);
-                Err(E::custom("too many values"))
-            }
-            n => {
-                self.left.set(n - 1);
-                Ok(())
-            }
-        }
-    }
-}
-
-impl<'de> serde::de::DeserializeSeed<'de> for BoundedValue<'_> {
-    type Value = serde_json::Value;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<serde_json::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for BoundedValue<'_> {
-    type Value = serde_json::Value;
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<serde_json::Value, E> {
-        self.take()?;
-        Ok(v.into())
-    }
-    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<serde_json::Value, E> {
-        self.take()?;
-        Ok(v.into())
-    }
-    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<serde_json::Value, E> {
-        self.take()?;
-        Ok(v.into())
-    }
-    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<serde_json::Value, E> {
-        self.take()?;
-        Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number))
-    }
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<serde_json::Value, E> {
-        self.take()?;
-        Ok(v.into())
-    }
-    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<serde_json::Value, E> {
-        self.take()?;
-        Ok(v.into())
-    }
-    fn visit_unit<E: serde::de::Error>(self) -> Result<serde_json::Value, E> {
-        self.take()?;
-        Ok(serde_json::Value::Null)
-    }
-    fn visit_none<E: serde::de::Error>(self) -> Result<serde_json::Value, E> {
-        self.visit_unit()
-    }
-    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<serde_json::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<serde_json::Value, A::Error> {
-        self.take()?;
-        let mut items = Vec::new();
-        while let Some(v) = seq.next_element_seed(self)? {
-            items.push(v);
-        }
-        Ok(serde_json::Value::Array(items))
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<serde_json::Value, A::Error> {
-        self.take()?;
-        let mut out = serde_json::Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            // The key counts as a value too: it is a string of its own in memory.
-            self.take()?;
-            let v = map.next_value_seed(self)?;
-            out.insert(key, v);
-        }
-        Ok(serde_json::Value::Object(out))
-    }
-}
-
-/// Season fields kept for [`RawSeason`]; the rest (large lists we do not use) is skipped without allocating.
-pub(crate) const SEASON_FIELDS: &[&str] = &[
-    "id",
-    "code",
-    "state",
-    "start",
-    "end",
-    "externalName",
-    "audienceCategories",
-    "priceLevels",
-];
-
-/// A JSON walker over a growing buffer (see the module docs).
-struct Scanner<R> {
-    call: String,
-    reader: R,
-    buf: Vec<u8>,
-    /// First byte not consumed yet.
-    pos: usize,
-    /// End of the bytes read into `buf`.
-    len: usize,
-    /// Offset in the body of `buf[0]`.
-    base: u64,
-    eof: bool,
-    /// Line (1-based) of `buf[pos]`, and the body offset where that line starts.
-    line: u64,
-    line_start: u64,
-    /// Where we are, for messages: `catalogData`, `seasons[0]`, `products[3]`.
-    path: Vec<String>,
-    /// Objects and arrays the scanner itself has opened (the envelope, `catalogData`, the lists): a value
-    /// read at this point may nest [`MAX_DEPTH`] minus this many levels.
-    open: usize,
-}
-
-fn is_ws(b: u8) -> bool {
+pub(super) fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
 /// serde_json's message without its " at line L column C" (positions are recomputed for the whole body).
-fn bare_message(e: &serde_json::Error) -> String {
+pub(super) fn bare_message(e: &serde_json::Error) -> String {
     let s = e.to_string();
     match s.rfind(" at line ") {
         Some(i) if e.line() > 0 => s[..i].to_owned(),
@@ -233,7 +17,7 @@ fn bare_message(e: &serde_json::Error) -> String {
 }
 
 impl<R: Read> Scanner<R> {
-    fn new(call: &str, reader: R) -> Self {
+    pub(super) fn new(call: &str, reader: R) -> Self {
         Self {
             call: call.to_owned(),
             reader,
@@ -249,7 +33,7 @@ impl<R: Read> Scanner<R> {
         }
     }
 
-    fn place(&self) -> String {
+    pub(super) fn place(&self) -> String {
         if self.path.is_empty() {
             "the top level".to_owned()
         } else {
@@ -258,7 +42,7 @@ impl<R: Read> Scanner<R> {
     }
 
     /// Line and column (1-based) of `buf[pos + k]`.
-    fn locate(&self, k: usize) -> (u64, u64) {
+    pub(super) fn locate(&self, k: usize) -> (u64, u64) {
         let slice = &self.buf[self.pos..(self.pos + k).min(self.len)];
         let mut line = self.line;
         let mut start = self.line_start;
@@ -270,7 +54,7 @@ impl<R: Read> Scanner<R> {
         (line, at - start + 1)
     }
 
-    fn err_at(&self, k: usize, message: impl std::fmt::Display) -> ParseError {
+    pub(super) fn err_at(&self, k: usize, message: impl std::fmt::Display) -> ParseError {
         let (line, column) = self.locate(k);
         ParseError::Malformed {
             call: self.call.clone(),
@@ -279,12 +63,12 @@ impl<R: Read> Scanner<R> {
         }
     }
 
-    fn truncated(&self) -> ParseError {
+    pub(super) fn truncated(&self) -> ParseError {
         self.err_at(self.len - self.pos, "the body ends too early (truncated?)")
     }
 
     /// A serde_json error inside the value at `pos`, positioned in the whole body.
-    fn value_err(&self, e: &serde_json::Error, inner_path: &str) -> ParseError {
+    pub(super) fn value_err(&self, e: &serde_json::Error, inner_path: &str) -> ParseError {
         let (sl, sc) = self.locate(0);
         let (line, column) = match (e.line() as u64, e.column() as u64) {
             (0, _) => (sl, sc),
@@ -318,7 +102,7 @@ impl<R: Read> Scanner<R> {
     }
 
     /// Reads more of the body, keeping `buf[pos..len]`; false at the end.
-    fn fill(&mut self) -> Result<bool, ParseError> {
+    pub(super) fn fill(&mut self) -> Result<bool, ParseError> {
         if self.eof {
             return Ok(false);
         }
@@ -353,7 +137,7 @@ impl<R: Read> Scanner<R> {
         }
     }
 
-    fn consume(&mut self, n: usize) {
+    pub(super) fn consume(&mut self, n: usize) {
         for i in memchr::memchr_iter(b'\n', &self.buf[self.pos..self.pos + n]) {
             self.line += 1;
             self.line_start = self.base + (self.pos + i) as u64 + 1;
@@ -362,7 +146,7 @@ impl<R: Read> Scanner<R> {
     }
 
     /// The next byte after whitespace, not consumed; `None` at the end of the body.
-    fn peek(&mut self) -> Result<Option<u8>, ParseError> {
+    pub(super) fn peek(&mut self) -> Result<Option<u8>, ParseError> {
         loop {
             while self.pos < self.len {
                 let b = self.buf[self.pos];
@@ -377,11 +161,11 @@ impl<R: Read> Scanner<R> {
         }
     }
 
-    fn peek_some(&mut self) -> Result<u8, ParseError> {
+    pub(super) fn peek_some(&mut self) -> Result<u8, ParseError> {
         self.peek()?.ok_or_else(|| self.truncated())
     }
 
-    fn expect(&mut self, b: u8, what: &str) -> Result<(), ParseError> {
+    pub(super) fn expect(&mut self, b: u8, what: &str) -> Result<(), ParseError> {
         let got = self.peek_some()?;
         if got != b {
             return Err(self.err_at(0, format!("expected {what}, found {}", show(got))));
@@ -393,7 +177,7 @@ impl<R: Read> Scanner<R> {
     /// Deserialises the value at `pos` (after whitespace) as `T` without consuming it; returns it and its
     /// length. A value cut by the end of the buffer is retried with more of the body (the buffer keeps at
     /// least 256 KiB ahead, more than a product, so retries are rare).
-    fn parse_at<T: serde::de::DeserializeOwned>(&mut self) -> Result<(T, usize), ParseError> {
+    pub(super) fn parse_at<T: serde::de::DeserializeOwned>(&mut self) -> Result<(T, usize), ParseError> {
         self.peek_some()?;
         let mut want = 256 * 1024;
         loop {
@@ -428,7 +212,7 @@ impl<R: Read> Scanner<R> {
     /// Refuses the well-formed value `buf[pos..pos + n]` when it nests deeper than the document may.
     /// serde_json limits the values it deserialises, but skips what it ignores (unknown fields) without
     /// any limit; this one pass over the value's bytes makes the limit hold for everything.
-    fn check_depth(&self, n: usize) -> Result<(), ParseError> {
+    pub(super) fn check_depth(&self, n: usize) -> Result<(), ParseError> {
         let limit = MAX_DEPTH.saturating_sub(self.open);
         match deeper_than(&self.buf[self.pos..self.pos + n], limit) {
             None => Ok(()),
@@ -444,24 +228,24 @@ impl<R: Read> Scanner<R> {
     }
 
     /// The length of the well-formed value at `pos`, which is then entirely in the buffer.
-    fn value_len(&mut self) -> Result<usize, ParseError> {
+    pub(super) fn value_len(&mut self) -> Result<usize, ParseError> {
         self.parse_at::<IgnoredAny>().map(|(_, n)| n)
     }
 
     /// Deserialises the value at `pos` as `T` (with the path of a failure), and consumes it.
-    fn value<T: serde::de::DeserializeOwned>(&mut self) -> Result<T, ParseError> {
+    pub(super) fn value<T: serde::de::DeserializeOwned>(&mut self) -> Result<T, ParseError> {
         let (v, n) = self.parse_at::<T>()?;
         self.consume(n);
         Ok(v)
     }
 
     /// Skips the value at `pos` (checking it is well-formed JSON).
-    fn skip(&mut self) -> Result<(), ParseError> {
+    pub(super) fn skip(&mut self) -> Result<(), ParseError> {
         self.value::<IgnoredAny>().map(|_| ())
     }
 
     /// A key and its colon. `first` tracks the comma between members. `None` at the closing brace.
-    fn key(&mut self, first: &mut bool) -> Result<Option<String>, ParseError> {
+    pub(super) fn key(&mut self, first: &mut bool) -> Result<Option<String>, ParseError> {
         match self.peek_some()? {
             b'}' => {
                 self.consume(1);
@@ -486,7 +270,7 @@ impl<R: Read> Scanner<R> {
     }
 
     /// `,` between elements or the closing `]`; true when another element follows.
-    fn next_element(&mut self, first: &mut bool) -> Result<bool, ParseError> {
+    pub(super) fn next_element(&mut self, first: &mut bool) -> Result<bool, ParseError> {
         match self.peek_some()? {
             b']' => {
                 self.consume(1);
@@ -504,7 +288,12 @@ impl<R: Read> Scanner<R> {
         }
     }
 
-    fn envelope(&mut self, ctx: &ConvertCtx, sink: &mut dyn CatalogSink, env: &mut Envelope) -> Result<(), ParseError> {
+    pub(super) fn envelope(
+        &mut self,
+        ctx: &ConvertCtx,
+        sink: &mut dyn CatalogSink,
+        env: &mut Envelope,
+    ) -> Result<(), ParseError> {
         match self.peek()? {
             Some(b'{') => {
                 self.consume(1);
@@ -547,14 +336,14 @@ impl<R: Read> Scanner<R> {
         Ok(())
     }
 
-    fn field<T: serde::de::DeserializeOwned>(&mut self, key: &str) -> Result<T, ParseError> {
+    pub(super) fn field<T: serde::de::DeserializeOwned>(&mut self, key: &str) -> Result<T, ParseError> {
         self.path.push(key.to_owned());
         let v = self.value();
         self.path.pop();
         v
     }
 
-    fn catalog_data(
+    pub(super) fn catalog_data(
         &mut self,
         ctx: &ConvertCtx,
         sink: &mut dyn CatalogSink,
@@ -604,7 +393,12 @@ impl<R: Read> Scanner<R> {
         Ok(())
     }
 
-    fn seasons(&mut self, ctx: &ConvertCtx, sink: &mut dyn CatalogSink, env: &mut Envelope) -> Result<(), ParseError> {
+    pub(super) fn seasons(
+        &mut self,
+        ctx: &ConvertCtx,
+        sink: &mut dyn CatalogSink,
+        env: &mut Envelope,
+    ) -> Result<(), ParseError> {
         match self.peek_some()? {
             b'n' => self.skip(),
             b'{' => self.season(ctx, sink, env),
@@ -630,7 +424,12 @@ impl<R: Read> Scanner<R> {
         }
     }
 
-    fn season(&mut self, ctx: &ConvertCtx, sink: &mut dyn CatalogSink, env: &mut Envelope) -> Result<(), ParseError> {
+    pub(super) fn season(
+        &mut self,
+        ctx: &ConvertCtx,
+        sink: &mut dyn CatalogSink,
+        env: &mut Envelope,
+    ) -> Result<(), ParseError> {
         let index = env.seasons;
         env.seasons += 1;
         self.expect(b'{', "a season object")?;
@@ -674,7 +473,7 @@ impl<R: Read> Scanner<R> {
             })
     }
 
-    fn products(
+    pub(super) fn products(
         &mut self,
         ctx: &ConvertCtx,
         sink: &mut dyn CatalogSink,
@@ -706,7 +505,7 @@ impl<R: Read> Scanner<R> {
         }
     }
 
-    fn product(
+    pub(super) fn product(
         &mut self,
         ctx: &ConvertCtx,
         sink: &mut dyn CatalogSink,
@@ -752,7 +551,7 @@ impl<R: Read> Scanner<R> {
 
 /// The offset of the first `[` or `{` of `value` (well-formed JSON) that opens level `limit + 1`, if any.
 /// Strings are skipped (memchr to their closing quote), so brackets inside texts do not count.
-fn deeper_than(value: &[u8], limit: usize) -> Option<usize> {
+pub(super) fn deeper_than(value: &[u8], limit: usize) -> Option<usize> {
     let mut depth = 0usize;
     let mut i = 0;
     while i < value.len() {
@@ -784,13 +583,10 @@ fn deeper_than(value: &[u8], limit: usize) -> Option<usize> {
     None
 }
 
-fn show(b: u8) -> String {
+pub(super) fn show(b: u8) -> String {
     if b.is_ascii_graphic() {
         format!("'{}'", b as char)
     } else {
         format!("byte 0x{b:02x}")
     }
 }
-
-#[cfg(test)]
-mod tests;
