@@ -32,6 +32,8 @@
 //! - [`demo`]: `secutix-sync demo`: the simulator, a demo configuration and store, the `files` target into
 //!   `./demo-output/`, handed to the real daemon.
 
+#![warn(missing_docs)]
+
 pub mod availability;
 pub mod backoff;
 pub mod catalog;

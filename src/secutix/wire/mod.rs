@@ -449,7 +449,12 @@ macro_rules! wire_struct {
         #[derive(Debug, Default, Deserialize)]
         #[serde(rename_all = "camelCase", default)]
         pub struct $name {
-            $( $(#[$fm])* #[serde(deserialize_with = $with)] pub $field: $ty, )*
+            $(
+                $(#[$fm])*
+                #[doc = concat!("`", stringify!($field), "`, as SecuTix sends it (in camelCase on the wire), read leniently.")]
+                #[serde(deserialize_with = $with)]
+                pub $field: $ty,
+            )*
         }
     };
 }
