@@ -6,7 +6,7 @@
 //! 3. environment variables `SECUTIX_SYNC__SECTION__KEY` (e.g. `SECUTIX_SYNC__SECUTIX__INSTITUTION=MOSA`).
 //!
 //! Keys that no section knows, in the file or as `SECUTIX_SYNC__…` variables, are reported as likely typos
-//! ([`Loaded::unknown_keys`]). Secrets are [`SecretString`]s: their `Debug` output is redacted and they are
+//! ([`Loaded::unknown_keys`]). Secrets are [`secrecy::SecretString`]s: their `Debug` output is redacted and they are
 //! only exposed where a request is signed or authenticated. Secret files, and a configuration file holding
 //! secrets inline, that other users may read are warnings ([`exposed_secret_files`]); plain-HTTP URLs beyond
 //! loopback are refused unless their section sets `allow_insecure_http` ([`crate::http::clear_text_problem`]).

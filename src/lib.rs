@@ -1,36 +1,34 @@
 //! secutix-sync keeps a venue's website CMS in step with its SecuTix ticketing catalogue.
 //!
 //! # Layout
-//! - [`config`]: layered configuration (defaults → file → `SECUTIX_SYNC__…` environment), validation,
-//!   unknown-key warnings, secrets.
-//! - [`secutix`]: the SecuTix client (REST JSON and SOAP XML), authentication, rate limits, the
-//!   `in_progress` protocol, and the streaming, lenient parsers ([`secutix::json`], [`secutix::xml`]).
-//! - [`catalog`]: the domain model every parser produces.
-//! - [`store`]: everything sled: catalogue generations switched atomically, tombstones, the shrink guard,
-//!   import history, the SecuTix call ledger, the repair at open of the snapshot a full disk left unfinished.
-//! - [`import`]: one catalogue import, end to end.
-//! - [`availability`]: the green / orange / red indicator: lenient mapping, on-sale rules, the poller and its
-//!   call-budget planner, the availability trees (dirty marks, change log, poll history).
-//! - [`merge`]: entries (the JSON document a CMS receives), links, content hashes.
-//! - [`entries`]: the latest entry of every product: bodies in append-only logs, a small sled index.
-//! - [`push`]: the durable outbox per target, acknowledgements, dead letters, the push worker.
-//! - [`targets`]: the CMS targets behind one trait (files, webhook, WordPress, Drupal, pass Culture with its
-//!   contremarque calls), and the field ownership of the CMS ones.
-//! - [`daemon`]: `secutix-sync run`: the jobs (catalogue cron with catch-up, availability polls, refresh),
-//!   single-flight runs, push workers, shutdown with a grace period, reload, systemd notifications.
-//! - [`control`]: the control API (status, resync, entries, metrics, dead letters) and the public
-//!   availability endpoint for the website; [`cli_client`]: the CLI's HTTP client of it.
-//! - [`state`]: `secutix-sync state`, the store's records read directly.
-//! - [`check`]: live checks of SecuTix credentials and targets; [`logging`]: human, journald or JSON logs.
-//! - [`clock`], [`ratelimit`]: time and pacing, both on tokio's clock so tests run on paused time.
-//! - [`net`]: what every HTTP client and listener obeys: no redirects, no clear text beyond loopback,
-//!   credentials in URLs redacted, listener limits (header-read and idle timeouts, a connection cap).
-//! - [`testkit`]: an in-process HTTP mock for tests and benchmarks that need paused time.
-//! - [`generator`]: deterministic catalogues of any size in every wire format (benchmarks, simulator, tests).
-//! - [`simulator`]: a SecuTix simulator on loopback (catalogue and availability, REST and SOAP) for the
-//!   demo, the benchmarks and the tests.
-//! - [`demo`]: `secutix-sync demo`: the simulator, a demo configuration and store, the `files` target into
-//!   `./demo-output/`, handed to the real daemon.
+//!
+//! A one-way house: each layer imports only the layers below it, never up, never in a cycle
+//! (`ARCHITECTURE.md` at the root is the map; `tests/architecture.rs` checks it). Bottom to top:
+//!
+//! - Foundations: [`text`] (durations, truncation), [`clock`] (calendar time on tokio's clock), [`ratelimit`]
+//!   (the token bucket), [`backoff`] (the one back-off), [`http`] (client hygiene: no redirects, no clear text
+//!   beyond loopback, redacted credentials, snippets, `Retry-After`), [`net`] (listener limits), [`codec`] (the
+//!   one sled codec), [`credentials`] (secret files), [`logging`].
+//! - Domain types: [`catalog`] (the catalogue model), [`indicator`] (availability statuses, roll-up),
+//!   [`entry`] (the document a CMS receives, its id and hash).
+//! - [`secutix`]: the SecuTix client (REST and SOAP), its settings, ledger, bodies and lenient parsers.
+//! - [`store`]: sled and the record files: generations switched atomically, the import transaction, history,
+//!   the call ledger, the repair at open; [`import`]: one catalogue import, end to end.
+//! - [`availability`]: the green / orange / red indicator, polled inside the call budget.
+//! - [`merge`]: building entries (links, `[entries]`); [`entries`]: the latest entry of every product.
+//! - [`push`]: the durable outbox per target, plans, dead letters, the worker, and the [`push::target::Target`]
+//!   trait the targets implement.
+//! - [`targets`]: the CMS kinds; [`targets::registry`]: every kind's settings, defaults, validation and
+//!   construction, one arm each.
+//! - [`config`]: loads the layers and assembles every module's settings.
+//! - [`public`]: projections for the website (the availability document); [`pipeline`]: the steps shared by
+//!   `run`, `run --once`, `push` and the control API; [`check`]: live checks.
+//! - [`daemon`]: the jobs, their loops, reload, notifications, and the operator documents it builds.
+//! - [`control`]: the control API (operators) and the public routes (the website).
+//! - [`cli_client`]: the CLI's client of the control API; [`state`]: the store read directly; [`demo`]; the
+//!   [`fakes`] (catalogue generator, SecuTix simulator, HTTP mock) for the demo, benches and tests.
+//!
+//! The binary (`src/main.rs`, `src/cli/`) parses, sets up logging and dispatches; it holds no pipeline logic.
 
 #![warn(missing_docs)]
 

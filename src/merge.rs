@@ -4,7 +4,7 @@
 //! [`build_entry`] projects a stored product (catalogue + the availability statuses computed for `now`) into an
 //! [`Entry`] keyed `secutix-<productId>`: texts per configured language (with a fallback language), times in the
 //! venue's time zone with their offset, amounts as decimal strings and minor units, "Book" links **only** when the
-//! product is on sale and not full, one link per performance, and the account links. [`content_hash`] hashes the
+//! product is on sale and not full, one link per performance, and the account links. [`crate::entry::content_hash`] hashes the
 //! entry together with the mapping version: a target is sent an entry only when this hash differs from the one it
 //! last acknowledged, and bumping `entries.mapping_version` re-pushes everything.
 //!

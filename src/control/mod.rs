@@ -23,7 +23,7 @@
 //! changed), kept in a temporary file of the store folder and served from there: website visitors never
 //! cause SecuTix calls, and a large venue's document does not sit in memory. The bearer token is compared in constant time.
 //!
-//! [`status_document`] and [`entry_document`] also work without a running daemon (the CLI reads the store
+//! [`crate::daemon::status::status_document`] and [`crate::daemon::documents::entry_document`] also work without a running daemon (the CLI reads the store
 //! directly when no daemon answers), so online and offline output have one shape.
 //!
 //! Every error is JSON, `{"error": "…"}`: the handlers' own, and the framework's rejections (a malformed
