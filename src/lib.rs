@@ -25,7 +25,8 @@
 //!   `run`, `run --once`, `push` and the control API; [`check`]: live checks.
 //! - [`daemon`]: the jobs, their loops, reload, notifications, and the operator documents it builds.
 //! - [`control`]: the control API (operators) and the public routes (the website).
-//! - [`cli_client`]: the CLI's client of the control API; [`state`]: the store read directly; [`demo`]; the
+//! - [`cli_client`]: the CLI's client of the control API; [`operator`]: one interface answered by the daemon
+//!   or by the store, so each command is written once; [`state`]: the store read directly; [`demo`]; the
 //!   [`fakes`] (catalogue generator, SecuTix simulator, HTTP mock) for the demo, benches and tests.
 //!
 //! The binary (`src/main.rs`, `src/cli/`) parses, sets up logging and dispatches; it holds no pipeline logic.
@@ -53,6 +54,7 @@ pub mod indicator;
 pub mod logging;
 pub mod merge;
 pub mod net;
+pub mod operator;
 pub mod pipeline;
 pub mod public;
 pub mod push;

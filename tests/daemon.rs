@@ -855,17 +855,21 @@ async fn entries_endpoints_show_the_sync_state() {
     t.synced().await;
     t.drained().await;
     let c = t.client();
-    let all = c.entries(&Default::default()).await.expect("entries");
+    // The typed documents, read as the JSON the control API sends.
+    fn json(doc: impl serde::Serialize) -> serde_json::Value {
+        serde_json::to_value(doc).expect("a JSON document")
+    }
+    let all = json(c.entries(&Default::default()).await.expect("entries"));
     assert_eq!(all["total"], 3);
     assert_eq!(all["entries"][0]["targets"]["website"], "synced");
     let q = secutix_sync::daemon::documents::EntriesQuery {
         q: Some("phèdre".into()),
         ..Default::default()
     };
-    let found = c.entries(&q).await.expect("entries");
+    let found = json(c.entries(&q).await.expect("entries"));
     assert_eq!(found["total"], 1);
     assert_eq!(found["entries"][0]["external_id"], "secutix-1001");
-    let one = c.entry("1000").await.expect("entry").expect("exists");
+    let one = json(c.entry("1000").await.expect("entry").expect("exists"));
     assert_eq!(one["entry"]["external_id"], "secutix-1000");
     assert_eq!(one["targets"]["website"]["state"], "synced");
     assert_eq!(one["targets"]["website"]["acked"]["kind"], "upsert");

@@ -7,7 +7,8 @@ pub(crate) fn availability_command(sources: &Sources, product: Option<i64>) -> a
     let loaded = load_config_without_credentials(sources)?;
     let rt = runtime()?;
     if let Some(daemon) = daemon_or_store(&loaded.config, &rt, Some("polling into"))? {
-        let scope = product.map_or_else(|| "availability".to_owned(), |id| format!("product:{id}"));
+        use secutix_sync::daemon::documents::ResyncScope;
+        let scope = product.map_or(ResyncScope::Availability, ResyncScope::Product);
         return hand_to_daemon(&rt, &daemon, scope, false);
     }
     loaded.require_credentials(true, &[])?;

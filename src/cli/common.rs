@@ -49,13 +49,10 @@ pub(crate) fn open_store(config: &Config) -> anyhow::Result<Store> {
 pub(crate) fn hand_to_daemon(
     rt: &tokio::runtime::Runtime,
     client: &secutix_sync::cli_client::ControlClient,
-    scope: String,
+    scope: secutix_sync::daemon::documents::ResyncScope,
     force: bool,
 ) -> anyhow::Result<ExitCode> {
-    let flag = match scope.strip_prefix("product:") {
-        Some(id) => format!("--product {id}"),
-        None => format!("--{scope}"),
-    };
+    let flag = scope.flag();
     eprintln!(
         "the daemon is running and holds the store: handing this to it, as `secutix-sync resync {flag}{} --wait` \
          does",
@@ -202,6 +199,36 @@ pub(crate) fn find_daemon(config: &Config) -> anyhow::Result<Daemon> {
         Err(e @ ClientError::NoToken { .. }) => Ok(Daemon::Absent(NoDaemon::from_error(&e))),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Who answers an operator's request: the running daemon when one answers, else the store ([`Operator`]).
+/// `doing` says, once, what a command that changes something then does on the store; read-only commands
+/// pass `None` and say nothing about the everyday "no daemon".
+///
+/// [`Operator`]: secutix_sync::operator::Operator
+pub(crate) fn operator(
+    config: &Config,
+    rt: &tokio::runtime::Runtime,
+    doing: Option<&str>,
+) -> anyhow::Result<secutix_sync::operator::Operator> {
+    use secutix_sync::cli_client::ClientError;
+    use secutix_sync::operator::{Local, Operator};
+    let absence = match find_daemon(config)? {
+        Daemon::Running(client) => match rt.block_on(client.health()) {
+            Ok(()) => return Ok(Operator::Remote(client)),
+            Err(e @ ClientError::NotRunning { .. }) => NoDaemon::from_error(&e),
+            Err(e) => return Err(e.into()),
+        },
+        Daemon::Absent(absence) => absence,
+    };
+    absence.note(config, doing);
+    let store = Store::open(
+        &config.store.path,
+        config.store.cache_mib,
+        secutix_sync::clock::system(),
+    )
+    .with_context(|| format!("while opening the store ({})", absence.why))?;
+    Ok(Operator::Local(Box::new(Local::new(config.clone(), store)?)))
 }
 
 /// Runs `online` against the daemon; when no daemon answers, runs `offline` on the store. Read-only: the

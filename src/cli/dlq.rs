@@ -2,18 +2,6 @@
 
 use super::*;
 
-/// Where `dlq` finds the dead letters: the running daemon (through its control API) or the store.
-pub(crate) enum DeadLetters {
-    Daemon(secutix_sync::cli_client::ControlClient),
-    Store {
-        outbox: secutix_sync::push::Outbox,
-        tz: chrono_tz::Tz,
-        /// Configured targets and those the store remembers (a target removed from the configuration keeps
-        /// its dead letters).
-        known: Vec<String>,
-    },
-}
-
 /// Why a `dlq` step did not happen.
 pub(crate) enum DlqFailure {
     /// No such target (exit 2).
@@ -30,89 +18,24 @@ impl<E: Into<anyhow::Error>> From<E> for DlqFailure {
     }
 }
 
-impl DeadLetters {
-    pub(crate) fn list(
-        &self,
-        rt: &tokio::runtime::Runtime,
-        target: Option<&str>,
-    ) -> Result<Vec<secutix_sync::push::DeadLetter>, DlqFailure> {
-        use secutix_sync::cli_client::ClientError;
-        match self {
-            DeadLetters::Daemon(c) => match rt.block_on(c.dead_letters(target)) {
-                Ok(l) => Ok(l),
-                Err(ClientError::Api { status: 404, message }) => Err(DlqFailure::NoTarget(message)),
-                Err(e) => Err(e.into()),
-            },
-            DeadLetters::Store { outbox, known, .. } => {
-                let scope = match target {
-                    Some(t) if known.iter().any(|k| k == t) => vec![t.to_owned()],
-                    Some(t) => {
-                        return Err(DlqFailure::NoTarget(format!(
-                            "no target named {t:?} in the configuration or the store (targets: {})",
-                            if known.is_empty() {
-                                "none".to_owned()
-                            } else {
-                                known.join(", ")
-                            }
-                        )));
-                    }
-                    None => known.clone(),
-                };
-                Ok(outbox.dead_letters(&scope)?)
-            }
-        }
+/// The `dlq` steps on the [`Operator`](secutix_sync::operator::Operator), whatever answers: its errors as
+/// `dlq`'s exit codes.
+fn failure(e: secutix_sync::operator::OperatorError) -> DlqFailure {
+    use secutix_sync::operator::OperatorError;
+    match e {
+        OperatorError::NoTarget(message) => DlqFailure::NoTarget(message),
+        OperatorError::NotFound(_) => DlqFailure::NoLetter,
+        other => DlqFailure::Other(other.into()),
     }
+}
 
-    pub(crate) fn replay(
-        &self,
-        rt: &tokio::runtime::Runtime,
-        target: &str,
-        id: Option<u64>,
-    ) -> Result<(u64, u64), DlqFailure> {
-        use secutix_sync::cli_client::ClientError;
-        use secutix_sync::push::PushError;
-        match self {
-            DeadLetters::Daemon(c) => match rt.block_on(c.replay(target, id)) {
-                Ok(r) => Ok(r),
-                Err(ClientError::Api { status: 404, .. }) => Err(DlqFailure::NoLetter),
-                Err(e) => Err(e.into()),
-            },
-            DeadLetters::Store { outbox, .. } => match outbox.replay(target, id) {
-                Ok(r) => Ok(r),
-                Err(PushError::NotFound(_)) => Err(DlqFailure::NoLetter),
-                Err(e) => Err(e.into()),
-            },
-        }
-    }
-
-    pub(crate) fn drop(
-        &self,
-        rt: &tokio::runtime::Runtime,
-        target: &str,
-        id: u64,
-    ) -> Result<secutix_sync::push::DeadLetter, DlqFailure> {
-        use secutix_sync::cli_client::ClientError;
-        use secutix_sync::push::PushError;
-        match self {
-            DeadLetters::Daemon(c) => match rt.block_on(c.drop_dead_letter(target, id)) {
-                Ok(d) => Ok(d),
-                Err(ClientError::Api { status: 404, .. }) => Err(DlqFailure::NoLetter),
-                Err(e) => Err(e.into()),
-            },
-            DeadLetters::Store { outbox, .. } => match outbox.drop_dead_letter(target, id) {
-                Ok(d) => Ok(d),
-                Err(PushError::NotFound(_)) => Err(DlqFailure::NoLetter),
-                Err(e) => Err(e.into()),
-            },
-        }
-    }
-
-    /// Who sends a replayed operation.
-    pub(crate) fn sender(&self) -> &'static str {
-        match self {
-            DeadLetters::Daemon(_) => "the daemon sends it now",
-            DeadLetters::Store { .. } => "the next push (or the daemon) sends it",
-        }
+/// Who sends a replayed operation.
+fn sender(letters: &secutix_sync::operator::Operator, one: bool) -> &'static str {
+    match (letters.is_daemon(), one) {
+        (true, true) => "the daemon sends it now",
+        (false, true) => "the next push (or the daemon) sends it",
+        (true, false) => "the daemon sends them now",
+        (false, false) => "the next push (or the daemon) sends them",
     }
 }
 
@@ -133,7 +56,7 @@ pub(crate) fn dlq_command(sources: &Sources, command: DlqCommand) -> anyhow::Res
                 "a secutix-sync daemon runs on this store: dead letters through its control API ({})",
                 client.base_url()
             );
-            DeadLetters::Daemon(client)
+            secutix_sync::operator::Operator::Remote(client)
         }
         None => {
             let store = match open_store(&config) {
@@ -143,18 +66,10 @@ pub(crate) fn dlq_command(sources: &Sources, command: DlqCommand) -> anyhow::Res
                     return Ok(ExitCode::from(push_exit::FAILED));
                 }
             };
-            let outbox = secutix_sync::push::Outbox::open(&store)?;
-            let mut known: Vec<String> = config.targets.iter().map(|t| t.name.clone()).collect();
-            for name in outbox.targets_in_store() {
-                if !known.contains(&name) {
-                    known.push(name);
-                }
-            }
-            DeadLetters::Store {
-                tz: store.time_zone(),
-                outbox,
-                known,
-            }
+            secutix_sync::operator::Operator::Local(Box::new(secutix_sync::operator::Local::new(
+                config.clone(),
+                store,
+            )?))
         }
     };
     match dlq_run(&rt, &letters, command) {
@@ -170,7 +85,7 @@ pub(crate) fn dlq_command(sources: &Sources, command: DlqCommand) -> anyhow::Res
 
 pub(crate) fn dlq_run(
     rt: &tokio::runtime::Runtime,
-    letters: &DeadLetters,
+    letters: &secutix_sync::operator::Operator,
     command: DlqCommand,
 ) -> Result<ExitCode, DlqFailure> {
     let target = match &command {
@@ -179,7 +94,7 @@ pub(crate) fn dlq_run(
         }
     };
     // Also checks the target's name.
-    let all = letters.list(rt, target.as_deref())?;
+    let all = rt.block_on(letters.dead_letters(target.as_deref())).map_err(failure)?;
     let missing = |id: u64| {
         eprintln!(
             "no dead letter {id}{}; see `secutix-sync dlq list`",
@@ -198,8 +113,8 @@ pub(crate) fn dlq_run(
                 return Ok(ExitCode::from(push_exit::OK));
             }
             let tz = match letters {
-                DeadLetters::Store { tz, .. } => *tz,
-                DeadLetters::Daemon(c) => rt
+                secutix_sync::operator::Operator::Local(l) => l.store().time_zone(),
+                secutix_sync::operator::Operator::Remote(c) => rt
                     .block_on(c.status())
                     .ok()
                     .and_then(|s| {
@@ -236,13 +151,13 @@ pub(crate) fn dlq_run(
             let Some(d) = all.iter().find(|d| d.id == id) else {
                 return Err(missing(id));
             };
-            match letters.replay(rt, &d.target, Some(id)) {
+            match rt.block_on(letters.replay(&d.target, Some(id))).map_err(failure) {
                 Ok((1, _)) => println!(
                     "dead letter {id} ({} {}) is back in the outbox of {}: {}",
                     d.item.kind.as_str(),
                     d.item.external_id,
                     d.target,
-                    letters.sender()
+                    sender(letters, true)
                 ),
                 Ok(_) => println!(
                     "dead letter {id} removed: a newer operation for {} is already waiting in the outbox of {}",
@@ -261,24 +176,21 @@ pub(crate) fn dlq_run(
             }
             let (mut replayed, mut superseded) = (0, 0);
             for t in &scope {
-                let (r, s) = letters.replay(rt, t, None)?;
+                let (r, s) = rt.block_on(letters.replay(t, None)).map_err(failure)?;
                 if r + s > 0 {
                     println!("target {t}: {r} back in the outbox, {s} superseded by a newer operation");
                 }
                 replayed += r;
                 superseded += s;
             }
-            let sender = match letters {
-                DeadLetters::Daemon(_) => "the daemon sends them now",
-                DeadLetters::Store { .. } => "the next push (or the daemon) sends them",
-            };
+            let sender = sender(letters, false);
             println!("{replayed} dead letter(s) replayed, {superseded} superseded; {sender}");
         }
         DlqCommand::Drop { id, .. } => {
             let Some(d) = all.iter().find(|d| d.id == id) else {
                 return Err(missing(id));
             };
-            match letters.drop(rt, &d.target, id) {
+            match rt.block_on(letters.drop_dead_letter(&d.target, id)).map_err(failure) {
                 Ok(d) => println!(
                     "dead letter {id} ({} {}) of {} dropped: this version is not sent again; a change of the \
                      entry is",

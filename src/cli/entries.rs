@@ -4,17 +4,12 @@ use super::*;
 
 pub(crate) fn entries_command(sources: &Sources, action: EntriesCommand) -> anyhow::Result<ExitCode> {
     let config = load_config_without_credentials(sources)?.config;
+    let rt = runtime()?;
+    // Read-only: the output is the same whoever answers, so the everyday "no daemon" goes unsaid.
+    let operator = operator(&config, &rt, None)?;
     match action {
         EntriesCommand::Show { id, json } => {
-            let (doc, _) = with_daemon_or_store(
-                &config,
-                async |c| c.entry(&id).await,
-                |store| {
-                    let outbox = secutix_sync::push::Outbox::open(store)?;
-                    Ok(secutix_sync::daemon::documents::entry_document(&config, &outbox, &id)?)
-                },
-            )?;
-            let Some(doc) = doc else {
+            let Some(doc) = rt.block_on(operator.entry(&id))? else {
                 eprintln!(
                     "no entry {}; list them with `secutix-sync entries list`",
                     secutix_sync::daemon::documents::external_id_of(&id)
@@ -25,43 +20,29 @@ pub(crate) fn entries_command(sources: &Sources, action: EntriesCommand) -> anyh
                 println!("{}", serde_json::to_string_pretty(&doc)?);
                 return Ok(ExitCode::SUCCESS);
             }
-            let e = &doc["entry"];
-            let title = e["title"]
-                .as_object()
-                .and_then(|m| m.values().next())
-                .and_then(|v| v.as_str())
-                .unwrap_or("");
+            let e = &doc.entry;
+            let title = e.title.0.values().next().map_or("", String::as_str);
             println!(
                 "{} {title:?}: {}, {}, availability {}",
-                e["external_id"].as_str().unwrap_or("?"),
-                if e["published"].as_bool() == Some(true) {
-                    "published"
-                } else {
-                    "unpublished"
-                },
-                if e["on_sale"].as_bool() == Some(true) {
-                    "on sale"
-                } else {
-                    "not on sale"
-                },
-                e["availability"]["status"].as_str().unwrap_or("?")
+                e.external_id,
+                if e.published { "published" } else { "unpublished" },
+                if e.on_sale { "on sale" } else { "not on sale" },
+                e.availability.status.as_str()
             );
-            println!("content hash {}", doc["content_hash"].as_str().unwrap_or("?"));
-            if let Some(targets) = doc["targets"].as_object() {
-                for (name, t) in targets {
-                    let mut line = format!("  {name}: {}", t["state"].as_str().unwrap_or("?"));
-                    if !t["acked"].is_null() {
-                        line.push_str(&format!(
-                            " (last acknowledged {} at {})",
-                            t["acked"]["kind"].as_str().unwrap_or("?"),
-                            short_time(&t["acked"]["acked_at"])
-                        ));
-                    }
-                    if let Some(err) = t["pending"]["last_error"].as_str() {
-                        line.push_str(&format!("; last error: {err}"));
-                    }
-                    println!("{line}");
+            println!("content hash {}", doc.content_hash);
+            for (name, t) in &doc.targets {
+                let mut line = format!("  {name}: {}", t.state.map_or("?", |s| s.as_str()));
+                if let Some(acked) = &t.acked {
+                    line.push_str(&format!(
+                        " (last acknowledged {} at {})",
+                        acked.kind.as_str(),
+                        short_utc(Some(acked.acked_at))
+                    ));
                 }
+                if let Some(err) = t.pending.as_ref().and_then(|p| p.last_error.as_deref()) {
+                    line.push_str(&format!("; last error: {err}"));
+                }
+                println!("{line}");
             }
             println!("{}", serde_json::to_string_pretty(e)?);
             Ok(ExitCode::SUCCESS)
@@ -78,40 +59,22 @@ pub(crate) fn entries_command(sources: &Sources, action: EntriesCommand) -> anyh
                 limit: Some(limit),
                 offset: None,
             };
-            let (doc, _) = with_daemon_or_store(
-                &config,
-                async |c| c.entries(&q).await,
-                |store| {
-                    let outbox = secutix_sync::push::Outbox::open(store)?;
-                    Ok(secutix_sync::daemon::documents::entries_document(&config, &outbox, &q)?)
-                },
-            )?;
+            let doc = rt.block_on(operator.entries(&q))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&doc)?);
                 return Ok(ExitCode::SUCCESS);
             }
-            for e in doc["entries"].as_array().into_iter().flatten() {
-                let title = e["title"]
-                    .as_object()
-                    .and_then(|m| m.values().next())
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("");
-                let states: Vec<String> = e["targets"]
-                    .as_object()
-                    .map(|m| {
-                        m.iter()
-                            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("?")))
-                            .collect()
-                    })
-                    .unwrap_or_default();
+            for e in &doc.entries {
+                let title = e.title.0.values().next().map_or("", String::as_str);
+                let states: Vec<String> = e.targets.iter().map(|(k, v)| format!("{k}={}", v.as_str())).collect();
                 println!(
                     "{:<20} {:<12} {title}  [{}]",
-                    e["external_id"].as_str().unwrap_or("?"),
-                    e["availability"]["status"].as_str().unwrap_or("?"),
+                    e.external_id,
+                    e.availability.status.as_str(),
                     states.join(" ")
                 );
             }
-            println!("{} entries", doc["total"]);
+            println!("{} entries", doc.total);
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -7,7 +7,12 @@ pub(crate) fn import_command(sources: &Sources, force: bool) -> anyhow::Result<E
     let config = &loaded.config;
     let rt = runtime()?;
     if let Some(daemon) = daemon_or_store(config, &rt, Some("importing into"))? {
-        return hand_to_daemon(&rt, &daemon, "catalogue".to_owned(), force);
+        return hand_to_daemon(
+            &rt,
+            &daemon,
+            secutix_sync::daemon::documents::ResyncScope::Catalogue,
+            force,
+        );
     }
     loaded.require_credentials(true, &[])?;
     let store = open_store(config)?;

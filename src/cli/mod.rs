@@ -68,13 +68,14 @@ pub(crate) fn dispatch(cli: Cli, sources: Sources) -> ExitCode {
             wait,
             timeout,
         } => {
+            use secutix_sync::daemon::documents::ResyncScope;
             let scope = match (catalogue, availability, product, push, full_push) {
-                (true, ..) => "catalogue".to_owned(),
-                (_, true, ..) => "availability".to_owned(),
-                (_, _, Some(id), ..) => format!("product:{id}"),
-                (_, _, _, true, _) => "push".to_owned(),
-                (.., true) => "push --full".to_owned(),
-                _ => "all".to_owned(),
+                (true, ..) => ResyncScope::Catalogue,
+                (_, true, ..) => ResyncScope::Availability,
+                (_, _, Some(id), ..) => ResyncScope::Product(id),
+                (_, _, _, true, _) => ResyncScope::Push,
+                (.., true) => ResyncScope::FullPush,
+                _ => ResyncScope::All,
             };
             resync_command(&sources, scope, force, wait, timeout)
         }

@@ -149,29 +149,32 @@ pub(crate) fn print_plan_line(name: &str, kind: &str, p: &serde_json::Value) {
     );
 }
 
-/// Prints a plan document ([`secutix_sync::daemon::documents::plan_document`]); with `operations`, one line each.
-pub(crate) fn print_plan(doc: &serde_json::Value, operations: bool) {
+/// Prints a plan document ([`secutix_sync::daemon::documents::PlanDocument`]); with `operations`, one line each.
+pub(crate) fn print_plan(doc: &secutix_sync::daemon::documents::PlanDocument, operations: bool) {
     println!(
         "entries: {} built, {} changed since the last plan",
-        doc["entries"], doc["changed_entries"]
+        doc.entries, doc.changed_entries
     );
-    for t in doc["targets"].as_array().into_iter().flatten() {
-        print_plan_line(t["name"].as_str().unwrap_or("?"), t["kind"].as_str().unwrap_or("?"), t);
+    for t in &doc.targets {
+        println!(
+            "target {} ({}): create {}, update {}, unpublish {}, delete {}; unchanged {}, dead letters {}, \
+             dropped {}, not selected {}",
+            t.name, t.kind, t.create, t.update, t.unpublish, t.delete, t.unchanged, t.dead, t.dropped, t.skipped
+        );
         if operations {
-            for op in t["operations"].as_array().into_iter().flatten() {
-                println!(
-                    "  {:<9} {:<24} {}",
-                    op["op"].as_str().unwrap_or("?"),
-                    op["external_id"].as_str().unwrap_or("?"),
-                    op["title"].as_str().unwrap_or("")
-                );
+            for op in &t.operations {
+                println!("  {:<9} {:<24} {}", op.op, op.external_id, op.title);
             }
-            let waiting = t["waiting"].as_u64().unwrap_or(0);
-            if waiting > 0 {
-                println!("  {waiting} operation(s) already in the outbox would be sent too");
+            if t.waiting > 0 {
+                println!("  {} operation(s) already in the outbox would be sent too", t.waiting);
             }
         }
     }
+}
+
+/// A time for people (`2026-03-01 19:00:00 UTC`), or `never`.
+pub(crate) fn short_utc(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    t.map_or("never".to_owned(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
 }
 
 pub(crate) fn print_once(summary: &serde_json::Value) {

@@ -167,7 +167,7 @@ pub(crate) fn push_through_daemon(
         println!(
             "dry run by the running daemon (pid {}, control API {}): the plan is computed from the daemon's \
              configuration and entries; nothing is written and nothing is sent",
-            doc["daemon"]["pid"],
+            doc.daemon.as_ref().map_or("?".to_owned(), |d| d.pid.to_string()),
             client.base_url()
         );
         print_plan(&doc, true);
@@ -182,7 +182,7 @@ pub(crate) fn push_through_daemon(
         |status: &serde_json::Value, name: &str, key: &str| status["targets"][name][key].as_u64().unwrap_or(0);
     let before = rt.block_on(client.status())?;
     let request = secutix_sync::daemon::documents::ResyncRequest {
-        scope: "push".into(),
+        scope: secutix_sync::daemon::documents::ResyncScope::Push.as_text(),
         force: false,
     };
     let answer = match rt.block_on(client.resync(&request)) {

@@ -7,7 +7,7 @@ pub(crate) const RESYNC_WAIT_DEFAULT: std::time::Duration = std::time::Duration:
 
 pub(crate) fn resync_command(
     sources: &Sources,
-    scope: String,
+    scope: secutix_sync::daemon::documents::ResyncScope,
     force: bool,
     wait: bool,
     timeout: std::time::Duration,
@@ -34,13 +34,16 @@ pub(crate) fn resync_command(
 pub(crate) fn resync_through(
     rt: &tokio::runtime::Runtime,
     client: &secutix_sync::cli_client::ControlClient,
-    scope: String,
+    scope: secutix_sync::daemon::documents::ResyncScope,
     force: bool,
     wait: bool,
     timeout: std::time::Duration,
 ) -> anyhow::Result<ExitCode> {
     use secutix_sync::cli_client::{ClientError, WaitOptions, WaitOutcome, wait_for};
-    let request = secutix_sync::daemon::documents::ResyncRequest { scope, force };
+    let request = secutix_sync::daemon::documents::ResyncRequest {
+        scope: scope.as_text(),
+        force,
+    };
     // What the targets had received before: the push counts what they receive from now on.
     let baseline = if wait { rt.block_on(client.status()).ok() } else { None };
     let answer = match rt.block_on(client.resync(&request)) {

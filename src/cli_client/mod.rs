@@ -14,7 +14,7 @@
 
 use crate::availability::PollProgress;
 use crate::config::Config;
-use crate::daemon::documents::{EntriesQuery, ResyncRequest};
+use crate::daemon::documents::{EntriesDocument, EntriesQuery, EntryDocument, PlanDocument, ResyncRequest};
 use crate::push::DeadLetter;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -277,7 +277,7 @@ impl ControlClient {
     }
 
     /// `GET /entries/{id}`; `None` when there is no such entry.
-    pub async fn entry(&self, id: &str) -> Result<Option<Value>, ClientError> {
+    pub async fn entry(&self, id: &str) -> Result<Option<EntryDocument>, ClientError> {
         let path = format!("/entries/{}", urlencode(id));
         match self.json(self.http.get(self.url(&path)), "GET /entries/{id}").await {
             Ok(v) => Ok(Some(v)),
@@ -287,7 +287,7 @@ impl ControlClient {
     }
 
     /// `GET /entries` with filters.
-    pub async fn entries(&self, q: &EntriesQuery) -> Result<Value, ClientError> {
+    pub async fn entries(&self, q: &EntriesQuery) -> Result<EntriesDocument, ClientError> {
         let mut params: Vec<(&str, String)> = Vec::new();
         if let Some(v) = &q.q {
             params.push(("q", v.clone()));
@@ -307,7 +307,7 @@ impl ControlClient {
 
     /// `GET /push/plan`: what a push would send now, computed by the daemon on its own entries (a dry run:
     /// nothing is written, nothing is sent).
-    pub async fn push_plan(&self, target: Option<&str>) -> Result<Value, ClientError> {
+    pub async fn push_plan(&self, target: Option<&str>) -> Result<PlanDocument, ClientError> {
         let mut req = self.http.get(self.url("/push/plan"));
         if let Some(t) = target {
             req = req.query(&[("target", t)]);

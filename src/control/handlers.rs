@@ -40,11 +40,14 @@ pub(super) async fn status(State(app): State<Arc<App>>) -> Json<Value> {
 pub(super) async fn entries(
     State(app): State<Arc<App>>,
     Query(q): Query<EntriesQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<crate::daemon::documents::EntriesDocument>, ApiError> {
     Ok(Json(entries_document(&app.config(), &app.outbox, &q)?))
 }
 
-pub(super) async fn entry(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn entry(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<Json<crate::daemon::documents::EntryDocument>, ApiError> {
     match entry_document(&app.config(), &app.outbox, &id)? {
         Some(doc) => Ok(Json(doc)),
         None => Err(ApiError(
@@ -86,24 +89,25 @@ pub(super) async fn resync(State(app): State<Arc<App>>, Json(body): Json<ResyncR
         products: product.into_iter().collect(),
         then_availability,
     };
-    Ok(match scope {
-        "catalogue" => answer(
+    let parsed: ResyncScope = scope.parse().map_err(|m| ApiError(StatusCode::BAD_REQUEST, m))?;
+    Ok(match parsed {
+        ResyncScope::Catalogue => answer(
             "catalogue",
             app.catalogue.request(manual(body.force, None, false)),
             None,
         ),
-        "availability" if !availability_enabled => {
+        ResyncScope::Availability if !availability_enabled => {
             return Err(ApiError(
                 StatusCode::CONFLICT,
                 "availability polling is disabled (availability.enabled = false)".into(),
             ));
         }
-        "availability" => answer(
+        ResyncScope::Availability => answer(
             "availability",
             app.availability.request(manual(false, None, false)),
             None,
         ),
-        "all" => {
+        ResyncScope::All => {
             // Import, then (chained by the catalogue job) a poll; each plans and wakes the push workers.
             let then = availability_enabled.then_some("availability");
             answer(
@@ -112,17 +116,9 @@ pub(super) async fn resync(State(app): State<Arc<App>>, Json(body): Json<ResyncR
                 then,
             )
         }
-        "push" => answer("refresh", app.refresh.request(manual(false, None, false)), None),
-        "push --full" | "push-full" | "full-push" => {
-            answer("refresh", app.refresh.request(manual(true, None, false)), None)
-        }
-        s if s.starts_with("product:") => {
-            let id: i64 = s["product:".len()..].trim().parse().map_err(|_| {
-                ApiError(
-                    StatusCode::BAD_REQUEST,
-                    format!("{s:?}: expected product:<SecuTix product id>"),
-                )
-            })?;
+        ResyncScope::Push => answer("refresh", app.refresh.request(manual(false, None, false)), None),
+        ResyncScope::FullPush => answer("refresh", app.refresh.request(manual(true, None, false)), None),
+        ResyncScope::Product(id) => {
             let known = app
                 .store
                 .catalog()?
@@ -147,14 +143,6 @@ pub(super) async fn resync(State(app): State<Arc<App>>, Json(body): Json<ResyncR
                 answer("refresh", app.refresh.request(manual(true, Some(id), false)), None)
             }
         }
-        other => {
-            return Err(ApiError(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "unknown scope {other:?}: use all, catalogue, availability, product:<id>, push or \"push --full\""
-                ),
-            ));
-        }
     })
 }
 
@@ -167,7 +155,7 @@ pub(super) struct PlanQuery {
 pub(super) async fn push_plan(
     State(app): State<Arc<App>>,
     Query(q): Query<PlanQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<crate::daemon::documents::PlanDocument>, ApiError> {
     let cfg = app.config();
     let targets: Vec<&crate::targets::registry::TargetConfig> = match q.target.as_deref() {
         Some(name) => match cfg.targets.iter().find(|t| t.name == name) {
@@ -201,7 +189,10 @@ pub(super) async fn push_plan(
     let options = cfg.entries.options();
     let plan = app.dry_run(&plan_targets, &options)?;
     let mut doc = plan_document(&targets, &plan, &app.outbox, &view, &options);
-    doc["daemon"] = json!({"pid": std::process::id(), "started_at": app.started_at});
+    doc.daemon = Some(crate::daemon::documents::DaemonInfo {
+        pid: std::process::id(),
+        started_at: app.started_at,
+    });
     Ok(Json(doc))
 }
 

@@ -31,7 +31,8 @@
 //! [`json_errors`] rewrites. The listener's limits (connections, timeouts) are [`crate::net::serve`]'s.
 
 use crate::daemon::documents::{
-    EntriesError, EntriesQuery, ResyncRequest, entries_document, entry_document, external_id_of, plan_document,
+    EntriesError, EntriesQuery, ResyncRequest, ResyncScope, entries_document, entry_document, external_id_of,
+    plan_document,
 };
 use crate::daemon::jobs::{JobState, Requested, Trigger};
 use crate::daemon::status::freshness;

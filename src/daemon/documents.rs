@@ -2,14 +2,236 @@
 //! `/entries` (a filtered page), `/entries/{id}` (one entry with its state on every target), the plan of a
 //! push (`/push/plan`, `secutix-sync push`), and the body of `POST /resync`.
 //!
-//! They only read the store and the outbox, so they work with or without a running daemon.
+//! They only read the store and the outbox, so they work with or without a running daemon. Each is a typed
+//! document ([`EntriesDocument`], [`EntryDocument`], [`PlanDocument`], [`ResyncScope`]): the control API
+//! serialises it, the CLI deserialises the same type; nothing is read back by string keys.
 
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
+use crate::catalog::Translated;
 use crate::config::Config;
-use crate::push::{Outbox, StoredEntry};
+use crate::entry::Entry;
+use crate::indicator::Availability;
+use crate::push::{AckRecord, DeadLetter, Outbox, OutboxItem, StoredEntry};
 use crate::store::StoreError;
+
+/// What a resync covers (`POST /resync`'s `scope`, `secutix-sync resync`'s flags). On the wire it is the
+/// text `all`, `catalogue`, `availability`, `product:<id>`, `push` or `push --full` ([`ResyncScope::as_text`],
+/// and [`str::parse`] back, whose error says what is valid).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResyncScope {
+    /// A catalogue import, then (when availability is enabled) a poll; each plans and pushes.
+    All,
+    /// A catalogue import.
+    Catalogue,
+    /// An availability poll.
+    Availability,
+    /// Fresh availability for one product, then its entry re-sent to every target.
+    Product(crate::catalog::Id),
+    /// A plan of what changed, and the push.
+    Push,
+    /// Every entry re-sent to every target.
+    FullPush,
+}
+
+impl ResyncScope {
+    /// The scope as `POST /resync` takes it.
+    pub fn as_text(&self) -> String {
+        match self {
+            ResyncScope::All => "all".into(),
+            ResyncScope::Catalogue => "catalogue".into(),
+            ResyncScope::Availability => "availability".into(),
+            ResyncScope::Product(id) => format!("product:{id}"),
+            ResyncScope::Push => "push".into(),
+            ResyncScope::FullPush => "push --full".into(),
+        }
+    }
+
+    /// The `secutix-sync resync` flag that asks for it (`--product 42`, `--catalogue`…).
+    pub fn flag(&self) -> String {
+        match self {
+            ResyncScope::Product(id) => format!("--product {id}"),
+            ResyncScope::FullPush => "--full-push".into(),
+            other => format!("--{}", other.as_text()),
+        }
+    }
+}
+
+impl std::str::FromStr for ResyncScope {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s.trim() {
+            "all" => ResyncScope::All,
+            "catalogue" => ResyncScope::Catalogue,
+            "availability" => ResyncScope::Availability,
+            "push" => ResyncScope::Push,
+            "push --full" | "push-full" | "full-push" => ResyncScope::FullPush,
+            p if p.starts_with("product:") => ResyncScope::Product(
+                p["product:".len()..]
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("{p:?}: expected product:<SecuTix product id>"))?,
+            ),
+            other => {
+                return Err(format!(
+                    "unknown scope {other:?}: use all, catalogue, availability, product:<id>, push or \"push --full\""
+                ));
+            }
+        })
+    }
+}
+
+/// Where an entry stands on one target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncState {
+    /// An operation for it waits in the outbox.
+    Pending,
+    /// Its operation failed for good (a dead letter).
+    Dead,
+    /// The target acknowledged this very version.
+    Synced,
+    /// Never sent to this target.
+    NotSent,
+    /// The target has an older version; the next plan queues this one.
+    Outdated,
+}
+
+impl SyncState {
+    /// The state's name (`pending`, `synced`…).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncState::Pending => "pending",
+            SyncState::Dead => "dead",
+            SyncState::Synced => "synced",
+            SyncState::NotSent => "not_sent",
+            SyncState::Outdated => "outdated",
+        }
+    }
+}
+
+/// One row of `GET /entries`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntryRow {
+    /// `secutix-<productId>`.
+    pub external_id: String,
+    /// SecuTix product code.
+    pub product_code: Option<String>,
+    /// Title per language.
+    pub title: Translated,
+    /// Published on the targets.
+    pub published: bool,
+    /// On sale now.
+    pub on_sale: bool,
+    /// Rolled-up indicator.
+    pub availability: Availability,
+    /// Start of the next performance (venue time zone).
+    pub next_performance: Option<String>,
+    /// Its state on every configured target.
+    pub targets: BTreeMap<String, SyncState>,
+}
+
+/// `GET /entries`: a filtered page of entries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntriesDocument {
+    /// Entries matching the filters (all pages).
+    pub total: usize,
+    /// Entries skipped before this page.
+    pub offset: usize,
+    /// This page.
+    pub entries: Vec<EntryRow>,
+}
+
+/// One target's side of an entry (`GET /entries/{id}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntryOnTarget {
+    /// Where it stands.
+    pub state: Option<SyncState>,
+    /// What the target last acknowledged.
+    pub acked: Option<AckRecord>,
+    /// The operation waiting in the outbox, if any.
+    pub pending: Option<OutboxItem>,
+    /// Its dead letters on this target.
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+/// `GET /entries/{id}`: one entry with its state on every target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntryDocument {
+    /// The hash targets are compared with.
+    pub content_hash: String,
+    /// The entry.
+    pub entry: Entry,
+    /// Its side on every configured target.
+    pub targets: BTreeMap<String, EntryOnTarget>,
+}
+
+/// One operation of a plan as operators read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedOperation {
+    /// `create`, `update`, `unpublish` or `delete`.
+    pub op: String,
+    /// The entry.
+    pub external_id: String,
+    /// The product's title in the first language.
+    pub title: String,
+}
+
+/// One target's part of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetPlanDocument {
+    /// The target.
+    pub name: String,
+    /// Its kind.
+    pub kind: String,
+    /// Entries it does not have yet.
+    pub create: u64,
+    /// Entries it has in an older version.
+    pub update: u64,
+    /// Entries to unpublish.
+    pub unpublish: u64,
+    /// Entries to delete.
+    pub delete: u64,
+    /// Entries it already has.
+    pub unchanged: u64,
+    /// Entries whose version is a dead letter.
+    pub dead: u64,
+    /// Operations dropped (kept by `delete_policy = "keep"`).
+    pub dropped: u64,
+    /// Products its kind does not select.
+    pub skipped: u64,
+    /// Operations already waiting in its outbox.
+    pub waiting: usize,
+    /// Each operation.
+    pub operations: Vec<PlannedOperation>,
+}
+
+/// Which daemon computed a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonInfo {
+    /// Its process id.
+    pub pid: u32,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+}
+
+/// The plan of a push (`GET /push/plan`, `secutix-sync push`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanDocument {
+    /// Entries built.
+    pub entries: u64,
+    /// Entries that changed since the last plan.
+    pub changed_entries: u64,
+    /// Per target, in the configuration's order.
+    pub targets: Vec<TargetPlanDocument>,
+    /// The daemon that computed it (through the control API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daemon: Option<DaemonInfo>,
+}
 
 /// Why `/entries` (or `entries list`) cannot answer.
 #[derive(Debug, thiserror::Error)]
@@ -38,29 +260,29 @@ pub struct EntriesQuery {
     pub offset: Option<usize>,
 }
 
-fn sync_state(cfg: &Config, outbox: &Outbox, external_id: &str, hash: &str) -> serde_json::Map<String, Value> {
-    let mut out = serde_json::Map::new();
+fn sync_state(cfg: &Config, outbox: &Outbox, external_id: &str, hash: &str) -> BTreeMap<String, SyncState> {
+    let mut out = BTreeMap::new();
     for t in &cfg.targets {
         let name = t.name.as_str();
         let ack = outbox.acked(name, external_id).ok().flatten();
         let state = if outbox.pending_item(name, external_id).ok().flatten().is_some() {
-            "pending"
+            SyncState::Pending
         } else if outbox.is_dead(name, external_id).unwrap_or(false) {
-            "dead"
+            SyncState::Dead
         } else if ack.as_ref().is_some_and(|a| a.content_hash == hash) {
-            "synced"
+            SyncState::Synced
         } else if ack.is_none() {
-            "not_sent"
+            SyncState::NotSent
         } else {
-            "outdated"
+            SyncState::Outdated
         };
-        out.insert(name.to_owned(), json!(state));
+        out.insert(name.to_owned(), state);
     }
     out
 }
 
 /// The `/entries` document. An unknown `availability` value is refused (it would match nothing).
-pub fn entries_document(cfg: &Config, outbox: &Outbox, q: &EntriesQuery) -> Result<Value, EntriesError> {
+pub fn entries_document(cfg: &Config, outbox: &Outbox, q: &EntriesQuery) -> Result<EntriesDocument, EntriesError> {
     if let Some(a) = q.availability.as_deref()
         && !AVAILABILITY_FILTERS.contains(&a)
     {
@@ -96,18 +318,22 @@ pub fn entries_document(cfg: &Config, outbox: &Outbox, q: &EntriesQuery) -> Resu
         if total <= offset || rows.len() >= limit {
             continue;
         }
-        rows.push(json!({
-            "external_id": entry.external_id,
-            "product_code": entry.product_code,
-            "title": entry.title,
-            "published": entry.published,
-            "on_sale": entry.on_sale,
-            "availability": entry.availability,
-            "next_performance": entry.next_performance.as_ref().and_then(|n| n.start.clone()),
-            "targets": sync_state(cfg, outbox, &entry.external_id, &content_hash),
-        }));
+        rows.push(EntryRow {
+            targets: sync_state(cfg, outbox, &entry.external_id, &content_hash),
+            next_performance: entry.next_performance.as_ref().and_then(|n| n.start.clone()),
+            external_id: entry.external_id,
+            product_code: entry.product_code,
+            title: entry.title,
+            published: entry.published,
+            on_sale: entry.on_sale,
+            availability: entry.availability,
+        });
     }
-    Ok(json!({ "total": total, "offset": offset, "entries": rows }))
+    Ok(EntriesDocument {
+        total,
+        offset,
+        entries: rows,
+    })
 }
 
 /// `secutix-<id>` for a bare product id, else the id as given.
@@ -119,13 +345,13 @@ pub fn external_id_of(id: &str) -> String {
 }
 
 /// One entry with its state on every target (`GET /entries/{id}`); `None` when there is no such entry.
-pub fn entry_document(cfg: &Config, outbox: &Outbox, id: &str) -> Result<Option<Value>, StoreError> {
+pub fn entry_document(cfg: &Config, outbox: &Outbox, id: &str) -> Result<Option<EntryDocument>, StoreError> {
     let external_id = external_id_of(id);
     let Some(stored) = outbox.entry(&external_id)? else {
         return Ok(None);
     };
     let states = sync_state(cfg, outbox, &external_id, &stored.content_hash);
-    let mut targets = serde_json::Map::new();
+    let mut targets = BTreeMap::new();
     for t in &cfg.targets {
         let name = t.name.as_str();
         let dead: Vec<_> = outbox
@@ -135,19 +361,19 @@ pub fn entry_document(cfg: &Config, outbox: &Outbox, id: &str) -> Result<Option<
             .collect();
         targets.insert(
             name.to_owned(),
-            json!({
-                "state": states.get(name),
-                "acked": outbox.acked(name, &external_id)?,
-                "pending": outbox.pending_item(name, &external_id)?,
-                "dead_letters": dead,
-            }),
+            EntryOnTarget {
+                state: states.get(name).copied(),
+                acked: outbox.acked(name, &external_id)?,
+                pending: outbox.pending_item(name, &external_id)?,
+                dead_letters: dead,
+            },
         );
     }
-    Ok(Some(json!({
-        "content_hash": stored.content_hash,
-        "entry": stored.entry,
-        "targets": targets,
-    })))
+    Ok(Some(EntryDocument {
+        content_hash: stored.content_hash,
+        entry: stored.entry,
+        targets,
+    }))
 }
 
 /// The body of `POST /resync`.
@@ -168,7 +394,7 @@ pub fn plan_document(
     outbox: &Outbox,
     view: &crate::store::CatalogView,
     options: &crate::merge::EntryOptions,
-) -> Value {
+) -> PlanDocument {
     let langs = if options.languages.is_empty() {
         view.meta.pos.as_ref().map(|p| p.languages.clone()).unwrap_or_default()
     } else {
@@ -181,11 +407,11 @@ pub fn plan_document(
             .and_then(|r| r.product.name.get(lang, &[]).map(str::to_owned))
             .unwrap_or_default()
     };
-    let rows: Vec<Value> = targets
+    let rows: Vec<TargetPlanDocument> = targets
         .iter()
         .map(|t| {
             let p = plan.targets.get(&t.name).cloned().unwrap_or_default();
-            let operations: Vec<Value> = p
+            let operations: Vec<PlannedOperation> = p
                 .operations
                 .iter()
                 .map(|(kind, id, first)| {
@@ -194,20 +420,35 @@ pub fn plan_document(
                         (crate::targets::OpKind::Upsert, false) => "update",
                         (k, _) => k.as_str(),
                     };
-                    json!({"op": op, "external_id": id, "title": title(id)})
+                    PlannedOperation {
+                        op: op.to_owned(),
+                        external_id: id.clone(),
+                        title: title(id),
+                    }
                 })
                 .collect();
-            json!({
-                "name": t.name,
-                "kind": t.kind.name(),
-                "create": p.create, "update": p.update, "unpublish": p.unpublish, "delete": p.delete,
-                "unchanged": p.unchanged, "dead": p.dead, "dropped": p.dropped, "skipped": p.skipped,
-                "waiting": outbox.depth(&t.name).unwrap_or(0),
-                "operations": operations,
-            })
+            TargetPlanDocument {
+                name: t.name.clone(),
+                kind: t.kind.name().to_owned(),
+                create: p.create,
+                update: p.update,
+                unpublish: p.unpublish,
+                delete: p.delete,
+                unchanged: p.unchanged,
+                dead: p.dead,
+                dropped: p.dropped,
+                skipped: p.skipped,
+                waiting: outbox.depth(&t.name).unwrap_or(0),
+                operations,
+            }
         })
         .collect();
-    json!({"entries": plan.entries, "changed_entries": plan.changed_entries, "targets": rows})
+    PlanDocument {
+        entries: plan.entries,
+        changed_entries: plan.changed_entries,
+        targets: rows,
+        daemon: None,
+    }
 }
 
 #[cfg(test)]
@@ -215,11 +456,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_resync_scope_reads_back_what_it_writes() {
+        for scope in [
+            ResyncScope::All,
+            ResyncScope::Catalogue,
+            ResyncScope::Availability,
+            ResyncScope::Product(42),
+            ResyncScope::Push,
+            ResyncScope::FullPush,
+        ] {
+            assert_eq!(scope.as_text().parse::<ResyncScope>(), Ok(scope));
+        }
+        assert_eq!("push-full".parse::<ResyncScope>(), Ok(ResyncScope::FullPush));
+        assert_eq!(ResyncScope::Product(42).flag(), "--product 42");
+        assert_eq!(ResyncScope::Catalogue.flag(), "--catalogue");
+        let e = "product:x".parse::<ResyncScope>().expect_err("not an id");
+        assert!(e.contains("expected product:<SecuTix product id>"), "{e}");
+        let e = "everything".parse::<ResyncScope>().expect_err("unknown");
+        assert!(e.starts_with("unknown scope \"everything\""), "{e}");
+    }
+
+    #[test]
     fn the_availability_filter_values_are_the_statuses() {
         let names: Vec<&str> = AVAILABILITY_FILTERS
             .iter()
             .map(|f| {
-                serde_json::from_value::<crate::indicator::AvailabilityStatus>(json!(f))
+                serde_json::from_value::<crate::indicator::AvailabilityStatus>(serde_json::json!(f))
                     .unwrap_or_else(|e| panic!("{f}: {e}"))
                     .as_str()
             })
