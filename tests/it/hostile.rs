@@ -21,11 +21,10 @@
 //! Everything runs on loopback (127.0.0.1, port 0) and, where time matters, on paused tokio time; the
 //! tests of the real binary (peak RSS, the `import` command) run on real time without timed assertions.
 
-#[path = "common/binary.rs"]
-mod binary;
-mod common;
+use crate::common;
+use crate::common::binary;
 
-use common::*;
+use crate::common::*;
 use secutix_sync::fakes::testkit::{MockHttp, Reply};
 use secutix_sync::import::{ImportOptions, run_import};
 use secutix_sync::secutix::availability::{AvailabilityMethod, parse_answer};
@@ -632,7 +631,7 @@ fn measured(site: &binary::Site, args: &[&str]) -> Measured {
     let err_path = site.dir.path().join(format!("stderr-{}", args.join("-")));
     let out = std::process::Command::new(std::env::current_exe().expect("test executable"))
         .args([
-            "peak_rss_helper",
+            "hostile::peak_rss_helper",
             "--exact",
             "--ignored",
             "--nocapture",

@@ -1,7 +1,11 @@
-//! Shared helpers for integration tests: configuration, a store on paused time, SecuTix wire builders.
-#![allow(dead_code)]
+//! Shared helpers for the integration tests: configuration, a store on paused time, SecuTix wire builders;
+//! and, one module each, the real binary driven from a test (`binary`), a whole sync around a CMS target
+//! (`cms`), a mock SecuTix for the daemon (`secutix_mock`) and a fake pass Culture (`passculture_fake`).
 
+pub mod binary;
 pub mod cms;
+pub mod passculture_fake;
+pub mod secutix_mock;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

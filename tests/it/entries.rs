@@ -3,13 +3,13 @@
 //! earlier version's sled tree are moved out of sled, a lost log is rebuilt by the next plan without sending
 //! anything, and the public document updated after a plan equals one built from scratch.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use crate::common::*;
 use chrono::{DateTime, Utc};
-use common::*;
 use secutix_sync::catalog::{Performance, Product};
 use secutix_sync::indicator::PerformanceStatus;
 use secutix_sync::public::PublicSnapshot;

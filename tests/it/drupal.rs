@@ -3,14 +3,12 @@
 //! `422` validation errors with a pointer, `429` with `Retry-After`, HTTP Basic and OAuth2 client
 //! credentials. A catalogue goes through the whole pipeline (mock SecuTix, import, plan, worker).
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::cms::*;
-use common::*;
+use crate::common::cms::*;
+use crate::common::*;
 use secutix_sync::clock::SharedClock;
 use secutix_sync::push::DeletePolicy;
 use secutix_sync::targets::Target;

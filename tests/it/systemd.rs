@@ -18,8 +18,8 @@ fn skipped(why: &str) {
         .write_all(format!("SKIPPED: {why}\n").as_bytes());
 }
 
-const SERVICE: &str = include_str!("../systemd/secutix-sync.service");
-const TEMPLATE: &str = include_str!("../systemd/secutix-sync@.service");
+const SERVICE: &str = include_str!("../../systemd/secutix-sync.service");
+const TEMPLATE: &str = include_str!("../../systemd/secutix-sync@.service");
 
 /// section → key → values (a key may repeat), comments and blank lines dropped.
 type Unit = BTreeMap<String, BTreeMap<String, Vec<String>>>;

@@ -2,7 +2,7 @@
 //! products afterwards, dirty marks only on changes, the mapping through both transports, rate limits and
 //! timeouts, the budget over a simulated month with its tiers, and the parser on arbitrary bytes.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -4,11 +4,9 @@
 //! names the call. The store behind the parser
 //! (the real import sink) survives the same inputs: a failed parse leaves the catalogue in force.
 
-mod common;
-
 use std::sync::OnceLock;
 
-use common::t0;
+use crate::common::t0;
 use proptest::prelude::*;
 use secutix_sync::fakes::generator::{Generator, GeneratorOptions};
 use secutix_sync::secutix::availability::AvailabilityMethod;

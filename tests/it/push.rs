@@ -1,14 +1,12 @@
 //! Entries and the durable push: change detection, the outbox, retries, dead letters, durability across a
 //! killed runtime, the files and webhook targets.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::*;
 use chrono::{DateTime, Utc};
-use common::*;
 use hmac::{KeyInit, Mac};
 use secutix_sync::catalog::{Performance, Product};
 use secutix_sync::fakes::testkit::{MockHttp, Reply};

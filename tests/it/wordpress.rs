@@ -12,15 +12,13 @@
 //! **Against a scripted WordPress** (wiremock): answers a real site gives only by bad luck (a create racing
 //! another, a refused item inside a batch, a busy site, an outdated plugin).
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::cms::*;
-use common::*;
+use crate::common::cms::*;
+use crate::common::*;
 use secutix_sync::clock::SharedClock;
 use secutix_sync::push::DeletePolicy;
 use secutix_sync::targets::Target;

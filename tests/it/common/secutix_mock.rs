@@ -1,9 +1,6 @@
 //! A mock SecuTix for the daemon tests, on [`MockHttp`] (paused-time safe): catalogService (`getPOSConfig`,
 //! `getCatalogDetailed`, `isCatalogServiceAlive`) and availabilityService in the wire shape of contract B
 //! (CONTRACTS.md), so the tests keep working when the real availability poller calls it.
-//!
-//! Included with `#[path = "common/secutix_mock.rs"] mod secutix_mock;` next to `mod common;`.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -4,13 +4,11 @@
 //! back there (never deleted, whatever the target's `delete_policy`), and is absent from the public
 //! availability document.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use secutix_sync::catalog::{Performance, Product};
 use secutix_sync::config::{Config, ConfigError, Sources};
 use secutix_sync::fakes::testkit::{MockHttp, Recorded, Reply};

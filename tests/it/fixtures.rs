@@ -4,14 +4,12 @@
 //! and leaves the previous catalogue in force, unknown enum values are kept, and a product listed in two
 //! seasons is taken from the season that starts latest.
 
-mod common;
-
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::*;
 use chrono::{DateTime, TimeZone, Utc};
-use common::*;
 use secutix_sync::catalog::{Id, PosConfig, Product, ProductFamily, Season, State, Translated};
 use secutix_sync::fakes::testkit::{MockHttp, Reply};
 use secutix_sync::import::{ImportError, ImportOptions, run_import};

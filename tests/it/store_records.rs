@@ -2,9 +2,7 @@
 //! catalogue in force without being parsed, whatever the transport; a product that changed, moved season,
 //! or an import with other settings is parsed again; partial generations leave no file behind.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use secutix_sync::catalog::Product;
 use secutix_sync::fakes::generator::{Generator, GeneratorOptions};
 use secutix_sync::secutix::parse::CatalogSink;

@@ -1,8 +1,7 @@
-//! A fake of pass Culture's public API for the tests (`tests/passculture.rs`, and `tests/daemon.rs` through
-//! the control API): it answers the documented shapes of `/public/offers/v1/…` and applies the documented
-//! quantity quirk (a date reads its total, a PATCH writes the remaining); plus the venue's catalogue and the
-//! `passculture` target's configuration the tests share. Included with `#[path]`, next to `mod common;`.
-#![allow(dead_code)]
+//! A fake of pass Culture's public API for the tests (`passculture`, and `daemon` through the control API):
+//! it answers the documented shapes of `/public/offers/v1/…` and applies the documented quantity quirk (a
+//! date reads its total, a PATCH writes the remaining); plus the venue's catalogue and the `passculture`
+//! target's configuration the tests share.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};

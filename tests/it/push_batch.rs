@@ -2,13 +2,11 @@
 //! capped, each operation of a batch is acknowledged, retried or buried on its own outcome, a batch costs
 //! one rate-limit token and one timeout, and an unreachable target pauses once per batch.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use secutix_sync::indicator::PerformanceStatus;
 use secutix_sync::merge::EntryOptions;
 use secutix_sync::push::{DeletePolicy, DrainOptions, Outbox, PlanTarget, PushSettings, Scope, Worker};

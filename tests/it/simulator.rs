@@ -2,12 +2,10 @@
 //! SOAP (getCatalogDetailed and getCatalog), `in_progress` once then success, call counts, credentials, and
 //! the availability methods in the shape of contract B, moving on tokio's clock, deterministic by seed.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use secutix_sync::catalog::Product;
 use secutix_sync::fakes::simulator::{Simulator, SimulatorOptions};
 use secutix_sync::import::{ImportError, ImportOptions, run_import};

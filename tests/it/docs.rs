@@ -7,8 +7,8 @@
 
 use serde::de::{self, DeserializeOwned, Visitor};
 
-const README: &str = include_str!("../README.md");
-const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+const README: &str = include_str!("../../README.md");
+const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
 /// The field names a `#[derive(Deserialize)]` struct asks its deserializer for.
 fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
@@ -218,7 +218,7 @@ fn every_subcommand_has_a_line_with_its_exit_codes_in_the_commands_table() {
 
 #[test]
 fn set_up_is_two_commands_and_ci_runs_the_same_test_command() {
-    const CI: &str = include_str!("../.ci/run");
+    const CI: &str = include_str!("../../.ci/run");
     let text = section("Set-up");
     let block = text
         .split("```sh\n")

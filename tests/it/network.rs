@@ -9,7 +9,7 @@
 //! - credentials written into URLs never reach errors, `status`, the store or `validate-config`'s output;
 //! - every error of the control API is JSON, and an unknown filter value is a 400.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -430,8 +430,8 @@ async fn slow_headers_a_stalled_body_and_an_unread_answer_are_cut() {
 fn both_units_raise_the_open_files_limit_above_the_connection_cap() {
     let needed = ListenerLimits::default().max_connections as u64 + secutix_sync::net::FILES_RESERVED;
     for unit in [
-        include_str!("../systemd/secutix-sync.service"),
-        include_str!("../systemd/secutix-sync@.service"),
+        include_str!("../../systemd/secutix-sync.service"),
+        include_str!("../../systemd/secutix-sync@.service"),
     ] {
         let limit: u64 = unit
             .lines()
@@ -837,9 +837,9 @@ async fn every_control_api_error_is_json_and_unknown_filters_are_refused() {
 
 #[test]
 fn the_new_keys_are_documented_where_operators_look() {
-    const README: &str = include_str!("../README.md");
-    const DEFAULT_TOML: &str = include_str!("../config/default.toml");
-    const PASS_CULTURE: &str = include_str!("../docs/passculture.md");
+    const README: &str = include_str!("../../README.md");
+    const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+    const PASS_CULTURE: &str = include_str!("../../docs/passculture.md");
     for key in [
         "secutix.allow_insecure_http",
         "webhook.allow_insecure_http",

@@ -4,21 +4,18 @@
 //! dead letters, metrics, pass Culture's box office and offer statuses against the fake pass Culture API).
 //! Shaped after zero2prod's `spawn_app`.
 
-mod common;
-#[path = "common/passculture_fake.rs"]
-mod passculture_fake;
-#[path = "common/secutix_mock.rs"]
-mod secutix_mock;
+use crate::common;
+use crate::common::passculture_fake;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::secutix_mock::{MockSecutix, catalogue_of};
+use crate::common::t0;
 use chrono::{DateTime, TimeZone, Utc};
-use common::t0;
 use secrecy::SecretString;
-use secutix_mock::{MockSecutix, catalogue_of};
 use secutix_sync::cli_client::ControlClient;
 use secutix_sync::clock::{SharedClock, TokioClock};
 use secutix_sync::config::{Config, Sources};

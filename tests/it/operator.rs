@@ -6,18 +6,14 @@
 //! Real time (another process is involved): every wait polls with a bounded deadline; slow answers of the
 //! mock SecuTix only make a poll last long enough to be seen, no assertion depends on a duration.
 
-#[path = "common/binary.rs"]
-mod binary;
-mod common;
-#[path = "common/secutix_mock.rs"]
-mod secutix_mock;
+use crate::common::binary;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use binary::{Site, cli, command, eventually, exit_of, kill, log, ready, text};
-use secutix_mock::{MockSecutix, REST, catalogue_of, shifted};
+use crate::common::binary::{Site, cli, command, eventually, exit_of, kill, log, ready, text};
+use crate::common::secutix_mock::{MockSecutix, REST, catalogue_of, shifted};
 use secutix_sync::fakes::testkit::{MockHttp, Reply};
 use serde_json::{Value, json};
 use tokio::process::Child;

@@ -3,17 +3,15 @@
 //! total, a PATCH writes the remaining). Driven through the real path: configuration → `targets::build` /
 //! `targets::plan_target` → `Outbox::plan` → `Worker::drain`, on paused time.
 
-mod common;
-#[path = "common/passculture_fake.rs"]
-mod passculture_fake;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::passculture_fake::*;
+use crate::common::*;
 use chrono::{DateTime, Utc};
-use common::*;
-use passculture_fake::*;
 use secutix_sync::catalog::{Performance, Product};
 use secutix_sync::config::Config;
 use secutix_sync::fakes::testkit::{MockHttp, Recorded, Reply};

@@ -5,14 +5,12 @@
 //!
 //! Mounting needs root (CI runs as root). Where the mount is refused, the test prints `SKIPPED:` and why.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use secutix_sync::catalog::{Performance, Product};
 use secutix_sync::indicator::PerformanceStatus;
 use secutix_sync::merge::EntryOptions;

@@ -25,19 +25,17 @@
 //! printed with its kill point. The tests run one at a time (`serial`): the kill points after the body
 //! are a share of a duration measured at the start, which other tests running alongside would distort.
 
-#[path = "common/binary.rs"]
-mod binary;
-mod common;
-#[path = "common/secutix_mock.rs"]
-mod secutix_mock;
+use crate::common;
+use crate::common::binary;
+use crate::common::secutix_mock;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use binary::{Site, cli, exit_of, log, ready, start, text};
+use crate::common::binary::{Site, cli, exit_of, log, ready, start, text};
+use crate::common::secutix_mock::{MockSecutix, shifted};
 use futures_util::FutureExt;
-use secutix_mock::{MockSecutix, shifted};
 use secutix_sync::fakes::testkit::Reply;
 use secutix_sync::store::{ImportOutcome, Store};
 use serde_json::{Value, json};

@@ -1,11 +1,9 @@
 //! Catalogue import against a mock SecuTix on loopback, under paused time: the `in_progress` protocol,
 //! back-off, errors, atomicity, the shrink guard, tombstones, re-imports, both transports.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use secutix_sync::fakes::testkit::{MockHttp, Reply};
 use secutix_sync::import::{ImportError, ImportOptions, run_import};
 use secutix_sync::secutix::CallError;

@@ -6,8 +6,7 @@
 //!
 //! The daemon test runs on real time (another process is involved): every wait polls with a deadline.
 
-#[path = "common/binary.rs"]
-mod binary;
+use crate::common::binary;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -5,16 +5,11 @@
 //!
 //! These tests run on real time (another process is involved): every wait polls with a bounded deadline.
 
-#[path = "common/binary.rs"]
-mod binary;
-mod common;
-#[path = "common/passculture_fake.rs"]
-mod passculture_fake;
-#[path = "common/secutix_mock.rs"]
-mod secutix_mock;
+use crate::common::binary;
+use crate::common::passculture_fake;
 
-use binary::{DEADLINE, Site, cli, eventually, exit_of, kill, log, ready, start, text};
-use secutix_mock::{MockSecutix, catalogue_of, shifted};
+use crate::common::binary::{DEADLINE, Site, cli, eventually, exit_of, kill, log, ready, start, text};
+use crate::common::secutix_mock::{MockSecutix, catalogue_of, shifted};
 use secutix_sync::fakes::testkit::{MockHttp, Reply};
 use secutix_sync::push::Outbox;
 use secutix_sync::store::Store;

@@ -1,9 +1,7 @@
 //! Driving the real binary (`secutix-sync`) from a test: a site folder (configuration, store, log), the
 //! daemon as a child process, the CLI, the control API's address and token, signals, bounded waits.
 //!
-//! Included with `#[path = "common/binary.rs"] mod binary;` next to `mod common;`. Real time throughout
-//! (another process is involved): every wait polls with a bounded deadline.
-#![allow(dead_code)]
+//! Real time throughout (another process is involved): every wait polls with a bounded deadline.
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Output, Stdio};
