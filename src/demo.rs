@@ -27,7 +27,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use secrecy::SecretString;
-use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -630,7 +629,7 @@ impl Demo {
 
     /// One cycle: import, availability poll, push to the output folder. `Ok` when every step succeeded,
     /// with the summary either way (as `run --once`).
-    pub async fn once(self) -> Result<Value, Value> {
+    pub async fn once(self) -> Result<daemon::summaries::OnceReport, daemon::summaries::OnceReport> {
         let result = daemon::run_once(self.app.clone(), Duration::from_secs(30)).await;
         self.simulator.stop().await;
         result

@@ -117,11 +117,7 @@ pub(crate) fn dlq_run(
                 secutix_sync::operator::Operator::Remote(c) => rt
                     .block_on(c.status())
                     .ok()
-                    .and_then(|s| {
-                        s["jobs"]["catalogue"]["time_zone"]
-                            .as_str()
-                            .and_then(|t| t.parse().ok())
-                    })
+                    .and_then(|s| s.jobs.catalogue.time_zone.and_then(|t| t.parse().ok()))
                     .unwrap_or(chrono_tz::UTC),
             };
             println!(

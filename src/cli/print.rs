@@ -1,6 +1,8 @@
 //! Printing helpers: the human text of the operator documents (status, plans, progress, import reports).
 
 use super::*;
+use secutix_sync::daemon::status::{OffersStatus, StatusDocument};
+use secutix_sync::daemon::summaries::{CatalogueRun, OnceReport, PollRun};
 
 /// What `validate-config` prints: where the configuration comes from, then every problem (type, value,
 /// credentials, unknown keys) and warning at once, then the verdict.
@@ -133,19 +135,11 @@ pub(crate) async fn show_poll_progress<T>(
 }
 
 /// One target's plan line: `target NAME (kind): create …; unchanged …`.
-pub(crate) fn print_plan_line(name: &str, kind: &str, p: &serde_json::Value) {
-    let n = |k: &str| p[k].as_u64().unwrap_or(0);
+pub(crate) fn print_plan_line(name: &str, kind: &str, p: &secutix_sync::daemon::summaries::PlanCounts) {
     println!(
         "target {name} ({kind}): create {}, update {}, unpublish {}, delete {}; unchanged {}, dead letters {}, \
          dropped {}, not selected {}",
-        n("create"),
-        n("update"),
-        n("unpublish"),
-        n("delete"),
-        n("unchanged"),
-        n("dead"),
-        n("dropped"),
-        n("skipped")
+        p.create, p.update, p.unpublish, p.delete, p.unchanged, p.dead, p.dropped, p.skipped
     );
 }
 
@@ -177,199 +171,173 @@ pub(crate) fn short_utc(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
     t.map_or("never".to_owned(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
 }
 
-pub(crate) fn print_once(summary: &serde_json::Value) {
+pub(crate) fn print_once(summary: &OnceReport) {
     print!("{}", once_text(summary));
-    if let Some(failed) = summary["failed"].as_array() {
-        for f in failed {
-            eprintln!("failed: {}", f.as_str().unwrap_or_default());
-        }
+    for f in &summary.failed {
+        eprintln!("failed: {f}");
     }
 }
 
 /// The lines of `run --once` and `demo --once`: each job's summary, the plan of every entry, then per target
 /// the operations to send (those the lines above queued, plus any left from before) and what became of them.
-pub(crate) fn once_text(summary: &serde_json::Value) -> String {
-    use secutix_sync::cli_client::summary_line;
+pub(crate) fn once_text(summary: &OnceReport) -> String {
+    use secutix_sync::daemon::summaries::{OncePush, OnceStep};
     use std::fmt::Write;
     let mut out = String::new();
-    let as_last = |v: &serde_json::Value| match v["error"].as_str() {
-        Some(e) => serde_json::json!({"ok": false, "error": e}),
-        None => serde_json::json!({"ok": true, "summary": v}),
-    };
-    for job in ["catalogue", "availability"] {
-        if !summary[job].is_null() {
-            let _ = writeln!(out, "{job}: {}", summary_line(job, &as_last(&summary[job])));
+    fn step<T>(s: &OnceStep<T>, line: impl Fn(&T) -> String) -> String {
+        match s {
+            OnceStep::Ran(r) => line(r),
+            OnceStep::Failed { error } => error.clone(),
         }
     }
-    if !summary["plan"].is_null() {
-        let _ = writeln!(out, "plan: {}", summary_line("plan", &as_last(&summary["plan"])));
+    if let Some(c) = &summary.catalogue {
+        let _ = writeln!(out, "catalogue: {}", step(c, CatalogueRun::line));
     }
-    if let Some(pushes) = summary["push"].as_object() {
-        for (name, r) in pushes {
-            if let Some(e) = r["error"].as_str() {
-                let _ = writeln!(out, "push {name}: {e}");
+    if let Some(a) = &summary.availability {
+        let _ = writeln!(out, "availability: {}", step(a, PollRun::line));
+    }
+    if let Some(p) = &summary.plan {
+        let _ = writeln!(out, "plan: {}", p.clause().trim_start_matches("; "));
+    }
+    for (name, r) in &summary.push {
+        let (report, to_send, waiting_before) = match r {
+            OncePush::Failed { error } => {
+                let _ = writeln!(out, "push {name}: {error}");
                 continue;
             }
-            let n = |k: &str| r[k].as_u64().unwrap_or(0);
-            let before = match n("waiting_before") {
-                0 => String::new(),
-                b => format!(" ({b} queued before this run)"),
-            };
-            let retries = match n("retried") {
-                0 => String::new(),
-                r => format!(" ({r} failed attempts retried)"),
-            };
-            let _ = writeln!(
-                out,
-                "push {name}: {} operations to send{before}: {} delivered, {} moved to dead letters, {} still \
-                 pending{retries}",
-                n("to_send"),
-                n("delivered"),
-                n("dead"),
-                n("pending")
-            );
-        }
+            OncePush::Drained {
+                report,
+                to_send,
+                waiting_before,
+            } => (report, to_send, waiting_before),
+        };
+        let before = match waiting_before {
+            0 => String::new(),
+            b => format!(" ({b} queued before this run)"),
+        };
+        let retries = match report.retried {
+            0 => String::new(),
+            r => format!(" ({r} failed attempts retried)"),
+        };
+        let _ = writeln!(
+            out,
+            "push {name}: {to_send} operations to send{before}: {} delivered, {} moved to dead letters, {} still \
+             pending{retries}",
+            report.delivered, report.dead, report.pending
+        );
     }
     out
 }
 
-pub(crate) fn short_time(v: &serde_json::Value) -> String {
-    v.as_str()
-        .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok())
-        .map_or("never".to_owned(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-}
-
-pub(crate) fn print_status(doc: &serde_json::Value) {
-    use secutix_sync::cli_client::summary_line;
-    let d = &doc["daemon"];
-    if d["running"].as_bool() == Some(true) {
+pub(crate) fn print_status(doc: &StatusDocument) {
+    let d = &doc.daemon;
+    if d.running {
         println!(
             "secutix-sync {}: daemon running (pid {}, since {})",
-            doc["version"].as_str().unwrap_or("?"),
-            d["pid"],
-            short_time(&d["started_at"])
+            doc.version,
+            d.pid.map_or("?".to_owned(), |p| p.to_string()),
+            short_utc(d.started_at)
         );
     } else {
         println!(
             "secutix-sync {}: no daemon running; read from the store {}",
-            doc["version"].as_str().unwrap_or("?"),
-            doc["store"].as_str().unwrap_or("?")
+            doc.version,
+            doc.store.display()
         );
     }
-    println!(
-        "institution {} ({})",
-        doc["institution"].as_str().unwrap_or("?"),
-        doc["transport"].as_str().unwrap_or("?")
-    );
-    let c = &doc["catalogue"];
-    match c["generation"].as_u64() {
+    println!("institution {} ({})", doc.institution, doc.transport);
+    let c = &doc.catalogue;
+    match c.generation {
         Some(g) => println!(
             "catalogue: {} products, {} tombstones (generation {g}); last good import {}",
-            c["products"],
-            c["tombstones"],
-            short_time(&c["last_good_import_at"])
+            c.products.unwrap_or(0),
+            c.tombstones.unwrap_or(0),
+            short_utc(c.last_good_import_at)
         ),
         None => println!("catalogue: none yet (no successful import)"),
     }
     println!("jobs:");
     for job in ["catalogue", "availability", "refresh"] {
-        let j = &doc["jobs"][job];
         let mut parts = Vec::new();
-        if !j["running"].is_null() {
-            let mut running = format!(
-                "running (run {}, since {})",
-                j["running"]["id"],
-                short_time(&j["running"]["started_at"])
-            );
-            if let Ok(p) =
-                serde_json::from_value::<secutix_sync::availability::PollProgress>(j["running"]["progress"].clone())
-            {
-                let time =
-                    |v: &serde_json::Value| v.as_str().and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok());
-                let elapsed = match (time(&doc["now"]), time(&j["running"]["started_at"])) {
-                    (Some(now), Some(start)) => (now - start).num_seconds().max(0) as u64,
-                    _ => 0,
-                };
-                running.push_str(&format!(
+        let running = doc.jobs.running(job);
+        if let Some(r) = running {
+            let mut line = format!("running (run {}, since {})", r.id, short_utc(Some(r.started_at)));
+            if let Some(p) = &r.progress {
+                let elapsed = (doc.now - r.started_at).num_seconds().max(0) as u64;
+                line.push_str(&format!(
                     ": {}",
-                    secutix_sync::cli_client::poll_progress_text(&p, elapsed)
+                    secutix_sync::cli_client::poll_progress_text(p, elapsed)
                 ));
             }
-            parts.push(running);
+            parts.push(line);
         }
-        let last = &j["last"];
-        if !last.is_null() && !last["finished_at"].is_null() {
-            let ok = if last["ok"].as_bool() == Some(true) {
-                "ok"
-            } else {
-                "FAILED"
-            };
-            parts.push(format!(
-                "last {ok} at {}: {}",
-                short_time(&last["finished_at"]),
-                summary_line(job, last)
-            ));
-        } else if j["running"].is_null() {
-            parts.push("no run yet".to_owned());
+        match doc.jobs.last_run(job) {
+            Some(last) => {
+                let ok = if last.ok { "ok" } else { "FAILED" };
+                parts.push(format!(
+                    "last {ok} at {}: {}",
+                    short_utc(Some(last.finished_at)),
+                    last.line
+                ));
+            }
+            None if running.is_none() => parts.push("no run yet".to_owned()),
+            None => {}
         }
-        if !j["next_run_at"].is_null() {
-            parts.push(format!("next {}", short_time(&j["next_run_at"])));
-        } else if job == "availability" && doc["catalogue"]["generation"].is_null() {
-            parts.push("waits for the first catalogue".to_owned());
+        match doc.jobs.next_run_at(job) {
+            Some(t) => parts.push(format!("next {}", short_utc(Some(t)))),
+            None if job == "availability" && doc.catalogue.generation.is_none() => {
+                parts.push("waits for the first catalogue".to_owned())
+            }
+            None => {}
         }
         let mut line = format!("  {job:<13}{}", parts.join("; "));
-        if let Some(s) = j["schedule"].as_str() {
-            line.push_str(&format!(" (cron {s}, {})", j["time_zone"].as_str().unwrap_or("UTC")));
+        if job == "catalogue"
+            && let Some(s) = &doc.jobs.catalogue.schedule
+        {
+            let tz = doc.jobs.catalogue.time_zone.as_deref().unwrap_or("UTC");
+            line.push_str(&format!(" (cron {s}, {tz})"));
         }
         println!("{line}");
     }
-    let s = &doc["secutix"];
+    let s = &doc.secutix;
     println!(
         "SecuTix calls: {} this month of a budget of {} ({} %), {} today",
-        s["calls_this_month"], s["monthly_call_budget"], s["budget_used_percent"], s["calls_today"]
+        s.calls_this_month, s.monthly_call_budget, s.budget_used_percent, s.calls_today
     );
-    let a = &doc["availability"];
-    if a["enabled"].as_bool() == Some(false) {
+    let a = &doc.availability;
+    if !a.enabled {
         println!("availability: polling disabled (availability.enabled = false)");
     }
-    let i = &a["indicators"];
-    if !i.is_null() {
-        let by = by_status(&i["by_status"]);
+    if let Some(i) = &a.indicators {
+        let by = by_status(&i.by_status);
         println!(
             "indicators: {} future performances{by}; never fetched {}, stale {}, oldest fetch {}; last change {}",
-            i["future_performances"],
-            i["unknown"],
-            i["stale"],
-            short_time(&i["oldest_fetched_at"]),
-            short_time(&a["last_change_at"])
+            i.future_performances,
+            i.unknown,
+            i.stale,
+            short_utc(i.oldest_fetched_at),
+            short_utc(a.last_change_at)
         );
     }
     println!("targets:");
-    match doc["targets"].as_object() {
-        Some(m) if !m.is_empty() => {
-            for (name, t) in m {
-                let enabled = if t["enabled"].as_bool() == Some(false) {
-                    ", disabled"
-                } else {
-                    ""
-                };
-                println!(
-                    "  {name} ({}{enabled}): {} pending, {} dead letters, {} acknowledged",
-                    t["kind"].as_str().unwrap_or("?"),
-                    t["outbox"],
-                    t["dead_letters"],
-                    t["acknowledged"]
-                );
-                if let Some(e) = t["last_error"].as_str() {
-                    println!(
-                        "    last error: {e} (next attempt {})",
-                        short_time(&t["next_attempt_at"])
-                    );
-                }
-                print_offer_statuses(&t["passculture"]);
-            }
+    if doc.targets.is_empty() {
+        println!("  none configured ([[targets]])");
+    }
+    for (name, t) in &doc.targets {
+        let enabled = if t.enabled { "" } else { ", disabled" };
+        println!(
+            "  {name} ({}{enabled}): {} pending, {} dead letters, {} acknowledged",
+            t.kind, t.outbox, t.dead_letters, t.acknowledged
+        );
+        if let Some(e) = &t.last_error {
+            println!("    last error: {e} (next attempt {})", short_utc(t.next_attempt_at));
         }
-        _ => println!("  none configured ([[targets]])"),
+        if let Some(pc) = &t.passculture {
+            print_offer_statuses(pc);
+        }
+    }
+    for what in &doc.unreadable {
+        println!("could not read {what}");
     }
 }
 
@@ -496,14 +464,9 @@ impl ProgressView {
     }
 }
 
-/// The pass Culture lines of a `passculture` target in `status`: offers by status, then those that need a
-/// look (rejected, still in validation, with warnings).
-/// ` (3 available, 1 sold_out)` from a `{status: count}` object; empty when there is none.
-pub(crate) fn by_status(counts: &serde_json::Value) -> String {
-    let by: Vec<String> = counts
-        .as_object()
-        .map(|m| m.iter().map(|(k, v)| format!("{v} {k}")).collect())
-        .unwrap_or_default();
+/// ` (3 available, 1 sold_out)` from `{status: count}`; empty when there is none.
+pub(crate) fn by_status(counts: &std::collections::BTreeMap<String, u64>) -> String {
+    let by: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
     if by.is_empty() {
         String::new()
     } else {
@@ -511,24 +474,33 @@ pub(crate) fn by_status(counts: &serde_json::Value) -> String {
     }
 }
 
-pub(crate) fn print_offer_statuses(pc: &serde_json::Value) {
-    if let Some(e) = pc["error"].as_str() {
-        println!("    pass Culture offers: cannot read them: {e}");
-        return;
-    }
-    let Some(n) = pc["offers"].as_u64() else { return };
-    let by = by_status(&pc["by_status"]);
+/// The pass Culture lines of a `passculture` target in `status`: offers by status, then those that need a
+/// look (rejected, still in validation, with warnings).
+pub(crate) fn print_offer_statuses(pc: &OffersStatus) {
+    let (n, by, read_at, list) = match pc {
+        OffersStatus::Unreadable { error } => {
+            println!("    pass Culture offers: cannot read them: {error}");
+            return;
+        }
+        OffersStatus::Read {
+            offers,
+            by_status: by,
+            statuses_read_at,
+            list,
+        } => (offers, by, statuses_read_at, list),
+    };
     println!(
-        "    pass Culture offers: {n}{by}; statuses read {}",
-        short_time(&pc["statuses_read_at"])
+        "    pass Culture offers: {n}{}; statuses read {}",
+        by_status(by),
+        short_utc(*read_at)
     );
-    for o in pc["list"].as_array().into_iter().flatten() {
-        let id = o["external_id"].as_str().unwrap_or("?");
-        let name = o["name"].as_str().unwrap_or("");
-        let offer = o["offer_id"]
-            .as_u64()
+    for o in list {
+        let id = &o.external_id;
+        let name = o.name.as_deref().unwrap_or("");
+        let offer = o
+            .offer_id
             .map_or_else(|| "not created".to_owned(), |i| format!("offer {i}"));
-        match o["status"].as_str() {
+        match o.status.as_deref() {
             Some("REJECTED") => {
                 println!("    REJECTED {id} {name:?} ({offer}): pass Culture refused it; its pro portal says why")
             }
@@ -537,10 +509,10 @@ pub(crate) fn print_offer_statuses(pc: &serde_json::Value) {
             }
             _ => {}
         }
-        for w in o["warnings"].as_array().into_iter().flatten() {
-            println!("    warning  {id} {name:?}: {}", w.as_str().unwrap_or("?"));
+        for w in &o.warnings {
+            println!("    warning  {id} {name:?}: {w}");
         }
-        if let Some(r) = o["image_refused"].as_str() {
+        if let Some(r) = &o.image_refused {
             println!("    image    {id} {name:?}: not published: {r}");
         }
     }

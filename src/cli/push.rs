@@ -178,8 +178,11 @@ pub(crate) fn push_through_daemon(
         client.base_url()
     );
     let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
-    let counter =
-        |status: &serde_json::Value, name: &str, key: &str| status["targets"][name][key].as_u64().unwrap_or(0);
+    let counter = |status: &secutix_sync::daemon::status::StatusDocument,
+                   name: &str,
+                   count: fn(&secutix_sync::daemon::status::TargetStatus) -> Option<u64>| {
+        status.targets.get(name).and_then(count).unwrap_or(0)
+    };
     let before = rt.block_on(client.status())?;
     let request = secutix_sync::daemon::documents::ResyncRequest {
         scope: secutix_sync::daemon::documents::ResyncScope::Push.as_text(),
@@ -208,33 +211,30 @@ pub(crate) fn push_through_daemon(
     view.finish();
     let outcome = outcome?;
     let after = rt.block_on(client.status())?;
-    let plan = &after["jobs"][&answer.job]["last"]["summary"];
+    let plan = after.jobs.last_plan(&answer.job);
     let (mut dead, mut pending) = (0u64, 0u64);
     for t in targets {
         let name = t.name.as_str();
-        if !plan["targets"][name].is_null() {
-            print_plan_line(name, &format!("{:?}", t.kind).to_lowercase(), &plan["targets"][name]);
+        if let Some(counts) = plan.and_then(|p| p.targets.get(name)) {
+            print_plan_line(name, &format!("{:?}", t.kind).to_lowercase(), counts);
         }
-        let delivered = counter(&after, name, "delivered_since_start").saturating_sub(counter(
-            &before,
-            name,
-            "delivered_since_start",
-        ));
-        let new_dead =
-            counter(&after, name, "dead_since_start").saturating_sub(counter(&before, name, "dead_since_start"));
-        let waiting = counter(&after, name, "outbox");
+        let delivered =
+            counter(&after, name, |t| t.delivered_since_start)
+                .saturating_sub(counter(&before, name, |t| t.delivered_since_start));
+        let new_dead = counter(&after, name, |t| t.dead_since_start)
+            .saturating_sub(counter(&before, name, |t| t.dead_since_start));
+        let waiting = counter(&after, name, |t| Some(t.outbox));
         println!(
             "target {name}: delivered {delivered}, moved to dead letters {new_dead}, still pending {waiting} (by the \
              daemon while this push ran)"
         );
-        if let Some(e) = after["targets"][name]["last_error"].as_str().filter(|_| waiting > 0) {
+        let row = after.targets.get(name);
+        if let Some(e) = row.and_then(|r| r.last_error.as_deref()).filter(|_| waiting > 0) {
             println!("  last error: {e}; the daemon retries");
         }
-        if counter(&after, name, "dead_letters") > 0 {
-            println!(
-                "  {} dead letter(s): see `secutix-sync dlq list --target {name}`",
-                counter(&after, name, "dead_letters")
-            );
+        let dead_letters = row.map_or(0, |r| r.dead_letters);
+        if dead_letters > 0 {
+            println!("  {dead_letters} dead letter(s): see `secutix-sync dlq list --target {name}`");
         }
         dead += new_dead;
         pending += waiting;

@@ -9,15 +9,18 @@
 //! [`wait_resync`] follows a resync to its end (the job's run, a chained run, then the outbox draining) and
 //! reports [`Progress`] events, which the CLI shows as a progress bar on a terminal or as plain lines. The
 //! counts it reports add up with the lines before them: a run's summary says how many operations it queued
-//! ([`summary_line`]), the push counts the operations delivered since the request, out of those delivered
+//! ([`crate::daemon::status::JobsDocument::last_run`]), the push counts the operations delivered since the request, out of those delivered
 //! plus those still waiting.
 
 use crate::availability::PollProgress;
 use crate::config::Config;
-use crate::daemon::documents::{EntriesDocument, EntriesQuery, EntryDocument, PlanDocument, ResyncRequest};
+pub use crate::daemon::documents::ResyncAnswer;
+use crate::daemon::documents::{
+    DeadLettersDocument, DropAnswer, EntriesDocument, EntriesQuery, EntryDocument, PlanDocument, ReplayAnswer,
+    ResyncRequest,
+};
 use crate::push::DeadLetter;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -89,28 +92,6 @@ pub struct ControlClient {
     base: String,
     token: SecretString,
     http: reqwest::Client,
-}
-
-/// The daemon's answer to `POST /resync`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ResyncAnswer {
-    /// `accepted` or `already_running`.
-    pub status: String,
-    /// The job that runs it (`catalogue`, `availability`, `refresh`).
-    pub job: String,
-    /// The run that covers the request.
-    pub run: u64,
-    /// A job the run chains into (`availability` after the import of `resync all`).
-    pub then: Option<String>,
-    /// For operators.
-    pub message: String,
-}
-
-impl ResyncAnswer {
-    /// True when the request was merged into a run already in progress or requested.
-    pub fn already_running(&self) -> bool {
-        self.status == "already_running"
-    }
 }
 
 /// The address of the daemon of `config`: `control.listen`, with a wildcard host read as loopback, or the
@@ -245,7 +226,7 @@ impl ControlClient {
     }
 
     /// `GET /readyz`: the readiness document (`ready` is false when not ready).
-    pub async fn ready(&self) -> Result<Value, ClientError> {
+    pub async fn ready(&self) -> Result<crate::daemon::documents::ReadyDocument, ClientError> {
         let resp = self
             .http
             .get(self.url("/readyz"))
@@ -260,7 +241,7 @@ impl ControlClient {
     }
 
     /// `GET /status`.
-    pub async fn status(&self) -> Result<Value, ClientError> {
+    pub async fn status(&self) -> Result<crate::daemon::status::StatusDocument, ClientError> {
         self.json(self.http.get(self.url("/status")), "GET /status").await
     }
 
@@ -317,41 +298,28 @@ impl ControlClient {
 
     /// `GET /dlq`: dead letters of one target or of all.
     pub async fn dead_letters(&self, target: Option<&str>) -> Result<Vec<DeadLetter>, ClientError> {
-        #[derive(Deserialize)]
-        struct List {
-            dead_letters: Vec<DeadLetter>,
-        }
         let mut req = self.http.get(self.url("/dlq"));
         if let Some(t) = target {
             req = req.query(&[("target", t)]);
         }
-        let list: List = self.json(req, "GET /dlq").await?;
+        let list: DeadLettersDocument = self.json(req, "GET /dlq").await?;
         Ok(list.dead_letters)
     }
 
     /// Replays one dead letter of `target` (`Some(id)`) or all of them. Returns (replayed, superseded).
     pub async fn replay(&self, target: &str, id: Option<u64>) -> Result<(u64, u64), ClientError> {
-        #[derive(Deserialize)]
-        struct Replayed {
-            replayed: u64,
-            superseded: u64,
-        }
         let path = match id {
             Some(id) => format!("/dlq/{}/{id}/replay", urlencode(target)),
             None => format!("/dlq/{}/replay", urlencode(target)),
         };
-        let r: Replayed = self.json(self.http.post(self.url(&path)), "POST /dlq/…/replay").await?;
+        let r: ReplayAnswer = self.json(self.http.post(self.url(&path)), "POST /dlq/…/replay").await?;
         Ok((r.replayed, r.superseded))
     }
 
     /// Drops one dead letter of `target`; returns it.
     pub async fn drop_dead_letter(&self, target: &str, id: u64) -> Result<DeadLetter, ClientError> {
-        #[derive(Deserialize)]
-        struct Dropped {
-            dropped: DeadLetter,
-        }
         let path = format!("/dlq/{}/{id}", urlencode(target));
-        let d: Dropped = self.json(self.http.delete(self.url(&path)), "DELETE /dlq/…").await?;
+        let d: DropAnswer = self.json(self.http.delete(self.url(&path)), "DELETE /dlq/…").await?;
         Ok(d.dropped)
     }
 }

@@ -34,28 +34,6 @@ fn no_token_means_no_daemon_ever_started() {
 }
 
 #[test]
-fn summary_lines_name_the_counts_or_the_error() {
-    let last = serde_json::json!({"ok": true, "summary": {"id": 3, "outcome": "success",
-        "counts": {"products": 24, "added": 2, "changed": 1, "removed": 0},
-        "plan": {"entries": 24, "changed": 3, "targets": {"website": {"create": 2, "update": 1, "unpublish": 0, "delete": 0}}}}});
-    assert_eq!(
-        summary_line("catalogue", &last),
-        "import #3: 24 products (added 2, changed 1, removed 0); 24 entries built, 3 changed: 3 operations \
-         queued for the targets"
-    );
-    let deferred = serde_json::json!({"ok": true, "summary": {"id": 4, "outcome": "success",
-        "counts": {"products": 24, "added": 0, "changed": 1, "removed": 0},
-        "plan": "after the availability poll that follows the import"}});
-    assert_eq!(
-        summary_line("catalogue", &deferred),
-        "import #4: 24 products (added 0, changed 1, removed 0); entries planned after the availability poll \
-         that follows the import"
-    );
-    let failed = serde_json::json!({"ok": false, "error": "SecuTix refused the credentials"});
-    assert_eq!(summary_line("catalogue", &failed), "SecuTix refused the credentials");
-}
-
-#[test]
 fn progress_lines_say_what_they_count() {
     let poll = PollProgress {
         phase: "fetching".into(),

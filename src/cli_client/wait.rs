@@ -2,6 +2,7 @@
 
 #[allow(unused_imports)]
 use super::*;
+use crate::daemon::status::{StatusDocument, TargetStatus};
 
 /// What [`wait_resync`] reports.
 #[derive(Debug, Clone, PartialEq)]
@@ -153,68 +154,6 @@ pub fn progress_line(p: &Progress) -> String {
     }
 }
 
-/// A one-line summary of a finished run's JSON.
-pub fn summary_line(job: &str, last: &Value) -> String {
-    if let Some(e) = last["error"].as_str() {
-        return e.to_owned();
-    }
-    let s = &last["summary"];
-    let plan = |p: &Value| -> String {
-        if p.is_null() {
-            return String::new();
-        }
-        if let Some(later) = p.as_str() {
-            // The plan is deferred (the import's entries are planned after the availability poll).
-            return format!("; entries planned {later}");
-        }
-        let ops: u64 = p["targets"]
-            .as_object()
-            .map(|m| {
-                m.values()
-                    .map(|t| {
-                        ["create", "update", "unpublish", "delete"]
-                            .iter()
-                            .map(|k| t[*k].as_u64().unwrap_or(0))
-                            .sum::<u64>()
-                    })
-                    .sum()
-            })
-            .unwrap_or(0);
-        format!(
-            "; {} entries built, {} changed: {ops} operations queued for the targets",
-            p["entries"].as_u64().unwrap_or(0),
-            p["changed"].as_u64().unwrap_or(0)
-        )
-    };
-    match job {
-        "catalogue" => {
-            let c = &s["counts"];
-            let head = if s["outcome"] == "unchanged" {
-                format!("catalogue unchanged ({} products)", c["products"].as_u64().unwrap_or(0))
-            } else {
-                format!(
-                    "import #{}: {} products (added {}, changed {}, removed {})",
-                    s["id"].as_u64().unwrap_or(0),
-                    c["products"].as_u64().unwrap_or(0),
-                    c["added"].as_u64().unwrap_or(0),
-                    c["changed"].as_u64().unwrap_or(0),
-                    c["removed"].as_u64().unwrap_or(0)
-                )
-            };
-            format!("{head}{}", plan(&s["plan"]))
-        }
-        "availability" => format!(
-            "{} SecuTix calls, {} products fetched, {} indicator changes{}{}",
-            s["calls"].as_u64().unwrap_or(0),
-            s["fetched"].as_u64().unwrap_or(0),
-            s["changes"].as_u64().unwrap_or(0),
-            plan(&s["plan"]),
-            plan(&s["product_plan"])
-        ),
-        _ => plan(s).trim_start_matches("; ").to_owned(),
-    }
-}
-
 /// How [`wait_for`] follows a resync.
 #[derive(Debug, Clone)]
 pub struct WaitOptions {
@@ -229,7 +168,7 @@ pub struct WaitOptions {
     pub targets: Option<Vec<String>>,
     /// `/status` from before the request, so that the operations delivered in between count too; `None`
     /// = the first status read while waiting.
-    pub baseline: Option<Value>,
+    pub baseline: Option<StatusDocument>,
 }
 
 /// Follows `answer` to its end: the run (and the run it chains into), then the outboxes, polling `/status`
@@ -280,53 +219,35 @@ pub async fn wait_for(
             if baseline.is_none() {
                 baseline = Some(status.clone());
             }
-            let state = &status["jobs"][&job];
-            let now = status["now"]
-                .as_str()
-                .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok());
-            if state["last"]["id"].as_u64().is_some_and(|id| id >= run) {
-                let last = &state["last"];
-                let ok = last["ok"].as_bool().unwrap_or(false);
+            if let Some(last) = status.jobs.last_run(&job).filter(|l| l.id.is_some_and(|id| id >= run)) {
                 emit(
                     Progress::Finished {
                         job: job.clone(),
                         run,
-                        ok,
-                        line: summary_line(&job, last),
+                        ok: last.ok,
+                        line: last.line.clone(),
                     },
                     &mut on,
                 );
-                if !ok {
-                    failure = Some(format!("{job}: {}", summary_line(&job, last)));
+                if !last.ok {
+                    failure = Some(format!("{job}: {}", last.line));
                 }
-                if let (Some(next_job), Some(next_run)) = (
-                    last["summary"]["then"]["job"].as_str(),
-                    last["summary"]["then"]["run"].as_u64(),
-                ) {
-                    runs.push((next_job.to_owned(), next_run));
+                if let Some(then) = last.then {
+                    runs.push((then.job, then.run));
                 }
                 break;
             }
-            if state["running"]["id"].as_u64() == Some(run) {
-                let started = state["running"]["started_at"]
-                    .as_str()
-                    .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok());
-                let elapsed_secs = match (now, started) {
-                    (Some(n), Some(s)) => (n - s).num_seconds().max(0),
-                    _ => 0,
-                };
-                let progress = serde_json::from_value(state["running"]["progress"].clone()).ok();
-                emit(
+            match status.jobs.running(&job).filter(|r| r.id == run) {
+                Some(running) => emit(
                     Progress::Running {
                         job: job.clone(),
                         run,
-                        elapsed_secs,
-                        progress,
+                        elapsed_secs: (status.now - running.started_at).num_seconds().max(0),
+                        progress: running.progress.clone(),
                     },
                     &mut on,
-                );
-            } else {
-                emit(Progress::Queued { job: job.clone(), run }, &mut on);
+                ),
+                None => emit(Progress::Queued { job: job.clone(), run }, &mut on),
             }
             tokio::time::sleep(every).await;
         }
@@ -337,45 +258,41 @@ pub async fn wait_for(
     let mut retry_deadline: Option<tokio::time::Instant> = None;
     loop {
         let status = client.status().await?;
-        let now = status["now"]
-            .as_str()
-            .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok());
-        let mut targets = status["targets"].as_object().cloned().unwrap_or_default();
+        let now = status.now;
+        let mut targets = status.targets;
         if let Some(only) = &opts.targets {
             targets.retain(|name, _| only.contains(name));
         }
-        let since = |key: &str| -> u64 {
+        let since = |count: fn(&TargetStatus) -> Option<u64>| -> u64 {
             targets
                 .iter()
                 .map(|(name, t)| {
                     let before = baseline
                         .as_ref()
-                        .map_or(0, |b| b["targets"][name][key].as_u64().unwrap_or(0));
-                    t[key].as_u64().unwrap_or(0).saturating_sub(before)
+                        .and_then(|b| b.targets.get(name))
+                        .and_then(count)
+                        .unwrap_or(0);
+                    count(t).unwrap_or(0).saturating_sub(before)
                 })
                 .sum()
         };
-        let (delivered, dead) = (since("delivered_since_start"), since("dead_since_start"));
-        let pending: u64 = targets.values().map(|t| t["outbox"].as_u64().unwrap_or(0)).sum();
+        let delivered = since(|t| t.delivered_since_start);
+        let dead = since(|t| t.dead_since_start);
+        let pending: u64 = targets.values().map(|t| t.outbox).sum();
         if pending == 0 {
             emit(Progress::Delivered { delivered, dead }, &mut on);
             return Ok(WaitOutcome::Done);
         }
         // Every pending operation waits for a retry later than the next poll: the target is failing.
-        let waiting = targets
-            .values()
-            .filter(|t| t["outbox"].as_u64().unwrap_or(0) > 0)
-            .all(|t| {
-                let next = t["next_attempt_at"]
-                    .as_str()
-                    .and_then(|x| x.parse::<chrono::DateTime<chrono::Utc>>().ok());
-                matches!((next, now), (Some(n), Some(now)) if n > now + chrono::Duration::seconds(30))
-                    && !t["last_error"].is_null()
-            });
+        let waiting = targets.values().filter(|t| t.outbox > 0).all(|t| {
+            t.next_attempt_at
+                .is_some_and(|n| n > now + chrono::Duration::seconds(30))
+                && t.last_error.is_some()
+        });
         if waiting {
             let errors = targets
                 .iter()
-                .filter_map(|(name, t)| t["last_error"].as_str().map(|e| format!("{name}: {e}")))
+                .filter_map(|(name, t)| t.last_error.as_ref().map(|e| format!("{name}: {e}")))
                 .collect();
             emit(Progress::Waiting { pending, errors }, &mut on);
             let until = *retry_deadline.get_or_insert_with(|| tokio::time::Instant::now() + opts.retry_wait);

@@ -18,14 +18,14 @@ pub(super) async fn readyz(State(app): State<Arc<App>>) -> Response {
         )),
         _ => None,
     };
-    let body = json!({
-        "ready": reason.is_none(),
-        "reason": reason,
-        "store": if store_ok { "open" } else { "failing" },
-        "last_good_import": last,
-        "catalogue_max_age_secs": max_age.as_secs(),
-    });
-    let code = if reason.is_none() {
+    let body = ReadyDocument {
+        ready: reason.is_none(),
+        reason,
+        store: if store_ok { "open" } else { "failing" }.to_owned(),
+        last_good_import: last,
+        catalogue_max_age_secs: max_age.as_secs(),
+    };
+    let code = if body.ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -33,7 +33,7 @@ pub(super) async fn readyz(State(app): State<Arc<App>>) -> Response {
     (code, Json(body)).into_response()
 }
 
-pub(super) async fn status(State(app): State<Arc<App>>) -> Json<Value> {
+pub(super) async fn status(State(app): State<Arc<App>>) -> Json<crate::daemon::status::StatusDocument> {
     Json(app.status())
 }
 
@@ -71,18 +71,22 @@ pub(super) async fn resync(State(app): State<Arc<App>>, Json(body): Json<ResyncR
             Requested::Accepted { .. } => StatusCode::ACCEPTED,
             Requested::AlreadyRunning { .. } => StatusCode::CONFLICT,
         };
-        let mut v = serde_json::to_value(&r).unwrap_or(Value::Null);
-        v["job"] = json!(job);
-        v["scope"] = json!(scope);
-        if let Some(t) = then {
-            v["then"] = json!(t);
-        }
-        v["message"] = json!(match r {
-            Requested::Accepted { run } => format!("{job} run {run} requested"),
-            Requested::AlreadyRunning { run } =>
+        let (status, message) = match r {
+            Requested::Accepted { run } => ("accepted", format!("{job} run {run} requested")),
+            Requested::AlreadyRunning { run } => (
+                "already_running",
                 format!("{job} is already running (run {run}); this request is merged into it"),
-        });
-        (code, Json(v)).into_response()
+            ),
+        };
+        let body = ResyncAnswer {
+            status: status.to_owned(),
+            job: job.to_owned(),
+            run: r.run(),
+            scope: scope.to_owned(),
+            then: then.map(str::to_owned),
+            message,
+        };
+        (code, Json(body)).into_response()
     };
     let manual = |force: bool, product: Option<i64>, then_availability: bool| Trigger::Manual {
         force,
@@ -220,9 +224,14 @@ pub(super) fn target_names(app: &App, only: Option<&str>) -> Result<Vec<String>,
     }
 }
 
-pub(super) async fn dlq_list(State(app): State<Arc<App>>, Query(q): Query<DlqQuery>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn dlq_list(
+    State(app): State<Arc<App>>,
+    Query(q): Query<DlqQuery>,
+) -> Result<Json<DeadLettersDocument>, ApiError> {
     let names = target_names(&app, q.target.as_deref())?;
-    Ok(Json(json!({ "dead_letters": app.outbox.dead_letters(&names)? })))
+    Ok(Json(DeadLettersDocument {
+        dead_letters: app.outbox.dead_letters(&names)?,
+    }))
 }
 
 pub(super) fn push_error(e: crate::push::PushError) -> ApiError {
@@ -235,28 +244,28 @@ pub(super) fn push_error(e: crate::push::PushError) -> ApiError {
 pub(super) async fn dlq_replay_all(
     State(app): State<Arc<App>>,
     Path(target): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ReplayAnswer>, ApiError> {
     target_names(&app, Some(&target))?;
     let (replayed, superseded) = app.outbox.replay(&target, None).map_err(push_error)?;
     app.wake_workers();
-    Ok(Json(json!({ "replayed": replayed, "superseded": superseded })))
+    Ok(Json(ReplayAnswer { replayed, superseded }))
 }
 
 pub(super) async fn dlq_replay(
     State(app): State<Arc<App>>,
     Path((target, id)): Path<(String, u64)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ReplayAnswer>, ApiError> {
     target_names(&app, Some(&target))?;
     let (replayed, superseded) = app.outbox.replay(&target, Some(id)).map_err(push_error)?;
     app.wake_workers();
-    Ok(Json(json!({ "replayed": replayed, "superseded": superseded })))
+    Ok(Json(ReplayAnswer { replayed, superseded }))
 }
 
 pub(super) async fn dlq_drop(
     State(app): State<Arc<App>>,
     Path((target, id)): Path<(String, u64)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DropAnswer>, ApiError> {
     target_names(&app, Some(&target))?;
-    let dl = app.outbox.drop_dead_letter(&target, id).map_err(push_error)?;
-    Ok(Json(json!({ "dropped": dl })))
+    let dropped = app.outbox.drop_dead_letter(&target, id).map_err(push_error)?;
+    Ok(Json(DropAnswer { dropped }))
 }

@@ -60,13 +60,12 @@ pub(super) async fn metrics(State(app): State<Arc<App>>) -> Response {
         "Bytes received from SecuTix this month.",
         one(app.store.bytes_in_month(now) as f64),
     );
-    let jobs = [
-        ("catalogue", &app.catalogue),
-        ("availability", &app.availability),
-        ("refresh", &app.refresh),
+    let states: [(&str, JobState<()>); 3] = [
+        ("catalogue", app.catalogue.state().facts()),
+        ("availability", app.availability.state().facts()),
+        ("refresh", app.refresh.state().facts()),
     ];
-    let states: Vec<(&str, JobState)> = jobs.iter().map(|(n, j)| (*n, j.state())).collect();
-    let per_job = |f: &dyn Fn(&JobState) -> f64| -> Vec<(String, f64)> {
+    let per_job = |f: &dyn Fn(&JobState<()>) -> f64| -> Vec<(String, f64)> {
         states.iter().map(|(n, s)| (format!("{{job=\"{n}\"}}"), f(s))).collect()
     };
     gauge(

@@ -31,8 +31,8 @@
 //! [`json_errors`] rewrites. The listener's limits (connections, timeouts) are [`crate::net::serve`]'s.
 
 use crate::daemon::documents::{
-    EntriesError, EntriesQuery, ResyncRequest, ResyncScope, entries_document, entry_document, external_id_of,
-    plan_document,
+    DeadLettersDocument, DropAnswer, EntriesError, EntriesQuery, ReadyDocument, ReplayAnswer, ResyncAnswer,
+    ResyncRequest, ResyncScope, entries_document, entry_document, external_id_of, plan_document,
 };
 use crate::daemon::jobs::{JobState, Requested, Trigger};
 use crate::daemon::status::freshness;
@@ -49,7 +49,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 

@@ -329,7 +329,7 @@ impl App {
     }
 
     /// `/status`, also summarised in systemd's `STATUS=`.
-    pub fn status(&self) -> Value {
+    pub fn status(&self) -> status::StatusDocument {
         status::status_document(&self.config(), &self.store, &self.outbox, Some(self))
     }
 
@@ -346,11 +346,14 @@ impl App {
             .state()
             .last_success_at
             .map_or("never".to_owned(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string());
-        let running: Vec<&str> = [&self.catalogue, &self.availability, &self.refresh]
-            .iter()
-            .filter(|j| j.state().running.is_some())
-            .map(|j| j.name)
-            .collect();
+        let running: Vec<&str> = [
+            (self.catalogue.name, self.catalogue.state().running.is_some()),
+            (self.availability.name, self.availability.state().running.is_some()),
+            (self.refresh.name, self.refresh.state().running.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, running)| running.then_some(name))
+        .collect();
         let running = if running.is_empty() {
             String::new()
         } else {

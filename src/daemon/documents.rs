@@ -495,3 +495,67 @@ mod tests {
         assert_eq!(external_id_of(" secutix-1000 "), "secutix-1000");
     }
 }
+
+/// The daemon's answer to `POST /resync`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResyncAnswer {
+    /// `accepted` or `already_running`.
+    pub status: String,
+    /// The job that runs it (`catalogue`, `availability`, `refresh`).
+    pub job: String,
+    /// The run that covers the request.
+    pub run: u64,
+    /// The scope as asked.
+    #[serde(default)]
+    pub scope: String,
+    /// A job the run chains into (`availability` after the import of `resync all`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub then: Option<String>,
+    /// For operators.
+    pub message: String,
+}
+
+impl ResyncAnswer {
+    /// True when the request was merged into a run already in progress or requested.
+    pub fn already_running(&self) -> bool {
+        self.status == "already_running"
+    }
+}
+
+/// `GET /dlq`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeadLettersDocument {
+    /// The dead letters of the targets asked for.
+    pub dead_letters: Vec<crate::push::DeadLetter>,
+}
+
+/// `POST /dlq/…/replay`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayAnswer {
+    /// Dead letters put back in the outbox.
+    pub replayed: u64,
+    /// Dead letters dropped because a newer version of their entry was queued since.
+    pub superseded: u64,
+}
+
+/// `DELETE /dlq/…`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DropAnswer {
+    /// The dead letter dropped.
+    pub dropped: crate::push::DeadLetter,
+}
+
+/// `GET /readyz`: ready once a good catalogue import is younger than `daemon.catalogue_max_age`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadyDocument {
+    /// Ready (the answer is 200; 503 otherwise).
+    pub ready: bool,
+    /// Why not.
+    pub reason: Option<String>,
+    /// `open` or `failing`.
+    pub store: String,
+    /// When the last good import finished.
+    pub last_good_import: Option<DateTime<Utc>>,
+    /// `daemon.catalogue_max_age`, in seconds.
+    pub catalogue_max_age_secs: u64,
+}

@@ -13,14 +13,14 @@
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 
 use crate::availability::{PollProgress, ProgressSink};
 use crate::catalog::Id;
 
 /// Why a run starts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Trigger {
     /// The schedule.
@@ -147,7 +147,7 @@ impl Trigger {
 }
 
 /// A run in progress.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Running {
     /// Run number.
     pub id: u64,
@@ -156,44 +156,90 @@ pub struct Running {
     /// Why.
     pub trigger: Trigger,
     /// How far it is, for runs that say (an availability poll: products done and to do, calls, estimate).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<PollProgress>,
 }
 
-/// A finished run.
-#[derive(Debug, Clone, Serialize)]
-pub struct Finished {
-    /// Run number.
-    pub id: u64,
+/// A finished run; `S` is what the job's runs report ([`super::summaries`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Finished<S> {
+    /// Run number (none for what the store remembers of a run before this process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
     /// Start.
     pub started_at: DateTime<Utc>,
     /// End.
     pub finished_at: DateTime<Utc>,
-    /// Why it ran.
-    pub trigger: Trigger,
+    /// Why it ran (none for what the store remembers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
     /// True when it did its job.
     pub ok: bool,
-    /// Counts and facts (job-specific).
-    pub summary: serde_json::Value,
+    /// What it did (none when it failed before doing anything).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<S>,
     /// The error, for operators.
     pub error: Option<String>,
+    /// The run it asked for when it ended (`resync all`: the availability poll after the import).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub then: Option<super::summaries::FollowUp>,
+}
+
+impl<S> Finished<S> {
+    /// The summary in one line (`line` words it), or the error.
+    pub fn line(&self, line: impl Fn(&S) -> String) -> String {
+        match (&self.error, &self.summary) {
+            (Some(e), _) => e.clone(),
+            (None, Some(s)) => line(s),
+            (None, None) => String::new(),
+        }
+    }
 }
 
 /// What `/status` shows of a job.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct JobState {
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobState<S> {
     /// The run in progress.
     pub running: Option<Running>,
     /// The last finished run.
-    pub last: Option<Finished>,
+    pub last: Option<Finished<S>>,
     /// The last run that succeeded.
     pub last_success_at: Option<DateTime<Utc>>,
     /// Next scheduled run.
     pub next_run_at: Option<DateTime<Utc>>,
     /// Runs started since the process started.
+    #[serde(default)]
     pub runs: u64,
     /// Failed runs in a row.
+    #[serde(default)]
     pub consecutive_failures: u32,
+}
+
+impl<S> JobState<S> {
+    /// The same state without the last run's summary (what every job has in common: `/metrics`).
+    pub fn facts(&self) -> JobState<()> {
+        JobState {
+            running: self.running.clone(),
+            last: None,
+            last_success_at: self.last_success_at,
+            next_run_at: self.next_run_at,
+            runs: self.runs,
+            consecutive_failures: self.consecutive_failures,
+        }
+    }
+}
+
+impl<S> Default for JobState<S> {
+    fn default() -> Self {
+        Self {
+            running: None,
+            last: None,
+            last_success_at: None,
+            next_run_at: None,
+            runs: 0,
+            consecutive_failures: 0,
+        }
+    }
 }
 
 /// The answer to a manual trigger.
@@ -217,11 +263,11 @@ pub enum Requested {
 /// The pending trigger and the run in progress live under one lock, so there is no window between "a
 /// trigger was taken" and "the run started" in which a second request could be accepted as a new run.
 #[derive(Debug)]
-pub struct Job {
+pub struct Job<S> {
     /// Name (`catalogue`, `availability`, `refresh`).
     pub name: &'static str,
     /// std mutex: held for field updates only, never across `.await`.
-    inner: Mutex<Inner>,
+    inner: Mutex<Inner<S>>,
     /// Wakes the job's loop when a trigger is pending.
     wake: Notify,
     /// Number of the last finished run: `wait_finished` watches it.
@@ -230,14 +276,24 @@ pub struct Job {
     progress: ProgressSink,
 }
 
-#[derive(Debug, Default)]
-struct Inner {
-    state: JobState,
+#[derive(Debug)]
+struct Inner<S> {
+    state: JobState<S>,
     /// At most one trigger waits; later requests are merged into it.
     pending: Option<Trigger>,
     /// The run in progress should be followed by an availability poll (`resync all`, also when the request
     /// was merged into a run that had not asked for one).
     chain: bool,
+}
+
+impl<S> Default for Inner<S> {
+    fn default() -> Self {
+        Self {
+            state: JobState::default(),
+            pending: None,
+            chain: false,
+        }
+    }
 }
 
 /// Marks a run in progress; [`Job::finish`] consumes it.
@@ -259,7 +315,7 @@ impl RunGuard {
     }
 }
 
-impl Job {
+impl<S: Clone> Job<S> {
     /// A new idle job.
     pub fn new(name: &'static str) -> Self {
         Self {
@@ -271,12 +327,12 @@ impl Job {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner<S>> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The current state.
-    pub fn state(&self) -> JobState {
+    pub fn state(&self) -> JobState<S> {
         let mut state = self.lock().state.clone();
         if let Some(running) = &mut state.running {
             running.progress = self.progress.get();
@@ -351,7 +407,7 @@ impl Job {
     }
 
     /// Records the end of a run.
-    pub fn finish(&self, guard: RunGuard, now: DateTime<Utc>, result: Result<serde_json::Value, String>) {
+    pub fn finish(&self, guard: RunGuard, now: DateTime<Utc>, result: Result<S, String>) {
         let mut inner = self.lock();
         let st = &mut inner.state;
         st.running = None;
@@ -363,17 +419,18 @@ impl Job {
             st.consecutive_failures += 1;
         }
         let (summary, error) = match result {
-            Ok(v) => (v, None),
-            Err(e) => (serde_json::Value::Null, Some(e)),
+            Ok(v) => (Some(v), None),
+            Err(e) => (None, Some(e)),
         };
         st.last = Some(Finished {
-            id: guard.id,
+            id: Some(guard.id),
             started_at: guard.started_at,
             finished_at: now,
-            trigger: guard.trigger,
+            trigger: Some(guard.trigger),
             ok,
             summary,
             error,
+            then: None,
         });
         drop(inner);
         self.finished.send_replace(guard.id);
@@ -385,13 +442,10 @@ impl Job {
         std::mem::take(&mut self.lock().chain)
     }
 
-    /// Adds facts to the summary of the last finished run (e.g. the follow-up run it requested).
-    pub fn annotate_last(&self, key: &str, value: serde_json::Value) {
+    /// Records the run the last finished run asked for (`resync all`: the poll after the import).
+    pub fn follow_up(&self, then: super::summaries::FollowUp) {
         if let Some(last) = self.lock().state.last.as_mut() {
-            if !last.summary.is_object() {
-                last.summary = serde_json::json!({});
-            }
-            last.summary[key] = value;
+            last.then = Some(then);
         }
     }
 
@@ -465,215 +519,4 @@ impl Schedule {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-
-    fn paris() -> chrono_tz::Tz {
-        chrono_tz::Europe::Paris
-    }
-
-    fn local(y: i32, m: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
-        paris()
-            .with_ymd_and_hms(y, m, d, h, mi, 0)
-            .single()
-            .expect("unambiguous")
-            .with_timezone(&Utc)
-    }
-
-    #[test]
-    fn daily_run_stays_at_local_time_across_dst_changes() {
-        let s = Schedule::new("30 5 * * *", paris()).expect("cron");
-        // Spring forward: 2026-03-29 02:00 → 03:00 in Paris.
-        let mut t = local(2026, 3, 27, 12, 0);
-        let mut runs = Vec::new();
-        for _ in 0..4 {
-            t = s.next_after(t).expect("next");
-            runs.push(t);
-        }
-        let expected: Vec<_> = (28..=31).map(|d| local(2026, 3, d, 5, 30)).collect();
-        assert_eq!(runs, expected);
-        // In UTC the run moves from 04:30 to 03:30.
-        assert_eq!(runs[0].format("%H:%M").to_string(), "04:30");
-        assert_eq!(runs[1].format("%H:%M").to_string(), "03:30");
-        // Fall back: 2026-10-25 03:00 → 02:00.
-        let t = s.next_after(local(2026, 10, 24, 12, 0)).expect("next");
-        let u = s.next_after(t).expect("next");
-        assert_eq!((t, u), (local(2026, 10, 25, 5, 30), local(2026, 10, 26, 5, 30)));
-        assert_eq!((u - t).num_hours(), 24);
-        assert_eq!(
-            (t - local(2026, 10, 24, 5, 30)).num_hours(),
-            25,
-            "the fall-back day is 25 hours long"
-        );
-    }
-
-    #[test]
-    fn a_run_in_the_spring_forward_gap_happens_once_right_after_it() {
-        let s = Schedule::new("30 2 * * *", paris()).expect("cron");
-        let t = s.next_after(local(2026, 3, 28, 12, 0)).expect("next");
-        assert_eq!(
-            t,
-            paris()
-                .with_ymd_and_hms(2026, 3, 29, 3, 0, 0)
-                .single()
-                .expect("t")
-                .with_timezone(&Utc)
-        );
-        let u = s.next_after(t).expect("next");
-        assert_eq!(u, local(2026, 3, 30, 2, 30));
-    }
-
-    #[test]
-    fn a_run_in_the_fall_back_overlap_happens_once() {
-        let s = Schedule::new("30 2 * * *", paris()).expect("cron");
-        let t = s.next_after(local(2026, 10, 24, 12, 0)).expect("next");
-        let u = s.next_after(t).expect("next");
-        assert!(
-            u - t > chrono::Duration::hours(23),
-            "no second run an hour later: {t} then {u}"
-        );
-    }
-
-    #[test]
-    fn catch_up_when_a_scheduled_run_was_missed() {
-        let s = Schedule::new("30 5 * * *", paris()).expect("cron");
-        let now = local(2026, 3, 2, 9, 0);
-        assert!(s.missed(None, now), "never imported");
-        assert!(
-            s.missed(Some(local(2026, 3, 1, 5, 31)), now),
-            "today's 05:30 was missed"
-        );
-        assert!(!s.missed(Some(local(2026, 3, 2, 5, 31)), now), "today's run happened");
-    }
-
-    #[test]
-    fn single_flight_coalesces_triggers() {
-        let job = Job::new("catalogue");
-        let manual = Trigger::manual();
-        assert_eq!(job.request(manual.clone()), Requested::Accepted { run: 1 });
-        assert_eq!(
-            job.request(manual.clone()),
-            Requested::AlreadyRunning { run: 1 },
-            "already requested"
-        );
-        let guard = job.start(None, Utc::now()).expect("the pending trigger starts a run");
-        assert_eq!(guard.id(), 1);
-        assert_eq!(guard.trigger(), &manual);
-        assert_eq!(
-            job.request(manual.clone()),
-            Requested::AlreadyRunning { run: 1 },
-            "running"
-        );
-        assert!(
-            job.start(Some(Trigger::Scheduled), Utc::now()).is_none(),
-            "one run at a time"
-        );
-        assert!(job.state().running.is_some());
-        job.finish(guard, Utc::now(), Ok(serde_json::json!({"products": 3})));
-        let st = job.state();
-        assert!(st.running.is_none());
-        assert_eq!(st.runs, 1, "the coalesced requests made no second run");
-        assert!(job.start(None, Utc::now()).is_none(), "nothing pending after the run");
-        assert_eq!(job.request(manual), Requested::Accepted { run: 2 });
-    }
-
-    #[test]
-    fn a_request_as_the_schedule_fires_makes_one_run_and_a_forced_request_wins() {
-        let job = Job::new("catalogue");
-        assert_eq!(job.request(Trigger::manual()), Requested::Accepted { run: 1 });
-        let forced = Trigger::Manual {
-            force: true,
-            products: Vec::new(),
-            then_availability: false,
-        };
-        assert_eq!(job.request(forced.clone()), Requested::AlreadyRunning { run: 1 });
-        let guard = job.start(Some(Trigger::Scheduled), Utc::now()).expect("run");
-        assert_eq!(
-            guard.trigger(),
-            &forced,
-            "the manual request, made forced, is the run's trigger"
-        );
-        job.finish(guard, Utc::now(), Err("boom".into()));
-        let st = job.state();
-        assert_eq!((st.runs, st.consecutive_failures), (1, 1));
-        assert_eq!(st.last.as_ref().and_then(|l| l.error.as_deref()), Some("boom"));
-        assert!(job.start(None, Utc::now()).is_none());
-    }
-
-    fn products(ids: &[Id]) -> Trigger {
-        Trigger::Manual {
-            force: true,
-            products: ids.to_vec(),
-            then_availability: false,
-        }
-    }
-
-    #[test]
-    fn a_request_for_another_product_during_a_run_is_kept_for_the_next_run() {
-        let job = Job::new("availability");
-        assert_eq!(job.request(products(&[1])), Requested::Accepted { run: 1 });
-        let guard = job.start(None, Utc::now()).expect("run 1");
-        assert_eq!(
-            job.request(products(&[1])),
-            Requested::AlreadyRunning { run: 1 },
-            "covered"
-        );
-        assert_eq!(
-            job.request(products(&[2])),
-            Requested::Accepted { run: 2 },
-            "not covered"
-        );
-        assert_eq!(
-            job.request(products(&[3])),
-            Requested::AlreadyRunning { run: 2 },
-            "joins run 2"
-        );
-        job.finish(guard, Utc::now(), Ok(serde_json::Value::Null));
-        let guard = job.start(None, Utc::now()).expect("run 2");
-        assert_eq!(guard.trigger().products(), &[2, 3]);
-        // A run for everything covers any product.
-        job.finish(guard, Utc::now(), Ok(serde_json::Value::Null));
-        assert_eq!(job.request(Trigger::manual()), Requested::Accepted { run: 3 });
-        assert_eq!(job.request(products(&[4])), Requested::AlreadyRunning { run: 3 });
-        let guard = job.start(None, Utc::now()).expect("run 3");
-        assert!(guard.trigger().products().is_empty(), "everything wins");
-        assert!(
-            matches!(guard.trigger(), Trigger::Manual { force: true, .. }),
-            "forced stays forced"
-        );
-        assert_eq!(job.request(products(&[5])), Requested::AlreadyRunning { run: 3 });
-        assert!(Trigger::Scheduled.covers(&products(&[9])));
-    }
-
-    #[test]
-    fn resync_all_merged_into_a_running_import_still_chains_a_poll() {
-        let job = Job::new("catalogue");
-        let guard = job.start(Some(Trigger::Scheduled), Utc::now()).expect("scheduled run");
-        let all = Trigger::Manual {
-            force: false,
-            products: Vec::new(),
-            then_availability: true,
-        };
-        assert_eq!(job.request(all), Requested::AlreadyRunning { run: 1 });
-        job.finish(guard, Utc::now(), Ok(serde_json::Value::Null));
-        assert!(job.take_chain(), "the poll is chained after the running import");
-        assert!(!job.take_chain(), "once");
-    }
-
-    #[tokio::test]
-    async fn wait_finished_returns_once_the_run_is_done() {
-        let job = std::sync::Arc::new(Job::new("refresh"));
-        assert_eq!(job.request(Trigger::manual()), Requested::Accepted { run: 1 });
-        let waiter = {
-            let job = job.clone();
-            tokio::spawn(async move { job.wait_finished(1).await })
-        };
-        job.requested().await;
-        let guard = job.start(None, Utc::now()).expect("run");
-        tokio::task::yield_now().await;
-        assert!(!waiter.is_finished());
-        job.finish(guard, Utc::now(), Ok(serde_json::Value::Null));
-        waiter.await.expect("waiter");
-    }
-}
+mod tests;

@@ -1,5 +1,6 @@
 //! `secutix-sync run` and `run --once`: the daemon until shutdown (the control API's listener, the jobs, reload, the grace period), or one cycle of every job.
 
+use super::summaries::{OncePush, OnceReport, OnceStep, PlanSummary};
 #[allow(unused_imports)]
 use super::*;
 
@@ -86,10 +87,9 @@ pub async fn run(
 }
 
 /// `run --once`: import, availability poll, plan, push (waiting up to `push_wait` for retries), then
-/// return. `Ok` when every step succeeded; the summary either way.
-pub async fn run_once(app: Arc<App>, push_wait: Duration) -> Result<Value, Value> {
-    let mut out = json!({});
-    let mut failed = Vec::new();
+/// return. `Ok` when every step succeeded; the report either way.
+pub async fn run_once(app: Arc<App>, push_wait: Duration) -> Result<OnceReport, OnceReport> {
+    let mut out = OnceReport::default();
     // Operations already waiting before this cycle: the push counts them with those the cycle queues.
     let waiting_before: BTreeMap<String, usize> = app
         .targets()
@@ -101,26 +101,26 @@ pub async fn run_once(app: Arc<App>, push_wait: Duration) -> Result<Value, Value
             )
         })
         .collect();
-    match app.run_catalogue(false).await {
-        Ok(v) => out["catalogue"] = v,
+    out.catalogue = Some(match app.run_catalogue(false).await {
+        Ok(v) => OnceStep::Ran(v),
         Err(e) => {
-            out["catalogue"] = json!({"error": e.message});
-            failed.push(format!("catalogue: {}", e.message));
+            out.failed.push(format!("catalogue: {}", e.message));
+            OnceStep::Failed { error: e.message }
         }
-    }
+    });
     let has_catalogue = app.store.generation().ok().flatten().is_some();
     if has_catalogue && app.config().availability.enabled {
-        match app.run_availability(&[], false).await {
-            Ok(v) => out["availability"] = v,
+        out.availability = Some(match app.run_availability(&[], false).await {
+            Ok(v) => OnceStep::Ran(v),
             Err(e) => {
-                out["availability"] = json!({"error": e.message});
-                failed.push(format!("availability: {}", e.message));
+                out.failed.push(format!("availability: {}", e.message));
+                OnceStep::Failed { error: e.message }
             }
-        }
+        });
     }
     match app.plan(&Scope::All, false) {
-        Ok(plan) => out["plan"] = plan_summary(&plan),
-        Err(e) => failed.push(format!("plan: {e}")),
+        Ok(plan) => out.plan = Some(PlanSummary::from(&plan)),
+        Err(e) => out.failed.push(format!("plan: {e}")),
     }
     // Every enabled target drained side by side, by the same step as `secutix-sync push`.
     let enabled: Vec<crate::pipeline::BuiltTarget> = app
@@ -138,42 +138,38 @@ pub async fn run_once(app: Arc<App>, push_wait: Duration) -> Result<Value, Value
         .map(|t| (t.name.clone(), app.outbox.depth(&t.name).unwrap_or(0)))
         .collect();
     let drained = crate::pipeline::drain_all(&app.outbox, enabled, push_wait, None).await;
-    let mut pushes = serde_json::Map::new();
     for (name, to_send) in to_send {
         let before = waiting_before.get(&name).copied().unwrap_or(0).min(to_send);
-        match drained.get(&name) {
+        let push = match drained.get(&name) {
             Some(Ok(r)) => {
                 if r.dead > 0 || r.pending > 0 {
-                    failed.push(format!(
+                    out.failed.push(format!(
                         "target {name}: {} new dead letters, {} operations still pending",
                         r.dead, r.pending
                     ));
                 }
-                let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
-                v["to_send"] = json!(to_send);
-                v["waiting_before"] = json!(before);
-                pushes.insert(name, v);
+                OncePush::Drained {
+                    report: r.clone(),
+                    to_send: to_send as u64,
+                    waiting_before: before as u64,
+                }
             }
             Some(Err(e)) => {
-                failed.push(format!("target {name}: {e}"));
-                pushes.insert(name, json!({"error": e.to_string()}));
+                out.failed.push(format!("target {name}: {e}"));
+                OncePush::Failed { error: e.to_string() }
             }
             None => {
-                failed.push(format!("target {name}: the push worker stopped unexpectedly"));
-                pushes.insert(name, json!({"error": "the push worker stopped unexpectedly"}));
+                let error = "the push worker stopped unexpectedly".to_owned();
+                out.failed.push(format!("target {name}: {error}"));
+                OncePush::Failed { error }
             }
-        }
+        };
+        out.push.insert(name, push);
     }
-    out["push"] = Value::Object(pushes);
     if let Err(e) = app.store.flush() {
-        failed.push(format!("store: {e}"));
+        out.failed.push(format!("store: {e}"));
     }
-    if failed.is_empty() {
-        Ok(out)
-    } else {
-        out["failed"] = json!(failed);
-        Err(out)
-    }
+    if out.failed.is_empty() { Ok(out) } else { Err(out) }
 }
 
 impl Requested {

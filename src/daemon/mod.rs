@@ -40,7 +40,6 @@ use crate::targets::passculture::contremarque::BoxOffice;
 use chrono::{DateTime, Utc};
 use jobs::{Job, Requested, Schedule, Trigger};
 use secrecy::SecretString;
-use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -56,7 +55,6 @@ mod schedule;
 
 pub use app::*;
 pub use lifecycle::*;
-pub use runs::*;
 #[allow(unused_imports)]
 use schedule::*;
 
@@ -67,6 +65,8 @@ pub mod jobs;
 pub mod notify;
 
 pub mod status;
+
+pub mod summaries;
 
 /// Name of the file, in the store folder, that holds the control API's address while the daemon runs
 /// (useful when `control.listen` asks for port 0).
@@ -179,11 +179,11 @@ pub struct App {
     /// Calendar time (the store's clock: system time in production, tokio's paused clock in tests).
     pub clock: SharedClock,
     /// The catalogue job.
-    pub catalogue: Job,
+    pub catalogue: Job<summaries::CatalogueRun>,
     /// The availability job.
-    pub availability: Job,
+    pub availability: Job<summaries::PollRun>,
     /// The refresh (plan every entry) job.
-    pub refresh: Job,
+    pub refresh: Job<summaries::RefreshRun>,
     /// In-memory counters.
     pub metrics: Metrics,
     /// Cancelled on shutdown: loops stop taking work.

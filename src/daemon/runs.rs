@@ -1,25 +1,26 @@
 //! The runs of the jobs on the shared handle: a catalogue import, an availability poll, planning (with the public document updated for the entries it changed).
 
+use super::summaries::{CataloguePlan, CatalogueRun, OfferStatusRefresh, PlanSummary, PollRun};
 #[allow(unused_imports)]
 use super::*;
 
 impl App {
     /// Reads the pass Culture status of every published offer again, target by target; the summary per
     /// target (`updated` offers, or the `error`). A failure is logged and changes nothing else.
-    pub async fn refresh_offer_statuses(&self) -> Value {
-        let mut out = serde_json::Map::new();
+    pub async fn refresh_offer_statuses(&self) -> BTreeMap<String, OfferStatusRefresh> {
+        let mut out = BTreeMap::new();
         for (name, pc) in self.passculture().iter() {
             let Some(reader) = &pc.statuses else { continue };
             let row = match reader.refresh_statuses().await {
-                Ok(n) => json!({"updated": n}),
+                Ok(n) => OfferStatusRefresh::Updated(n as u64),
                 Err(e) => {
                     tracing::warn!(target_name = %name, error = %e, "cannot read the pass Culture offer statuses; next try at the next refresh");
-                    json!({"error": e.to_string()})
+                    OfferStatusRefresh::Error(e.to_string())
                 }
             };
             out.insert(name.clone(), row);
         }
-        Value::Object(out)
+        out
     }
 
     /// Builds entries for `scope`, enqueues what targets lack (everything with `full`), wakes the workers
@@ -71,23 +72,28 @@ impl App {
 
     /// One catalogue import; every entry is planned after it (here when availability is off, else after
     /// the poll the availability loop runs at once).
-    pub async fn run_catalogue(&self, force: bool) -> Result<Value, RunFailure> {
+    pub async fn run_catalogue(&self, force: bool) -> Result<CatalogueRun, RunFailure> {
         let cfg = self.config();
         let client = self.client();
         let report = run_import(&client, &self.store, &cfg.catalogue, ImportOptions { force })
             .await
             .map_err(|e| RunFailure::from_import(&e))?;
-        let mut summary = serde_json::to_value(&report).unwrap_or(Value::Null);
-        if matches!(report.outcome, ImportOutcome::Success | ImportOutcome::Unchanged) {
+        let mut summary = CatalogueRun {
+            import: report,
+            plan: None,
+        };
+        if matches!(
+            summary.import.outcome,
+            ImportOutcome::Success | ImportOutcome::Unchanged
+        ) {
             self.catalogue_version.send_modify(|v| *v += 1);
-            if cfg.availability.enabled {
+            summary.plan = Some(if cfg.availability.enabled {
                 // The availability loop polls at once and then plans every entry: one plan, with fresh
                 // indicators, instead of pushing new entries as "unknown" and again a minute later.
-                summary["plan"] = json!("after the availability poll that follows the import");
+                CataloguePlan::Deferred(CataloguePlan::AFTER_THE_POLL.to_owned())
             } else {
-                let plan = self.plan(&Scope::All, false)?;
-                summary["plan"] = plan_summary(&plan);
-            }
+                CataloguePlan::Planned(PlanSummary::from(&self.plan(&Scope::All, false)?))
+            });
         }
         Ok(summary)
     }
@@ -95,22 +101,19 @@ impl App {
     /// One availability poll, or one per product of `products`. Products whose indicator changed are
     /// planned at once; the entries of `products` are also re-sent to every target. With `plan_all` (the
     /// first poll after an import) every entry is planned, whether the poll succeeded or not.
-    pub async fn run_availability(&self, products: &[Id], plan_all: bool) -> Result<Value, RunFailure> {
+    pub async fn run_availability(&self, products: &[Id], plan_all: bool) -> Result<PollRun, RunFailure> {
         let result = self.poll_and_plan_changed(products, plan_all).await;
         if !plan_all {
             return result;
         }
-        let plan = plan_summary(&self.plan(&Scope::All, false)?);
-        match result {
-            Ok(mut summary) => {
-                summary["plan"] = plan;
-                Ok(summary)
-            }
-            Err(f) => Err(f),
-        }
+        let plan = PlanSummary::from(&self.plan(&Scope::All, false)?);
+        result.map(|summary| PollRun {
+            plan: Some(plan),
+            ..summary
+        })
     }
 
-    pub(super) async fn poll_and_plan_changed(&self, products: &[Id], plan_all: bool) -> Result<Value, RunFailure> {
+    pub(super) async fn poll_and_plan_changed(&self, products: &[Id], plan_all: bool) -> Result<PollRun, RunFailure> {
         let no_catalogue = || RunFailure {
             message: "no catalogue yet: the first import has not succeeded".into(),
             retry: Retry::Schedule,
@@ -164,17 +167,18 @@ impl App {
         };
         let avail = poller.availability();
         let marks = avail.dirty_products()?;
-        let mut summary = json!({
-            "calls": report.calls,
-            "fetched": report.fetched.len(),
-            "stale": report.stale.len(),
-            "pending": report.pending,
-            "changes": report.changes.len(),
-            "dirty": report.dirty.len(),
-            "month_calls": report.month_calls,
-            "next_poll_in_secs": report.next_poll_in.as_secs(),
-            "error": report.error,
-        });
+        let mut summary = PollRun {
+            calls: report.calls,
+            fetched: report.fetched.len() as u64,
+            stale: report.stale.len() as u64,
+            pending: report.pending as u64,
+            changes: report.changes.len() as u64,
+            dirty: report.dirty.len() as u64,
+            month_calls: report.month_calls,
+            next_poll_in_secs: report.next_poll_in.as_secs(),
+            error: report.error.clone(),
+            ..PollRun::default()
+        };
         if plan_all {
             // The caller plans every entry, these included.
             avail.clear_dirty(&marks)?;
@@ -182,15 +186,15 @@ impl App {
             let ids: Vec<Id> = marks.iter().map(|m| m.product_id).collect();
             let plan = self.plan(&Scope::Products(ids), false)?;
             avail.clear_dirty(&marks)?;
-            summary["plan"] = plan_summary(&plan);
+            summary.plan = Some(PlanSummary::from(&plan));
         }
         if !products.is_empty() {
             let plan = self.plan(&Scope::Products(products.to_vec()), true)?;
-            summary["products"] = json!(products);
-            summary["product_plan"] = plan_summary(&plan);
+            summary.products = products.to_vec();
+            summary.product_plan = Some(PlanSummary::from(&plan));
         }
         let next = self.clock.now() + chrono::Duration::from_std(report.next_poll_in).unwrap_or_default();
-        summary["next_poll_at"] = json!(next);
+        summary.next_poll_at = Some(next);
         match report.error {
             Some(e) => Err(RunFailure {
                 message: e,
@@ -199,16 +203,4 @@ impl App {
             None => Ok(summary),
         }
     }
-}
-
-/// A short JSON summary of a plan.
-pub fn plan_summary(p: &PlanReport) -> Value {
-    json!({
-        "entries": p.entries,
-        "changed": p.changed_entries,
-        "targets": p.targets.iter().map(|(k, t)| (k.clone(), json!({
-            "create": t.create, "update": t.update, "unpublish": t.unpublish, "delete": t.delete,
-            "unchanged": t.unchanged, "dead": t.dead, "dropped": t.dropped, "skipped": t.skipped,
-        }))).collect::<serde_json::Map<_, _>>(),
-    })
 }

@@ -20,9 +20,9 @@ pub(super) enum Wake {
 }
 
 /// Waits for the first of: shutdown, a manual request, a reload (`config`), `extra` changing, or `at`.
-pub(super) async fn wait(
+pub(super) async fn wait<S: Clone>(
     app: &App,
-    job: &Job,
+    job: &Job<S>,
     at: Option<DateTime<Utc>>,
     config: &mut watch::Receiver<u64>,
     extra: Option<&mut watch::Receiver<u64>>,
@@ -131,8 +131,10 @@ pub(super) async fn catalogue_loop(app: Arc<App>) {
         app.catalogue.finish(guard, now, result);
         if app.catalogue.take_chain() && cfg.availability.enabled {
             let r = app.availability.request(Trigger::manual());
-            app.catalogue
-                .annotate_last("then", json!({"job": "availability", "run": r.run()}));
+            app.catalogue.follow_up(super::summaries::FollowUp {
+                job: "availability".to_owned(),
+                run: r.run(),
+            });
         }
     }
 }
@@ -173,9 +175,8 @@ pub(super) async fn availability_loop(app: Arc<App>) {
         planned_for = imported;
         let now = app.clock.now();
         let wait = match &result {
-            Ok(summary) => summary["next_poll_at"]
-                .as_str()
-                .and_then(|t| t.parse::<DateTime<Utc>>().ok())
+            Ok(summary) => summary
+                .next_poll_at
                 .map_or(POLL_RETRY, |t| (t - now).to_std().unwrap_or_default()),
             Err(RunFailure {
                 retry: Retry::At(t), ..
@@ -211,10 +212,13 @@ pub(super) async fn refresh_loop(app: Arc<App>) {
         let scheduled = matches!(guard.trigger(), Trigger::Scheduled);
         let result = match app.plan(&scope, full) {
             Ok(p) => {
-                let mut summary = plan_summary(&p);
+                let mut summary = super::summaries::RefreshRun {
+                    plan: super::summaries::PlanSummary::from(&p),
+                    passculture_statuses: None,
+                };
                 if scheduled && !app.passculture().is_empty() {
                     // pass Culture validates new offers within 72 h: its verdict shows in /status.
-                    summary["passculture_statuses"] = app.refresh_offer_statuses().await;
+                    summary.passculture_statuses = Some(app.refresh_offer_statuses().await);
                 }
                 Ok(summary)
             }

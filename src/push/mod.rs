@@ -219,7 +219,7 @@ pub struct PlanReport {
 }
 
 /// The outcome of a drain.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct DrainReport {
     /// Operations acknowledged.
     pub delivered: u64,

@@ -292,7 +292,12 @@ async fn until(what: &str, mut f: impl FnMut() -> bool) {
 }
 
 fn last_trigger(app: &App) -> Trigger {
-    app.catalogue.state().last.expect("a finished run").trigger
+    app.catalogue
+        .state()
+        .last
+        .expect("a finished run")
+        .trigger
+        .expect("a live run has its trigger")
 }
 
 #[tokio::test(start_paused = true)]
@@ -330,7 +335,7 @@ async fn no_catch_up_when_the_last_import_followed_the_last_scheduled_run() {
     // The scheduled run comes at 05:30 Paris tomorrow.
     t.app.catalogue.wait_finished(1).await;
     let last = t.app.catalogue.state().last.expect("last");
-    assert_eq!(last.trigger, Trigger::Scheduled);
+    assert_eq!(last.trigger, Some(Trigger::Scheduled));
     assert!(
         (last.started_at - paris(2026, 3, 3, 5, 30)).num_seconds().abs() <= 1,
         "{}",
@@ -362,7 +367,8 @@ async fn a_trigger_during_a_run_is_merged_and_answered_already_running() {
     t.app.catalogue.wait_finished(1).await;
     let last = t.app.catalogue.state().last.expect("run 1");
     assert_eq!(
-        last.summary["then"]["job"], "availability",
+        last.then.as_ref().map(|t| t.job.as_str()),
+        Some("availability"),
         "`resync all` merged into the running import still gets its poll"
     );
     // Let the loop come round: the merged requests made no second run.
@@ -399,11 +405,11 @@ async fn resync_all_imports_then_polls_then_pushes_the_change() {
     t.app.catalogue.wait_finished(run).await;
     let last = t.app.catalogue.state().last.expect("last");
     assert!(last.ok, "{:?}", last.error);
-    let then = last.summary["then"]["run"].as_u64().expect("chained availability run");
+    let then = last.then.as_ref().expect("chained availability run").run;
     t.app.availability.wait_finished(then).await;
     let poll = t.app.availability.state().last.expect("poll");
     assert!(poll.ok, "{:?}", poll.error);
-    assert!(matches!(poll.trigger, Trigger::Manual { .. }));
+    assert!(matches!(poll.trigger, Some(Trigger::Manual { .. })));
     t.drained().await;
     assert_eq!(t.puts("secutix-1003"), 1, "the new product reached the CMS");
     assert_eq!(t.puts("secutix-1000"), 1, "an unchanged entry is not sent again");
@@ -420,10 +426,10 @@ async fn dst_runs(start: DateTime<Utc>, seed: DateTime<Utc>) -> (DateTime<Utc>, 
     .await;
     t.app.catalogue.wait_finished(1).await;
     let first = t.app.catalogue.state().last.expect("run 1");
-    assert_eq!(first.trigger, Trigger::Scheduled);
+    assert_eq!(first.trigger, Some(Trigger::Scheduled));
     t.app.catalogue.wait_finished(2).await;
     let second = t.app.catalogue.state().last.expect("run 2");
-    assert_eq!(second.trigger, Trigger::Scheduled);
+    assert_eq!(second.trigger, Some(Trigger::Scheduled));
     t.shutdown().await.expect("clean shutdown");
     (first.started_at, second.started_at)
 }
@@ -1252,9 +1258,11 @@ async fn status_shows_the_pass_culture_offer_statuses_and_reads_them_again() {
     let runs = t.app.refresh.state().runs;
     t.app.refresh.wait_finished(runs + 1).await;
     let last = t.app.refresh.state().last.expect("a refresh run");
+    let statuses = last.summary.as_ref().and_then(|s| s.passculture_statuses.as_ref());
     assert_eq!(
-        last.summary["passculture_statuses"]["passculture"]["updated"], 2,
-        "{}",
+        statuses.and_then(|s| s.get("passculture")),
+        Some(&secutix_sync::daemon::summaries::OfferStatusRefresh::Updated(2)),
+        "{:?}",
         last.summary
     );
     let s = t.status().await;

@@ -654,7 +654,10 @@ async fn secutix_url_credentials_never_reach_errors_status_or_the_store() {
     assert!(shown.contains("***@127.0.0.1"), "{shown}");
     let history = serde_json::to_string(&store.import_history(10).expect("history")).expect("json");
     let outbox = Outbox::open(&store).expect("outbox");
-    let status = secutix_sync::daemon::status::status_document(&cfg, &store, &outbox, None).to_string();
+    let status = serde_json::to_string(&secutix_sync::daemon::status::status_document(
+        &cfg, &store, &outbox, None,
+    ))
+    .expect("the status document serialises");
     for (what, text) in [("error", &shown), ("import history", &history), ("status", &status)] {
         assert!(!text.contains("base-pa55"), "the password is in the {what}: {text}");
     }

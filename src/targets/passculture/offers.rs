@@ -4,7 +4,7 @@
 use super::*;
 
 /// The status of one offer, for `status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct OfferStatus {
     /// `secutix-<productId>`.
     pub external_id: String,
