@@ -3,7 +3,7 @@
 //! # Layout
 //!
 //! A one-way house: each layer imports only the layers below it, never up, never in a cycle
-//! (`ARCHITECTURE.md` at the root is the map; `tests/architecture.rs` checks it). Bottom to top:
+//! (`ARCHITECTURE.md` at the root is the map; `tests/it/architecture.rs` checks it). Bottom to top:
 //!
 //! - Foundations: [`text`] (durations, truncation), [`clock`] (calendar time on tokio's clock), [`ratelimit`]
 //!   (the token bucket), [`backoff`] (the one back-off), [`http`] (client hygiene: no redirects, no clear text

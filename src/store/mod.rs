@@ -295,7 +295,8 @@ pub struct ShrinkRefused {
     pub ratio_pct: f64,
 }
 
-/// What [`ImportTxn::finish`] needs besides the streamed data.
+/// What [`ImportTxn::finish`] needs besides the streamed data. The default is an unforced import with the
+/// shrink guard at `config/default.toml`'s 0.5, no filters, no POS configuration and no response hash.
 #[derive(Debug, Clone)]
 pub struct FinishOptions {
     /// Bypass the shrink guard.
@@ -310,6 +311,19 @@ pub struct FinishOptions {
     pub pos: Option<PosConfig>,
     /// Hash of the response.
     pub body_hash: Option<[u8; 32]>,
+}
+
+impl Default for FinishOptions {
+    fn default() -> Self {
+        FinishOptions {
+            force: false,
+            shrink_guard_ratio: 0.5,
+            season_codes: Vec::new(),
+            product_codes: Vec::new(),
+            pos: None,
+            body_hash: None,
+        }
+    }
 }
 
 /// Why an import could not be finished.

@@ -46,15 +46,7 @@ fn import(store: &Store, ids: &[Id]) -> ImportCounts {
     for &id in ids {
         txn.product(Some(0), product_with_id(id)).expect("stage");
     }
-    txn.finish(&FinishOptions {
-        force: false,
-        shrink_guard_ratio: 0.5,
-        season_codes: vec![],
-        product_codes: vec![],
-        pos: None,
-        body_hash: None,
-    })
-    .expect("finish")
+    txn.finish(&FinishOptions::default()).expect("finish")
 }
 
 fn started(store: &Store) -> ImportReport {

@@ -166,11 +166,7 @@ fn try_import(store: &Store, body: &Value) -> Result<(), String> {
     parse_catalog_slice("getCatalogDetailed", &bytes, &ctx, &mut txn).map_err(|e| e.to_string())?;
     txn.finish(&FinishOptions {
         force: true,
-        shrink_guard_ratio: 0.5,
-        season_codes: vec![],
-        product_codes: vec![],
-        pos: None,
-        body_hash: None,
+        ..FinishOptions::default()
     })
     .map(|_| ())
     .map_err(|e| e.to_string())

@@ -175,20 +175,9 @@ fn store() -> &'static Store {
         let store = Store::temporary(secutix_sync::clock::system()).expect("store");
         let mut txn = store.begin_import(&["SINGLE_ENTRY".into()]).expect("begin");
         sjson::parse_catalog_slice("getCatalogDetailed", &bodies().json, &ctx(), &mut txn).expect("valid");
-        txn.finish(&finish()).expect("finish");
+        txn.finish(&FinishOptions::default()).expect("finish");
         store
     })
-}
-
-fn finish() -> FinishOptions {
-    FinishOptions {
-        force: false,
-        shrink_guard_ratio: 0.5,
-        season_codes: vec![],
-        product_codes: vec![],
-        pos: None,
-        body_hash: None,
-    }
 }
 
 /// Deep nesting of one kind (XML elements, JSON arrays, JSON objects, or both languages interleaved).
@@ -279,7 +268,7 @@ proptest! {
             // A mutation may leave a valid catalogue (a flipped letter in a title): it may be imported,
             // refused by the shrink guard, or fail cleanly; never panic.
             Ok(()) => {
-                let _ = txn.finish(&finish());
+                let _ = txn.finish(&FinishOptions::default());
             }
         }
         let view = store.catalog().expect("readable").expect("a catalogue");

@@ -337,15 +337,15 @@ async fn a_deeply_nested_import_fails_cleanly_and_keeps_the_catalogue_in_force()
     let good_pos = soap_response("getPOSConfig", &pos_config());
     let good = soap_response("getCatalogDetailed", &catalog_n(3));
     let m = soap_catalogue_mock(good_pos.clone(), good).await;
-    let clock = clock();
-    let (store, _dir) = store(&clock);
-    let cfg = config(
+    let venue = Venue::new(
         &m.uri(),
         "soap",
         "[catalogue]\nmin_interval = \"0s\"\ndeadline = \"1m\"",
     );
-    let client = client(&cfg, &store);
-    run_import(&client, &store, &cfg.catalogue, ImportOptions::default())
+    let (store, cfg) = (&venue.store, &venue.cfg);
+    let client = client(cfg, store);
+    venue
+        .import_with(&client, ImportOptions::default())
         .await
         .expect("first import");
     let generation = store.generation().expect("generation");
@@ -376,8 +376,9 @@ async fn a_deeply_nested_import_fails_cleanly_and_keeps_the_catalogue_in_force()
             "soap",
             "[catalogue]\nmin_interval = \"0s\"\ndeadline = \"1m\"",
         );
-        let client = common::client(&cfg, &store);
-        let e = run_import(&client, &store, &cfg.catalogue, ImportOptions::default())
+        let client = common::client(&cfg, store);
+        let e = venue
+            .import_with(&client, ImportOptions::default())
             .await
             .expect_err(what);
         assert_too_deep(&e, call, what);
@@ -417,12 +418,9 @@ async fn a_deeply_nested_rest_import_fails_cleanly() {
                 r#"{{"statusCode":"success","catalogData":{{"seasons":[{{"products":[{{"id":1,"x":{deep}}}]}}]}}}}"#
             ))],
     );
-    let clock = clock();
-    let (store, _dir) = store(&clock);
-    let cfg = config(&m.uri(), "rest", "");
-    let e = run_import(&client(&cfg, &store), &store, &cfg.catalogue, ImportOptions::default())
-        .await
-        .expect_err("deep");
+    let venue = Venue::new(&m.uri(), "rest", "");
+    let store = &venue.store;
+    let e = venue.import().await.expect_err("deep");
     assert!(
         matches!(
             e,
@@ -502,16 +500,15 @@ async fn answers_larger_than_the_small_limit_are_refused() {
     ] {
         let m = MockHttp::start().await;
         m.on("POST", POS, [reply]);
-        let clock = clock();
-        let (store, _dir) = store(&clock);
-        let cfg = config(&m.uri(), "rest", "");
-        let e = client(&cfg, &store)
+        let venue = Venue::new(&m.uri(), "rest", "");
+        let (store, cfg) = (&venue.store, &venue.cfg);
+        let e = client(cfg, store)
             .get_pos_config(RetryPolicy::once())
             .await
             .expect_err(what);
         assert_answer_too_large(&e, "getPOSConfig", what);
         assert_eq!(
-            store.calls_in_month(clock.now()),
+            store.calls_in_month(venue.clock.now()),
             1,
             "{what}: the call counts against the quota, once"
         );
@@ -953,11 +950,11 @@ async fn a_degraded_pos_config_is_refused_and_the_one_in_force_kept() {
                 })
             });
         }
-        let clock = clock();
-        let (store, _dir) = store(&clock);
-        let cfg = config(&m.uri(), transport, "[catalogue]\nmin_interval = \"0s\"");
-        let client = client(&cfg, &store);
-        run_import(&client, &store, &cfg.catalogue, ImportOptions::default())
+        let venue = Venue::new(&m.uri(), transport, "[catalogue]\nmin_interval = \"0s\"");
+        let (store, cfg) = (&venue.store, &venue.cfg);
+        let client = client(cfg, store);
+        venue
+            .import_with(&client, ImportOptions::default())
             .await
             .expect("first import");
         let pos_before = store.pos_config().expect("pos").expect("a POS configuration");
@@ -965,7 +962,7 @@ async fn a_degraded_pos_config_is_refused_and_the_one_in_force_kept() {
         assert_eq!(store.time_zone(), chrono_tz::Europe::Paris);
         for (what, v) in cases.iter_mut() {
             *script.lock().expect("script") = answer(v);
-            let e = run_import(&client, &store, &cfg.catalogue, ImportOptions { force: true })
+            let e = run_import(&client, store, &cfg.catalogue, ImportOptions { force: true })
                 .await
                 .expect_err(what);
             let msg = e.to_string();
@@ -997,7 +994,7 @@ async fn a_degraded_pos_config_is_refused_and_the_one_in_force_kept() {
         }
         // A complete answer with another time zone is taken.
         *script.lock().expect("script") = answer(&changed);
-        run_import(&client, &store, &cfg.catalogue, ImportOptions { force: true })
+        run_import(&client, store, &cfg.catalogue, ImportOptions { force: true })
             .await
             .expect("a good POS configuration");
         assert_eq!(store.time_zone(), chrono_tz::America::New_York);
@@ -1052,12 +1049,9 @@ async fn implausible_values_are_reported_left_out_and_stripped() {
                 },
             )
         });
-        let clock = clock();
-        let (store, _dir) = store(&clock);
-        let cfg = config(&m.uri(), transport, "");
-        let report = run_import(&client(&cfg, &store), &store, &cfg.catalogue, ImportOptions::default())
-            .await
-            .expect(transport);
+        let venue = Venue::new(&m.uri(), transport, "");
+        let store = &venue.store;
+        let report = venue.import().await.expect(transport);
         assert_eq!(
             report.outcome,
             ImportOutcome::Success,
@@ -1098,7 +1092,7 @@ async fn implausible_values_are_reported_left_out_and_stripped() {
             "{transport}: line breaks stay"
         );
 
-        let outbox = Outbox::open(&store).expect("outbox");
+        let outbox = Outbox::open(store).expect("outbox");
         let status = |_: &secutix_sync::catalog::Product,
                       _: &secutix_sync::catalog::Performance,
                       _: chrono::DateTime<chrono::Utc>| {

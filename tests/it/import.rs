@@ -41,12 +41,8 @@ async fn in_progress_recalls_with_request_id_and_growing_backoff() {
         Reply::json(&catalog_n(3)),
     ])
     .await;
-    let clock = clock();
-    let (store, _dir) = store(&clock);
-    let cfg = config(&m.uri(), "rest", "");
-    let report = run_import(&client(&cfg, &store), &store, &cfg.catalogue, ImportOptions::default())
-        .await
-        .expect("import succeeds after in_progress");
+    let venue = Venue::new(&m.uri(), "rest", "");
+    let report = venue.import().await.expect("import succeeds after in_progress");
     assert_eq!(report.outcome, ImportOutcome::Success);
     assert_eq!(report.counts.products, 3);
     assert_eq!(report.calls, 4, "getPOSConfig + three getCatalogDetailed");
@@ -63,11 +59,11 @@ async fn in_progress_recalls_with_request_id_and_growing_backoff() {
 #[tokio::test(start_paused = true)]
 async fn in_progress_past_the_deadline_keeps_the_previous_catalogue() {
     let m = mock_with(vec![Reply::json(&catalog_n(2))]).await;
-    let clock = clock();
-    let (store, _dir) = store(&clock);
-    let cfg = config(&m.uri(), "rest", "[catalogue]\ndeadline = \"2m\"");
-    let client = client(&cfg, &store);
-    run_import(&client, &store, &cfg.catalogue, ImportOptions::default())
+    let venue = Venue::new(&m.uri(), "rest", "[catalogue]\ndeadline = \"2m\"");
+    let (store, cfg) = (&venue.store, &venue.cfg);
+    let client = client(cfg, store);
+    venue
+        .import_with(&client, ImportOptions::default())
         .await
         .expect("first import");
     let generation = store.generation().expect("generation");
@@ -78,7 +74,8 @@ async fn in_progress_past_the_deadline_keeps_the_previous_catalogue() {
         CAT,
         [Reply::json(&json!({"statusCode": "in_progress", "requestId": 7}))],
     );
-    let err = run_import(&client, &store, &cfg.catalogue, ImportOptions::default())
+    let err = venue
+        .import_with(&client, ImportOptions::default())
         .await
         .expect_err("deadline");
     let msg = err.to_string();
@@ -91,7 +88,7 @@ async fn in_progress_past_the_deadline_keeps_the_previous_catalogue() {
         "{msg}"
     );
     assert_eq!(store.generation().expect("generation"), generation);
-    assert_eq!(product_ids(&store), vec![1000, 1001]);
+    assert_eq!(product_ids(store), vec![1000, 1001]);
     let history = store.import_history(5).expect("history");
     assert_eq!(history[0].outcome, ImportOutcome::Failed);
     assert!(history[0].error.as_deref().unwrap_or("").contains("in progress"));
@@ -106,12 +103,9 @@ async fn rate_limit_509_honours_retry_after_then_succeeds() {
         Reply::json(&catalog_n(1)),
     ])
     .await;
-    let clock = clock();
-    let (store, _dir) = store(&clock);
-    let cfg = config(&m.uri(), "rest", "");
-    let report = run_import(&client(&cfg, &store), &store, &cfg.catalogue, ImportOptions::default())
-        .await
-        .expect("import succeeds after 509");
+    let venue = Venue::new(&m.uri(), "rest", "");
+    let store = &venue.store;
+    let report = venue.import().await.expect("import succeeds after 509");
     let calls = m.requests_to(CAT);
     assert_eq!(calls.len(), 2);
     assert!(
@@ -120,19 +114,15 @@ async fn rate_limit_509_honours_retry_after_then_succeeds() {
         calls[1].at - calls[0].at
     );
     assert_eq!(report.calls, 3, "the rejected call counts against the quota too");
-    assert_eq!(store.calls_in_month(clock.now()), 3);
+    assert_eq!(store.calls_in_month(venue.clock.now()), 3);
 }
 
 #[tokio::test(start_paused = true)]
 async fn auth_error_is_clear_and_not_retried() {
     let m = mock_with(vec![Reply::json(&catalog_n(1))]).await;
     m.on("POST", POS, [Reply::status(401).body("{\"error\":\"invalid token\"}")]);
-    let clock = clock();
-    let (store, _dir) = store(&clock);
-    let cfg = config(&m.uri(), "rest", "");
-    let err = run_import(&client(&cfg, &store), &store, &cfg.catalogue, ImportOptions::default())
-        .await
-        .expect_err("401");
+    let venue = Venue::new(&m.uri(), "rest", "");
+    let err = venue.import().await.expect_err("401");
     let msg = err.to_string();
     assert!(
         msg.contains("refused the credentials") && msg.contains("secutix.operator"),
@@ -146,11 +136,11 @@ async fn auth_error_is_clear_and_not_retried() {
 #[tokio::test(start_paused = true)]
 async fn timeouts_are_retried_until_the_deadline_then_fail_cleanly() {
     let m = mock_with(vec![Reply::json(&catalog_n(2))]).await;
-    let clock = clock();
-    let (store, _dir) = store(&clock);
-    let cfg = config(&m.uri(), "rest", "[catalogue]\ndeadline = \"3m\"");
-    let client = client(&cfg, &store);
-    run_import(&client, &store, &cfg.catalogue, ImportOptions::default())
+    let venue = Venue::new(&m.uri(), "rest", "[catalogue]\ndeadline = \"3m\"");
+    let (store, cfg) = (&venue.store, &venue.cfg);
+    let client = client(cfg, store);
+    venue
+        .import_with(&client, ImportOptions::default())
         .await
         .expect("first import");
 
@@ -160,7 +150,8 @@ async fn timeouts_are_retried_until_the_deadline_then_fail_cleanly() {
         CAT,
         [Reply::json(&catalog_n(5)).delay(Duration::from_secs(3600))],
     );
-    let err = run_import(&client, &store, &cfg.catalogue, ImportOptions::default())
+    let err = venue
+        .import_with(&client, ImportOptions::default())
         .await
         .expect_err("times out");
     let msg = err.to_string();
@@ -170,7 +161,7 @@ async fn timeouts_are_retried_until_the_deadline_then_fail_cleanly() {
         (3..=6).contains(&tries),
         "retried within 3 minutes of 30 s timeouts, got {tries} calls"
     );
-    assert_eq!(product_ids(&store), vec![1000, 1001], "previous catalogue in force");
+    assert_eq!(product_ids(store), vec![1000, 1001], "previous catalogue in force");
 }
 
 #[tokio::test(start_paused = true)]
@@ -208,11 +199,11 @@ async fn every_bad_input_gives_a_clear_error_and_keeps_the_previous_catalogue() 
     ];
     for (name, reply, expected) in cases {
         let m = mock_with(vec![Reply::json(&catalog_n(2))]).await;
-        let clock = clock();
-        let (store, _dir) = store(&clock);
-        let cfg = config(&m.uri(), "rest", "");
-        let client = client(&cfg, &store);
-        run_import(&client, &store, &cfg.catalogue, ImportOptions::default())
+        let venue = Venue::new(&m.uri(), "rest", "");
+        let (store, cfg) = (&venue.store, &venue.cfg);
+        let client = client(cfg, store);
+        venue
+            .import_with(&client, ImportOptions::default())
             .await
             .expect("first import");
         let before = store
@@ -225,7 +216,8 @@ async fn every_bad_input_gives_a_clear_error_and_keeps_the_previous_catalogue() 
 
         next_slot().await;
         m.on("POST", CAT, [reply]);
-        let err = run_import(&client, &store, &cfg.catalogue, ImportOptions::default())
+        let err = venue
+            .import_with(&client, ImportOptions::default())
             .await
             .expect_err(name);
         let msg = err.to_string();
@@ -252,11 +244,11 @@ async fn an_import_failing_after_writing_part_of_a_generation_leaves_the_old_one
     let mut products: Vec<_> = (0..5).map(|i| product(2000 + i, "ok", &[(6000 + i, 3)])).collect();
     products.push(json!({"id": 2005, "event": {"performances": [{"id": "not-a-number"}]}}));
     let m = mock_with(vec![Reply::json(&catalog_n(3))]).await;
-    let clock = clock();
-    let (store, _dir) = store(&clock);
-    let cfg = config(&m.uri(), "rest", "");
-    let client = client(&cfg, &store);
-    run_import(&client, &store, &cfg.catalogue, ImportOptions::default())
+    let venue = Venue::new(&m.uri(), "rest", "");
+    let (store, cfg) = (&venue.store, &venue.cfg);
+    let client = client(cfg, store);
+    venue
+        .import_with(&client, ImportOptions::default())
         .await
         .expect("first import");
     let generation = store.generation().expect("generation");
@@ -267,7 +259,8 @@ async fn an_import_failing_after_writing_part_of_a_generation_leaves_the_old_one
         CAT,
         [Reply::json(&catalog(vec![season(1, "S26", 0, products)]))],
     );
-    let err = run_import(&client, &store, &cfg.catalogue, ImportOptions::default())
+    let err = venue
+        .import_with(&client, ImportOptions::default())
         .await
         .expect_err("broken product");
     assert!(
@@ -275,7 +268,7 @@ async fn an_import_failing_after_writing_part_of_a_generation_leaves_the_old_one
         "{err}"
     );
     assert_eq!(store.generation().expect("generation"), generation);
-    assert_eq!(product_ids(&store), vec![1000, 1001, 1002]);
+    assert_eq!(product_ids(store), vec![1000, 1001, 1002]);
 }
 
 #[test]
@@ -302,14 +295,7 @@ fn a_crash_mid_import_leaves_the_old_generation_after_restart() {
         sub_topic_codes: vec![],
         event: None,
     };
-    let opts = FinishOptions {
-        force: false,
-        shrink_guard_ratio: 0.5,
-        season_codes: vec![],
-        product_codes: vec![],
-        pos: None,
-        body_hash: None,
-    };
+    let opts = FinishOptions::default();
     {
         let store = Store::open(dir.path(), 16, clock.clone()).expect("open");
         let mut txn = store.begin_import(&["SINGLE_ENTRY".into()]).expect("begin");
@@ -346,17 +332,18 @@ fn a_crash_mid_import_leaves_the_old_generation_after_restart() {
 #[tokio::test(start_paused = true)]
 async fn the_shrink_guard_refuses_then_force_accepts_and_tombstones_are_recorded() {
     let m = mock_with(vec![Reply::json(&catalog_n(10))]).await;
-    let clock = clock();
-    let (store, _dir) = store(&clock);
-    let cfg = config(&m.uri(), "rest", "");
-    let client = client(&cfg, &store);
-    run_import(&client, &store, &cfg.catalogue, ImportOptions::default())
+    let venue = Venue::new(&m.uri(), "rest", "");
+    let (store, cfg) = (&venue.store, &venue.cfg);
+    let client = client(cfg, store);
+    venue
+        .import_with(&client, ImportOptions::default())
         .await
         .expect("first import");
 
     next_slot().await;
     m.on("POST", CAT, [Reply::json(&catalog_n(4))]);
-    let err = run_import(&client, &store, &cfg.catalogue, ImportOptions::default())
+    let err = venue
+        .import_with(&client, ImportOptions::default())
         .await
         .expect_err("refused");
     let msg = err.to_string();
@@ -364,15 +351,16 @@ async fn the_shrink_guard_refuses_then_force_accepts_and_tombstones_are_recorded
         msg.contains("remove 6 of 10") && msg.contains("--force") && msg.contains("shrink_guard_ratio"),
         "{msg}"
     );
-    assert_eq!(product_ids(&store).len(), 10);
+    assert_eq!(product_ids(store).len(), 10);
     assert_eq!(
         store.import_history(1).expect("history")[0].outcome,
         ImportOutcome::Refused
     );
 
     next_slot().await;
-    let forced_at = clock.now();
-    let report = run_import(&client, &store, &cfg.catalogue, ImportOptions { force: true })
+    let forced_at = venue.clock.now();
+    let report = venue
+        .import_with(&client, ImportOptions { force: true })
         .await
         .expect("forced");
     assert_eq!(report.counts.removed, 6);
@@ -384,11 +372,10 @@ async fn the_shrink_guard_refuses_then_force_accepts_and_tombstones_are_recorded
         .filter(|r| r.removed_at.is_some())
         .collect();
     assert_eq!(tombstones.len(), 6, "tombstoned, not deleted");
-    assert!(
-        tombstones
-            .iter()
-            .all(|t| t.removed_at.is_some_and(|at| at >= forced_at && at <= clock.now()))
-    );
+    assert!(tombstones.iter().all(|t| {
+        t.removed_at
+            .is_some_and(|at| at >= forced_at && at <= venue.clock.now())
+    }));
     assert!(
         tombstones.iter().all(|t| t.product.id >= 1004),
         "the products SecuTix stopped listing"
@@ -397,7 +384,8 @@ async fn the_shrink_guard_refuses_then_force_accepts_and_tombstones_are_recorded
     // An empty catalogue would remove everything: refused even below the ratio.
     next_slot().await;
     m.on("POST", CAT, [Reply::json(&catalog(vec![]))]);
-    let err = run_import(&client, &store, &cfg.catalogue, ImportOptions::default())
+    let err = venue
+        .import_with(&client, ImportOptions::default())
         .await
         .expect_err("all removed");
     assert!(err.to_string().contains("remove 4 of 4"), "{err}");
@@ -407,11 +395,11 @@ async fn the_shrink_guard_refuses_then_force_accepts_and_tombstones_are_recorded
 async fn reimporting_the_same_catalogue_changes_nothing() {
     let body = catalog_n(5);
     let m = mock_with(vec![Reply::json(&body)]).await;
-    let clock = clock();
-    let (store, _dir) = store(&clock);
-    let cfg = config(&m.uri(), "rest", "");
-    let client = client(&cfg, &store);
-    let first = run_import(&client, &store, &cfg.catalogue, ImportOptions::default())
+    let venue = Venue::new(&m.uri(), "rest", "");
+    let (store, cfg) = (&venue.store, &venue.cfg);
+    let client = client(cfg, store);
+    let first = venue
+        .import_with(&client, ImportOptions::default())
         .await
         .expect("first");
     assert_eq!(first.counts.added, 5);
@@ -419,7 +407,8 @@ async fn reimporting_the_same_catalogue_changes_nothing() {
 
     // Byte-identical: recognised by its hash, nothing parsed, no new generation.
     next_slot().await;
-    let same = run_import(&client, &store, &cfg.catalogue, ImportOptions::default())
+    let same = venue
+        .import_with(&client, ImportOptions::default())
         .await
         .expect("same bytes");
     assert_eq!(same.outcome, ImportOutcome::Unchanged);
@@ -433,7 +422,8 @@ async fn reimporting_the_same_catalogue_changes_nothing() {
         CAT,
         [Reply::status(200).body(serde_json::to_string_pretty(&body).expect("json"))],
     );
-    let reparsed = run_import(&client, &store, &cfg.catalogue, ImportOptions::default())
+    let reparsed = venue
+        .import_with(&client, ImportOptions::default())
         .await
         .expect("same content");
     assert_eq!(reparsed.outcome, ImportOutcome::Success);
@@ -482,16 +472,17 @@ async fn past_performances_are_kept_when_they_drop_out_of_the_feed() {
     )]);
     let without = catalog(vec![season(1, "S26", -30, vec![product(1, "Hamlet", &[(12, 5)])])]);
     let m = mock_with(vec![Reply::json(&with_past)]).await;
-    let clock = clock();
-    let (store, _dir) = store(&clock);
-    let cfg = config(&m.uri(), "rest", "");
-    let client = client(&cfg, &store);
-    run_import(&client, &store, &cfg.catalogue, ImportOptions::default())
+    let venue = Venue::new(&m.uri(), "rest", "");
+    let (store, cfg) = (&venue.store, &venue.cfg);
+    let client = client(cfg, store);
+    venue
+        .import_with(&client, ImportOptions::default())
         .await
         .expect("first");
     next_slot().await;
     m.on("POST", CAT, [Reply::json(&without)]);
-    let report = run_import(&client, &store, &cfg.catalogue, ImportOptions::default())
+    let report = venue
+        .import_with(&client, ImportOptions::default())
         .await
         .expect("second");
     assert_eq!(report.counts.retained_performances, 1);
@@ -514,12 +505,9 @@ async fn a_product_in_two_seasons_is_taken_from_the_season_that_starts_latest() 
         season(3, "S24", -400, vec![product(7, "Oldest title", &[(70, 3)])]),
     ]);
     let m = mock_with(vec![Reply::json(&body)]).await;
-    let clock = clock();
-    let (store, _dir) = store(&clock);
-    let cfg = config(&m.uri(), "rest", "");
-    let report = run_import(&client(&cfg, &store), &store, &cfg.catalogue, ImportOptions::default())
-        .await
-        .expect("import");
+    let venue = Venue::new(&m.uri(), "rest", "");
+    let store = &venue.store;
+    let report = venue.import().await.expect("import");
     assert_eq!((report.counts.products, report.counts.duplicates), (1, 1));
     let rec = store
         .catalog()
@@ -541,13 +529,10 @@ async fn filters_keep_only_configured_families_and_seasons() {
         season(2, "S26", -10, vec![product(2, "B", &[(20, 3)])]),
     ]);
     let m = mock_with(vec![Reply::json(&body)]).await;
-    let clock = clock();
-    let (store, _dir) = store(&clock);
-    let cfg = config(&m.uri(), "rest", "[catalogue]\nseason_codes = [\"S26\"]");
-    let report = run_import(&client(&cfg, &store), &store, &cfg.catalogue, ImportOptions::default())
-        .await
-        .expect("import");
-    assert_eq!(product_ids(&store), vec![2]);
+    let venue = Venue::new(&m.uri(), "rest", "[catalogue]\nseason_codes = [\"S26\"]");
+    let store = &venue.store;
+    let report = venue.import().await.expect("import");
+    assert_eq!(product_ids(store), vec![2]);
     assert_eq!(report.counts.skipped, 2, "the PASS and the other season's product");
     assert_eq!(
         m.requests_to(CAT)[0].json()["seasonCode"],
@@ -559,12 +544,8 @@ async fn filters_keep_only_configured_families_and_seasons() {
 #[tokio::test(start_paused = true)]
 async fn rest_calls_carry_a_signed_jwt_and_ask_for_gzip() {
     let m = mock_with(vec![Reply::json(&catalog_n(1))]).await;
-    let clock = clock();
-    let (store, _dir) = store(&clock);
-    let cfg = config(&m.uri(), "rest", "");
-    run_import(&client(&cfg, &store), &store, &cfg.catalogue, ImportOptions::default())
-        .await
-        .expect("import");
+    let venue = Venue::new(&m.uri(), "rest", "");
+    venue.import().await.expect("import");
     let req = &m.requests_to(CAT)[0];
     assert_eq!(req.header("accept-encoding").as_deref(), Some("gzip"));
     let token = req
@@ -586,7 +567,7 @@ async fn rest_calls_carry_a_signed_jwt_and_ask_for_gzip() {
     assert_eq!(claims["iss"], "Test Partner");
     let iat = claims["iat"].as_i64().expect("iat in seconds");
     assert!(
-        iat >= t0().timestamp() && iat <= clock.now().timestamp(),
+        iat >= t0().timestamp() && iat <= venue.clock.now().timestamp(),
         "iat {iat} is the time of the call, in seconds"
     );
     assert!(claims["exp"].as_i64().expect("exp") - claims["iat"].as_i64().expect("iat") <= 60);
@@ -656,12 +637,9 @@ async fn soap_gives_the_same_catalogue_as_rest() {
     let soap_mock = soap_mock(soap_response("getCatalogDetailed", &body)).await;
     let mut catalogues = Vec::new();
     for (uri, transport) in [(rest_mock.uri(), "rest"), (soap_mock.uri(), "soap")] {
-        let clock = clock();
-        let (store, _dir) = store(&clock);
-        let cfg = config(&uri, transport, "");
-        run_import(&client(&cfg, &store), &store, &cfg.catalogue, ImportOptions::default())
-            .await
-            .expect(transport);
+        let venue = Venue::new(&uri, transport, "");
+        let store = &venue.store;
+        venue.import().await.expect(transport);
         let view = store.catalog().expect("view").expect("catalogue");
         catalogues.push((
             view.products().map(|r| r.expect("record").product).collect::<Vec<_>>(),
@@ -697,12 +675,8 @@ async fn soap_fault_is_reported_with_its_message() {
             Reply::status(500).body(fault.clone())
         })
     });
-    let clock = clock();
-    let (store, _dir) = store(&clock);
-    let cfg = config(&m.uri(), "soap", "");
-    let err = run_import(&client(&cfg, &store), &store, &cfg.catalogue, ImportOptions::default())
-        .await
-        .expect_err("fault");
+    let venue = Venue::new(&m.uri(), "soap", "");
+    let err = venue.import().await.expect_err("fault");
     let msg = err.to_string();
     assert!(
         msg.contains("SOAP fault") && msg.contains("Unknown season code"),
@@ -717,12 +691,9 @@ async fn get_catalog_reads_the_catalogue_xml_string() {
     jaxws("catalog", &body["catalogData"], &mut inner);
     let response = soap_response("getCatalog", &json!({"statusCode": "success", "catalogData": inner}));
     let m = soap_mock(response).await;
-    let clock = clock();
-    let (store, _dir) = store(&clock);
-    let cfg = config(&m.uri(), "soap", "[catalogue]\nmethod = \"getCatalog\"");
-    let report = run_import(&client(&cfg, &store), &store, &cfg.catalogue, ImportOptions::default())
-        .await
-        .expect("import");
+    let venue = Venue::new(&m.uri(), "soap", "[catalogue]\nmethod = \"getCatalog\"");
+    let store = &venue.store;
+    let report = venue.import().await.expect("import");
     assert_eq!(report.counts.products, 1);
     let rec = store
         .catalog()

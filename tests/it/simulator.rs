@@ -54,12 +54,12 @@ fn stored_products(store: &Store) -> Vec<Product> {
 #[tokio::test(start_paused = true)]
 async fn rest_import_answers_in_progress_once_then_imports_the_generated_catalogue() {
     let sim = Simulator::start(options(12, 3)).await.expect("simulator starts");
-    let clock = clock();
-    let (store, _dir) = store(&clock);
-    let cfg = config(&sim.base_url(), "rest", "");
-    let client = client(&cfg, &store);
+    let venue = Venue::new(&sim.base_url(), "rest", "");
+    let (store, cfg) = (&venue.store, &venue.cfg);
+    let client = client(cfg, store);
     let started = tokio::time::Instant::now();
-    let report = run_import(&client, &store, &cfg.catalogue, ImportOptions::default())
+    let report = venue
+        .import_with(&client, ImportOptions::default())
         .await
         .expect("import succeeds after in_progress");
     assert_eq!(report.outcome, ImportOutcome::Success);
@@ -74,13 +74,14 @@ async fn rest_import_answers_in_progress_once_then_imports_the_generated_catalog
         sim.calls(),
         BTreeMap::from([("getCatalogDetailed".to_owned(), 2), ("getPOSConfig".to_owned(), 1)])
     );
-    assert_eq!(stored_products(&store), expected_products(&sim));
+    assert_eq!(stored_products(store), expected_products(&sim));
     let pos = store.pos_config().expect("store").expect("pos config");
     assert_eq!(pos, sim.generator().pos_config());
 
     // The same catalogue again: byte-identical, recognised without parsing.
     tokio::time::advance(Duration::from_secs(601)).await;
-    let again = run_import(&client, &store, &cfg.catalogue, ImportOptions::default())
+    let again = venue
+        .import_with(&client, ImportOptions::default())
         .await
         .expect("second import");
     assert_eq!(again.outcome, ImportOutcome::Unchanged);
@@ -103,14 +104,14 @@ async fn soap_get_catalog_detailed_and_get_catalog_give_the_same_catalogue_as_re
         })
         .await
         .expect("simulator starts");
-        let clock = clock();
-        let (store, _dir) = store(&clock);
-        let cfg = config(&sim.base_url(), transport, extra);
-        let report = run_import(&client(&cfg, &store), &store, &cfg.catalogue, ImportOptions::default())
+        let venue = Venue::new(&sim.base_url(), transport, extra);
+        let (store, cfg) = (&venue.store, &venue.cfg);
+        let report = venue
+            .import()
             .await
             .unwrap_or_else(|e| panic!("{transport} {extra}: {e}"));
         assert_eq!(report.counts.products, 15, "{transport} {extra}");
-        assert_eq!(stored_products(&store), expected_products(&sim), "{transport} {extra}");
+        assert_eq!(stored_products(store), expected_products(&sim), "{transport} {extra}");
         let method = cfg.catalogue.method.as_str();
         assert_eq!(
             sim.calls()[method],

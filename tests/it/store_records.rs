@@ -11,17 +11,6 @@ use secutix_sync::secutix::{json as sjson, xml as sxml};
 use secutix_sync::store::{FinishOptions, ImportCounts, Store};
 use serde_json::Value;
 
-fn finish_options() -> FinishOptions {
-    FinishOptions {
-        force: false,
-        shrink_guard_ratio: 0.5,
-        season_codes: vec![],
-        product_codes: vec![],
-        pos: None,
-        body_hash: None,
-    }
-}
-
 fn ctx() -> ConvertCtx {
     ConvertCtx {
         time_zone: chrono_tz::Europe::Paris,
@@ -34,7 +23,7 @@ fn import_json(store: &Store, body: &[u8], families: &[&str]) -> (ImportCounts, 
     let mut txn = store.begin_import(&families).expect("begin");
     sjson::parse_catalog_slice("getCatalogDetailed", body, &ctx(), &mut txn).expect("parses");
     let unparsed = txn.unparsed();
-    (txn.finish(&finish_options()).expect("finishes"), unparsed)
+    (txn.finish(&FinishOptions::default()).expect("finishes"), unparsed)
 }
 
 fn products(store: &Store) -> Vec<Product> {
@@ -132,7 +121,7 @@ fn soap_and_get_catalog_reuse_unchanged_products_too() {
             let mut txn = store.begin_import(&["SINGLE_ENTRY".into()]).expect("begin");
             parse(body, &mut txn).expect(name);
             let unparsed = txn.unparsed();
-            let counts = txn.finish(&finish_options()).expect("finishes");
+            let counts = txn.finish(&FinishOptions::default()).expect("finishes");
             assert_eq!(counts.products, 20, "{name}");
             assert_eq!(unparsed, if round == 0 { 0 } else { 20 }, "{name} round {round}");
         }

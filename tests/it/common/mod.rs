@@ -70,6 +70,53 @@ pub fn client(config: &Config, store: &Store) -> Client {
     Client::new(&config.secutix, Arc::new(store.clone()), store.clock().clone()).expect("client")
 }
 
+/// The set-up most import tests start from: a paused-time clock at `t0()`, a store in a temporary folder and a
+/// configuration pointing at a mock SecuTix. `venue.import()` runs one catalogue import as the daemon would.
+pub struct Venue {
+    /// The paused-time clock.
+    pub clock: SharedClock,
+    /// The store (cheap to clone: it is a handle).
+    pub store: Store,
+    /// The loaded configuration.
+    pub cfg: Config,
+    /// The store's folder, removed when the venue is dropped.
+    _dir: tempfile::TempDir,
+}
+
+impl Venue {
+    /// A venue whose SecuTix is at `base` over `transport` (`rest` or `soap`), with `extra` TOML lines.
+    pub fn new(base: &str, transport: &str, extra: &str) -> Venue {
+        let clock = clock();
+        let (store, dir) = store(&clock);
+        Venue {
+            clock,
+            store,
+            cfg: config(base, transport, extra),
+            _dir: dir,
+        }
+    }
+
+    /// A SecuTix client on this venue's configuration and store.
+    pub fn client(&self) -> Client {
+        client(&self.cfg, &self.store)
+    }
+
+    /// One catalogue import with a fresh client, as `import` and the daemon run it.
+    pub async fn import(&self) -> Result<secutix_sync::store::ImportReport, secutix_sync::import::ImportError> {
+        self.import_with(&self.client(), secutix_sync::import::ImportOptions::default())
+            .await
+    }
+
+    /// One catalogue import through `client` (kept between imports when a test follows its token or calls).
+    pub async fn import_with(
+        &self,
+        client: &Client,
+        options: secutix_sync::import::ImportOptions,
+    ) -> Result<secutix_sync::store::ImportReport, secutix_sync::import::ImportError> {
+        secutix_sync::import::run_import(client, &self.store, &self.cfg.catalogue, options).await
+    }
+}
+
 /// REST path of a SecuTix method.
 pub fn rest(service: &str, method: &str) -> String {
     format!("/tnseb/backend-apis/{service}/v1_33/{method}")
@@ -176,11 +223,8 @@ pub fn import_body(store: &Store, body: &Value, force: bool) -> secutix_sync::st
         .into_domain();
     txn.finish(&FinishOptions {
         force,
-        shrink_guard_ratio: 0.5,
-        season_codes: vec![],
-        product_codes: vec![],
         pos: Some(pos),
-        body_hash: None,
+        ..FinishOptions::default()
     })
     .expect("finishes")
 }

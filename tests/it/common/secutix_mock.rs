@@ -91,15 +91,6 @@ impl MockSecutix {
         self.script.lock().expect("script").catalogue_reply = reply;
     }
 
-    /// Sets the level name (`GOOD`, `LIMITED`, `SOLD_OUT`…) served for a performance.
-    pub fn set_level(&self, performance: i64, level: &str) {
-        self.script
-            .lock()
-            .expect("script")
-            .levels
-            .insert(performance, level.to_owned());
-    }
-
     /// Answers 401 to everything while `yes`.
     pub fn refuse_credentials(&self, yes: bool) {
         self.refuse.store(yes, Ordering::SeqCst);
